@@ -1,0 +1,248 @@
+//! The `mongoferry` command line: CLI definition and glue. The engine does
+//! the work; this file parses arguments, shows progress and maps outcomes
+//! to exit codes (0 committed, 1 failed, 2 bad input, 130 interrupted).
+
+mod api;
+mod bench;
+mod display;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use mongoferry::{CommitRequest, Migration, SyncConfig, Tuning};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(
+    name = "mongoferry",
+    version,
+    about = "Live migration of MongoDB deployments"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start or resume a migration: copy, then keep the destination in sync
+    /// until it is committed.
+    Sync(SyncArgs),
+    /// Print the progress of a running sync as JSON.
+    Progress(PortArg),
+    /// Pause a running sync at a safe point.
+    Pause(PortArg),
+    /// Resume a paused sync.
+    Resume(PortArg),
+    /// Commit a running sync: catch up with the source and finish.
+    Commit(CommitArgs),
+    /// Measure copy throughput and sync lag on two local replica sets.
+    Bench(bench::BenchArgs),
+}
+
+#[derive(Args)]
+struct PortArg {
+    /// The port of the sync's control API.
+    #[arg(long, default_value_t = 27182)]
+    port: u16,
+}
+
+#[derive(Args)]
+struct CommitArgs {
+    #[command(flatten)]
+    port: PortArg,
+    /// Block user writes on the source (setUserWriteBlockMode) before the
+    /// final catch-up, instead of relying on writes having been stopped.
+    #[arg(long)]
+    block_source_writes: bool,
+}
+
+#[derive(Args)]
+struct SyncArgs {
+    /// Source connection string (or MONGOFERRY_SOURCE).
+    #[arg(long, env = "MONGOFERRY_SOURCE", hide_env_values = true)]
+    source: String,
+    /// Destination connection string (or MONGOFERRY_DESTINATION).
+    #[arg(long, env = "MONGOFERRY_DESTINATION", hide_env_values = true)]
+    destination: String,
+    /// Namespaces to migrate: 'db', 'db.coll', '*' wildcards. Repeatable.
+    #[arg(long = "include", value_name = "PATTERN")]
+    include: Vec<String>,
+    /// Namespaces to leave out. Repeatable.
+    #[arg(long = "exclude", value_name = "PATTERN")]
+    exclude: Vec<String>,
+    /// Port of the local control API on 127.0.0.1.
+    #[arg(long, default_value_t = 27182)]
+    port: u16,
+    /// Discard a migration stored on the destination, and what it created,
+    /// and start over.
+    #[arg(long)]
+    fresh: bool,
+    /// Drop in-scope namespaces that already exist on the destination.
+    #[arg(long)]
+    drop_existing: bool,
+    /// Commit as soon as canCommit is true (the source's writes must have
+    /// stopped, or pass --block-source-writes).
+    #[arg(long)]
+    commit_when_ready: bool,
+    /// With --commit-when-ready: block writes on the source first.
+    #[arg(long)]
+    block_source_writes: bool,
+    /// Ranges copied in parallel.
+    #[arg(long, default_value_t = Tuning::default().copy_concurrency)]
+    copy_concurrency: usize,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MONGOFERRY_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: the async runtime could not start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Sync(args) => sync(args).await,
+        Command::Progress(p) => {
+            let (_, v) = api::call(p.port, "progress", None).await?;
+            println!("{}", serde_json::to_string_pretty(&v)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pause(p) => control(p.port, "pause", None).await,
+        Command::Resume(p) => control(p.port, "resume", None).await,
+        Command::Commit(c) => {
+            control(
+                c.port.port,
+                "commit",
+                Some(json!({ "blockSourceWrites": c.block_source_writes })),
+            )
+            .await
+        }
+        Command::Bench(args) => bench::run(args).await,
+    }
+}
+
+async fn control(
+    port: u16,
+    action: &str,
+    body: Option<serde_json::Value>,
+) -> anyhow::Result<ExitCode> {
+    let (ok, v) = api::call(port, action, body).await?;
+    if ok && v["success"] == true {
+        println!("{action}: ok");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "error: {}",
+            v["errorDescription"]
+                .as_str()
+                .unwrap_or("the sync refused the request")
+        );
+        Ok(ExitCode::from(1))
+    }
+}
+
+async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
+    // Bind first: a second sync on the same port must fail before it
+    // touches either cluster.
+    let listener = api::bind(args.port).await?;
+    let mut config = SyncConfig::new(args.source, args.destination);
+    config.include = args.include;
+    config.exclude = args.exclude;
+    config.fresh = args.fresh;
+    config.drop_existing = args.drop_existing;
+    config.tuning.copy_concurrency = args.copy_concurrency;
+
+    let cancel = CancellationToken::new();
+    let migration = match Migration::connect(config, cancel.clone()).await {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {} {}", e, e.remedy());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    eprintln!(
+        "Source {} (MongoDB {}) -> destination {} (MongoDB {}). Control API on http://127.0.0.1:{}/api/v1",
+        migration.source().display_uri,
+        migration.source().version,
+        migration.destination().display_uri,
+        migration.destination().version,
+        args.port
+    );
+    let handle = migration.handle();
+    tokio::spawn(api::serve(listener, handle.clone()));
+    tokio::spawn(shutdown_on_signal(cancel.clone()));
+    if args.commit_when_ready {
+        let h = handle.clone();
+        let request = CommitRequest {
+            block_source_writes: args.block_source_writes,
+        };
+        tokio::spawn(async move {
+            let mut rx = h.watch_progress();
+            while rx.changed().await.is_ok() {
+                if rx.borrow_and_update().can_commit {
+                    if let Err(e) = h.commit(request.clone()) {
+                        eprintln!("commit: {} {}", e, e.remedy());
+                    }
+                    break;
+                }
+            }
+        });
+    }
+    let display = tokio::spawn(display::show(handle.clone()));
+    let result = migration.run().await;
+    display.abort();
+    let _ = display.await;
+    match result {
+        Ok(p) => {
+            display::summary(&p);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(mongoferry::Error::Interrupted) => {
+            eprintln!("Stopped; progress is saved. Run the same command again to resume.");
+            Ok(ExitCode::from(130))
+        }
+        Err(e) => {
+            eprintln!("error: {} {}", e, e.remedy());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// SIGINT or SIGTERM: stop at a safe point with the checkpoint saved.
+async fn shutdown_on_signal(cancel: CancellationToken) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("Stopping at a safe point...");
+    cancel.cancel();
+}

@@ -1,0 +1,392 @@
+//! The namespaces of a migration: listing them on the source with their
+//! options and indexes, creating them on the destination, and the index
+//! settings that are relaxed during sync and restored at commit.
+//!
+//! **Invariant:** while a migration syncs, no destination index is unique
+//! (except `_id`) and no TTL index expires anything; `finalize_indexes`
+//! restores both from the source's own specifications at commit.
+
+use bson::spec::BinarySubtype;
+use bson::{doc, Binary, Bson, Document};
+use futures_util::future::try_join_all;
+use futures_util::TryStreamExt;
+
+use crate::cluster::Cluster;
+use crate::error::{Error, MongoContext, Result, Role};
+use crate::retry::{self, server_code};
+use crate::scope::{Namespace, Scope};
+
+/// A TTL that never fires within the life of a migration (68 years).
+pub const HELD_TTL_SECONDS: i64 = i32::MAX as i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NsKind {
+    Collection,
+    View,
+    Timeseries,
+}
+
+/// A namespace on the source, as `listCollections` describes it.
+#[derive(Debug, Clone)]
+pub struct SourceNamespace {
+    pub ns: Namespace,
+    pub kind: NsKind,
+    /// The collection's UUID; views have none.
+    pub uuid: Option<Binary>,
+    pub options: Document,
+}
+
+impl SourceNamespace {
+    pub fn is_capped(&self) -> bool {
+        self.options.get_bool("capped").unwrap_or(false)
+    }
+
+    pub fn is_clustered(&self) -> bool {
+        self.options.contains_key("clusteredIndex")
+    }
+}
+
+/// Lists the in-scope namespaces of a cluster, querying its databases in
+/// parallel. Sorted by namespace.
+pub async fn list_namespaces(cluster: &Cluster, scope: &Scope) -> Result<Vec<SourceNamespace>> {
+    let dbs = cluster
+        .client
+        .list_database_names()
+        .authorized_databases(true)
+        .await
+        .ctx(cluster.role, "list its databases")?;
+    let per_db = dbs
+        .into_iter()
+        .filter(|db| scope.may_contain_db(db))
+        .map(|db| list_db_namespaces(cluster, db, scope));
+    let mut all: Vec<SourceNamespace> = try_join_all(per_db).await?.into_iter().flatten().collect();
+    all.sort_by(|a, b| a.ns.cmp(&b.ns));
+    Ok(all)
+}
+
+/// Lists the in-scope namespaces of one database.
+pub async fn list_db_namespaces(
+    cluster: &Cluster,
+    db: String,
+    scope: &Scope,
+) -> Result<Vec<SourceNamespace>> {
+    let specs: Vec<Document> = cluster
+        .client
+        .database(&db)
+        .run_cursor_command(doc! { "listCollections": 1 })
+        .await
+        .ctx(cluster.role, "list collections")?
+        .try_collect()
+        .await
+        .ctx(cluster.role, "list collections")?;
+    Ok(specs
+        .into_iter()
+        .filter_map(|spec| parse_collection_spec(&db, &spec))
+        .filter(|n| scope.contains(&n.ns))
+        .collect())
+}
+
+/// Looks one collection up by name; `None` when it does not exist.
+pub async fn find_namespace(cluster: &Cluster, ns: &Namespace) -> Result<Option<SourceNamespace>> {
+    let specs: Vec<Document> = cluster
+        .client
+        .database(&ns.db)
+        .run_cursor_command(doc! { "listCollections": 1, "filter": { "name": &ns.coll } })
+        .await
+        .ctx(cluster.role, "list collections")?
+        .try_collect()
+        .await
+        .ctx(cluster.role, "list collections")?;
+    Ok(specs.first().and_then(|s| parse_collection_spec(&ns.db, s)))
+}
+
+fn parse_collection_spec(db: &str, spec: &Document) -> Option<SourceNamespace> {
+    let name = spec.get_str("name").ok()?;
+    let kind = match spec.get_str("type").unwrap_or("collection") {
+        "collection" => NsKind::Collection,
+        "view" => NsKind::View,
+        "timeseries" => NsKind::Timeseries,
+        _ => return None,
+    };
+    let uuid = spec
+        .get_document("info")
+        .ok()
+        .and_then(|i| match i.get("uuid") {
+            Some(Bson::Binary(b)) if b.subtype == BinarySubtype::Uuid => Some(b.clone()),
+            _ => None,
+        });
+    Some(SourceNamespace {
+        ns: Namespace::new(db, name),
+        kind,
+        uuid,
+        options: spec.get_document("options").cloned().unwrap_or_default(),
+    })
+}
+
+/// The index specifications of a collection, `_id` and clustered included.
+pub async fn list_indexes(cluster: &Cluster, ns: &Namespace) -> Result<Vec<Document>> {
+    let coll = cluster
+        .client
+        .database(&ns.db)
+        .collection::<Document>(&ns.coll);
+    match coll.list_indexes().await {
+        Ok(cursor) => {
+            let models: Vec<_> = cursor
+                .try_collect()
+                .await
+                .ctx(cluster.role, "list indexes")?;
+            models
+                .into_iter()
+                .map(|m| bson::to_document(&m).map_err(|e| Error::Other(e.to_string())))
+                .collect()
+        }
+        Err(e) if server_code(&e) == Some(retry::NAMESPACE_NOT_FOUND) => Ok(Vec::new()),
+        Err(e) => Err(Error::mongo(cluster.role, "list indexes", e)),
+    }
+}
+
+/// Whether an index is the one the server makes with the collection.
+pub fn is_builtin_index(spec: &Document) -> bool {
+    spec.get_str("name") == Ok("_id_") || spec.get_bool("clustered").unwrap_or(false)
+}
+
+/// The specification to build on the destination while syncing: unique
+/// indexes non-unique (events replayed out of order may briefly collide)
+/// and TTL indexes held (they would delete copied documents).
+pub fn sync_index_spec(spec: &Document) -> Document {
+    let mut out = spec.clone();
+    out.remove("ns");
+    if !is_builtin_index(spec) {
+        out.remove("unique");
+    }
+    out.remove("prepareUnique");
+    if out.contains_key("expireAfterSeconds") {
+        out.insert("expireAfterSeconds", HELD_TTL_SECONDS);
+    }
+    out
+}
+
+/// Collection options to create with on the destination.
+pub fn create_options(options: &Document) -> Document {
+    let mut out = options.clone();
+    // A clustered collection's TTL deletes just like a TTL index.
+    if out.contains_key("expireAfterSeconds") {
+        out.insert("expireAfterSeconds", HELD_TTL_SECONDS);
+    }
+    out
+}
+
+/// Creates a collection or view on the destination. An existing namespace
+/// is left alone (the call is replayed after restarts).
+pub async fn create_namespace(dest: &Cluster, ns: &Namespace, options: &Document) -> Result<()> {
+    let mut cmd = doc! { "create": &ns.coll };
+    cmd.extend(create_options(options));
+    match dest.client.database(&ns.db).run_command(cmd).await {
+        Ok(_) => Ok(()),
+        Err(e) if server_code(&e) == Some(retry::NAMESPACE_EXISTS) => Ok(()),
+        Err(e) => Err(Error::mongo(Role::Destination, format!("create {ns}"), e)),
+    }
+}
+
+/// Builds the given indexes on the destination in their sync form.
+pub async fn create_indexes(dest: &Cluster, ns: &Namespace, specs: &[Document]) -> Result<()> {
+    let specs: Vec<Document> = specs
+        .iter()
+        .filter(|s| !is_builtin_index(s))
+        .map(sync_index_spec)
+        .collect();
+    if specs.is_empty() {
+        return Ok(());
+    }
+    let db = dest.client.database(&ns.db);
+    let cmd = doc! { "createIndexes": &ns.coll, "indexes": specs.clone() };
+    match db.run_command(cmd).await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if matches!(
+                server_code(&e),
+                Some(retry::INDEX_OPTIONS_CONFLICT) | Some(retry::INDEX_KEY_SPECS_CONFLICT)
+            ) =>
+        {
+            // An index of that name or key exists with other options (a
+            // replayed event meets a later state): rebuild each one alone.
+            for spec in specs {
+                let name = spec.get_str("name").unwrap_or_default().to_string();
+                let _ = db
+                    .run_command(doc! { "dropIndexes": &ns.coll, "index": &name })
+                    .await;
+                db.run_command(doc! { "createIndexes": &ns.coll, "indexes": [spec] })
+                    .await
+                    .ctx(Role::Destination, &format!("build index {name} on {ns}"))?;
+            }
+            Ok(())
+        }
+        Err(e) => Err(Error::mongo(
+            Role::Destination,
+            format!("build indexes on {ns}"),
+            e,
+        )),
+    }
+}
+
+/// Drops a collection or view on the destination; a missing one is fine.
+pub async fn drop_namespace(dest: &Cluster, ns: &Namespace) -> Result<()> {
+    match dest
+        .client
+        .database(&ns.db)
+        .run_command(doc! { "drop": &ns.coll })
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if server_code(&e) == Some(retry::NAMESPACE_NOT_FOUND) => Ok(()),
+        Err(e) => Err(Error::mongo(Role::Destination, format!("drop {ns}"), e)),
+    }
+}
+
+/// Restores on the destination what sync relaxed: unique indexes become
+/// unique, TTL indexes and clustered TTLs get their real expiry. Reads the
+/// specifications from the source, which no longer changes at commit.
+pub async fn finalize_indexes(src: &Cluster, dest: &Cluster, ns: &Namespace) -> Result<()> {
+    let db = dest.client.database(&ns.db);
+    let dest_specs = list_indexes(dest, ns).await?;
+    for spec in list_indexes(src, ns).await? {
+        if is_builtin_index(&spec) {
+            continue;
+        }
+        let name = spec.get_str("name").unwrap_or_default();
+        let Some(current) = dest_specs.iter().find(|d| d.get_str("name") == Ok(name)) else {
+            // Missing (never expected): build it in its final form.
+            db.run_command(doc! { "createIndexes": &ns.coll, "indexes": [without_ns(&spec)] })
+                .await
+                .ctx(Role::Destination, &format!("build index {name} on {ns}"))?;
+            continue;
+        };
+        if spec.get_bool("unique").unwrap_or(false) && !current.get_bool("unique").unwrap_or(false)
+        {
+            // 6.0+: an index becomes unique in two steps; the second fails
+            // with the duplicates listed if the data is not unique.
+            db.run_command(
+                doc! { "collMod": &ns.coll, "index": { "name": name, "prepareUnique": true } },
+            )
+            .await
+            .ctx(
+                Role::Destination,
+                &format!("prepare index {name} on {ns} to be unique"),
+            )?;
+            db.run_command(doc! { "collMod": &ns.coll, "index": { "name": name, "unique": true } })
+                .await
+                .ctx(
+                    Role::Destination,
+                    &format!("make index {name} on {ns} unique"),
+                )?;
+        }
+        if let Some(ttl) = spec.get("expireAfterSeconds") {
+            if current.get("expireAfterSeconds") != Some(ttl) {
+                db.run_command(doc! { "collMod": &ns.coll, "index": { "name": name, "expireAfterSeconds": ttl.clone() } })
+                    .await
+                    .ctx(Role::Destination, &format!("restore the TTL of index {name} on {ns}"))?;
+            }
+        }
+    }
+    if let Some(src_ns) = find_namespace(src, ns).await? {
+        if let Some(ttl) = src_ns.options.get("expireAfterSeconds") {
+            db.run_command(doc! { "collMod": &ns.coll, "expireAfterSeconds": ttl.clone() })
+                .await
+                .ctx(Role::Destination, &format!("restore the TTL of {ns}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn without_ns(spec: &Document) -> Document {
+    let mut s = spec.clone();
+    s.remove("ns");
+    s
+}
+
+/// The `collMod` to replay for a source `modify` event, with the same
+/// relaxations as [`sync_index_spec`].
+pub fn sync_coll_mod(coll: &str, description: &Document) -> Document {
+    let mut cmd = doc! { "collMod": coll };
+    for (k, v) in description {
+        match (k.as_str(), v) {
+            ("index", Bson::Document(ix)) => {
+                let mut ix = ix.clone();
+                ix.remove("unique");
+                ix.remove("prepareUnique");
+                if ix.contains_key("expireAfterSeconds") {
+                    ix.insert("expireAfterSeconds", HELD_TTL_SECONDS);
+                }
+                // collMod with only a name left has nothing to change.
+                if ix.keys().any(|k| k != "name" && k != "keyPattern") {
+                    cmd.insert("index", ix);
+                }
+            }
+            ("expireAfterSeconds", _) => {
+                cmd.insert("expireAfterSeconds", HELD_TTL_SECONDS);
+            }
+            _ => {
+                cmd.insert(k, v.clone());
+            }
+        }
+    }
+    cmd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sync_specs_relax_unique_and_ttl_only() {
+        let unique = doc! { "v": 2, "key": { "email": 1 }, "name": "email_1", "unique": true, "collation": { "locale": "en", "strength": 2 } };
+        let s = sync_index_spec(&unique);
+        assert!(!s.contains_key("unique"));
+        assert_eq!(
+            s.get_document("collation").unwrap(),
+            unique.get_document("collation").unwrap()
+        );
+        let ttl = doc! { "v": 2, "key": { "at": 1 }, "name": "at_1", "expireAfterSeconds": 60 };
+        assert_eq!(
+            sync_index_spec(&ttl).get_i64("expireAfterSeconds").unwrap(),
+            HELD_TTL_SECONDS
+        );
+        let partial = doc! { "v": 2, "key": { "a": 1 }, "name": "a_1", "sparse": true, "partialFilterExpression": { "a": { "$gt": 1 } } };
+        assert_eq!(sync_index_spec(&partial), partial);
+        let id = doc! { "v": 2, "key": { "_id": 1 }, "name": "_id_", "unique": true };
+        assert!(is_builtin_index(&id));
+        assert_eq!(sync_index_spec(&id), id);
+    }
+
+    #[test]
+    fn coll_mod_replay_keeps_relaxations() {
+        let cmd = sync_coll_mod(
+            "c",
+            &doc! { "index": { "name": "at_1", "expireAfterSeconds": 10 } },
+        );
+        assert_eq!(
+            cmd,
+            doc! { "collMod": "c", "index": { "name": "at_1", "expireAfterSeconds": HELD_TTL_SECONDS } }
+        );
+        let cmd = sync_coll_mod("c", &doc! { "index": { "name": "e_1", "unique": true } });
+        assert_eq!(cmd, doc! { "collMod": "c" });
+        let cmd = sync_coll_mod(
+            "c",
+            &doc! { "validator": { "a": 1 }, "validationLevel": "moderate" },
+        );
+        assert_eq!(
+            cmd,
+            doc! { "collMod": "c", "validator": { "a": 1 }, "validationLevel": "moderate" }
+        );
+    }
+
+    #[test]
+    fn clustered_ttl_is_held_at_creation() {
+        let opts = doc! { "clusteredIndex": { "key": { "_id": 1 }, "unique": true }, "expireAfterSeconds": 5 };
+        assert_eq!(
+            create_options(&opts).get_i64("expireAfterSeconds").unwrap(),
+            HELD_TTL_SECONDS
+        );
+    }
+}

@@ -1,0 +1,323 @@
+//! The migration's durable state, kept on the destination in the
+//! `__mongoferry` database so that any process, on any machine, can resume.
+//!
+//! **Invariant:** every write here uses `{w: "majority", j: true}` and is
+//! made only after the data writes it vouches for were acknowledged. The
+//! destination's oplog is ordered, so a durable checkpoint makes the data
+//! before it durable too, even though data is written with `w: 1`.
+
+use bson::{doc, Binary, Bson, DateTime, Document, Timestamp};
+use futures_util::TryStreamExt;
+use mongodb::options::ReplaceOptions;
+use mongodb::{Collection, Database};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::NsKind;
+use crate::cluster::{majority_journaled, Cluster};
+use crate::error::{MongoContext, Result, Role};
+use crate::scope::{Namespace, METADATA_DB};
+
+const MIGRATION_ID: &str = "migration";
+
+/// Where a stored migration stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoredPhase {
+    Copying,
+    Applying,
+    Committing,
+    Committed,
+}
+
+/// The one document that describes the migration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MigrationDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub migration_id: String,
+    pub phase: StoredPhase,
+    /// The source cluster time the change stream starts from.
+    pub start_at: Timestamp,
+    /// The token after the last event whose effects, and those of every
+    /// event before it, are applied on the destination.
+    pub resume_token: Option<Document>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub source_identity: String,
+    /// Whether the namespaces and partitions of the copy are planned.
+    pub planned: bool,
+    /// The source time that commit catches up to.
+    pub commit_target: Option<Timestamp>,
+    pub block_source_writes: bool,
+    pub created_at: DateTime,
+    pub updated_at: DateTime,
+}
+
+/// A namespace the migration created on the destination, and the source
+/// collection it mirrors.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceDoc {
+    /// `db.coll` on the destination.
+    #[serde(rename = "_id")]
+    pub ns: String,
+    pub kind: NsKind,
+    /// The source collection's UUID; none for views.
+    pub uuid: Option<Binary>,
+    pub capped: bool,
+    pub estimated_docs: u64,
+    pub estimated_bytes: u64,
+    /// Every partition copied and every index built.
+    pub copied: bool,
+}
+
+impl NamespaceDoc {
+    pub fn namespace(&self) -> Namespace {
+        Namespace::parse(&self.ns).unwrap_or_else(|| Namespace::new(&self.ns, ""))
+    }
+}
+
+/// One `_id` range of a collection's copy.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PartitionDoc {
+    /// `<ns>#<n>`.
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub ns: String,
+    pub n: u32,
+    /// Inclusive lower `_id` bound; none for the first range.
+    pub min: Option<Bson>,
+    /// Exclusive upper `_id` bound; none for the last range.
+    pub max: Option<Bson>,
+    pub natural_order: bool,
+    pub done: bool,
+    pub docs: u64,
+    pub bytes: u64,
+}
+
+/// A document that could not be written, kept for the user to act on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProblemDoc {
+    pub ns: String,
+    pub document_id: Bson,
+    pub code: i32,
+    pub message: String,
+    pub at: DateTime,
+}
+
+/// Reads and writes the `__mongoferry` database.
+#[derive(Clone)]
+pub struct Store {
+    db: Database,
+}
+
+impl Store {
+    pub fn new(dest: &Cluster) -> Store {
+        let db = dest.client.database_with_options(
+            METADATA_DB,
+            mongodb::options::DatabaseOptions::builder()
+                .write_concern(majority_journaled())
+                .read_concern(mongodb::options::ReadConcern::majority())
+                .build(),
+        );
+        Store { db }
+    }
+
+    fn migrations(&self) -> Collection<MigrationDoc> {
+        self.db.collection("state")
+    }
+
+    pub fn namespaces(&self) -> Collection<NamespaceDoc> {
+        self.db.collection("namespaces")
+    }
+
+    pub fn partitions(&self) -> Collection<PartitionDoc> {
+        self.db.collection("partitions")
+    }
+
+    pub fn problems(&self) -> Collection<ProblemDoc> {
+        self.db.collection("problems")
+    }
+
+    pub async fn load(&self) -> Result<Option<MigrationDoc>> {
+        self.migrations()
+            .find_one(doc! { "_id": MIGRATION_ID })
+            .await
+            .ctx(Role::Destination, "read the migration's checkpoint")
+    }
+
+    pub async fn save(&self, m: &MigrationDoc) -> Result<()> {
+        let mut m = m.clone();
+        m.id = MIGRATION_ID.to_string();
+        m.updated_at = DateTime::now();
+        self.migrations()
+            .replace_one(doc! { "_id": MIGRATION_ID }, &m)
+            .with_options(ReplaceOptions::builder().upsert(true).build())
+            .await
+            .ctx(Role::Destination, "save the migration's checkpoint")?;
+        Ok(())
+    }
+
+    /// Saves the resume token (and phase) in one majority write.
+    pub async fn save_token(&self, token: &Document) -> Result<()> {
+        self.migrations()
+            .update_one(
+                doc! { "_id": MIGRATION_ID },
+                doc! { "$set": { "resumeToken": token, "updatedAt": DateTime::now() } },
+            )
+            .await
+            .ctx(Role::Destination, "save the resume token")?;
+        Ok(())
+    }
+
+    pub fn new_migration(
+        start_at: Timestamp,
+        include: Vec<String>,
+        exclude: Vec<String>,
+        source_identity: String,
+        block_source_writes: bool,
+    ) -> MigrationDoc {
+        MigrationDoc {
+            id: MIGRATION_ID.to_string(),
+            migration_id: uuid::Uuid::new_v4().to_string(),
+            phase: StoredPhase::Copying,
+            start_at,
+            resume_token: None,
+            include,
+            exclude,
+            source_identity,
+            planned: false,
+            commit_target: None,
+            block_source_writes,
+            created_at: DateTime::now(),
+            updated_at: DateTime::now(),
+        }
+    }
+
+    pub async fn all_namespaces(&self) -> Result<Vec<NamespaceDoc>> {
+        self.namespaces()
+            .find(doc! {})
+            .await
+            .ctx(Role::Destination, "read the migration's namespaces")?
+            .try_collect()
+            .await
+            .ctx(Role::Destination, "read the migration's namespaces")
+    }
+
+    pub async fn put_namespace(&self, n: &NamespaceDoc) -> Result<()> {
+        self.namespaces()
+            .replace_one(doc! { "_id": &n.ns }, n)
+            .with_options(ReplaceOptions::builder().upsert(true).build())
+            .await
+            .ctx(Role::Destination, "record a namespace")?;
+        Ok(())
+    }
+
+    pub async fn remove_namespace(&self, ns: &str) -> Result<()> {
+        self.namespaces()
+            .delete_one(doc! { "_id": ns })
+            .await
+            .ctx(Role::Destination, "record a dropped namespace")?;
+        Ok(())
+    }
+
+    pub async fn mark_copied(&self, ns: &str) -> Result<()> {
+        self.namespaces()
+            .update_one(doc! { "_id": ns }, doc! { "$set": { "copied": true } })
+            .await
+            .ctx(Role::Destination, "record a copied collection")?;
+        Ok(())
+    }
+
+    pub async fn put_partitions(&self, parts: &[PartitionDoc]) -> Result<()> {
+        if parts.is_empty() {
+            return Ok(());
+        }
+        // Replayed after a crash mid-plan: replace, never duplicate.
+        for p in parts {
+            self.partitions()
+                .replace_one(doc! { "_id": &p.id }, p)
+                .with_options(ReplaceOptions::builder().upsert(true).build())
+                .await
+                .ctx(Role::Destination, "record the copy plan")?;
+        }
+        Ok(())
+    }
+
+    pub async fn all_partitions(&self) -> Result<Vec<PartitionDoc>> {
+        self.partitions()
+            .find(doc! {})
+            .sort(doc! { "ns": 1, "n": 1 })
+            .await
+            .ctx(Role::Destination, "read the copy plan")?
+            .try_collect()
+            .await
+            .ctx(Role::Destination, "read the copy plan")
+    }
+
+    pub async fn mark_partition_done(&self, id: &str, docs: u64, bytes: u64) -> Result<()> {
+        self.partitions()
+            .update_one(
+                doc! { "_id": id },
+                doc! { "$set": { "done": true, "docs": docs as i64, "bytes": bytes as i64 } },
+            )
+            .await
+            .ctx(Role::Destination, "record a copied range")?;
+        Ok(())
+    }
+
+    pub async fn record_problems(&self, problems: Vec<ProblemDoc>) -> Result<()> {
+        if problems.is_empty() {
+            return Ok(());
+        }
+        self.problems()
+            .insert_many(problems)
+            .await
+            .ctx(Role::Destination, "record documents that failed")?;
+        Ok(())
+    }
+
+    pub async fn problem_count(&self) -> Result<u64> {
+        self.problems()
+            .count_documents(doc! {})
+            .await
+            .ctx(Role::Destination, "count documents that failed")
+    }
+
+    /// Forgets the migration: its state database goes, nothing else.
+    pub async fn drop_all(&self) -> Result<()> {
+        self.db
+            .drop()
+            .await
+            .ctx(Role::Destination, "drop the old migration state")
+    }
+}
+
+/// The source cluster time a resume token stands for. A token's `_data` is
+/// a hex KeyString whose first value is the event's cluster time (type byte
+/// 0x82, then seconds and increment as big-endian u32s).
+pub fn token_time(token: &Document) -> Option<Timestamp> {
+    let data = token.get_str("_data").ok()?;
+    if data.len() < 18 || !data[..2].eq_ignore_ascii_case("82") {
+        return None;
+    }
+    let time = u32::from_str_radix(&data[2..10], 16).ok()?;
+    let increment = u32::from_str_radix(&data[10..18], 16).ok()?;
+    Some(Timestamp { time, increment })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_time_reads_the_cluster_time() {
+        let t = token_time(&doc! { "_data": "826B060F74000000312B022C0100296E04" }).unwrap();
+        assert_eq!((t.time, t.increment), (0x6B06_0F74, 0x31));
+        assert!(token_time(&doc! { "_data": "zz" }).is_none());
+        assert!(token_time(&doc! {}).is_none());
+    }
+}

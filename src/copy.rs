@@ -1,0 +1,462 @@
+//! The initial copy: plan each collection into `_id` ranges, create the
+//! namespaces on the destination, and copy the ranges in parallel as raw
+//! BSON with unordered bulk inserts.
+//!
+//! **Architecture Invariant:** documents are never decoded. A range is read
+//! with `hint({_id: 1})` plus `min`/`max`, which are index bounds rather
+//! than a query filter, so a range holds every BSON type between its bounds
+//! and no `_id` type can fall between two ranges.
+//!
+//! Memory is bounded by `copy_concurrency × 2 × batch_bytes`, whatever the
+//! size of the data.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bson::{doc, Bson, DateTime, Document, RawDocumentBuf};
+use futures_util::{stream, StreamExt, TryStreamExt};
+use mongodb::error::ErrorKind;
+use mongodb::options::{Acknowledgment, Hint, WriteConcern};
+use tokio::sync::mpsc;
+
+use crate::catalog::{self, NsKind, SourceNamespace};
+use crate::checkpoint::{MigrationDoc, NamespaceDoc, PartitionDoc, ProblemDoc};
+use crate::error::{Error, MongoContext, Result, Role};
+use crate::migration::Ctx;
+use crate::retry::{self, with_retry};
+use crate::scope::Namespace;
+use crate::sharding;
+
+/// Chooses `parts - 1` split points from a sample of `_id`s that the server
+/// returned sorted in index order. Repeated values are dropped, so a range
+/// is never empty by construction.
+pub fn split_points(sorted_sample: &[Bson], parts: usize) -> Vec<Bson> {
+    if parts <= 1 || sorted_sample.is_empty() {
+        return Vec::new();
+    }
+    let mut out: Vec<Bson> = Vec::with_capacity(parts - 1);
+    for i in 1..parts {
+        let idx = i * sorted_sample.len() / parts;
+        if let Some(v) = sorted_sample.get(idx) {
+            if out.last() != Some(v) && Some(v) != sorted_sample.first() {
+                out.push(v.clone());
+            }
+        }
+    }
+    out
+}
+
+/// How many ranges a collection of `bytes` is split into.
+pub fn partition_count(bytes: u64, partition_bytes: u64, max: usize) -> usize {
+    let n = bytes.div_ceil(partition_bytes.max(1)) as usize;
+    n.clamp(1, max.max(1))
+}
+
+/// Turns split points into ranges `[min, max)`.
+pub fn ranges(ns: &str, points: Vec<Bson>, natural_order: bool) -> Vec<PartitionDoc> {
+    let mut bounds: Vec<Option<Bson>> = vec![None];
+    bounds.extend(points.into_iter().map(Some));
+    bounds.push(None);
+    bounds
+        .windows(2)
+        .enumerate()
+        .map(|(n, w)| PartitionDoc {
+            id: format!("{ns}#{n}"),
+            ns: ns.to_string(),
+            n: n as u32,
+            min: w[0].clone(),
+            max: w[1].clone(),
+            natural_order,
+            done: false,
+            docs: 0,
+            bytes: 0,
+        })
+        .collect()
+}
+
+/// Document count and uncompressed data size, summed over shards.
+pub async fn estimate(src: &crate::cluster::Cluster, ns: &Namespace) -> Result<(u64, u64)> {
+    let coll = src.client.database(&ns.db).collection::<Document>(&ns.coll);
+    let stats: Vec<Document> = coll
+        .aggregate(vec![doc! { "$collStats": { "storageStats": {} } }])
+        .await
+        .ctx(Role::Source, &format!("read the size of {ns}"))?
+        .try_collect()
+        .await
+        .ctx(Role::Source, &format!("read the size of {ns}"))?;
+    let mut docs = 0u64;
+    let mut bytes = 0u64;
+    for s in stats {
+        if let Ok(st) = s.get_document("storageStats") {
+            docs += number(st.get("count"));
+            bytes += number(st.get("size"));
+        }
+    }
+    Ok((docs, bytes))
+}
+
+fn number(v: Option<&Bson>) -> u64 {
+    match v {
+        Some(Bson::Int32(i)) => (*i).max(0) as u64,
+        Some(Bson::Int64(i)) => (*i).max(0) as u64,
+        Some(Bson::Double(d)) => d.max(0.0) as u64,
+        _ => 0,
+    }
+}
+
+/// Plans one collection: records it, creates it on the destination, splits
+/// it into ranges and records those.
+async fn plan_collection(ctx: &Ctx, src_ns: &SourceNamespace) -> Result<()> {
+    let ns = &src_ns.ns;
+    let key = ns.to_string();
+    let (docs, bytes) = estimate(&ctx.src, ns).await?;
+    let record = NamespaceDoc {
+        ns: key.clone(),
+        kind: NsKind::Collection,
+        uuid: src_ns.uuid.clone(),
+        capped: src_ns.is_capped(),
+        estimated_docs: docs,
+        estimated_bytes: bytes,
+        copied: false,
+    };
+    // Recorded before it is created, so that --fresh can always clean up.
+    ctx.store.put_namespace(&record).await?;
+    catalog::create_namespace(&ctx.dest, ns, &src_ns.options).await?;
+    if ctx.dest.is_sharded() {
+        sharding::shard_like_source(&ctx.src, &ctx.dest, ns).await?;
+    }
+    let natural = src_ns.is_capped();
+    let parts = if natural {
+        1
+    } else {
+        partition_count(bytes, ctx.tuning.partition_bytes, ctx.tuning.max_partitions)
+    };
+    let points = if parts > 1 {
+        let sample_size = (parts * 16).min(16_384) as i64;
+        let coll = ctx
+            .src
+            .client
+            .database(&ns.db)
+            .collection::<Document>(&ns.coll);
+        let sample: Vec<Document> = coll
+            .aggregate(vec![
+                doc! { "$sample": { "size": sample_size } },
+                doc! { "$project": { "_id": 1 } },
+                doc! { "$sort": { "_id": 1 } },
+            ])
+            .await
+            .ctx(Role::Source, &format!("sample {ns}"))?
+            .try_collect()
+            .await
+            .ctx(Role::Source, &format!("sample {ns}"))?;
+        let ids: Vec<Bson> = sample
+            .into_iter()
+            .filter_map(|d| d.get("_id").cloned())
+            .collect();
+        split_points(&ids, parts)
+    } else {
+        Vec::new()
+    };
+    ctx.store
+        .put_partitions(&ranges(&key, points, natural))
+        .await
+}
+
+/// Plans every in-scope namespace of the source.
+pub(crate) async fn plan(ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<()> {
+    let namespaces = catalog::list_namespaces(&ctx.src, &ctx.scope).await?;
+    if let Some(ts) = namespaces.iter().find(|n| n.kind == NsKind::Timeseries) {
+        return Err(Error::UnsupportedCollection {
+            ns: ts.ns.to_string(),
+            reason: "time-series collections have no change events to keep them in sync".into(),
+        });
+    }
+    let collections: Vec<SourceNamespace> = namespaces
+        .iter()
+        .filter(|n| n.kind == NsKind::Collection)
+        .cloned()
+        .collect();
+    stream::iter(collections)
+        .map(|n| {
+            let ctx = ctx.clone();
+            async move { plan_collection(&ctx, &n).await }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    for v in namespaces.iter().filter(|n| n.kind == NsKind::View) {
+        ctx.store
+            .put_namespace(&NamespaceDoc {
+                ns: v.ns.to_string(),
+                kind: NsKind::View,
+                uuid: None,
+                capped: false,
+                estimated_docs: 0,
+                estimated_bytes: 0,
+                copied: true,
+            })
+            .await?;
+        catalog::create_namespace(&ctx.dest, &v.ns, &v.options).await?;
+    }
+    m.planned = true;
+    ctx.store.save(m).await
+}
+
+/// Copies every range not yet done, then builds the indexes of every
+/// collection not yet marked copied.
+pub(crate) async fn run(ctx: &Arc<Ctx>) -> Result<()> {
+    let namespaces = ctx.store.all_namespaces().await?;
+    let partitions = ctx.store.all_partitions().await?;
+    ctx.tracker.init_collections(&namespaces, &partitions);
+
+    let pending: Vec<PartitionDoc> = partitions.into_iter().filter(|p| !p.done).collect();
+    tracing::info!(ranges = pending.len(), "copying");
+    stream::iter(pending)
+        .map(|p| {
+            let ctx = ctx.clone();
+            async move {
+                let (docs, bytes) = copy_partition_with_retry(&ctx, &p).await?;
+                ctx.store.mark_partition_done(&p.id, docs, bytes).await?;
+                Ok::<_, Error>(())
+            }
+        })
+        .buffer_unordered(ctx.tuning.copy_concurrency.max(1))
+        .try_collect::<Vec<()>>()
+        .await?;
+
+    let unfinished: Vec<NamespaceDoc> = namespaces
+        .into_iter()
+        .filter(|n| n.kind == NsKind::Collection && !n.copied)
+        .collect();
+    stream::iter(unfinished)
+        .map(|n| {
+            let ctx = ctx.clone();
+            async move {
+                ctx.gate().await?;
+                let ns = n.namespace();
+                let specs = catalog::list_indexes(&ctx.src, &ns).await?;
+                catalog::create_indexes(&ctx.dest, &ns, &specs).await?;
+                ctx.store.mark_copied(&n.ns).await?;
+                ctx.tracker.collection_done(&n.ns);
+                Ok::<_, Error>(())
+            }
+        })
+        .buffer_unordered(4)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+async fn copy_partition_with_retry(ctx: &Arc<Ctx>, p: &PartitionDoc) -> Result<(u64, u64)> {
+    // A retried range starts over; inserts of documents already copied
+    // fail as duplicates and are skipped, and the change events replayed
+    // from the migration's start correct any document copied twice.
+    with_retry(&format!("copy {}", p.id), &ctx.cancel, || {
+        copy_partition(ctx, p)
+    })
+    .await
+}
+
+/// Copies one range, reading and writing concurrently.
+pub(crate) async fn copy_partition(ctx: &Arc<Ctx>, p: &PartitionDoc) -> Result<(u64, u64)> {
+    let ns =
+        Namespace::parse(&p.ns).ok_or_else(|| Error::Other(format!("bad namespace {}", p.ns)))?;
+    let (tx, mut rx) = mpsc::channel::<Vec<RawDocumentBuf>>(1);
+    let reader = read_range(ctx, &ns, p, tx);
+    let writer = async {
+        let dest = ctx
+            .dest
+            .client
+            .database(&ns.db)
+            .collection::<RawDocumentBuf>(&ns.coll);
+        let w1 = WriteConcern::builder().w(Acknowledgment::Nodes(1)).build();
+        let (mut docs, mut bytes) = (0u64, 0u64);
+        while let Some(batch) = rx.recv().await {
+            let n = batch.len() as u64;
+            let b: u64 = batch.iter().map(|d| d.as_bytes().len() as u64).sum();
+            let ids: Vec<Bson> = batch.iter().map(raw_id).collect();
+            match dest
+                .insert_many(batch)
+                .ordered(false)
+                .bypass_document_validation(true)
+                .write_concern(w1.clone())
+                .await
+            {
+                Ok(_) => {}
+                Err(e) => handle_insert_error(ctx, &p.ns, &ids, e).await?,
+            }
+            docs += n;
+            bytes += b;
+            ctx.tracker.add_copied(&p.ns, n, b);
+        }
+        Ok::<_, Error>((docs, bytes))
+    };
+    let (read, written) = tokio::join!(reader, writer);
+    read?;
+    written
+}
+
+fn raw_id(d: &RawDocumentBuf) -> Bson {
+    d.get("_id")
+        .ok()
+        .flatten()
+        .and_then(|v| Bson::try_from(v.to_raw_bson()).ok())
+        .unwrap_or(Bson::Null)
+}
+
+/// Duplicates are copies already made; anything else is recorded per
+/// document, and the copy goes on.
+async fn handle_insert_error(
+    ctx: &Ctx,
+    ns: &str,
+    ids: &[Bson],
+    e: mongodb::error::Error,
+) -> Result<()> {
+    if let ErrorKind::InsertMany(im) = e.kind.as_ref() {
+        if im.write_concern_error.is_none() {
+            let problems: Vec<ProblemDoc> = im
+                .write_errors
+                .iter()
+                .flatten()
+                .filter(|w| w.code != retry::DUPLICATE_KEY)
+                .map(|w| ProblemDoc {
+                    ns: ns.to_string(),
+                    document_id: ids.get(w.index).cloned().unwrap_or(Bson::Null),
+                    code: w.code,
+                    message: w.message.clone(),
+                    at: DateTime::now(),
+                })
+                .collect();
+            if !problems.is_empty() {
+                tracing::warn!(ns, count = problems.len(), "documents could not be written");
+                ctx.tracker.add_failed(problems.len() as u64);
+                ctx.store.record_problems(problems).await?;
+            }
+            return Ok(());
+        }
+    }
+    Err(Error::mongo(
+        Role::Destination,
+        format!("insert into {ns}"),
+        e,
+    ))
+}
+
+async fn read_range(
+    ctx: &Arc<Ctx>,
+    ns: &Namespace,
+    p: &PartitionDoc,
+    tx: mpsc::Sender<Vec<RawDocumentBuf>>,
+) -> Result<()> {
+    let coll = ctx
+        .src
+        .client
+        .database(&ns.db)
+        .collection::<RawDocumentBuf>(&ns.coll);
+    let mut find = coll.find(doc! {}).batch_size(ctx.tuning.read_batch_docs);
+    if p.natural_order {
+        find = find.sort(doc! { "$natural": 1 });
+    } else {
+        find = find.hint(Hint::Keys(doc! { "_id": 1 }));
+        if let Some(min) = &p.min {
+            find = find.min(doc! { "_id": min.clone() });
+        }
+        if let Some(max) = &p.max {
+            find = find.max(doc! { "_id": max.clone() });
+        }
+    }
+    let mut cursor = find.await.ctx(Role::Source, &format!("read {ns}"))?;
+    let mut batch: Vec<RawDocumentBuf> = Vec::new();
+    let mut batch_bytes = 0usize;
+    loop {
+        let next = tokio::select! {
+            _ = ctx.cancel.cancelled() => return Err(Error::Interrupted),
+            n = cursor.try_next() => n.ctx(Role::Source, &format!("read {ns}"))?,
+        };
+        let Some(doc) = next else { break };
+        batch_bytes += doc.as_bytes().len();
+        batch.push(doc);
+        if batch.len() >= ctx.tuning.batch_docs || batch_bytes >= ctx.tuning.batch_bytes {
+            ctx.gate().await?;
+            if tx.send(std::mem::take(&mut batch)).await.is_err() {
+                return Ok(()); // the writer failed; its error is reported
+            }
+            batch_bytes = 0;
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch).await;
+    }
+    Ok(())
+}
+
+/// Copies a whole collection outside the planned copy: a collection that
+/// comes into scope during sync (renamed in from outside). Change events
+/// after this point keep it in sync.
+pub(crate) async fn copy_whole(
+    ctx: &Arc<Ctx>,
+    ns: &Namespace,
+    natural_order: bool,
+) -> Result<(u64, u64)> {
+    let p = PartitionDoc {
+        id: format!("{ns}#adhoc"),
+        ns: ns.to_string(),
+        n: 0,
+        min: None,
+        max: None,
+        natural_order,
+        done: false,
+        docs: 0,
+        bytes: 0,
+    };
+    copy_partition_with_retry(ctx, &p).await
+}
+
+/// Namespaces, with their estimates, by name: for progress.
+pub(crate) fn index_by_ns(namespaces: &[NamespaceDoc]) -> HashMap<String, usize> {
+    namespaces
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.ns.clone(), i))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_points_are_even_and_distinct() {
+        let sample: Vec<Bson> = (0..100).map(Bson::Int32).collect();
+        let pts = split_points(&sample, 4);
+        assert_eq!(pts, vec![Bson::Int32(25), Bson::Int32(50), Bson::Int32(75)]);
+        let same: Vec<Bson> = std::iter::repeat(Bson::Int32(7)).take(50).collect();
+        assert!(split_points(&same, 4).is_empty(), "a range is never empty");
+        assert!(split_points(&sample, 1).is_empty());
+        assert!(split_points(&[], 8).is_empty());
+    }
+
+    #[test]
+    fn ranges_cover_everything_from_minkey_to_maxkey() {
+        let r = ranges(
+            "a.b",
+            vec![Bson::Int32(10), Bson::String("m".into())],
+            false,
+        );
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[0].min, None);
+        assert_eq!(r[0].max, Some(Bson::Int32(10)));
+        assert_eq!(r[1].min, Some(Bson::Int32(10)));
+        assert_eq!(r[1].max, Some(Bson::String("m".into())));
+        assert_eq!(r[2].max, None);
+        assert_eq!(r[2].id, "a.b#2");
+    }
+
+    #[test]
+    fn partition_count_is_bounded() {
+        assert_eq!(partition_count(0, 64, 100), 1);
+        assert_eq!(partition_count(64, 64, 100), 1);
+        assert_eq!(partition_count(65, 64, 100), 2);
+        assert_eq!(partition_count(u64::MAX / 2, 64, 100), 100);
+    }
+}

@@ -1,0 +1,215 @@
+//! The engine's error type: one enum, every variant a plain sentence with a
+//! stable `code` and a `remedy`.
+//!
+//! Clients (CLI, HTTP API, desktop shell) match on `code`, never on text.
+//! No variant may carry a secret: connection strings are redacted before
+//! they get here, and driver errors are reduced to their message.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Which side of the migration an error or a connection concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Source,
+    Destination,
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Source => "source",
+            Role::Destination => "destination",
+        })
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("The {role} connection string is not valid: {reason}.")]
+    InvalidUri { role: Role, reason: String },
+
+    #[error("Could not reach the {role} cluster at {hosts}: {detail}.")]
+    Unreachable {
+        role: Role,
+        hosts: String,
+        detail: String,
+    },
+
+    #[error("The namespace pattern '{pattern}' is not valid: {reason}.")]
+    InvalidPattern { pattern: String, reason: String },
+
+    #[error("The source is a standalone server, which has no change stream to keep the destination in sync.")]
+    SourceStandalone,
+
+    #[error("The {role} is a standalone server without a replica set.")]
+    NotReplicaSet { role: Role },
+
+    #[error("The destination already holds {ns}, which this migration would overwrite.")]
+    DestinationNotEmpty { ns: String },
+
+    #[error("The source and the destination are the same cluster.")]
+    SameCluster,
+
+    #[error("The destination holds a migration that was started with a different scope (include {stored_include:?}, exclude {stored_exclude:?}).")]
+    ScopeMismatch {
+        stored_include: Vec<String>,
+        stored_exclude: Vec<String>,
+    },
+
+    #[error("The destination holds a migration from another source cluster ({stored}).")]
+    SourceMismatch { stored: String },
+
+    #[error("The destination's migration was already committed.")]
+    AlreadyCommitted,
+
+    #[error("The source's oplog no longer holds the point this migration had reached, so changes made since then cannot be replayed.")]
+    HistoryLost,
+
+    #[error("The migration cannot commit yet: {reason}.")]
+    NotReadyToCommit { reason: String },
+
+    #[error("The migration cannot {action} while it is {state}.")]
+    InvalidState { action: String, state: String },
+
+    #[error("The collection {ns} cannot be migrated live: {reason}.")]
+    UnsupportedCollection { ns: String, reason: String },
+
+    #[error("The migration was interrupted; its progress is saved.")]
+    Interrupted,
+
+    #[error("The {role} cluster failed to {op}: {message}.")]
+    Mongo {
+        role: Role,
+        op: String,
+        message: String,
+        code: Option<i32>,
+        transient: bool,
+    },
+
+    #[error("No mongod binary was found at {path}.")]
+    MongodMissing { path: String },
+
+    #[error("A local mongod could not be started: {message}.")]
+    Sandbox { message: String },
+
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    /// A stable, machine-matchable identifier.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidUri { .. } => "invalid_uri",
+            Error::Unreachable { .. } => "unreachable",
+            Error::InvalidPattern { .. } => "invalid_pattern",
+            Error::SourceStandalone => "source_standalone",
+            Error::NotReplicaSet { .. } => "not_replica_set",
+            Error::DestinationNotEmpty { .. } => "destination_not_empty",
+            Error::SameCluster => "same_cluster",
+            Error::ScopeMismatch { .. } => "scope_mismatch",
+            Error::SourceMismatch { .. } => "source_mismatch",
+            Error::AlreadyCommitted => "already_committed",
+            Error::HistoryLost => "history_lost",
+            Error::NotReadyToCommit { .. } => "not_ready_to_commit",
+            Error::InvalidState { .. } => "invalid_state",
+            Error::UnsupportedCollection { .. } => "unsupported_collection",
+            Error::Interrupted => "interrupted",
+            Error::Mongo { .. } => "server_error",
+            Error::MongodMissing { .. } => "mongod_missing",
+            Error::Sandbox { .. } => "sandbox_failed",
+            Error::Other(_) => "internal",
+        }
+    }
+
+    /// What the user can do about it, as one sentence.
+    pub fn remedy(&self) -> String {
+        match self {
+            Error::InvalidUri { .. } => "Check the connection string; it must start with mongodb:// or mongodb+srv:// and name at least one host.".into(),
+            Error::Unreachable { .. } => "Check that the cluster is running, that the host and port are right, and that no firewall blocks the connection.".into(),
+            Error::InvalidPattern { .. } => "Use 'db', 'db.collection' or '*' wildcards, such as 'sales.*' or '*.orders'.".into(),
+            Error::SourceStandalone | Error::NotReplicaSet { .. } => "Convert the server to a single-node replica set (start mongod with --replSet and run rs.initiate()), then try again.".into(),
+            Error::DestinationNotEmpty { .. } => "Drop that namespace on the destination, exclude it with --exclude, or pass --drop-existing to let Mongoferry drop it.".into(),
+            Error::SameCluster => "Point the destination at a different cluster.".into(),
+            Error::ScopeMismatch { .. } => "Run again with the same --include and --exclude patterns, or pass --fresh to discard that migration and start over.".into(),
+            Error::SourceMismatch { .. } => "Point the source at the cluster the migration started from, or pass --fresh to discard that migration and start over.".into(),
+            Error::AlreadyCommitted => "Nothing is left to do; pass --fresh to start a new migration into this destination.".into(),
+            Error::HistoryLost => "Start the migration afresh with --fresh, and make the source's oplog larger (replSetResizeOplog) so that it spans the whole copy.".into(),
+            Error::NotReadyToCommit { .. } => "Wait until canCommit is true in the progress report, then commit again.".into(),
+            Error::InvalidState { .. } => "Check the migration's state with 'mongoferry progress' and try the action that state allows.".into(),
+            Error::UnsupportedCollection { .. } => "Exclude that collection with --exclude and move it with mongodump and mongorestore.".into(),
+            Error::Interrupted => "Run the same command again to resume where it stopped.".into(),
+            Error::Mongo { transient: true, .. } => "This is usually temporary; Mongoferry retries it, so check that the cluster is healthy if it persists.".into(),
+            Error::Mongo { .. } => "Check the server's log and the user's privileges, then run the same command again to resume.".into(),
+            Error::MongodMissing { .. } => "Run scripts/install-mongod.sh, or set MONGOD to the path of a mongod 6.0 or newer binary.".into(),
+            Error::Sandbox { .. } => "Check that the machine has free memory and disk space, and that mongod runs (scripts/install-mongod.sh checks it).".into(),
+            Error::Other(_) => "Run the same command again to resume; if it recurs, report it with the log.".into(),
+        }
+    }
+
+    pub fn info(&self) -> ErrorInfo {
+        ErrorInfo {
+            code: self.code().to_string(),
+            message: self.to_string(),
+            remedy: self.remedy(),
+        }
+    }
+
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::Mongo {
+                transient: true,
+                ..
+            }
+        )
+    }
+
+    /// Wraps a driver error with the side and the operation that failed.
+    pub fn mongo(role: Role, op: impl Into<String>, err: mongodb::error::Error) -> Error {
+        let code = crate::retry::server_code(&err);
+        if code == Some(crate::retry::CHANGE_STREAM_HISTORY_LOST)
+            || code == Some(crate::retry::OPLOG_QUERY_MIN_TS_MISSING)
+        {
+            return Error::HistoryLost;
+        }
+        Error::Mongo {
+            role,
+            op: op.into(),
+            message: crate::uri::redact_text(&crate::retry::message(&err)),
+            code,
+            transient: crate::retry::is_transient(&err),
+        }
+    }
+}
+
+/// The form in which errors cross a process boundary (HTTP, IPC, JSON output).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ErrorInfo {
+    pub code: String,
+    pub message: String,
+    pub remedy: String,
+}
+
+impl fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.message, self.remedy)
+    }
+}
+
+/// Adds the side and the operation to a driver result.
+pub(crate) trait MongoContext<T> {
+    fn ctx(self, role: Role, op: &str) -> Result<T>;
+}
+
+impl<T> MongoContext<T> for std::result::Result<T, mongodb::error::Error> {
+    fn ctx(self, role: Role, op: &str) -> Result<T> {
+        self.map_err(|e| Error::mongo(role, op, e))
+    }
+}

@@ -1,0 +1,737 @@
+//! The migration state machine and its control surface.
+//!
+//! [`Migration::run`] drives one migration from wherever its checkpoint
+//! stands (nothing, copying, applying, committing) to COMMITTED.
+//! [`MigrationHandle`] is the transport-neutral control surface that the
+//! CLI, the HTTP API and the desktop shell all use: progress, events,
+//! pause, resume, commit. No adapter holds migration logic.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bson::{doc, Document, Timestamp};
+use futures_util::{stream, StreamExt, TryStreamExt};
+use tokio::sync::{broadcast, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{self, NsKind};
+use crate::checkpoint::{MigrationDoc, NamespaceDoc, PartitionDoc, Store, StoredPhase};
+use crate::cluster::{Cluster, Topology};
+use crate::error::{Error, MongoContext, Result, Role};
+use crate::progress::{CollectionProgress, Event, Phase, Progress, RateMeter, State};
+use crate::scope::Scope;
+use crate::{apply, copy};
+
+/// Knobs for throughput and memory. The defaults suit a workstation.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Ranges copied at once, across all collections.
+    pub copy_concurrency: usize,
+    /// Target size of one `_id` range.
+    pub partition_bytes: u64,
+    pub max_partitions: usize,
+    /// Documents and bytes per insert.
+    pub batch_docs: usize,
+    pub batch_bytes: usize,
+    pub read_batch_docs: u32,
+    /// Events per read from the change stream.
+    pub stream_batch: usize,
+    pub max_await_ms: u64,
+    /// Collections written at once while applying a batch.
+    pub apply_concurrency: usize,
+    /// `canCommit` stays false while the lag is over this.
+    pub max_commit_lag: Duration,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning {
+            copy_concurrency: 6,
+            partition_bytes: 64 * 1024 * 1024,
+            max_partitions: 512,
+            batch_docs: 10_000,
+            batch_bytes: 8 * 1024 * 1024,
+            read_batch_docs: 10_000,
+            stream_batch: 5_000,
+            max_await_ms: 300,
+            apply_concurrency: 8,
+            max_commit_lag: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What to migrate, from where to where.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub source_uri: String,
+    pub destination_uri: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Discard a migration stored on the destination (and the namespaces
+    /// it created) and start over.
+    pub fresh: bool,
+    /// Drop in-scope namespaces that already exist on the destination.
+    pub drop_existing: bool,
+    pub tuning: Tuning,
+}
+
+impl SyncConfig {
+    pub fn new(source_uri: impl Into<String>, destination_uri: impl Into<String>) -> SyncConfig {
+        SyncConfig {
+            source_uri: source_uri.into(),
+            destination_uri: destination_uri.into(),
+            include: Vec::new(),
+            exclude: Vec::new(),
+            fresh: false,
+            drop_existing: false,
+            tuning: Tuning::default(),
+        }
+    }
+}
+
+/// Options of a commit.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitRequest {
+    /// Block user writes on the source (`setUserWriteBlockMode`) before
+    /// catching up, instead of relying on the user to have stopped them.
+    #[serde(default)]
+    pub block_source_writes: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Control {
+    pub paused: bool,
+    pub commit: Option<CommitRequest>,
+}
+
+/// Shared by every task of a running migration.
+pub(crate) struct Ctx {
+    pub src: Cluster,
+    pub dest: Cluster,
+    pub scope: Scope,
+    pub store: Store,
+    pub tuning: Tuning,
+    pub cancel: CancellationToken,
+    pub tracker: Tracker,
+    pub control: watch::Receiver<Control>,
+}
+
+impl Ctx {
+    /// A safe point: returns `Interrupted` on shutdown, and waits while the
+    /// migration is paused.
+    pub async fn gate(&self) -> Result<()> {
+        let mut control = self.control.clone();
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            if !control.borrow_and_update().paused {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Err(Error::Interrupted),
+                _ = control.changed() => {}
+            }
+        }
+    }
+}
+
+/// A migration, connected and ready to run.
+pub struct Migration {
+    ctx: Arc<Ctx>,
+    control: Arc<watch::Sender<Control>>,
+    config: SyncConfig,
+}
+
+/// Controls and observes a running migration. Cheap to clone.
+#[derive(Clone)]
+pub struct MigrationHandle {
+    control: Arc<watch::Sender<Control>>,
+    tracker: Tracker,
+}
+
+impl MigrationHandle {
+    pub fn progress(&self) -> Progress {
+        self.tracker.snapshot()
+    }
+
+    /// The latest progress, updated in place.
+    pub fn watch_progress(&self) -> watch::Receiver<Progress> {
+        self.tracker.inner.progress.subscribe()
+    }
+
+    /// Every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tracker.inner.events.subscribe()
+    }
+
+    pub fn pause(&self) -> Result<()> {
+        let state = self.tracker.snapshot().state;
+        if state != State::Running || self.control.borrow().commit.is_some() {
+            return Err(Error::InvalidState {
+                action: "pause".into(),
+                state: state.to_string(),
+            });
+        }
+        self.control.send_modify(|c| c.paused = true);
+        self.tracker.set_state(State::Paused);
+        Ok(())
+    }
+
+    pub fn resume(&self) -> Result<()> {
+        let state = self.tracker.snapshot().state;
+        if state != State::Paused {
+            return Err(Error::InvalidState {
+                action: "resume".into(),
+                state: state.to_string(),
+            });
+        }
+        self.control.send_modify(|c| c.paused = false);
+        self.tracker.set_state(State::Running);
+        Ok(())
+    }
+
+    /// Starts the commit. The user must have stopped writes to the source,
+    /// or ask for them to be blocked. Fails unless `canCommit`.
+    pub fn commit(&self, request: CommitRequest) -> Result<()> {
+        let p = self.tracker.snapshot();
+        match p.state {
+            State::Committing | State::Committed => return Ok(()),
+            State::Running => {}
+            other => {
+                return Err(Error::InvalidState {
+                    action: "commit".into(),
+                    state: other.to_string(),
+                })
+            }
+        }
+        if !p.can_commit {
+            let reason = match (p.phase, p.lag_time_seconds) {
+                (Phase::Applying, Some(lag)) => {
+                    format!("the destination is {lag:.0} s behind the source")
+                }
+                (Phase::Applying, None) => "the lag is not measured yet".to_string(),
+                _ => "the initial copy is not finished".to_string(),
+            };
+            return Err(Error::NotReadyToCommit { reason });
+        }
+        self.control.send_modify(|c| c.commit = Some(request));
+        self.tracker.set_state(State::Committing);
+        Ok(())
+    }
+}
+
+impl Migration {
+    /// Connects to both clusters and checks they can be migrated between.
+    /// Writes nothing.
+    pub async fn connect(config: SyncConfig, cancel: CancellationToken) -> Result<Migration> {
+        let scope = Scope::new(&config.include, &config.exclude)?;
+        let (src, dest) = tokio::try_join!(
+            Cluster::connect(Role::Source, &config.source_uri),
+            Cluster::connect(Role::Destination, &config.destination_uri),
+        )?;
+        if src.topology == Topology::Standalone {
+            return Err(Error::SourceStandalone);
+        }
+        if dest.topology == Topology::Standalone {
+            return Err(Error::NotReplicaSet {
+                role: Role::Destination,
+            });
+        }
+        if src.identity == dest.identity {
+            return Err(Error::SameCluster);
+        }
+        let (control_tx, control_rx) = watch::channel(Control::default());
+        let store = Store::new(&dest);
+        let ctx = Arc::new(Ctx {
+            src,
+            dest,
+            scope,
+            store,
+            tuning: config.tuning.clone(),
+            cancel,
+            tracker: Tracker::new(),
+            control: control_rx,
+        });
+        Ok(Migration {
+            ctx,
+            control: Arc::new(control_tx),
+            config,
+        })
+    }
+
+    pub fn handle(&self) -> MigrationHandle {
+        MigrationHandle {
+            control: self.control.clone(),
+            tracker: self.ctx.tracker.clone(),
+        }
+    }
+
+    pub fn source(&self) -> &Cluster {
+        &self.ctx.src
+    }
+
+    pub fn destination(&self) -> &Cluster {
+        &self.ctx.dest
+    }
+
+    /// Runs the migration to COMMITTED. On cancellation it stops at a safe
+    /// point with its checkpoint saved and returns `Interrupted`.
+    pub async fn run(self) -> Result<Progress> {
+        let ctx = self.ctx.clone();
+        ctx.tracker.set_state(State::Running);
+        let ticker = tokio::spawn(tick(ctx.clone()));
+        let result = self.drive().await;
+        ticker.abort();
+        match &result {
+            Ok(_) => {}
+            Err(Error::Interrupted) => {
+                tracing::info!("interrupted; checkpoint saved");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "migration failed");
+                ctx.tracker.fail(e);
+            }
+        }
+        ctx.tracker.publish();
+        result.map(|_| ctx.tracker.snapshot())
+    }
+
+    async fn drive(&self) -> Result<()> {
+        let ctx = &self.ctx;
+        let mut m = self.prepare().await?;
+        ctx.tracker.set_start(&m);
+        if m.phase == StoredPhase::Committed {
+            ctx.tracker.committed();
+            return Ok(());
+        }
+        if m.phase == StoredPhase::Copying {
+            ctx.tracker.set_phase(Phase::Copying);
+            wait_majority_visible(ctx, m.start_at).await?;
+            if !m.planned {
+                copy::plan(ctx, &mut m).await?;
+            }
+            copy::run(ctx).await?;
+            m.phase = StoredPhase::Applying;
+            ctx.store.save(&m).await?;
+            tracing::info!("copy finished; applying change events");
+        }
+        if m.phase == StoredPhase::Committing {
+            ctx.tracker.set_state(State::Committing);
+            if let Some(t) = m.commit_target {
+                ctx.tracker.committing(t);
+            }
+        } else {
+            ctx.tracker.set_phase(Phase::Applying);
+        }
+        apply::run(ctx, &mut m).await?;
+        finalize(ctx).await?;
+        m.phase = StoredPhase::Committed;
+        ctx.store.save(&m).await?;
+        ctx.tracker.committed();
+        tracing::info!("committed");
+        Ok(())
+    }
+
+    /// Loads or creates the stored migration, checking it matches.
+    async fn prepare(&self) -> Result<MigrationDoc> {
+        let ctx = &self.ctx;
+        let mut existing = ctx.store.load().await?;
+        if self.config.fresh && existing.is_some() {
+            discard(ctx).await?;
+            existing = None;
+        }
+        let sorted = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v
+        };
+        if let Some(m) = existing {
+            if sorted(&m.include) != sorted(&ctx.scope.include_patterns())
+                || sorted(&m.exclude) != sorted(&ctx.scope.exclude_patterns())
+            {
+                return Err(Error::ScopeMismatch {
+                    stored_include: m.include,
+                    stored_exclude: m.exclude,
+                });
+            }
+            if m.source_identity != ctx.src.identity {
+                return Err(Error::SourceMismatch {
+                    stored: m.source_identity,
+                });
+            }
+            tracing::info!(migration = %m.migration_id, phase = ?m.phase, "resuming");
+            return Ok(m);
+        }
+        let existing_ns = catalog::list_namespaces(&ctx.dest, &ctx.scope).await?;
+        if let Some(first) = existing_ns.first() {
+            if !self.config.drop_existing {
+                return Err(Error::DestinationNotEmpty {
+                    ns: first.ns.to_string(),
+                });
+            }
+            for n in &existing_ns {
+                catalog::drop_namespace(&ctx.dest, &n.ns).await?;
+            }
+        }
+        let start_at = ctx.src.cluster_time().await?;
+        let m = Store::new_migration(
+            start_at,
+            ctx.scope.include_patterns(),
+            ctx.scope.exclude_patterns(),
+            ctx.src.identity.clone(),
+            false,
+        );
+        ctx.store.save(&m).await?;
+        tracing::info!(migration = %m.migration_id, ?start_at, "started");
+        Ok(m)
+    }
+}
+
+/// Drops what an earlier migration created on the destination, then its
+/// state.
+async fn discard(ctx: &Ctx) -> Result<()> {
+    for n in ctx.store.all_namespaces().await? {
+        catalog::drop_namespace(&ctx.dest, &n.namespace()).await?;
+    }
+    ctx.store.drop_all().await
+}
+
+/// Waits until the source's majority-committed snapshot includes
+/// `start_at`, so that the copy's majority reads see every write the change
+/// stream will not replay.
+async fn wait_majority_visible(ctx: &Ctx, start_at: Timestamp) -> Result<()> {
+    let mut session = ctx
+        .src
+        .client
+        .start_session()
+        .causal_consistency(true)
+        .await
+        .ctx(Role::Source, "start a session")?;
+    session.advance_operation_time(start_at);
+    ctx.src
+        .client
+        .database(crate::scope::METADATA_DB)
+        .collection::<Document>("visibility")
+        .find_one(doc! {})
+        .session(&mut session)
+        .await
+        .ctx(Role::Source, "wait for the majority snapshot")?;
+    Ok(())
+}
+
+/// Commit's last step, with the source no longer changing: restore unique
+/// and TTL indexes, and re-copy capped collections in natural order.
+async fn finalize(ctx: &Arc<Ctx>) -> Result<()> {
+    let namespaces: Vec<NamespaceDoc> = ctx
+        .store
+        .all_namespaces()
+        .await?
+        .into_iter()
+        .filter(|n| n.kind == NsKind::Collection)
+        .collect();
+    stream::iter(namespaces)
+        .map(|n| {
+            let ctx = ctx.clone();
+            async move {
+                let ns = n.namespace();
+                if n.capped {
+                    recopy_capped(&ctx, &ns).await?;
+                }
+                catalog::finalize_indexes(&ctx.src, &ctx.dest, &ns).await
+            }
+        })
+        .buffer_unordered(4)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// A capped collection's replayed inserts can land after documents the
+/// source has already aged out, so at commit it is copied again, whole and
+/// in insertion order. Capped collections are bounded, so this is quick.
+async fn recopy_capped(ctx: &Arc<Ctx>, ns: &crate::scope::Namespace) -> Result<()> {
+    let Some(src_ns) = catalog::find_namespace(&ctx.src, ns).await? else {
+        return Ok(());
+    };
+    catalog::drop_namespace(&ctx.dest, ns).await?;
+    catalog::create_namespace(&ctx.dest, ns, &src_ns.options).await?;
+    copy::copy_whole(ctx, ns, true).await?;
+    let specs = catalog::list_indexes(&ctx.src, ns).await?;
+    catalog::create_indexes(&ctx.dest, ns, &specs).await
+}
+
+/// Measures lag and rates once a second and publishes progress.
+async fn tick(ctx: Arc<Ctx>) {
+    let mut every = tokio::time::interval(Duration::from_millis(1000));
+    loop {
+        every.tick().await;
+        if let Ok(t) = ctx.src.cluster_time().await {
+            ctx.tracker.set_source_time(t);
+        }
+        ctx.tracker.refresh(ctx.tuning.max_commit_lag);
+        ctx.tracker.publish();
+    }
+}
+
+fn secs_between(later: Timestamp, earlier: Timestamp) -> f64 {
+    (later.time as f64 - earlier.time as f64).max(0.0)
+}
+
+struct Meters {
+    copy_bytes: RateMeter,
+    events: RateMeter,
+    applied_ms: RateMeter,
+    start_at: Option<Timestamp>,
+    applied: Option<Timestamp>,
+    source_time: Option<Timestamp>,
+    commit_target: Option<Timestamp>,
+    ns_index: HashMap<String, usize>,
+}
+
+struct TrackerInner {
+    progress: watch::Sender<Progress>,
+    events: broadcast::Sender<Event>,
+    meters: Mutex<Meters>,
+}
+
+/// Keeps the progress snapshot and publishes events.
+#[derive(Clone)]
+pub struct Tracker {
+    inner: Arc<TrackerInner>,
+}
+
+impl Tracker {
+    fn new() -> Tracker {
+        let (progress, _) = watch::channel(Progress::default());
+        let (events, _) = broadcast::channel(1024);
+        let window = Duration::from_secs(10);
+        Tracker {
+            inner: Arc::new(TrackerInner {
+                progress,
+                events,
+                meters: Mutex::new(Meters {
+                    copy_bytes: RateMeter::new(window),
+                    events: RateMeter::new(window),
+                    applied_ms: RateMeter::new(window),
+                    start_at: None,
+                    applied: None,
+                    source_time: None,
+                    commit_target: None,
+                    ns_index: HashMap::new(),
+                }),
+            }),
+        }
+    }
+
+    fn meters(&self) -> std::sync::MutexGuard<'_, Meters> {
+        // A panic while holding the lock leaves plain counters behind; go on.
+        self.inner.meters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn snapshot(&self) -> Progress {
+        self.inner.progress.borrow().clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Progress)) {
+        self.inner.progress.send_modify(f);
+    }
+
+    pub fn publish(&self) {
+        let _ = self.inner.events.send(Event::Progress(self.snapshot()));
+    }
+
+    pub fn set_state(&self, to: State) {
+        let mut from = to;
+        self.update(|p| {
+            from = p.state;
+            p.state = to;
+            p.can_write = to == State::Committed;
+            if to != State::Running {
+                p.can_commit = false;
+            }
+        });
+        if from != to {
+            tracing::info!(%from, %to, "state");
+            let _ = self.inner.events.send(Event::StateChanged { from, to });
+        }
+    }
+
+    fn set_phase(&self, phase: Phase) {
+        self.update(|p| p.phase = phase);
+    }
+
+    fn set_start(&self, m: &MigrationDoc) {
+        let mut meters = self.meters();
+        meters.start_at = Some(m.start_at);
+        meters.applied = m
+            .resume_token
+            .as_ref()
+            .and_then(crate::checkpoint::token_time);
+        meters.commit_target = m.commit_target;
+        drop(meters);
+        self.update(|p| p.migration_id = m.migration_id.clone());
+    }
+
+    fn set_source_time(&self, t: Timestamp) {
+        self.meters().source_time = Some(t);
+    }
+
+    pub(crate) fn init_collections(
+        &self,
+        namespaces: &[NamespaceDoc],
+        partitions: &[PartitionDoc],
+    ) {
+        let mut done: HashMap<&str, (u64, u64)> = HashMap::new();
+        for p in partitions.iter().filter(|p| p.done) {
+            let e = done.entry(p.ns.as_str()).or_default();
+            e.0 += p.docs;
+            e.1 += p.bytes;
+        }
+        let collections: Vec<CollectionProgress> = namespaces
+            .iter()
+            .filter(|n| n.kind == NsKind::Collection)
+            .map(|n| {
+                let (docs, bytes) = done.get(n.ns.as_str()).copied().unwrap_or_default();
+                CollectionProgress {
+                    namespace: n.ns.clone(),
+                    estimated_total_docs: n.estimated_docs,
+                    estimated_total_bytes: n.estimated_bytes,
+                    copied_docs: docs,
+                    copied_bytes: bytes,
+                    done: n.copied,
+                }
+            })
+            .collect();
+        self.meters().ns_index = copy::index_by_ns(
+            &namespaces
+                .iter()
+                .filter(|n| n.kind == NsKind::Collection)
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        self.update(|p| {
+            let c = &mut p.collection_copy;
+            c.estimated_total_bytes = collections.iter().map(|c| c.estimated_total_bytes).sum();
+            c.estimated_total_docs = collections.iter().map(|c| c.estimated_total_docs).sum();
+            c.estimated_copied_bytes = collections.iter().map(|c| c.copied_bytes).sum();
+            c.copied_docs = collections.iter().map(|c| c.copied_docs).sum();
+            c.collections = collections;
+        });
+    }
+
+    pub(crate) fn add_copied(&self, ns: &str, docs: u64, bytes: u64) {
+        let idx = self.meters().ns_index.get(ns).copied();
+        self.update(|p| {
+            let c = &mut p.collection_copy;
+            c.copied_docs += docs;
+            c.estimated_copied_bytes += bytes;
+            if let Some(col) = idx.and_then(|i| c.collections.get_mut(i)) {
+                col.copied_docs += docs;
+                col.copied_bytes += bytes;
+            }
+        });
+    }
+
+    pub(crate) fn collection_done(&self, ns: &str) {
+        let idx = self.meters().ns_index.get(ns).copied();
+        self.update(|p| {
+            if let Some(col) = idx.and_then(|i| p.collection_copy.collections.get_mut(i)) {
+                col.done = true;
+            }
+        });
+    }
+
+    pub(crate) fn add_failed(&self, n: u64) {
+        self.update(|p| p.documents_failed += n);
+    }
+
+    pub(crate) fn applied(&self, events: u64, at: Option<Timestamp>) {
+        if let Some(t) = at {
+            self.meters().applied = Some(t);
+        }
+        self.update(|p| p.total_events_applied += events);
+    }
+
+    pub(crate) fn committing(&self, target: Timestamp) {
+        self.meters().commit_target = Some(target);
+        self.set_state(State::Committing);
+        self.set_phase(Phase::Committing);
+    }
+
+    fn committed(&self) {
+        self.set_phase(Phase::Done);
+        self.set_state(State::Committed);
+        self.update(|p| {
+            p.lag_time_seconds = Some(0.0);
+            p.eta_seconds = Some(0.0);
+        });
+    }
+
+    pub fn warn(&self, message: String) {
+        tracing::warn!("{message}");
+        self.update(|p| {
+            p.warnings.push(message.clone());
+            if p.warnings.len() > 20 {
+                p.warnings.remove(0);
+            }
+        });
+        let _ = self.inner.events.send(Event::Warning { message });
+    }
+
+    fn fail(&self, e: &Error) {
+        let info = e.info();
+        self.update(|p| p.error = Some(info.clone()));
+        self.set_state(State::Failed);
+        let _ = self.inner.events.send(Event::Error(info));
+    }
+
+    /// Recomputes rates, lag, ETA and canCommit.
+    fn refresh(&self, max_lag: Duration) {
+        let now = Instant::now();
+        let p = self.snapshot();
+        let mut m = self.meters();
+        m.copy_bytes
+            .record(now, p.collection_copy.estimated_copied_bytes);
+        m.events.record(now, p.total_events_applied);
+        let reference = match p.phase {
+            Phase::Applying | Phase::Committing => m.applied.or(m.start_at),
+            _ => m.start_at,
+        };
+        if let Some(a) = reference {
+            m.applied_ms.record(now, a.time as u64 * 1000);
+        }
+        let lag = match (m.source_time, reference) {
+            (Some(s), Some(a)) if p.phase != Phase::Done => Some(secs_between(s, a)),
+            _ => p.lag_time_seconds,
+        };
+        let copy_eta = m.copy_bytes.eta(
+            p.collection_copy.estimated_copied_bytes,
+            p.collection_copy.estimated_total_bytes,
+        );
+        let eta = match p.phase {
+            Phase::Copying => copy_eta,
+            Phase::Committing => match (m.commit_target, reference) {
+                (Some(t), Some(a)) => m.applied_ms.eta(a.time as u64 * 1000, t.time as u64 * 1000),
+                _ => None,
+            },
+            Phase::Done => Some(0.0),
+            _ => None,
+        };
+        let bytes_per_second = m.copy_bytes.per_second();
+        let events_per_second = m.events.per_second();
+        drop(m);
+        self.update(|p| {
+            p.lag_time_seconds = lag;
+            p.eta_seconds = eta;
+            p.collection_copy.eta_seconds = copy_eta;
+            p.collection_copy.bytes_per_second = bytes_per_second;
+            p.events_per_second = events_per_second;
+            p.can_commit = p.state == State::Running
+                && p.phase == Phase::Applying
+                && lag.is_some_and(|l| l <= max_lag.as_secs_f64());
+        });
+    }
+}

@@ -1,0 +1,202 @@
+//! What a running migration reports: the state machine's states, a progress
+//! snapshot, and the events the engine publishes to its observers.
+//!
+//! The snapshot's JSON follows mongosync's `/api/v1/progress` names so its
+//! runbooks carry over. This module computes rates and ETAs; it never
+//! touches a server.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::ErrorInfo;
+
+/// The migration's state, as mongosync names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum State {
+    #[default]
+    Idle,
+    Running,
+    Paused,
+    Committing,
+    Committed,
+    Failed,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Idle => "IDLE",
+            State::Running => "RUNNING",
+            State::Paused => "PAUSED",
+            State::Committing => "COMMITTING",
+            State::Committed => "COMMITTED",
+            State::Failed => "FAILED",
+        }
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a RUNNING migration is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    #[default]
+    Starting,
+    /// Creating namespaces and copying documents.
+    Copying,
+    /// Applying change events.
+    Applying,
+    /// Catching up to the commit point and restoring indexes.
+    Committing,
+    Done,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionProgress {
+    pub namespace: String,
+    pub estimated_total_docs: u64,
+    pub estimated_total_bytes: u64,
+    pub copied_docs: u64,
+    pub copied_bytes: u64,
+    pub done: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionCopy {
+    pub estimated_total_bytes: u64,
+    pub estimated_copied_bytes: u64,
+    pub estimated_total_docs: u64,
+    pub copied_docs: u64,
+    pub bytes_per_second: f64,
+    /// Seconds until the copy finishes, at the current rate.
+    pub eta_seconds: Option<f64>,
+    pub collections: Vec<CollectionProgress>,
+}
+
+/// A snapshot of a migration's progress.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    pub migration_id: String,
+    pub state: State,
+    pub phase: Phase,
+    pub can_commit: bool,
+    /// Whether the application may now write to the destination.
+    pub can_write: bool,
+    /// Source cluster time minus the time of the last applied event.
+    pub lag_time_seconds: Option<f64>,
+    pub total_events_applied: u64,
+    pub events_per_second: f64,
+    pub collection_copy: CollectionCopy,
+    /// Documents that could not be written; each is recorded in
+    /// `__mongoferry.problems` with its `_id` and the server's reason.
+    pub documents_failed: u64,
+    /// Seconds until the current long step (copy, commit catch-up) ends.
+    pub eta_seconds: Option<f64>,
+    pub warnings: Vec<String>,
+    pub error: Option<ErrorInfo>,
+}
+
+/// Everything the engine publishes to observers, as one tagged type.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum Event {
+    Progress(Progress),
+    StateChanged { from: State, to: State },
+    Warning { message: String },
+    Error(ErrorInfo),
+}
+
+/// A rate over a sliding window, for throughput and ETA figures.
+#[derive(Debug, Clone)]
+pub struct RateMeter {
+    window: Duration,
+    samples: std::collections::VecDeque<(Instant, u64)>,
+}
+
+impl RateMeter {
+    pub fn new(window: Duration) -> RateMeter {
+        RateMeter {
+            window,
+            samples: Default::default(),
+        }
+    }
+
+    /// Records the running total at `now`.
+    pub fn record(&mut self, now: Instant, total: u64) {
+        self.samples.push_back((now, total));
+        while let Some(&(t, _)) = self.samples.front() {
+            if now.duration_since(t) > self.window && self.samples.len() > 2 {
+                self.samples.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Units per second over the window; 0 until two samples exist.
+    pub fn per_second(&self) -> f64 {
+        match (self.samples.front(), self.samples.back()) {
+            (Some(&(t0, v0)), Some(&(t1, v1))) if t1 > t0 => {
+                v1.saturating_sub(v0) as f64 / t1.duration_since(t0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+
+    /// Seconds to reach `target` at the current rate.
+    pub fn eta(&self, current: u64, target: u64) -> Option<f64> {
+        let rate = self.per_second();
+        if current >= target {
+            return Some(0.0);
+        }
+        (rate > 0.0).then(|| (target - current) as f64 / rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_and_eta() {
+        let t0 = Instant::now();
+        let mut m = RateMeter::new(Duration::from_secs(10));
+        assert_eq!(m.per_second(), 0.0);
+        assert_eq!(m.eta(0, 100), None);
+        m.record(t0, 0);
+        m.record(t0 + Duration::from_secs(2), 200);
+        assert!((m.per_second() - 100.0).abs() < 1e-9);
+        assert_eq!(m.eta(200, 1200), Some(10.0));
+        assert_eq!(m.eta(1200, 1200), Some(0.0));
+        // Old samples fall out of the window.
+        m.record(t0 + Duration::from_secs(30), 200);
+        m.record(t0 + Duration::from_secs(31), 300);
+        assert!((m.per_second() - 100.0).abs() < 1e-9, "{}", m.per_second());
+    }
+
+    #[test]
+    fn progress_json_uses_mongosync_names() {
+        let p = Progress {
+            state: State::Running,
+            lag_time_seconds: Some(1.5),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["state"], "RUNNING");
+        assert_eq!(v["canCommit"], false);
+        assert_eq!(v["lagTimeSeconds"], 1.5);
+        assert_eq!(v["totalEventsApplied"], 0);
+        assert_eq!(v["collectionCopy"]["estimatedTotalBytes"], 0);
+        assert_eq!(v["collectionCopy"]["estimatedCopiedBytes"], 0);
+    }
+}

@@ -1,0 +1,201 @@
+//! End-to-end migrations through the engine's public API, on real mongod.
+
+mod support;
+
+use std::time::Duration;
+
+use bson::{doc, Document};
+use mongodb::options::{IndexOptions, TimeseriesOptions};
+use mongodb::{Client, IndexModel};
+use mongoferry::sandbox::workload;
+use mongoferry::{CommitRequest, Migration, Namespace, State, SyncConfig};
+use tokio_util::sync::CancellationToken;
+
+use support::*;
+
+/// Collections with every option and index kind the engine must carry.
+async fn rich_source(c: &Client) -> Vec<Namespace> {
+    let shop = c.database("shop");
+    shop.create_collection("customers")
+        .validator(doc! { "name": { "$type": "string" } })
+        .await
+        .unwrap();
+    shop.create_collection("events")
+        .capped(true)
+        .size(64 * 1024)
+        .await
+        .unwrap();
+    shop.create_collection("people")
+        .collation(
+            mongodb::options::Collation::builder()
+                .locale("fr")
+                .strength(mongodb::options::CollationStrength::Secondary)
+                .build(),
+        )
+        .await
+        .unwrap();
+    shop.create_collection("clustered")
+        .clustered_index(mongodb::options::ClusteredIndex::default())
+        .await
+        .unwrap();
+    shop.run_command(
+        doc! { "create": "audit", "changeStreamPreAndPostImages": { "enabled": true } },
+    )
+    .await
+    .unwrap();
+    let customers = shop.collection::<Document>("customers");
+    let ix =
+        |keys: Document, opts: IndexOptions| IndexModel::builder().keys(keys).options(opts).build();
+    customers
+        .create_indexes(vec![
+            ix(
+                doc! { "n": 1 },
+                IndexOptions::builder()
+                    .unique(true)
+                    .name("n_unique".to_string())
+                    .build(),
+            ),
+            ix(
+                doc! { "address.city": 1, "score": -1 },
+                IndexOptions::builder().build(),
+            ),
+            ix(
+                doc! { "history.at": 1 },
+                IndexOptions::builder()
+                    .expire_after(Duration::from_secs(3600))
+                    .build(),
+            ),
+            ix(
+                doc! { "active": 1 },
+                IndexOptions::builder()
+                    .partial_filter_expression(doc! { "active": true })
+                    .build(),
+            ),
+            ix(
+                doc! { "missing": 1 },
+                IndexOptions::builder().sparse(true).build(),
+            ),
+            ix(doc! { "name": "text" }, IndexOptions::builder().build()),
+            ix(doc! { "geo": "2dsphere" }, IndexOptions::builder().build()),
+            ix(
+                doc! { "address.zip": "hashed" },
+                IndexOptions::builder().build(),
+            ),
+            ix(doc! { "address.$**": 1 }, IndexOptions::builder().build()),
+            ix(
+                doc! { "name": 1 },
+                IndexOptions::builder()
+                    .collation(
+                        mongodb::options::Collation::builder()
+                            .locale("en")
+                            .strength(mongodb::options::CollationStrength::Primary)
+                            .build(),
+                    )
+                    .name("name_ci".to_string())
+                    .build(),
+            ),
+        ])
+        .await
+        .unwrap();
+    shop.run_command(doc! { "create": "active_customers", "viewOn": "customers", "pipeline": [{ "$match": { "active": true } }] })
+        .await
+        .unwrap();
+    let nss: Vec<Namespace> = ["customers", "events", "people", "clustered", "audit"]
+        .iter()
+        .map(|c| Namespace::new("shop", *c))
+        .collect();
+    for (i, ns) in nss.iter().enumerate() {
+        let count = if ns.coll == "customers" { 6000 } else { 800 };
+        let size = if ns.coll == "events" {
+            200
+        } else {
+            300 + 100 * i
+        };
+        if ns.coll == "clustered" {
+            // Clustered collections need unique, non-array _ids: any type works.
+            workload::seed(c, ns, count, size).await.unwrap();
+        } else {
+            workload::seed(c, ns, count, size).await.unwrap();
+        }
+    }
+    nss
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copy_and_sync_under_load_then_commit_gives_an_identical_destination() {
+    let pair = pair().await;
+    let src = client(&pair.source).await;
+    let dest = client(&pair.destination).await;
+    let nss = rich_source(&src).await;
+
+    // Writes run through the copy, the sync and until commit.
+    let stop = CancellationToken::new();
+    let load = tokio::spawn(workload::run(
+        src.clone(),
+        nss.clone(),
+        100_000,
+        Some(800),
+        7,
+        stop.clone(),
+    ));
+
+    let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
+    // Small ranges, so that one collection is copied by several readers.
+    config.tuning.partition_bytes = 256 * 1024;
+    config.tuning.batch_docs = 500;
+    let migration = Migration::connect(config, CancellationToken::new())
+        .await
+        .unwrap();
+    let handle = migration.handle();
+    let run = tokio::spawn(migration.run());
+
+    let p = wait_for(&handle, "canCommit", Duration::from_secs(120), |p| {
+        p.can_commit
+    })
+    .await;
+    assert!(p.collection_copy.copied_docs >= 8000, "{p:#?}");
+    assert!(p.collection_copy.estimated_total_bytes > 0);
+    // Keep syncing under load for a while, with lag measured.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let p = handle.progress();
+    assert!(p.total_events_applied > 0, "{p:#?}");
+    assert!(p.lag_time_seconds.is_some());
+
+    stop.cancel();
+    let stats = load.await.unwrap().unwrap();
+    assert!(stats.total() > 1000, "{stats:?}");
+    handle.commit(CommitRequest::default()).unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.state, State::Committed);
+    assert!(done.can_write);
+    assert_same(&src, &dest).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn time_series_collections_are_refused_before_anything_is_written() {
+    let pair = pair().await;
+    let src = client(&pair.source).await;
+    let dest = client(&pair.destination).await;
+    src.database("m")
+        .create_collection("metrics")
+        .timeseries(
+            TimeseriesOptions::builder()
+                .time_field("t".to_string())
+                .build(),
+        )
+        .await
+        .unwrap();
+    let config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
+    let migration = Migration::connect(config, CancellationToken::new())
+        .await
+        .unwrap();
+    let err = migration.run().await.unwrap_err();
+    assert_eq!(err.code(), "unsupported_collection", "{err}");
+    assert!(err.to_string().contains("m.metrics"), "{err}");
+    let dbs = dest.list_database_names().await.unwrap();
+    assert!(!dbs.contains(&"m".to_string()), "{dbs:?}");
+}
