@@ -287,6 +287,54 @@ impl Store {
             .ctx(Role::Destination, "count documents that failed")
     }
 
+    /// Takes or renews the destination's lease for `owner`, valid for
+    /// `ttl` by the destination's clock. Returns false when another live
+    /// process holds it. One process at a time drives a migration.
+    pub async fn acquire_lease(&self, owner: &str, ttl: std::time::Duration) -> Result<bool> {
+        // Expiry is judged by the destination's clock, so that processes on
+        // machines with skewed clocks agree.
+        let hello = self
+            .db
+            .client()
+            .database("admin")
+            .run_command(doc! { "hello": 1 })
+            .await
+            .ctx(Role::Destination, "read its clock")?;
+        let now = hello
+            .get_datetime("localTime")
+            .copied()
+            .unwrap_or_else(|_| DateTime::now());
+        let expires = DateTime::from_millis(now.timestamp_millis() + ttl.as_millis() as i64);
+        let leases = self.db.collection::<Document>("lease");
+        let res = leases
+            .update_one(
+                doc! { "_id": "lease", "$or": [ { "owner": owner }, { "expiresAt": { "$lt": now } } ] },
+                doc! { "$set": { "owner": owner, "expiresAt": expires } },
+            )
+            .upsert(true)
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e) if crate::retry::server_code(&e) == Some(crate::retry::DUPLICATE_KEY) => {
+                Ok(false)
+            }
+            Err(e) => Err(crate::Error::mongo(
+                Role::Destination,
+                "take the migration's lease",
+                e,
+            )),
+        }
+    }
+
+    pub async fn release_lease(&self, owner: &str) -> Result<()> {
+        self.db
+            .collection::<Document>("lease")
+            .delete_one(doc! { "_id": "lease", "owner": owner })
+            .await
+            .ctx(Role::Destination, "release the migration's lease")?;
+        Ok(())
+    }
+
     /// Forgets the migration: its state database goes, nothing else.
     pub async fn drop_all(&self) -> Result<()> {
         self.db

@@ -143,7 +143,7 @@ impl Cluster {
             .into_iter()
             .chain(from_cluster_time)
             .max_by_key(|t| (t.time, t.increment))
-            .ok_or_else(|| Error::NotReplicaSet { role: self.role })
+            .ok_or(Error::NotReplicaSet { role: self.role })
     }
 
     pub fn is_sharded(&self) -> bool {

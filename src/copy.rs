@@ -430,7 +430,7 @@ mod tests {
         let sample: Vec<Bson> = (0..100).map(Bson::Int32).collect();
         let pts = split_points(&sample, 4);
         assert_eq!(pts, vec![Bson::Int32(25), Bson::Int32(50), Bson::Int32(75)]);
-        let same: Vec<Bson> = std::iter::repeat(Bson::Int32(7)).take(50).collect();
+        let same: Vec<Bson> = std::iter::repeat_n(Bson::Int32(7), 50).collect();
         assert!(split_points(&same, 4).is_empty(), "a range is never empty");
         assert!(split_points(&sample, 1).is_empty());
         assert!(split_points(&[], 8).is_empty());

@@ -64,6 +64,9 @@ pub enum Error {
     #[error("The destination holds a migration from another source cluster ({stored}).")]
     SourceMismatch { stored: String },
 
+    #[error("Another Mongoferry process is driving the migration into this destination.")]
+    LeaseHeld,
+
     #[error("The destination's migration was already committed.")]
     AlreadyCommitted,
 
@@ -115,6 +118,7 @@ impl Error {
             Error::ScopeMismatch { .. } => "scope_mismatch",
             Error::SourceMismatch { .. } => "source_mismatch",
             Error::AlreadyCommitted => "already_committed",
+            Error::LeaseHeld => "lease_held",
             Error::HistoryLost => "history_lost",
             Error::NotReadyToCommit { .. } => "not_ready_to_commit",
             Error::InvalidState { .. } => "invalid_state",
@@ -138,6 +142,7 @@ impl Error {
             Error::SameCluster => "Point the destination at a different cluster.".into(),
             Error::ScopeMismatch { .. } => "Run again with the same --include and --exclude patterns, or pass --fresh to discard that migration and start over.".into(),
             Error::SourceMismatch { .. } => "Point the source at the cluster the migration started from, or pass --fresh to discard that migration and start over.".into(),
+            Error::LeaseHeld => "Stop the other process (or wait 15 s if it was killed), then run this command again.".into(),
             Error::AlreadyCommitted => "Nothing is left to do; pass --fresh to start a new migration into this destination.".into(),
             Error::HistoryLost => "Start the migration afresh with --fresh, and make the source's oplog larger (replSetResizeOplog) so that it spans the whole copy.".into(),
             Error::NotReadyToCommit { .. } => "Wait until canCommit is true in the progress report, then commit again.".into(),

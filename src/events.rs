@@ -327,12 +327,14 @@ mod tests {
             doc! { "operationType": "create", "ns": { "db": "t", "coll": "v" }, "operationDescription": { "viewOn": "a", "pipeline": [] } },
         );
         let Change::Ddl(DdlEvent::Create {
-            uuid, description, ..
+            uuid: view_uuid,
+            description,
+            ..
         }) = parse(&view).unwrap().change
         else {
             panic!()
         };
-        assert!(uuid.is_none());
+        assert!(view_uuid.is_none());
         assert_eq!(description.get_str("viewOn").unwrap(), "a");
         let ix = raw(
             doc! { "operationType": "createIndexes", "collectionUUID": uuid(2), "ns": { "db": "t", "coll": "a" }, "operationDescription": { "indexes": [{ "v": 2, "key": { "x": 1 }, "name": "x_1" }] } },

@@ -21,7 +21,7 @@ use crate::cluster::{Cluster, Topology};
 use crate::error::{Error, MongoContext, Result, Role};
 use crate::progress::{CollectionProgress, Event, Phase, Progress, RateMeter, State};
 use crate::scope::Scope;
-use crate::{apply, copy};
+use crate::{apply, copy, retry};
 
 /// Knobs for throughput and memory. The defaults suit a workstation.
 #[derive(Debug, Clone)]
@@ -282,9 +282,27 @@ impl Migration {
     pub async fn run(self) -> Result<Progress> {
         let ctx = self.ctx.clone();
         ctx.tracker.set_state(State::Running);
-        let ticker = tokio::spawn(tick(ctx.clone()));
-        let result = self.drive().await;
-        ticker.abort();
+        let owner = uuid::Uuid::new_v4().to_string();
+        // Read-only checks first: bad input must leave the destination untouched.
+        let checked = match self.check().await {
+            Ok(()) => self.take_lease(&owner).await,
+            Err(e) => Err(e),
+        };
+        let result = match checked {
+            Ok(()) => {
+                let ticker = tokio::spawn(tick(ctx.clone()));
+                let result = tokio::select! {
+                    r = self.drive() => r,
+                    e = hold_lease(ctx.clone(), owner.clone()) => Err(e),
+                };
+                ticker.abort();
+                if let Err(e) = ctx.store.release_lease(&owner).await {
+                    tracing::warn!(error = %e, "lease not released; it expires by itself");
+                }
+                result
+            }
+            Err(e) => Err(e),
+        };
         match &result {
             Ok(_) => {}
             Err(Error::Interrupted) => {
@@ -297,6 +315,32 @@ impl Migration {
         }
         ctx.tracker.publish();
         result.map(|_| ctx.tracker.snapshot())
+    }
+
+    /// Waits (up to one lease term) for a killed predecessor's lease to
+    /// expire; a live holder keeps renewing it and this fails.
+    async fn take_lease(&self, owner: &str) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + LEASE_TTL + Duration::from_secs(2);
+        let mut warned = false;
+        loop {
+            if self.ctx.store.acquire_lease(owner, LEASE_TTL).await? {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(Error::LeaseHeld);
+            }
+            if !warned {
+                self.ctx.tracker.warn(format!(
+                    "Another Mongoferry process held this destination's migration; waiting up to {} s for its lease to expire.",
+                    LEASE_TTL.as_secs()
+                ));
+                warned = true;
+            }
+            tokio::select! {
+                _ = self.ctx.cancel.cancelled() => return Err(Error::Interrupted),
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
     }
 
     async fn drive(&self) -> Result<()> {
@@ -313,7 +357,10 @@ impl Migration {
             if !m.planned {
                 copy::plan(ctx, &mut m).await?;
             }
-            copy::run(ctx).await?;
+            tokio::select! {
+                r = copy::run(ctx) => r?,
+                e = oplog_guard(ctx.clone(), m.start_at) => return Err(e),
+            }
             m.phase = StoredPhase::Applying;
             ctx.store.save(&m).await?;
             tracing::info!("copy finished; applying change events");
@@ -335,33 +382,71 @@ impl Migration {
         Ok(())
     }
 
+    /// Checks, without writing anything, that the migration can start or
+    /// resume: a stored migration must match; a new one needs an empty
+    /// destination and no collection the engine cannot sync.
+    async fn check(&self) -> Result<()> {
+        let ctx = &self.ctx;
+        let existing = ctx.store.load().await?;
+        match existing {
+            Some(m) if !self.config.fresh => self.check_stored(&m),
+            _ => {
+                if !self.config.drop_existing && !self.config.fresh {
+                    let existing_ns = catalog::list_namespaces(&ctx.dest, &ctx.scope).await?;
+                    if let Some(first) = existing_ns.first() {
+                        return Err(Error::DestinationNotEmpty {
+                            ns: first.ns.to_string(),
+                        });
+                    }
+                }
+                let source_ns = catalog::list_namespaces(&ctx.src, &ctx.scope).await?;
+                if let Some(ts) = source_ns.iter().find(|n| n.kind == NsKind::Timeseries) {
+                    return Err(Error::UnsupportedCollection {
+                        ns: ts.ns.to_string(),
+                        reason:
+                            "time-series collections have no change events to keep them in sync"
+                                .into(),
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn check_stored(&self, m: &MigrationDoc) -> Result<()> {
+        let ctx = &self.ctx;
+        let sorted = |v: &[String]| {
+            let mut v = v.to_vec();
+            v.sort();
+            v
+        };
+        if sorted(&m.include) != sorted(&ctx.scope.include_patterns())
+            || sorted(&m.exclude) != sorted(&ctx.scope.exclude_patterns())
+        {
+            return Err(Error::ScopeMismatch {
+                stored_include: m.include.clone(),
+                stored_exclude: m.exclude.clone(),
+            });
+        }
+        if m.source_identity != ctx.src.identity {
+            return Err(Error::SourceMismatch {
+                stored: m.source_identity.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Loads or creates the stored migration, checking it matches.
     async fn prepare(&self) -> Result<MigrationDoc> {
         let ctx = &self.ctx;
         let mut existing = ctx.store.load().await?;
         if self.config.fresh && existing.is_some() {
             discard(ctx).await?;
+            // The lease went with the state database: take it again.
             existing = None;
         }
-        let sorted = |v: &[String]| {
-            let mut v = v.to_vec();
-            v.sort();
-            v
-        };
         if let Some(m) = existing {
-            if sorted(&m.include) != sorted(&ctx.scope.include_patterns())
-                || sorted(&m.exclude) != sorted(&ctx.scope.exclude_patterns())
-            {
-                return Err(Error::ScopeMismatch {
-                    stored_include: m.include,
-                    stored_exclude: m.exclude,
-                });
-            }
-            if m.source_identity != ctx.src.identity {
-                return Err(Error::SourceMismatch {
-                    stored: m.source_identity,
-                });
-            }
+            self.check_stored(&m)?;
             tracing::info!(migration = %m.migration_id, phase = ?m.phase, "resuming");
             return Ok(m);
         }
@@ -388,6 +473,63 @@ impl Migration {
         tracing::info!(migration = %m.migration_id, ?start_at, "started");
         Ok(m)
     }
+}
+
+/// How long a lease lasts without renewal.
+const LEASE_TTL: Duration = Duration::from_secs(15);
+
+/// Renews the lease until it is lost; returns the error that ends the run.
+async fn hold_lease(ctx: Arc<Ctx>, owner: String) -> Error {
+    let mut failing_since: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::time::sleep(LEASE_TTL / 4).await;
+        match ctx.store.acquire_lease(&owner, LEASE_TTL).await {
+            Ok(true) => failing_since = None,
+            Ok(false) => return Error::LeaseHeld,
+            // The destination is briefly away (restart, election): the
+            // apply loop is retrying too. Give up only past the lease term,
+            // when another process could have taken over.
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                tracing::warn!(error = %e, "lease renewal failed");
+                if since.elapsed() > retry::GIVE_UP_AFTER {
+                    return e;
+                }
+            }
+        }
+    }
+}
+
+/// Fails the copy as soon as its start time falls off the source's oplog:
+/// the events it needs to replay are gone, and copying on is wasted time.
+async fn oplog_guard(ctx: Arc<Ctx>, start_at: Timestamp) -> Error {
+    loop {
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        if let Some(oldest) = oldest_oplog_entry(&ctx.src).await {
+            if (oldest.time, oldest.increment) > (start_at.time, start_at.increment) {
+                return Error::HistoryLost;
+            }
+        }
+    }
+}
+
+/// The time of the source's oldest oplog entry; `None` where it cannot be
+/// read (a `mongos`, or a user without read access to `local`).
+pub async fn oldest_oplog_entry(src: &Cluster) -> Option<Timestamp> {
+    // `local` does not take the majority read concern the source client uses.
+    let options = mongodb::options::CollectionOptions::builder()
+        .read_concern(mongodb::options::ReadConcern::local())
+        .build();
+    src.client
+        .database("local")
+        .collection_with_options::<Document>("oplog.rs", options)
+        .find_one(doc! {})
+        .sort(doc! { "$natural": 1 })
+        .projection(doc! { "ts": 1 })
+        .await
+        .ok()
+        .flatten()
+        .and_then(|d| d.get_timestamp("ts").ok())
 }
 
 /// Drops what an earlier migration created on the destination, then its

@@ -198,4 +198,70 @@ async fn time_series_collections_are_refused_before_anything_is_written() {
     assert!(err.to_string().contains("m.metrics"), "{err}");
     let dbs = dest.list_database_names().await.unwrap();
     assert!(!dbs.contains(&"m".to_string()), "{dbs:?}");
+    assert!(
+        !dbs.contains(&"__mongoferry".to_string()),
+        "nothing may be written: {dbs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_oldest_oplog_entry_is_readable_for_the_copy_watchdog() {
+    let rs = replica_set("oplog").await;
+    let c = client(&rs).await;
+    c.database("a")
+        .collection::<Document>("b")
+        .insert_one(doc! { "x": 1 })
+        .await
+        .unwrap();
+    let cluster = mongoferry::cluster::Cluster::connect(mongoferry::Role::Source, &rs.uri())
+        .await
+        .unwrap();
+    let oldest = mongoferry::migration::oldest_oplog_entry(&cluster)
+        .await
+        .expect("oldest oplog entry");
+    let now = cluster.cluster_time().await.unwrap();
+    assert!(oldest.time > 0 && (oldest.time, oldest.increment) <= (now.time, now.increment));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_process_cannot_drive_the_same_migration() {
+    let pair = pair().await;
+    let src = client(&pair.source).await;
+    workload::seed(&src, &Namespace::new("a", "b"), 100, 200)
+        .await
+        .unwrap();
+    let first = Migration::connect(
+        SyncConfig::new(pair.source.uri(), pair.destination.uri()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let handle = first.handle();
+    let cancel_first = CancellationToken::new();
+    let run = tokio::spawn(first.run());
+    wait_for(&handle, "canCommit", Duration::from_secs(60), |p| {
+        p.can_commit
+    })
+    .await;
+    let second = Migration::connect(
+        SyncConfig::new(pair.source.uri(), pair.destination.uri()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let err = tokio::time::timeout(Duration::from_secs(40), second.run())
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(err.code(), "lease_held", "{err}");
+    // The first is unharmed and commits.
+    handle.commit(CommitRequest::default()).unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.state, State::Committed);
+    drop(cancel_first);
+    assert_same(&src, &client(&pair.destination).await).await;
 }

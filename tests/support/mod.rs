@@ -188,3 +188,320 @@ pub async fn count(c: &Client, db: &str, coll: &str) -> u64 {
 pub fn bson_i(v: i32) -> Bson {
     Bson::Int32(v)
 }
+
+// ---------------------------------------------------------------------------
+// The CLI as a child process, and its control API.
+// ---------------------------------------------------------------------------
+
+/// The `mongoferry` binary cargo built for these tests.
+pub const MONGOFERRY: &str = env!("CARGO_BIN_EXE_mongoferry");
+
+/// A port nobody listens on yet, for a sync's control API.
+pub fn api_port() -> u16 {
+    mongoferry::sandbox::free_port().expect("free port")
+}
+
+fn die_with_parent(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and only touches the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+/// A `mongoferry` child process whose stdout and stderr go to files. It is
+/// killed (SIGKILL) when dropped, so a failing test leaves nothing behind.
+pub struct CliProcess {
+    child: Option<std::process::Child>,
+    status: Option<std::process::ExitStatus>,
+    pub args: Vec<String>,
+    out: std::path::PathBuf,
+    err: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl CliProcess {
+    /// Starts `mongoferry <args>`.
+    pub fn spawn<S: AsRef<str>>(args: &[S]) -> CliProcess {
+        let args: Vec<String> = args.iter().map(|a| a.as_ref().to_string()).collect();
+        let dir = tempfile::Builder::new()
+            .prefix("mongoferry-cli-")
+            .tempdir()
+            .expect("temp dir");
+        let out = dir.path().join("stdout");
+        let err = dir.path().join("stderr");
+        let mut cmd = std::process::Command::new(MONGOFERRY);
+        cmd.args(&args)
+            .env_remove("MONGOFERRY_SOURCE")
+            .env_remove("MONGOFERRY_DESTINATION")
+            .env_remove("MONGOFERRY_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("stdout file"))
+            .stderr(std::fs::File::create(&err).expect("stderr file"));
+        die_with_parent(&mut cmd);
+        let child = cmd.spawn().expect("spawn mongoferry");
+        CliProcess {
+            child: Some(child),
+            status: None,
+            args,
+            out,
+            err,
+            _dir: dir,
+        }
+    }
+
+    /// `mongoferry sync --source S --destination D --port P <extra>`.
+    pub fn sync(source: &str, destination: &str, port: u16, extra: &[&str]) -> CliProcess {
+        let mut args = vec![
+            "sync".to_string(),
+            "--source".into(),
+            source.to_string(),
+            "--destination".into(),
+            destination.to_string(),
+            "--port".into(),
+            port.to_string(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        CliProcess::spawn(&args)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).unwrap_or(-1)
+    }
+
+    pub fn signal(&self, sig: i32) {
+        if let Some(c) = &self.child {
+            if self.status.is_none() {
+                // SAFETY: kill(2) on our own child, not yet reaped.
+                unsafe {
+                    libc::kill(c.id() as libc::pid_t, sig);
+                }
+            }
+        }
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill9(&mut self) -> std::process::ExitStatus {
+        self.signal(libc::SIGKILL);
+        let status = self.child.as_mut().expect("child").wait().expect("wait");
+        self.status = Some(status);
+        status
+    }
+
+    /// The exit status if the process has ended.
+    pub fn try_status(&mut self) -> Option<std::process::ExitStatus> {
+        if self.status.is_none() {
+            if let Some(c) = self.child.as_mut() {
+                if let Ok(Some(s)) = c.try_wait() {
+                    self.status = Some(s);
+                }
+            }
+        }
+        self.status
+    }
+
+    /// Waits for the process to exit, failing (after killing it) past `timeout`.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(s) = self.try_status() {
+                return s;
+            }
+            if start.elapsed() > timeout {
+                self.kill9();
+                panic!(
+                    "mongoferry {:?} did not exit within {timeout:?}; stderr:\n{}",
+                    self.redacted_args(),
+                    self.stderr()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.err).unwrap_or_default()
+    }
+
+    fn redacted_args(&self) -> Vec<String> {
+        self.args
+            .iter()
+            .map(|a| mongoferry::uri::redact_text(a))
+            .collect()
+    }
+
+    /// Fails the test (with the process's stderr) if it has exited.
+    pub fn assert_running(&mut self, what: &str) {
+        if let Some(s) = self.try_status() {
+            panic!(
+                "mongoferry exited with {s} while waiting for {what}; stderr:\n{}",
+                self.stderr()
+            );
+        }
+    }
+}
+
+impl Drop for CliProcess {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            if self.status.is_none() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}
+
+/// What a short-lived `mongoferry` command did.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+/// Runs `mongoferry <args>` to completion (killed after `timeout`).
+pub async fn run_cli<S: AsRef<str>>(args: &[S], timeout: Duration) -> CliOutput {
+    let mut p = CliProcess::spawn(args);
+    let status = p.wait_exit(timeout).await;
+    CliOutput {
+        code: status.code(),
+        stdout: p.stdout(),
+        stderr: p.stderr(),
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("http client")
+}
+
+/// `GET /api/v1/progress`'s `progress` object; `None` while nothing answers.
+pub async fn api_progress(port: u16) -> Option<serde_json::Value> {
+    let resp = http()
+        .get(format!("http://127.0.0.1:{port}/api/v1/progress"))
+        .send()
+        .await
+        .ok()?;
+    let v: serde_json::Value = resp.json().await.ok()?;
+    v.get("progress").cloned()
+}
+
+/// `POST /api/v1/<action>`: the HTTP status and the JSON reply.
+pub async fn api_post(
+    port: u16,
+    action: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let resp = http()
+        .post(format!("http://127.0.0.1:{port}/api/v1/{action}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("the control API answers");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.expect("a JSON reply"))
+}
+
+/// Polls the API of `sync` until `f(progress)` holds; fails if the process
+/// exits, if the migration fails, or after `timeout`.
+pub async fn wait_api(
+    sync: &mut CliProcess,
+    port: u16,
+    what: &str,
+    timeout: Duration,
+    f: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = std::time::Instant::now();
+    let mut last = None;
+    loop {
+        sync.assert_running(what);
+        if let Some(p) = api_progress(port).await {
+            if f(&p) {
+                return p;
+            }
+            assert_ne!(
+                p["state"], "FAILED",
+                "migration failed while waiting for {what}: {p:#}"
+            );
+            last = Some(p);
+        }
+        if start.elapsed() > timeout {
+            panic!(
+                "timed out after {timeout:?} waiting for {what}; last progress: {last:#?}\nstderr:\n{}",
+                sync.stderr()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Databases of a cluster other than admin, config and local: what a
+/// failed command must not have created on a destination.
+pub async fn non_system_dbs(c: &Client) -> Vec<String> {
+    let mut dbs: Vec<String> = c
+        .list_database_names()
+        .await
+        .expect("listDatabases")
+        .into_iter()
+        .filter(|d| !["admin", "local", "config"].contains(&d.as_str()))
+        .collect();
+    dbs.sort();
+    dbs
+}
+
+/// Documents in a collection, by the fast metadata count.
+pub async fn estimated_count(c: &Client, db: &str, coll: &str) -> u64 {
+    c.database(db)
+        .collection::<Document>(coll)
+        .estimated_document_count()
+        .await
+        .unwrap_or(0)
+}
+
+/// The stored migration state on a destination, if any.
+pub async fn stored_state(dest: &Client) -> Option<Document> {
+    dest.database("__mongoferry")
+        .collection::<Document>("state")
+        .find_one(doc! {})
+        .await
+        .expect("read __mongoferry.state")
+}
+
+/// Runs a write load against `src` until the returned token is cancelled.
+pub fn start_load(
+    src: &Client,
+    namespaces: Vec<mongoferry::Namespace>,
+    first_new: u64,
+    per_second: Option<u32>,
+    seed: u64,
+) -> (
+    tokio_util::sync::CancellationToken,
+    tokio::task::JoinHandle<mongoferry::Result<mongoferry::sandbox::workload::WorkloadStats>>,
+) {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let load = tokio::spawn(mongoferry::sandbox::workload::run(
+        src.clone(),
+        namespaces,
+        first_new,
+        per_second,
+        seed,
+        stop.clone(),
+    ));
+    (stop, load)
+}
