@@ -265,3 +265,59 @@ async fn a_second_process_cannot_drive_the_same_migration() {
     drop(cancel_first);
     assert_same(&src, &client(&pair.destination).await).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn commit_can_block_writes_on_the_source_and_still_ends_identical() {
+    let pair = pair().await;
+    let src = client(&pair.source).await;
+    let nss = vec![
+        Namespace::new("app", "orders"),
+        Namespace::new("app", "users"),
+    ];
+    for ns in &nss {
+        workload::seed(&src, ns, 2000, 400).await.unwrap();
+    }
+    let stop = CancellationToken::new();
+    let load = tokio::spawn(workload::run(
+        src.clone(),
+        nss.clone(),
+        50_000,
+        Some(500),
+        11,
+        stop.clone(),
+    ));
+    let migration = Migration::connect(
+        SyncConfig::new(pair.source.uri(), pair.destination.uri()),
+        CancellationToken::new(),
+    )
+    .await
+    .unwrap();
+    let handle = migration.handle();
+    let run = tokio::spawn(migration.run());
+    wait_for(&handle, "canCommit", Duration::from_secs(60), |p| {
+        p.can_commit
+    })
+    .await;
+    // The load is still writing: the engine blocks it, then catches up.
+    handle
+        .commit(CommitRequest {
+            block_source_writes: true,
+        })
+        .unwrap();
+    let done = tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.state, State::Committed);
+    stop.cancel();
+    load.await.unwrap().unwrap();
+    let err = src
+        .database("app")
+        .collection::<Document>("orders")
+        .insert_one(doc! { "late": true })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("User writes blocked"), "{err}");
+    assert_same(&src, &client(&pair.destination).await).await;
+}
