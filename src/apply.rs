@@ -33,6 +33,8 @@ const INLINE_DOC_LIMIT: i32 = 4 * 1024 * 1024;
 /// Statements per `update`/`delete` command, and ids per fetch.
 const WRITE_CHUNK: usize = 1000;
 const WRITE_CHUNK_BYTES: usize = 8 * 1024 * 1024;
+/// Documents larger than this are written one by one.
+const LARGE_DOC_BYTES: usize = 8 * 1024 * 1024;
 /// The longest events wait in the reader before they are handed over.
 const CHUNK_MAX_WAIT: Duration = Duration::from_millis(100);
 
@@ -376,6 +378,28 @@ async fn apply_collection(ctx: &Ctx, dest_ns: &Namespace, evs: &[CrudEvent]) -> 
         }
     }
     let db = ctx.dest.client.database(&dest_ns.db);
+    // A document near 16 MB cannot ride inside an `update` command's body;
+    // the driver's replace sends it as a document sequence instead.
+    let (large, upserts): (Vec<_>, Vec<_>) = upserts
+        .into_iter()
+        .partition(|(_, d)| d.as_bytes().len() > LARGE_DOC_BYTES);
+    for (key, doc) in large {
+        let filter = Document::try_from(key.as_ref()).map_err(|e| Error::Other(e.to_string()))?;
+        db.collection::<RawDocumentBuf>(&dest_ns.coll)
+            .replace_one(filter, doc)
+            .upsert(true)
+            .bypass_document_validation(true)
+            .write_concern(
+                mongodb::options::WriteConcern::builder()
+                    .w(mongodb::options::Acknowledgment::Nodes(1))
+                    .build(),
+            )
+            .await
+            .ctx(
+                Role::Destination,
+                &format!("write a large document to {dest_ns}"),
+            )?;
+    }
     let mut i = 0;
     while i < upserts.len() {
         let mut stmts = RawArrayBuf::new();
@@ -631,7 +655,7 @@ async fn apply_ddl(ctx: &Arc<Ctx>, mapping: &mut Mapping, ddl: DdlEvent) -> Resu
                         )
                         .await?;
                         catalog::create_namespace(&ctx.dest, &to, &src_ns.options).await?;
-                        crate::copy::copy_whole(ctx, &to, src_ns.is_capped()).await?;
+                        crate::copy::copy_whole(ctx, &to, Some(&uuid), src_ns.is_capped()).await?;
                         let specs = catalog::list_indexes(&ctx.src, &to).await?;
                         catalog::create_indexes(&ctx.dest, &to, &specs).await?;
                         mapping.insert(&uuid, to);
@@ -653,19 +677,30 @@ async fn apply_ddl(ctx: &Arc<Ctx>, mapping: &mut Mapping, ddl: DdlEvent) -> Resu
             for u in gone {
                 mapping.remove(&u);
             }
-            let dest_names = ctx
-                .dest
-                .client
-                .database(&db)
+            let dest_db = ctx.dest.client.database(&db);
+            let dest_names = dest_db
                 .list_collection_names()
                 .await
                 .ctx(Role::Destination, "list collections")?;
-            for name in dest_names {
+            for name in &dest_names {
                 let ns = Namespace::new(&db, name);
                 if in_scope(&ctx.scope, &ns) {
                     catalog::drop_namespace(&ctx.dest, &ns).await?;
                     ctx.store.remove_namespace(&ns.to_string()).await?;
                 }
+            }
+            // What is left may be only the server's own bookkeeping (the
+            // `system.views` of dropped views): then the database goes too,
+            // as it went on the source.
+            let left = dest_db
+                .list_collection_names()
+                .await
+                .ctx(Role::Destination, "list collections")?;
+            if left.iter().all(|n| Scope::is_system_coll(n)) {
+                dest_db
+                    .drop()
+                    .await
+                    .ctx(Role::Destination, &format!("drop database {db}"))?;
             }
         }
         DdlEvent::CreateIndexes {

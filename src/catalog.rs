@@ -101,6 +101,28 @@ pub async fn find_namespace(cluster: &Cluster, ns: &Namespace) -> Result<Option<
     Ok(specs.first().and_then(|s| parse_collection_spec(&ns.db, s)))
 }
 
+/// The current name of the collection with this UUID in `db`; `None` when
+/// it no longer exists there.
+pub async fn current_namespace(
+    cluster: &Cluster,
+    db: &str,
+    uuid: &Binary,
+) -> Result<Option<Namespace>> {
+    let specs: Vec<Document> = cluster
+        .client
+        .database(db)
+        .run_cursor_command(doc! { "listCollections": 1, "filter": { "info.uuid": uuid.clone() } })
+        .await
+        .ctx(cluster.role, "list collections")?
+        .try_collect()
+        .await
+        .ctx(cluster.role, "list collections")?;
+    Ok(specs
+        .first()
+        .and_then(|s| s.get_str("name").ok())
+        .map(|name| Namespace::new(db, name)))
+}
+
 fn parse_collection_spec(db: &str, spec: &Document) -> Option<SourceNamespace> {
     let name = spec.get_str("name").ok()?;
     let kind = match spec.get_str("type").unwrap_or("collection") {

@@ -160,13 +160,12 @@ impl Cluster {
 fn unreachable(role: Role, hosts: &str, e: mongodb::error::Error) -> Error {
     let detail = redact_text(&crate::retry::message(&e));
     match e.kind.as_ref() {
-        mongodb::error::ErrorKind::Authentication { .. } => Error::Mongo {
-            role,
-            op: "authenticate".into(),
-            message: detail,
-            code: None,
-            transient: false,
-        },
+        mongodb::error::ErrorKind::Authentication { .. } => {
+            Error::AuthenticationFailed { role, detail }
+        }
+        mongodb::error::ErrorKind::Command(c) if c.code == 18 => {
+            Error::AuthenticationFailed { role, detail }
+        }
         _ => Error::Unreachable {
             role,
             hosts: hosts.to_string(),

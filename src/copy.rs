@@ -13,10 +13,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bson::{doc, Bson, DateTime, Document, RawDocumentBuf};
+use bson::{doc, rawdoc, Binary, Bson, DateTime, Document, RawBson, RawDocumentBuf};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use mongodb::error::ErrorKind;
-use mongodb::options::{Acknowledgment, Hint, WriteConcern};
+use mongodb::options::{Acknowledgment, WriteConcern};
 use tokio::sync::mpsc;
 
 use crate::catalog::{self, NsKind, SourceNamespace};
@@ -209,13 +209,24 @@ pub(crate) async fn run(ctx: &Arc<Ctx>) -> Result<()> {
     let partitions = ctx.store.all_partitions().await?;
     ctx.tracker.init_collections(&namespaces, &partitions);
 
-    let pending: Vec<PartitionDoc> = partitions.into_iter().filter(|p| !p.done).collect();
+    let uuids: HashMap<String, Binary> = namespaces
+        .iter()
+        .filter_map(|n| n.uuid.clone().map(|u| (n.ns.clone(), u)))
+        .collect();
+    let pending: Vec<(PartitionDoc, Option<Binary>)> = partitions
+        .into_iter()
+        .filter(|p| !p.done)
+        .map(|p| {
+            let uuid = uuids.get(&p.ns).cloned();
+            (p, uuid)
+        })
+        .collect();
     tracing::info!(ranges = pending.len(), "copying");
     stream::iter(pending)
-        .map(|p| {
+        .map(|(p, uuid)| {
             let ctx = ctx.clone();
             async move {
-                let (docs, bytes) = copy_partition_with_retry(&ctx, &p).await?;
+                let (docs, bytes) = copy_partition_with_retry(&ctx, uuid.as_ref(), &p).await?;
                 ctx.store.mark_partition_done(&p.id, docs, bytes).await?;
                 Ok::<_, Error>(())
             }
@@ -234,7 +245,14 @@ pub(crate) async fn run(ctx: &Arc<Ctx>) -> Result<()> {
             async move {
                 ctx.gate().await?;
                 let ns = n.namespace();
-                let specs = catalog::list_indexes(&ctx.src, &ns).await?;
+                // The source may have renamed it since it was planned.
+                let src_ns = match &n.uuid {
+                    Some(u) => catalog::current_namespace(&ctx.src, &ns.db, u)
+                        .await?
+                        .unwrap_or_else(|| ns.clone()),
+                    None => ns.clone(),
+                };
+                let specs = catalog::list_indexes(&ctx.src, &src_ns).await?;
                 catalog::create_indexes(&ctx.dest, &ns, &specs).await?;
                 ctx.store.mark_copied(&n.ns).await?;
                 ctx.tracker.collection_done(&n.ns);
@@ -247,22 +265,30 @@ pub(crate) async fn run(ctx: &Arc<Ctx>) -> Result<()> {
     Ok(())
 }
 
-async fn copy_partition_with_retry(ctx: &Arc<Ctx>, p: &PartitionDoc) -> Result<(u64, u64)> {
+async fn copy_partition_with_retry(
+    ctx: &Arc<Ctx>,
+    uuid: Option<&Binary>,
+    p: &PartitionDoc,
+) -> Result<(u64, u64)> {
     // A retried range starts over; inserts of documents already copied
     // fail as duplicates and are skipped, and the change events replayed
     // from the migration's start correct any document copied twice.
     with_retry(&format!("copy {}", p.id), &ctx.cancel, || {
-        copy_partition(ctx, p)
+        copy_partition(ctx, uuid, p)
     })
     .await
 }
 
 /// Copies one range, reading and writing concurrently.
-pub(crate) async fn copy_partition(ctx: &Arc<Ctx>, p: &PartitionDoc) -> Result<(u64, u64)> {
+pub(crate) async fn copy_partition(
+    ctx: &Arc<Ctx>,
+    uuid: Option<&Binary>,
+    p: &PartitionDoc,
+) -> Result<(u64, u64)> {
     let ns =
         Namespace::parse(&p.ns).ok_or_else(|| Error::Other(format!("bad namespace {}", p.ns)))?;
     let (tx, mut rx) = mpsc::channel::<Vec<RawDocumentBuf>>(1);
-    let reader = read_range(ctx, &ns, p, tx);
+    let reader = read_range(ctx, &ns, uuid, p, tx);
     let writer = async {
         let dest = ctx
             .dest
@@ -294,6 +320,12 @@ pub(crate) async fn copy_partition(ctx: &Arc<Ctx>, p: &PartitionDoc) -> Result<(
     let (read, written) = tokio::join!(reader, writer);
     read?;
     written
+}
+
+/// `{_id: value}` as raw BSON, for `min` and `max`.
+fn bound(v: &Bson) -> Result<RawDocumentBuf> {
+    RawDocumentBuf::from_document(&doc! { "_id": v.clone() })
+        .map_err(|e| Error::Other(e.to_string()))
 }
 
 fn raw_id(d: &RawDocumentBuf) -> Bson {
@@ -345,27 +377,39 @@ async fn handle_insert_error(
 async fn read_range(
     ctx: &Arc<Ctx>,
     ns: &Namespace,
+    uuid: Option<&Binary>,
     p: &PartitionDoc,
     tx: mpsc::Sender<Vec<RawDocumentBuf>>,
 ) -> Result<()> {
-    let coll = ctx
-        .src
-        .client
-        .database(&ns.db)
-        .collection::<RawDocumentBuf>(&ns.coll);
-    let mut find = coll.find(doc! {}).batch_size(ctx.tuning.read_batch_docs);
+    // On a replica set the collection is named by UUID: a rename on the
+    // source while its copy is under way cannot make the read miss it.
+    // (mongos takes names only.)
+    let mut cmd = match uuid.filter(|_| !ctx.src.is_sharded()) {
+        Some(u) => rawdoc! { "find": RawBson::Binary(u.clone()) },
+        None => rawdoc! { "find": ns.coll.as_str() },
+    };
+    cmd.append("filter", rawdoc! {});
+    cmd.append("batchSize", ctx.tuning.read_batch_docs as i32);
+    cmd.append("readConcern", rawdoc! { "level": "majority" });
     if p.natural_order {
-        find = find.sort(doc! { "$natural": 1 });
+        cmd.append("sort", rawdoc! { "$natural": 1 });
     } else {
-        find = find.hint(Hint::Keys(doc! { "_id": 1 }));
+        cmd.append("hint", rawdoc! { "_id": 1 });
         if let Some(min) = &p.min {
-            find = find.min(doc! { "_id": min.clone() });
+            cmd.append("min", bound(min)?);
         }
         if let Some(max) = &p.max {
-            find = find.max(doc! { "_id": max.clone() });
+            cmd.append("max", bound(max)?);
         }
     }
-    let mut cursor = find.await.ctx(Role::Source, &format!("read {ns}"))?;
+    let db = ctx.src.client.database(&ns.db);
+    let mut cursor = match db.run_raw_cursor_command(cmd).await {
+        Ok(c) => c.with_type::<RawDocumentBuf>(),
+        // Dropped on the source since it was planned: its drop event
+        // follows, so there is nothing to copy.
+        Err(e) if retry::server_code(&e) == Some(retry::NAMESPACE_NOT_FOUND) => return Ok(()),
+        Err(e) => return Err(Error::mongo(Role::Source, format!("read {ns}"), e)),
+    };
     let mut batch: Vec<RawDocumentBuf> = Vec::new();
     let mut batch_bytes = 0usize;
     loop {
@@ -396,6 +440,7 @@ async fn read_range(
 pub(crate) async fn copy_whole(
     ctx: &Arc<Ctx>,
     ns: &Namespace,
+    uuid: Option<&Binary>,
     natural_order: bool,
 ) -> Result<(u64, u64)> {
     let p = PartitionDoc {
@@ -409,7 +454,7 @@ pub(crate) async fn copy_whole(
         docs: 0,
         bytes: 0,
     };
-    copy_partition_with_retry(ctx, &p).await
+    copy_partition_with_retry(ctx, uuid, &p).await
 }
 
 /// Namespaces, with their estimates, by name: for progress.

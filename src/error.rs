@@ -30,6 +30,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    #[error("The {role} cluster refused the credentials: {detail}.")]
+    AuthenticationFailed { role: Role, detail: String },
+
     #[error("The {role} connection string is not valid: {reason}.")]
     InvalidUri { role: Role, reason: String },
 
@@ -109,6 +112,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::InvalidUri { .. } => "invalid_uri",
+            Error::AuthenticationFailed { .. } => "authentication_failed",
             Error::Unreachable { .. } => "unreachable",
             Error::InvalidPattern { .. } => "invalid_pattern",
             Error::SourceStandalone => "source_standalone",
@@ -134,6 +138,7 @@ impl Error {
     /// What the user can do about it, as one sentence.
     pub fn remedy(&self) -> String {
         match self {
+            Error::AuthenticationFailed { .. } => "Check the user name, the password and the authSource (usually admin) in the connection string.".into(),
             Error::InvalidUri { .. } => "Check the connection string; it must start with mongodb:// or mongodb+srv:// and name at least one host.".into(),
             Error::Unreachable { .. } => "Check that the cluster is running, that the host and port are right, and that no firewall blocks the connection.".into(),
             Error::InvalidPattern { .. } => "Use 'db', 'db.collection' or '*' wildcards, such as 'sales.*' or '*.orders'.".into(),

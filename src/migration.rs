@@ -309,7 +309,8 @@ impl Migration {
                 tracing::info!("interrupted; checkpoint saved");
             }
             Err(e) => {
-                tracing::error!(error = %e, "migration failed");
+                // The caller reports it to the user; this is for the log.
+                tracing::info!(error = %e, "migration failed");
                 ctx.tracker.fail(e);
             }
         }
@@ -385,7 +386,7 @@ impl Migration {
     /// Checks, without writing anything, that the migration can start or
     /// resume: a stored migration must match; a new one needs an empty
     /// destination and no collection the engine cannot sync.
-    async fn check(&self) -> Result<()> {
+    pub async fn check(&self) -> Result<()> {
         let ctx = &self.ctx;
         let existing = ctx.store.load().await?;
         match existing {
@@ -600,7 +601,7 @@ async fn recopy_capped(ctx: &Arc<Ctx>, ns: &crate::scope::Namespace) -> Result<(
     };
     catalog::drop_namespace(&ctx.dest, ns).await?;
     catalog::create_namespace(&ctx.dest, ns, &src_ns.options).await?;
-    copy::copy_whole(ctx, ns, true).await?;
+    copy::copy_whole(ctx, ns, src_ns.uuid.as_ref(), true).await?;
     let specs = catalog::list_indexes(&ctx.src, ns).await?;
     catalog::create_indexes(&ctx.dest, ns, &specs).await
 }

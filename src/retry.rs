@@ -83,8 +83,35 @@ pub fn message(err: &DriverError) -> String {
             _ => "the insert failed".to_string(),
         },
         ErrorKind::Io(e) => e.to_string(),
+        ErrorKind::ServerSelection { message, .. } => server_selection_summary(message),
+        ErrorKind::Authentication { message, .. } => message.trim_end_matches('.').to_string(),
         _ => err.kind.to_string(),
     }
+    .trim_end_matches('.')
+    .to_string()
+}
+
+/// The driver's server-selection error lists its whole view of the
+/// topology; the user needs the reason in a few words.
+fn server_selection_summary(message: &str) -> String {
+    let m = message.to_ascii_lowercase();
+    let reason = if m.contains("connection refused") {
+        "the connection was refused"
+    } else if m.contains("failed to lookup address")
+        || m.contains("name or service not known")
+        || m.contains("dns")
+    {
+        "the host name could not be resolved"
+    } else if m.contains("certificate") || m.contains("tls") || m.contains("handshake") {
+        "the TLS handshake failed"
+    } else if m.contains("timed out") || m.contains("timeout") {
+        "no server answered in time"
+    } else if m.contains("replica set name") || m.contains("setname") {
+        "the replica set name does not match"
+    } else {
+        "no suitable server answered"
+    };
+    reason.to_string()
 }
 
 /// Whether the same operation may succeed if tried again later.

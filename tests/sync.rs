@@ -62,7 +62,7 @@ async fn rich_source(c: &Client) -> Vec<Namespace> {
             ix(
                 doc! { "history.at": 1 },
                 IndexOptions::builder()
-                    .expire_after(Duration::from_secs(3600))
+                    .expire_after(Duration::from_secs(10 * 365 * 24 * 3600))
                     .build(),
             ),
             ix(

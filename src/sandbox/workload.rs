@@ -55,7 +55,7 @@ pub fn sample_doc(id: Bson, n: u64, size: usize) -> Document {
         "_id": id,
         "n": n as i64,
         "name": format!("customer {n}"),
-        "active": n % 3 != 0,
+        "active": !n.is_multiple_of(3),
         "score": (n % 1000) as f64 / 10.0,
         "address": { "city": city, "zip": format!("{:05}", n % 100_000), "geo": { "lat": (n % 90) as f64, "lng": (n % 180) as f64 } },
         "tags": ["a", "b", format!("t{}", n % 10)],

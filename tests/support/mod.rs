@@ -505,3 +505,58 @@ pub fn start_load(
     ));
     (stop, load)
 }
+
+/// Seeds several collections at once: `(namespace, documents, bytes each)`.
+pub async fn seed_all(c: &Client, specs: &[(mongoferry::Namespace, u64, usize)]) {
+    let seeds = specs
+        .iter()
+        .map(|(ns, count, size)| mongoferry::sandbox::workload::seed(c, ns, *count, *size));
+    for r in futures_util::future::join_all(seeds).await {
+        r.expect("seed the source");
+    }
+}
+
+/// Documents across several collections.
+pub async fn total_count(c: &Client, namespaces: &[mongoferry::Namespace]) -> u64 {
+    let mut n = 0;
+    for ns in namespaces {
+        n += count(c, &ns.db, &ns.coll).await;
+    }
+    n
+}
+
+/// Starts the engine in-process; returns its handle and its run task.
+pub async fn start_migration(
+    config: mongoferry::SyncConfig,
+) -> (
+    MigrationHandle,
+    tokio::task::JoinHandle<mongoferry::Result<Progress>>,
+) {
+    let migration =
+        mongoferry::Migration::connect(config, tokio_util::sync::CancellationToken::new())
+            .await
+            .expect("connect");
+    let handle = migration.handle();
+    (handle, tokio::spawn(migration.run()))
+}
+
+/// Commits an in-process migration once it can commit and waits for
+/// COMMITTED (the source's writes must have stopped).
+pub async fn commit_and_wait(
+    handle: &MigrationHandle,
+    run: tokio::task::JoinHandle<mongoferry::Result<Progress>>,
+    timeout: Duration,
+) -> Progress {
+    wait_for(handle, "canCommit before commit", timeout, |p| p.can_commit).await;
+    handle
+        .commit(mongoferry::CommitRequest::default())
+        .expect("commit accepted");
+    let done = tokio::time::timeout(timeout, run)
+        .await
+        .expect("commit finishes in time")
+        .expect("the migration task does not panic")
+        .expect("the migration commits");
+    assert_eq!(done.state, State::Committed, "{done:#?}");
+    assert!(done.can_write);
+    done
+}

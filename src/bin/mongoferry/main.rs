@@ -102,6 +102,7 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -173,7 +174,11 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     config.tuning.copy_concurrency = args.copy_concurrency;
 
     let cancel = CancellationToken::new();
-    let migration = match Migration::connect(config, cancel.clone()).await {
+    let connected = match Migration::connect(config, cancel.clone()).await {
+        Ok(m) => m.check().await.map(|()| m),
+        Err(e) => Err(e),
+    };
+    let migration = match connected {
         Ok(m) => m,
         Err(e) => {
             eprintln!("error: {} {}", e, e.remedy());
