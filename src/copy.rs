@@ -46,10 +46,21 @@ pub fn split_points(sorted_sample: &[Bson], parts: usize) -> Vec<Bson> {
     out
 }
 
-/// How many ranges a collection of `bytes` is split into.
-pub fn partition_count(bytes: u64, partition_bytes: u64, max: usize) -> usize {
-    let n = bytes.div_ceil(partition_bytes.max(1)) as usize;
-    n.clamp(1, max.max(1))
+/// Below this size a collection is copied as one range.
+const MIN_SPLIT_BYTES: u64 = 8 * 1024 * 1024;
+
+/// How many ranges a collection of `bytes` is split into: one per
+/// `partition_bytes`, but at least one per parallel reader once the
+/// collection is worth splitting, so that one big collection (the common
+/// case) keeps every reader busy.
+pub fn partition_count(bytes: u64, partition_bytes: u64, concurrency: usize, max: usize) -> usize {
+    let by_size = bytes.div_ceil(partition_bytes.max(1)) as usize;
+    let by_readers = if bytes >= MIN_SPLIT_BYTES {
+        concurrency.min((bytes / MIN_SPLIT_BYTES) as usize)
+    } else {
+        1
+    };
+    by_size.max(by_readers).clamp(1, max.max(1))
 }
 
 /// Turns split points into ranges `[min, max)`.
@@ -95,7 +106,9 @@ pub async fn estimate(src: &crate::cluster::Cluster, ns: &Namespace) -> Result<(
     Ok((docs, bytes))
 }
 
-fn number(v: Option<&Bson>) -> u64 {
+/// A server-reported count or size as `u64`, whatever numeric type the
+/// server chose; 0 when absent or negative.
+pub fn number(v: Option<&Bson>) -> u64 {
     match v {
         Some(Bson::Int32(i)) => (*i).max(0) as u64,
         Some(Bson::Int64(i)) => (*i).max(0) as u64,
@@ -129,7 +142,12 @@ async fn plan_collection(ctx: &Ctx, src_ns: &SourceNamespace) -> Result<()> {
     let parts = if natural {
         1
     } else {
-        partition_count(bytes, ctx.tuning.partition_bytes, ctx.tuning.max_partitions)
+        partition_count(
+            bytes,
+            ctx.tuning.partition_bytes,
+            ctx.tuning.copy_concurrency,
+            ctx.tuning.max_partitions,
+        )
     };
     let points = if parts > 1 {
         let sample_size = (parts * 16).min(16_384) as i64;
@@ -499,9 +517,18 @@ mod tests {
 
     #[test]
     fn partition_count_is_bounded() {
-        assert_eq!(partition_count(0, 64, 100), 1);
-        assert_eq!(partition_count(64, 64, 100), 1);
-        assert_eq!(partition_count(65, 64, 100), 2);
-        assert_eq!(partition_count(u64::MAX / 2, 64, 100), 100);
+        assert_eq!(partition_count(0, 64, 4, 100), 1);
+        assert_eq!(partition_count(64, 64, 4, 100), 1);
+        assert_eq!(partition_count(65, 64, 4, 100), 2);
+        assert_eq!(partition_count(u64::MAX / 2, 64, 4, 100), 100);
+    }
+
+    #[test]
+    fn a_mid_sized_collection_gets_a_range_per_reader() {
+        const MIB: u64 = 1024 * 1024;
+        assert_eq!(partition_count(4 * MIB, 64 * MIB, 4, 100), 1);
+        assert_eq!(partition_count(20 * MIB, 64 * MIB, 4, 100), 2);
+        assert_eq!(partition_count(40 * MIB, 64 * MIB, 4, 100), 4);
+        assert_eq!(partition_count(1024 * MIB, 64 * MIB, 4, 100), 16);
     }
 }

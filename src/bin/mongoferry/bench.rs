@@ -1,10 +1,436 @@
-//! `mongoferry bench` (being written).
+//! `mongoferry bench`: a measurement, not a timed test.
+//!
+//! On two local replica sets it starts itself (`sandbox::Pair`), it seeds
+//! the source with `--docs` documents of about `--doc-size` bytes of mixed
+//! shapes and `_id` types, then measures, all in one run so that the
+//! ratios compare like with like (the box varies by up to ~1.7x from run
+//! to run; compare ratios from one run, never figures from two):
+//!
+//! 1. MONGOFERRY: a real [`Migration`] of the bench database into an empty
+//!    destination, timed from `run()` until the copy phase ends; the peak
+//!    RSS of this process (which hosts the engine) during that copy.
+//!    It runs first so that no other phase inflates the process's memory.
+//! 2. LAG: with that migration applying change events, a steady write load
+//!    on the source for `--lag-seconds`, measured two ways: the engine's
+//!    `lagTimeSeconds` (1 s resolution) and end-to-end marker documents
+//!    timed from their insert on the source to their arrival on the
+//!    destination. Then commit, and verify the destination against the
+//!    source (document counts and `dbHash`).
+//! 3. CEILING: the same documents, pre-built in memory, written into an
+//!    empty destination collection by parallel unordered `insertMany`
+//!    tasks with the same Rust driver.
+//! 4. NAIVE: one cursor over the source, `insertMany` of 1,000 at a time,
+//!    sequentially.
+//!
+//! With `--rounds N` the copy, the ceiling and the naive copy are measured
+//! N times, interleaved, and the ratios use each one's fastest round. Each
+//! phase also reports the CPU seconds of both `mongod`s, of this process
+//! and of every other process on the box, and the bytes the source read
+//! into its cache: a phase that shared the box with other work is flagged.
+//!
+//! It exits 0 when the measurement completed, whether or not the targets
+//! were met, and 1 when the migration failed or the destination does not
+//! match the source after the commit.
+
+mod cpu;
+mod lag;
+mod measure;
+mod report;
+mod rss;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use mongodb::Client;
+use mongoferry::sandbox::Pair;
+use mongoferry::scope::Namespace;
+use mongoferry::{Migration, Phase, Progress, SyncConfig, Tuning};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use self::measure::{Figure, BENCH_DB, DOCS_COLL};
+use self::report::Report;
 
 #[derive(clap::Args)]
-pub struct BenchArgs {}
+pub struct BenchArgs {
+    /// Documents in the benchmark collection.
+    #[arg(long, default_value_t = 1_000_000)]
+    docs: u64,
+    /// Approximate size of each document, in bytes.
+    #[arg(long, default_value_t = 1024)]
+    doc_size: usize,
+    /// Source writes per second during the lag measurement.
+    #[arg(long, default_value_t = 5000)]
+    write_rate: u32,
+    /// How long the write load runs while lag is measured (0 skips the
+    /// load; the migration is still committed and verified).
+    #[arg(long, default_value_t = 20)]
+    lag_seconds: u64,
+    /// Also print every figure as one JSON object on stdout (the table
+    /// then goes to stderr).
+    #[arg(long)]
+    json: bool,
+    /// Ranges the engine copies at once. A comma-separated list measures
+    /// each value's copy in this run; the first one is the migration whose
+    /// memory and lag are measured.
+    #[arg(long, value_delimiter = ',', default_values_t = [Tuning::default().copy_concurrency])]
+    copy_concurrency: Vec<usize>,
+    /// Documents per insert batch in the engine's copy.
+    #[arg(long, default_value_t = Tuning::default().batch_docs)]
+    batch_docs: usize,
+    /// Bytes per insert batch in the engine's copy, in KiB.
+    #[arg(long, default_value_t = Tuning::default().batch_bytes / 1024)]
+    batch_kib: usize,
+    /// Documents per cursor batch when the engine reads a range.
+    #[arg(long, default_value_t = Tuning::default().read_batch_docs)]
+    read_batch_docs: u32,
+    /// Target size of one `_id` range in the engine's copy, in MiB.
+    #[arg(long, default_value_t = Tuning::default().partition_bytes / (1024 * 1024))]
+    partition_mib: u64,
+    /// Rounds of the copy, ceiling and naive measurements; the ratios use
+    /// each one's fastest round. The memory and lag figures come from the
+    /// first round's migration.
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+    /// Parallel insertMany tasks of the ceiling measurement.
+    #[arg(long, default_value_t = 4)]
+    ceiling_concurrency: usize,
+    /// Documents per insertMany of the ceiling measurement.
+    #[arg(long, default_value_t = 1000)]
+    ceiling_batch: usize,
+}
 
-pub async fn run(_args: BenchArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the benchmark is not written yet")
+pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.docs > 0, "--docs must be at least 1");
+    anyhow::ensure!(
+        !args.copy_concurrency.is_empty() && args.copy_concurrency.iter().all(|&c| c > 0),
+        "--copy-concurrency must be at least 1"
+    );
+    anyhow::ensure!(
+        args.ceiling_concurrency > 0 && args.ceiling_batch > 0 && args.batch_docs > 0,
+        "--ceiling-concurrency, --ceiling-batch and --batch-docs must be at least 1"
+    );
+    let started = Instant::now();
+    let mut report = Report::new(&args);
+
+    step("starting two local replica sets (source, destination)");
+    let pair = Pair::start()
+        .await
+        .context("could not start the local replica sets (is mongod installed? run scripts/install-mongod.sh)")?;
+    let src = measure::client(&pair.source.uri()).await?;
+    let dest = measure::client(&pair.destination.uri()).await?;
+    report.mongodb_version = measure::server_version(&src).await?;
+
+    // The write load of the lag phase goes to collections of its own, so
+    // that the benchmark collection holds exactly --docs documents for
+    // every copy.
+    let load_tasks = lag::load_tasks(args.write_rate);
+    step(&format!(
+        "seeding {} documents of ~{} B into {BENCH_DB}.{DOCS_COLL}",
+        report::thousands(args.docs),
+        args.doc_size
+    ));
+    let seed = measure::seed(&src, args.docs, args.doc_size).await?;
+    lag::prepare_source(&src, load_tasks).await?;
+    report.seed = Some(seed);
+    report.doc_bytes = seed.bytes;
+    step(&format!(
+        "seeded in {:.1} s ({} docs/s, {:.1} MB/s)",
+        seed.seconds,
+        report::thousands(seed.docs_per_second() as u64),
+        seed.mb_per_second()
+    ));
+
+    // 1. Mongoferry's copy, first: nothing else has grown the heap yet.
+    let primary = args.copy_concurrency[0];
+    measure::settle(&src, &dest).await?;
+    step(&format!("MONGOFERRY: copy with copy_concurrency {primary}"));
+    let rss_sampler = rss::Sampler::start();
+    let before = cpu::Snapshot::take(&src, &dest).await?;
+    let (cancel, mut migration) = start_migration(&pair, &args, primary).await?;
+    let mut copy = match wait_copy(&mut migration, &args).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: the migration failed during the copy: {e:#}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    report.rss = Some(rss_sampler.finish());
+    copy.usage = Some(before.usage(&src, &dest).await?);
+    announce("copy", &copy);
+    report.copies.push((primary, copy));
+
+    // 2. Lag under a steady write load, then commit and verify.
+    let handle = migration.handle.clone();
+    let lag_rss = rss::Sampler::start();
+    let load = measure::load_client(&pair.source.uri()).await?;
+    let lag = lag::measure(&src, &load, &dest, &handle, &args, load_tasks).await?;
+    report.lag_rss = Some(lag_rss.finish());
+    report.lag = lag;
+    step("committing");
+    match commit(&mut migration).await {
+        Ok(p) => report.events_applied = p.total_events_applied,
+        Err(e) => {
+            eprintln!("error: the commit failed: {e:#}");
+            return Ok(ExitCode::from(1));
+        }
+    }
+    drop(cancel);
+    let verify = measure::verify(&src, &dest).await?;
+    step(&format!(
+        "verified: source {} docs, destination {} docs, dbHash {}",
+        report::thousands(verify.source_docs),
+        report::thousands(verify.destination_docs),
+        if verify.hash_match {
+            "match"
+        } else {
+            "MISMATCH"
+        }
+    ));
+    report.verify = Some(verify.clone());
+
+    // Further copy-concurrency values, for tuning, in the same run.
+    for &c in &args.copy_concurrency[1..] {
+        match copy_again(&pair, &src, &dest, &args, c).await? {
+            Some(copy) => report.copies.push((c, copy)),
+            None => return Ok(ExitCode::from(1)),
+        }
+    }
+
+    // 3. The destination's insert ceiling and 4. the naive copy, in rounds
+    // with the copy again, so that a burst of other work on the box skews
+    // one round rather than the ratios.
+    measure::clean_destination(&dest).await?;
+    step(&format!(
+        "CEILING: building {} documents in memory",
+        report::thousands(args.docs)
+    ));
+    let docs = Arc::new(measure::build_docs(args.docs, args.doc_size).await?);
+    for round in 0..args.rounds.max(1) {
+        if round > 0 {
+            match copy_again(&pair, &src, &dest, &args, primary).await? {
+                Some(copy) => report.copy_rounds.push(copy),
+                None => return Ok(ExitCode::from(1)),
+            }
+        }
+        measure::clean_destination(&dest).await?;
+        measure::settle(&src, &dest).await?;
+        step(&format!(
+            "CEILING: {} parallel unordered insertMany of {} docs",
+            args.ceiling_concurrency, args.ceiling_batch
+        ));
+        let before = cpu::Snapshot::take(&src, &dest).await?;
+        let mut ceiling = measure::ceiling(
+            &dest,
+            docs.clone(),
+            args.ceiling_concurrency,
+            args.ceiling_batch,
+        )
+        .await?;
+        ceiling.usage = Some(before.usage(&src, &dest).await?);
+        announce("ceiling", &ceiling);
+        report.ceilings.push(ceiling);
+
+        measure::clean_destination(&dest).await?;
+        measure::settle(&src, &dest).await?;
+        step("NAIVE: one cursor, insertMany of 1,000 at a time");
+        let before = cpu::Snapshot::take(&src, &dest).await?;
+        let mut naive = measure::naive(&src, &dest).await?;
+        naive.usage = Some(before.usage(&src, &dest).await?);
+        announce("naive", &naive);
+        report.naives.push(naive);
+    }
+    drop(docs);
+    measure::clean_destination(&dest).await?;
+
+    report.total_seconds = started.elapsed().as_secs_f64();
+    report.print(args.json)?;
+    if verify.ok() {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: the destination does not match the source after the commit");
+        Ok(ExitCode::from(1))
+    }
+}
+
+/// Another copy by the engine into a clean destination, for tuning or a
+/// later round; the migration is stopped once its copy is done. `None`
+/// when the migration failed (reported on stderr).
+async fn copy_again(
+    pair: &Pair,
+    src: &Client,
+    dest: &Client,
+    args: &BenchArgs,
+    copy_concurrency: usize,
+) -> anyhow::Result<Option<Figure>> {
+    measure::clean_destination(dest).await?;
+    measure::settle(src, dest).await?;
+    step(&format!(
+        "MONGOFERRY: copy with copy_concurrency {copy_concurrency}"
+    ));
+    let before = cpu::Snapshot::take(src, dest).await?;
+    let (cancel, mut migration) = start_migration(pair, args, copy_concurrency).await?;
+    let mut copy = match wait_copy(&mut migration, args).await {
+        Ok(copy) => copy,
+        Err(e) => {
+            eprintln!("error: the migration failed during the copy: {e:#}");
+            return Ok(None);
+        }
+    };
+    copy.usage = Some(before.usage(src, dest).await?);
+    cancel.cancel();
+    let _ = migration.join.await;
+    announce("copy", &copy);
+    Ok(Some(copy))
+}
+
+/// A progress line on stderr.
+fn step(message: &str) {
+    eprintln!("[bench] {message}");
+}
+
+/// A migration running in its own task.
+struct Running {
+    handle: mongoferry::MigrationHandle,
+    join: JoinHandle<mongoferry::Result<Progress>>,
+    copy_concurrency: usize,
+}
+
+async fn start_migration(
+    pair: &Pair,
+    args: &BenchArgs,
+    copy_concurrency: usize,
+) -> anyhow::Result<(CancellationToken, Running)> {
+    let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
+    config.include = vec![BENCH_DB.to_string()];
+    config.fresh = true;
+    config.drop_existing = true;
+    config.tuning.copy_concurrency = copy_concurrency;
+    config.tuning.batch_docs = args.batch_docs;
+    config.tuning.batch_bytes = args.batch_kib.max(1) * 1024;
+    config.tuning.read_batch_docs = args.read_batch_docs.max(1);
+    config.tuning.partition_bytes = args.partition_mib.max(1) * 1024 * 1024;
+    let cancel = CancellationToken::new();
+    let migration = Migration::connect(config, cancel.clone())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e} {}", e.remedy()))?;
+    let handle = migration.handle();
+    let join = tokio::spawn(migration.run());
+    Ok((
+        cancel,
+        Running {
+            handle,
+            join,
+            copy_concurrency,
+        },
+    ))
+}
+
+/// Waits for the copy phase to end; times it from the start of `run()`.
+async fn wait_copy(m: &mut Running, args: &BenchArgs) -> anyhow::Result<Figure> {
+    let started = Instant::now();
+    let mut rx = m.handle.watch_progress();
+    let mut data_done: Option<f64> = None;
+    let mut last_note = Instant::now();
+    loop {
+        let p = rx.borrow_and_update().clone();
+        let c = &p.collection_copy;
+        if p.phase == Phase::Copying
+            && data_done.is_none()
+            && c.estimated_total_docs > 0
+            && c.copied_docs >= c.estimated_total_docs
+        {
+            data_done = Some(started.elapsed().as_secs_f64());
+        }
+        if matches!(p.phase, Phase::Applying | Phase::Committing | Phase::Done) {
+            let seconds = started.elapsed().as_secs_f64();
+            return Ok(Figure {
+                docs: c.copied_docs,
+                bytes: c.estimated_copied_bytes,
+                seconds,
+                data_seconds: data_done,
+                ranges: Some(ranges_of(&p, args, m.copy_concurrency)),
+                usage: None,
+            });
+        }
+        if last_note.elapsed() > Duration::from_secs(5) && p.phase == Phase::Copying {
+            last_note = Instant::now();
+            step(&format!(
+                "  {} of ~{} docs copied",
+                report::thousands(c.copied_docs),
+                report::thousands(c.estimated_total_docs)
+            ));
+        }
+        tokio::select! {
+            r = &mut m.join => {
+                return Err(match r {
+                    Ok(Ok(p)) => anyhow::anyhow!("the migration ended in state {} during the copy", p.state),
+                    Ok(Err(e)) => anyhow::anyhow!("{e} {}", e.remedy()),
+                    Err(e) => anyhow::anyhow!("the migration task failed: {e}"),
+                });
+            }
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    anyhow::bail!("the migration stopped publishing progress");
+                }
+            }
+            // A periodic wake-up for the progress note while the copy is
+            // between batches.
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+/// How many `_id` ranges the engine planned for the benchmark collection,
+/// estimated the way the engine plans them (the count is not published).
+fn ranges_of(p: &Progress, args: &BenchArgs, copy_concurrency: usize) -> u64 {
+    let ns = Namespace::new(BENCH_DB, DOCS_COLL).to_string();
+    p.collection_copy
+        .collections
+        .iter()
+        .find(|c| c.namespace == ns)
+        .map(|c| {
+            mongoferry::copy::partition_count(
+                c.estimated_total_bytes,
+                args.partition_mib.max(1) * 1024 * 1024,
+                copy_concurrency,
+                Tuning::default().max_partitions,
+            ) as u64
+        })
+        .unwrap_or(0)
+}
+
+/// One measured figure, on the progress stream.
+fn announce(name: &str, f: &Figure) {
+    step(&format!(
+        "{name}: {} docs/s, {:.1} MB/s",
+        report::thousands(f.docs_per_second() as u64),
+        f.mb_per_second()
+    ));
+}
+
+/// Commits once `canCommit`, and waits for COMMITTED.
+async fn commit(m: &mut Running) -> anyhow::Result<Progress> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        match m.handle.commit(Default::default()) {
+            Ok(()) => break,
+            Err(e @ mongoferry::Error::NotReadyToCommit { .. }) => {
+                if Instant::now() > deadline {
+                    anyhow::bail!("not ready to commit after 120 s: {e}");
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => anyhow::bail!("{e} {}", e.remedy()),
+        }
+    }
+    match tokio::time::timeout(Duration::from_secs(600), &mut m.join).await {
+        Err(_) => anyhow::bail!("the commit did not finish within 600 s"),
+        Ok(Err(e)) => anyhow::bail!("the migration task failed: {e}"),
+        Ok(Ok(Err(e))) => anyhow::bail!("{e} {}", e.remedy()),
+        Ok(Ok(Ok(p))) if p.state == mongoferry::State::Committed => Ok(p),
+        Ok(Ok(Ok(p))) => anyhow::bail!("the migration ended in state {}", p.state),
+    }
 }
