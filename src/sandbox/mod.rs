@@ -8,7 +8,7 @@
 
 pub mod workload;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -85,8 +85,23 @@ impl ReplicaSet {
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
-        rs.spawn()?;
-        rs.wait_ready().await?;
+        // A port found free can be taken by another mongod (a parallel
+        // test) before ours binds it: then ours exits, or the other one
+        // answers our ping. Either way, try again on another port.
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            rs.spawn()?;
+            match rs.wait_ready().await {
+                Ok(()) => break,
+                Err(e) if attempts < 5 => {
+                    tracing::debug!(error = %e, port = rs.port, "mongod did not come up; retrying on another port");
+                    rs.kill();
+                    rs.port = free_port()?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let client = rs.direct_client().await?;
         let init = client
             .database("admin")
@@ -184,13 +199,24 @@ impl ReplicaSet {
                     });
                 }
             }
-            if client
+            // Whoever answers must be our mongod, not another one that
+            // took the port first.
+            if let Ok(opts) = client
                 .database("admin")
-                .run_command(doc! { "ping": 1 })
+                .run_command(doc! { "getCmdLineOpts": 1 })
                 .await
-                .is_ok()
             {
-                return Ok(());
+                let theirs = opts
+                    .get_document("parsed")
+                    .and_then(|p| p.get_document("storage"))
+                    .and_then(|s| s.get_str("dbPath"))
+                    .unwrap_or_default();
+                if Path::new(theirs) == self.dbpath() {
+                    return Ok(());
+                }
+                return Err(Error::Sandbox {
+                    message: format!("port {} is taken by another mongod", self.port),
+                });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -249,12 +275,18 @@ impl ReplicaSet {
     }
 }
 
-impl Drop for ReplicaSet {
-    fn drop(&mut self) {
+impl ReplicaSet {
+    fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl Drop for ReplicaSet {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 
