@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bson::{doc, rawdoc, Binary, Bson, DateTime, Document, RawArrayBuf, RawDocumentBuf, Timestamp};
+use bson::{doc, rawdoc, Binary, Document, RawArrayBuf, RawBsonRef, RawDocument, RawDocumentBuf};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use mongodb::change_stream::ChangeStream;
 use tokio::sync::mpsc;
@@ -72,12 +72,6 @@ impl Mapping {
 
     fn remove(&mut self, uuid: &[u8]) -> Option<Namespace> {
         self.by_uuid.remove(uuid)
-    }
-
-    pub fn namespaces(&self) -> Vec<Namespace> {
-        let mut v: Vec<Namespace> = self.by_uuid.values().cloned().collect();
-        v.sort();
-        v
     }
 }
 
@@ -289,10 +283,9 @@ async fn check_control(ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<Option<Ap
                     .await
                     .ctx(Role::Source, "block writes (setUserWriteBlockMode)")?;
             }
-            let target = commit_target(ctx).await?;
+            let target = ctx.src.cluster_time().await?;
             m.phase = StoredPhase::Committing;
             m.commit_target = Some(target);
-            m.block_source_writes = req.block_source_writes;
             ctx.store.save(m).await?;
             ctx.tracker.committing(target);
             tracing::info!(?target, "commit: catching up to the source");
@@ -306,21 +299,6 @@ async fn check_control(ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<Option<Ap
         }
     }
     Ok(None)
-}
-
-/// The last optime of the source: every write made before writes stopped.
-async fn commit_target(ctx: &Ctx) -> Result<Timestamp> {
-    let reply = ctx
-        .src
-        .client
-        .database("admin")
-        .run_command(doc! { "ping": 1 })
-        .await
-        .ctx(Role::Source, "report its cluster time")?;
-    match reply.get_timestamp("operationTime") {
-        Ok(t) => Ok(t),
-        Err(_) => ctx.src.cluster_time().await,
-    }
 }
 
 /// Applies a collapsed batch; returns how many events it held.
@@ -358,35 +336,32 @@ async fn flush(ctx: &Arc<Ctx>, mapping: &Mapping, batch: Batch) -> Result<u64> {
 
 /// Writes one collection's share of a batch: fetches, upserts, deletes.
 async fn apply_collection(ctx: &Ctx, dest_ns: &Namespace, evs: &[CrudEvent]) -> Result<()> {
-    let mut upserts: Vec<(RawDocumentBuf, RawDocumentBuf)> = Vec::new();
     let mut fetch: Vec<&CrudEvent> = Vec::new();
-    let mut deletes: Vec<RawDocumentBuf> = Vec::new();
+    let mut deletes: Vec<&RawDocument> = Vec::new();
+    let mut inline: Vec<&RawDocument> = Vec::new();
     for ev in evs {
         match &ev.op {
-            DocOp::Upsert(d) => upserts.push((ev.key.clone(), d.clone())),
+            DocOp::Upsert(d) => inline.push(d),
             DocOp::Fetch => fetch.push(ev),
-            DocOp::Delete => deletes.push(ev.key.clone()),
+            DocOp::Delete => deletes.push(&ev.key),
         }
     }
+    let mut fetched: Vec<RawDocumentBuf> = Vec::new();
     for chunk in fetch.chunks(WRITE_CHUNK) {
-        for doc in fetch_current(ctx, chunk).await? {
-            if let Ok(Some(id)) = doc.get("_id") {
-                let mut key = RawDocumentBuf::new();
-                key.append_ref("_id", id);
-                upserts.push((key, doc));
-            }
-        }
+        fetched.extend(fetch_current(ctx, chunk).await?);
     }
+    let (large, upserts): (Vec<&RawDocument>, Vec<&RawDocument>) = inline
+        .into_iter()
+        .chain(fetched.iter().map(|d| d.as_ref()))
+        .partition(|d| d.as_bytes().len() > LARGE_DOC_BYTES);
     let db = ctx.dest.client.database(&dest_ns.db);
     // A document near 16 MB cannot ride inside an `update` command's body;
     // the driver's replace sends it as a document sequence instead.
-    let (large, upserts): (Vec<_>, Vec<_>) = upserts
-        .into_iter()
-        .partition(|(_, d)| d.as_bytes().len() > LARGE_DOC_BYTES);
-    for (key, doc) in large {
-        let filter = Document::try_from(key.as_ref()).map_err(|e| Error::Other(e.to_string()))?;
+    for doc in large {
+        let filter =
+            Document::try_from(id_key(doc)?.as_ref()).map_err(|e| Error::Other(e.to_string()))?;
         db.collection::<RawDocumentBuf>(&dest_ns.coll)
-            .replace_one(filter, doc)
+            .replace_one(filter, doc.to_owned())
             .upsert(true)
             .bypass_document_validation(true)
             .write_concern(
@@ -400,21 +375,23 @@ async fn apply_collection(ctx: &Ctx, dest_ns: &Namespace, evs: &[CrudEvent]) -> 
                 &format!("write a large document to {dest_ns}"),
             )?;
     }
-    let mut i = 0;
-    while i < upserts.len() {
+    let mut rest = upserts.as_slice();
+    while !rest.is_empty() {
         let mut stmts = RawArrayBuf::new();
-        let mut ids = Vec::new();
         let mut bytes = 0;
-        while i < upserts.len()
-            && ids.len() < WRITE_CHUNK
-            && (bytes < WRITE_CHUNK_BYTES || ids.is_empty())
-        {
-            let (key, doc) = &upserts[i];
+        let mut n = 0;
+        while n < rest.len() && n < WRITE_CHUNK && (bytes < WRITE_CHUNK_BYTES || n == 0) {
+            let doc = rest[n];
             bytes += doc.as_bytes().len();
-            stmts.push(rawdoc! { "q": key.clone(), "u": doc.clone(), "upsert": true });
-            ids.push(key.clone());
-            i += 1;
+            let mut stmt = RawDocumentBuf::new();
+            stmt.append("q", id_key(doc)?);
+            stmt.append_ref("u", RawBsonRef::Document(doc));
+            stmt.append("upsert", true);
+            stmts.push(stmt);
+            n += 1;
         }
+        let (sent, later) = rest.split_at(n);
+        rest = later;
         let cmd = rawdoc! {
             "update": dest_ns.coll.as_str(), "updates": stmts, "ordered": false,
             "bypassDocumentValidation": true, "writeConcern": { "w": 1 },
@@ -423,12 +400,15 @@ async fn apply_collection(ctx: &Ctx, dest_ns: &Namespace, evs: &[CrudEvent]) -> 
             .run_raw_command(cmd)
             .await
             .ctx(Role::Destination, &format!("write to {dest_ns}"))?;
-        check_write_reply(ctx, dest_ns, &reply, &ids).await?;
+        check_write_reply(ctx, dest_ns, &reply, sent).await?;
     }
     for chunk in deletes.chunks(WRITE_CHUNK) {
         let mut stmts = RawArrayBuf::new();
         for key in chunk {
-            stmts.push(rawdoc! { "q": key.clone(), "limit": 1 });
+            let mut stmt = RawDocumentBuf::new();
+            stmt.append_ref("q", RawBsonRef::Document(key));
+            stmt.append("limit", 1);
+            stmts.push(stmt);
         }
         let cmd = rawdoc! {
             "delete": dest_ns.coll.as_str(), "deletes": stmts, "ordered": false,
@@ -443,9 +423,20 @@ async fn apply_collection(ctx: &Ctx, dest_ns: &Namespace, evs: &[CrudEvent]) -> 
     Ok(())
 }
 
-/// Reads the current versions of documents from the source. On a replica
-/// set the collection is addressed by UUID, so a rename since the event
-/// cannot make the read miss or hit another collection.
+/// `{_id: <the document's _id>}`.
+fn id_key(doc: &RawDocument) -> Result<RawDocumentBuf> {
+    let id = doc
+        .get("_id")
+        .ok()
+        .flatten()
+        .ok_or_else(|| Error::Other("a document without _id".into()))?;
+    let mut key = RawDocumentBuf::new();
+    key.append_ref("_id", id);
+    Ok(key)
+}
+
+/// Reads the current versions of documents from the source, by collection
+/// UUID (see [`catalog::find_raw`]).
 async fn fetch_current(ctx: &Ctx, evs: &[&CrudEvent]) -> Result<Vec<RawDocumentBuf>> {
     let Some(first) = evs.first() else {
         return Ok(Vec::new());
@@ -456,40 +447,24 @@ async fn fetch_current(ctx: &Ctx, evs: &[&CrudEvent]) -> Result<Vec<RawDocumentB
             ids.push(id.to_raw_bson());
         }
     }
-    let filter = rawdoc! { "_id": { "$in": ids } };
-    let mut cmd = if ctx.src.is_sharded() {
-        // mongos cannot address a collection by UUID.
-        rawdoc! { "find": first.ns.coll.as_str() }
-    } else {
-        rawdoc! { "find": bson::RawBson::Binary(first.uuid.clone()) }
-    };
-    cmd.append("filter", filter);
-    cmd.append("readConcern", rawdoc! { "level": "majority" });
-    let db = ctx.src.client.database(&first.ns.db);
-    match db.run_raw_cursor_command(cmd).await {
-        Ok(cursor) => cursor
-            .with_type::<RawDocumentBuf>()
-            .try_collect()
-            .await
-            .ctx(
-                Role::Source,
-                &format!("read changed documents of {}", first.ns),
-            ),
-        // Dropped since the event: its drop event follows.
-        Err(e) if retry::server_code(&e) == Some(retry::NAMESPACE_NOT_FOUND) => Ok(Vec::new()),
-        Err(e) => Err(Error::mongo(
+    let options = rawdoc! { "filter": { "_id": { "$in": ids } } };
+    match catalog::find_raw(&ctx.src, &first.ns, Some(&first.uuid), options).await? {
+        Some(cursor) => cursor.try_collect().await.ctx(
             Role::Source,
-            format!("read changed documents of {}", first.ns),
-            e,
-        )),
+            &format!("read changed documents of {}", first.ns),
+        ),
+        None => Ok(Vec::new()),
     }
 }
 
+/// Turns an `update`/`delete` reply into an error (write concern, or a
+/// transient per-statement failure, so the idempotent batch is retried) or
+/// recorded per-document problems. `docs[i]` holds statement `i`'s `_id`.
 async fn check_write_reply(
     ctx: &Ctx,
     ns: &Namespace,
     reply: &Document,
-    ids: &[RawDocumentBuf],
+    docs: &[&RawDocument],
 ) -> Result<()> {
     if let Ok(wce) = reply.get_document("writeConcernError") {
         return Err(Error::Mongo {
@@ -509,35 +484,22 @@ async fn check_write_reply(
     let mut problems = Vec::new();
     for e in errors.iter().filter_map(|e| e.as_document()) {
         let code = e.get_i32("code").unwrap_or(0);
+        let message = e.get_str("errmsg").unwrap_or_default();
         if retry::TRANSIENT_WRITE_CODES.contains(&code) {
             return Err(Error::Mongo {
                 role: Role::Destination,
                 op: format!("write to {ns}"),
-                message: e.get_str("errmsg").unwrap_or_default().to_string(),
+                message: message.to_string(),
                 code: Some(code),
                 transient: true,
             });
         }
         let index = e.get_i32("index").unwrap_or(0).max(0) as usize;
-        let id = ids
-            .get(index)
-            .and_then(|k| k.get("_id").ok().flatten())
-            .and_then(|v| Bson::try_from(v.to_raw_bson()).ok())
-            .unwrap_or(Bson::Null);
-        problems.push(ProblemDoc {
-            ns: ns.to_string(),
-            document_id: id,
-            code,
-            message: e.get_str("errmsg").unwrap_or_default().to_string(),
-            at: DateTime::now(),
-        });
+        if let Some(doc) = docs.get(index) {
+            problems.push(ProblemDoc::new(&ns.to_string(), doc, code, message));
+        }
     }
-    if !problems.is_empty() {
-        tracing::warn!(%ns, count = problems.len(), "changes could not be applied");
-        ctx.tracker.add_failed(problems.len() as u64);
-        ctx.store.record_problems(problems).await?;
-    }
-    Ok(())
+    ctx.record_problems(&ns.to_string(), problems).await
 }
 
 fn in_scope(scope: &Scope, ns: &Namespace) -> bool {
@@ -590,14 +552,12 @@ async fn apply_ddl(ctx: &Arc<Ctx>, mapping: &mut Mapping, ddl: DdlEvent) -> Resu
         DdlEvent::Drop { ns, uuid } => match uuid {
             Some(uuid) => {
                 if let Some(dest_ns) = mapping.remove(&uuid.bytes) {
-                    catalog::drop_namespace(&ctx.dest, &dest_ns).await?;
-                    ctx.store.remove_namespace(&dest_ns.to_string()).await?;
+                    forget(ctx, &dest_ns).await?;
                 }
             }
             None => {
                 if in_scope(&ctx.scope, &ns) && mapping.holder_of(&ns).is_none() {
-                    catalog::drop_namespace(&ctx.dest, &ns).await?;
-                    ctx.store.remove_namespace(&ns.to_string()).await?;
+                    forget(ctx, &ns).await?;
                 }
             }
         },
@@ -633,8 +593,7 @@ async fn apply_ddl(ctx: &Arc<Ctx>, mapping: &mut Mapping, ddl: DdlEvent) -> Resu
                         mapping.insert(&uuid, to);
                     } else {
                         mapping.remove(&uuid.bytes);
-                        catalog::drop_namespace(&ctx.dest, &from).await?;
-                        ctx.store.remove_namespace(&from.to_string()).await?;
+                        forget(ctx, &from).await?;
                     }
                 }
                 None if target_in_scope => {
@@ -685,8 +644,7 @@ async fn apply_ddl(ctx: &Arc<Ctx>, mapping: &mut Mapping, ddl: DdlEvent) -> Resu
             for name in &dest_names {
                 let ns = Namespace::new(&db, name);
                 if in_scope(&ctx.scope, &ns) {
-                    catalog::drop_namespace(&ctx.dest, &ns).await?;
-                    ctx.store.remove_namespace(&ns.to_string()).await?;
+                    forget(ctx, &ns).await?;
                 }
             }
             // What is left may be only the server's own bookkeeping (the
@@ -784,6 +742,12 @@ async fn apply_ddl(ctx: &Arc<Ctx>, mapping: &mut Mapping, ddl: DdlEvent) -> Resu
     Ok(())
 }
 
+/// Drops a namespace on the destination and from the migration's records.
+async fn forget(ctx: &Ctx, ns: &Namespace) -> Result<()> {
+    catalog::drop_namespace(&ctx.dest, ns).await?;
+    ctx.store.remove_namespace(&ns.to_string()).await
+}
+
 async fn record(
     ctx: &Ctx,
     ns: &Namespace,
@@ -870,6 +834,5 @@ mod tests {
         m.insert(&u, Namespace::new("a", "y"));
         assert_eq!(m.get(&u), Some(&Namespace::new("a", "y")));
         assert_eq!(m.holder_of(&Namespace::new("a", "x")), None);
-        assert_eq!(m.namespaces(), vec![Namespace::new("a", "y")]);
     }
 }

@@ -7,7 +7,7 @@
 //! restores both from the source's own specifications at commit.
 
 use bson::spec::BinarySubtype;
-use bson::{doc, Binary, Bson, Document};
+use bson::{doc, rawdoc, Binary, Bson, Document, RawBson, RawDocumentBuf};
 use futures_util::future::try_join_all;
 use futures_util::TryStreamExt;
 
@@ -65,40 +65,38 @@ pub async fn list_namespaces(cluster: &Cluster, scope: &Scope) -> Result<Vec<Sou
     Ok(all)
 }
 
-/// Lists the in-scope namespaces of one database.
-pub async fn list_db_namespaces(
-    cluster: &Cluster,
-    db: String,
-    scope: &Scope,
-) -> Result<Vec<SourceNamespace>> {
+/// `listCollections` on one database, with an optional filter, parsed.
+async fn list_specs(cluster: &Cluster, db: &str, filter: Document) -> Result<Vec<SourceNamespace>> {
     let specs: Vec<Document> = cluster
         .client
-        .database(&db)
-        .run_cursor_command(doc! { "listCollections": 1 })
+        .database(db)
+        .run_cursor_command(doc! { "listCollections": 1, "filter": filter })
         .await
         .ctx(cluster.role, "list collections")?
         .try_collect()
         .await
         .ctx(cluster.role, "list collections")?;
     Ok(specs
-        .into_iter()
-        .filter_map(|spec| parse_collection_spec(&db, &spec))
-        .filter(|n| scope.contains(&n.ns))
+        .iter()
+        .filter_map(|s| parse_collection_spec(db, s))
         .collect())
+}
+
+/// Lists the in-scope namespaces of one database.
+pub async fn list_db_namespaces(
+    cluster: &Cluster,
+    db: String,
+    scope: &Scope,
+) -> Result<Vec<SourceNamespace>> {
+    let mut all = list_specs(cluster, &db, doc! {}).await?;
+    all.retain(|n| scope.contains(&n.ns));
+    Ok(all)
 }
 
 /// Looks one collection up by name; `None` when it does not exist.
 pub async fn find_namespace(cluster: &Cluster, ns: &Namespace) -> Result<Option<SourceNamespace>> {
-    let specs: Vec<Document> = cluster
-        .client
-        .database(&ns.db)
-        .run_cursor_command(doc! { "listCollections": 1, "filter": { "name": &ns.coll } })
-        .await
-        .ctx(cluster.role, "list collections")?
-        .try_collect()
-        .await
-        .ctx(cluster.role, "list collections")?;
-    Ok(specs.first().and_then(|s| parse_collection_spec(&ns.db, s)))
+    let found = list_specs(cluster, &ns.db, doc! { "name": &ns.coll }).await?;
+    Ok(found.into_iter().next())
 }
 
 /// The current name of the collection with this UUID in `db`; `None` when
@@ -108,19 +106,39 @@ pub async fn current_namespace(
     db: &str,
     uuid: &Binary,
 ) -> Result<Option<Namespace>> {
-    let specs: Vec<Document> = cluster
+    let found = list_specs(cluster, db, doc! { "info.uuid": uuid.clone() }).await?;
+    Ok(found.into_iter().next().map(|n| n.ns))
+}
+
+/// A `find` of `ns` that names the collection by UUID where the cluster
+/// allows it (a replica set), so that a rename on the source cannot make
+/// the read miss it or hit another collection; by name through `mongos`.
+/// Returns `None` when the collection no longer exists.
+pub async fn find_raw(
+    cluster: &Cluster,
+    ns: &Namespace,
+    uuid: Option<&Binary>,
+    options: RawDocumentBuf,
+) -> Result<Option<mongodb::Cursor<RawDocumentBuf>>> {
+    let mut cmd = match uuid.filter(|_| !cluster.is_sharded()) {
+        Some(u) => rawdoc! { "find": RawBson::Binary(u.clone()) },
+        None => rawdoc! { "find": ns.coll.as_str() },
+    };
+    for (k, v) in options.iter().flatten() {
+        cmd.append_ref(k, v);
+    }
+    cmd.append("readConcern", rawdoc! { "level": "majority" });
+    match cluster
         .client
-        .database(db)
-        .run_cursor_command(doc! { "listCollections": 1, "filter": { "info.uuid": uuid.clone() } })
+        .database(&ns.db)
+        .run_raw_cursor_command(cmd)
         .await
-        .ctx(cluster.role, "list collections")?
-        .try_collect()
-        .await
-        .ctx(cluster.role, "list collections")?;
-    Ok(specs
-        .first()
-        .and_then(|s| s.get_str("name").ok())
-        .map(|name| Namespace::new(db, name)))
+    {
+        Ok(c) => Ok(Some(c.with_type::<RawDocumentBuf>())),
+        // Dropped since: its drop event follows.
+        Err(e) if server_code(&e) == Some(retry::NAMESPACE_NOT_FOUND) => Ok(None),
+        Err(e) => Err(Error::mongo(cluster.role, format!("read {ns}"), e)),
+    }
 }
 
 fn parse_collection_spec(db: &str, spec: &Document) -> Option<SourceNamespace> {

@@ -49,7 +49,6 @@ pub struct MigrationDoc {
     pub planned: bool,
     /// The source time that commit catches up to.
     pub commit_target: Option<Timestamp>,
-    pub block_source_writes: bool,
     pub created_at: DateTime,
     pub updated_at: DateTime,
 }
@@ -106,6 +105,26 @@ pub struct ProblemDoc {
     pub code: i32,
     pub message: String,
     pub at: DateTime,
+}
+
+impl ProblemDoc {
+    /// A failure to write `doc` (a whole document or an `{_id: ...}` key)
+    /// to `ns`.
+    pub fn new(ns: &str, doc: &bson::RawDocument, code: i32, message: &str) -> ProblemDoc {
+        let document_id = doc
+            .get("_id")
+            .ok()
+            .flatten()
+            .and_then(|v| Bson::try_from(v.to_raw_bson()).ok())
+            .unwrap_or(Bson::Null);
+        ProblemDoc {
+            ns: ns.to_string(),
+            document_id,
+            code,
+            message: message.to_string(),
+            at: DateTime::now(),
+        }
+    }
 }
 
 /// Reads and writes the `__mongoferry` database.
@@ -178,7 +197,6 @@ impl Store {
         include: Vec<String>,
         exclude: Vec<String>,
         source_identity: String,
-        block_source_writes: bool,
     ) -> MigrationDoc {
         MigrationDoc {
             id: MIGRATION_ID.to_string(),
@@ -191,7 +209,6 @@ impl Store {
             source_identity,
             planned: false,
             commit_target: None,
-            block_source_writes,
             created_at: DateTime::now(),
             updated_at: DateTime::now(),
         }
@@ -278,13 +295,6 @@ impl Store {
             .await
             .ctx(Role::Destination, "record documents that failed")?;
         Ok(())
-    }
-
-    pub async fn problem_count(&self) -> Result<u64> {
-        self.problems()
-            .count_documents(doc! {})
-            .await
-            .ctx(Role::Destination, "count documents that failed")
     }
 
     /// Takes or renews the destination's lease for `owner`, valid for

@@ -124,8 +124,10 @@ impl Cluster {
         })
     }
 
-    /// The newest cluster time this deployment has seen. Events at or
-    /// before it are in the oplog once this returns.
+    /// The source's last operation time: every write acknowledged before
+    /// this call is at or before it, and a change stream that has read up
+    /// to it has seen them all. Falls back to `$clusterTime` where the
+    /// server reports no `operationTime`.
     pub async fn cluster_time(&self) -> Result<Timestamp> {
         let reply = self
             .client
@@ -133,27 +135,20 @@ impl Cluster {
             .run_command(doc! { "ping": 1 })
             .await
             .ctx(self.role, "report its cluster time")?;
-        let from_cluster_time = reply
-            .get_document("$clusterTime")
-            .ok()
-            .and_then(|c| c.get_timestamp("clusterTime").ok());
         reply
             .get_timestamp("operationTime")
             .ok()
-            .into_iter()
-            .chain(from_cluster_time)
-            .max_by_key(|t| (t.time, t.increment))
+            .or_else(|| {
+                reply
+                    .get_document("$clusterTime")
+                    .ok()
+                    .and_then(|c| c.get_timestamp("clusterTime").ok())
+            })
             .ok_or(Error::NotReplicaSet { role: self.role })
     }
 
     pub fn is_sharded(&self) -> bool {
         self.topology == Topology::Sharded
-    }
-
-    /// The major.minor version, as numbers.
-    pub fn version_tuple(&self) -> (u32, u32) {
-        let mut it = self.version.split('.').map(|p| p.parse().unwrap_or(0));
-        (it.next().unwrap_or(0), it.next().unwrap_or(0))
     }
 }
 

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bson::{doc, rawdoc, Binary, Bson, DateTime, Document, RawBson, RawDocumentBuf};
+use bson::{doc, rawdoc, Binary, Bson, Document, RawDocumentBuf};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use mongodb::error::ErrorKind;
 use mongodb::options::{Acknowledgment, WriteConcern};
@@ -318,16 +318,14 @@ pub(crate) async fn copy_partition(
         while let Some(batch) = rx.recv().await {
             let n = batch.len() as u64;
             let b: u64 = batch.iter().map(|d| d.as_bytes().len() as u64).sum();
-            let ids: Vec<Bson> = batch.iter().map(raw_id).collect();
-            match dest
-                .insert_many(batch)
+            let inserted = dest
+                .insert_many(&batch)
                 .ordered(false)
                 .bypass_document_validation(true)
                 .write_concern(w1.clone())
-                .await
-            {
-                Ok(_) => {}
-                Err(e) => handle_insert_error(ctx, &p.ns, &ids, e).await?,
+                .await;
+            if let Err(e) = inserted {
+                handle_insert_error(ctx, &p.ns, &batch, e).await?;
             }
             docs += n;
             bytes += b;
@@ -346,20 +344,12 @@ fn bound(v: &Bson) -> Result<RawDocumentBuf> {
         .map_err(|e| Error::Other(e.to_string()))
 }
 
-fn raw_id(d: &RawDocumentBuf) -> Bson {
-    d.get("_id")
-        .ok()
-        .flatten()
-        .and_then(|v| Bson::try_from(v.to_raw_bson()).ok())
-        .unwrap_or(Bson::Null)
-}
-
 /// Duplicates are copies already made; anything else is recorded per
 /// document, and the copy goes on.
 async fn handle_insert_error(
     ctx: &Ctx,
     ns: &str,
-    ids: &[Bson],
+    batch: &[RawDocumentBuf],
     e: mongodb::error::Error,
 ) -> Result<()> {
     if let ErrorKind::InsertMany(im) = e.kind.as_ref() {
@@ -369,20 +359,12 @@ async fn handle_insert_error(
                 .iter()
                 .flatten()
                 .filter(|w| w.code != retry::DUPLICATE_KEY)
-                .map(|w| ProblemDoc {
-                    ns: ns.to_string(),
-                    document_id: ids.get(w.index).cloned().unwrap_or(Bson::Null),
-                    code: w.code,
-                    message: w.message.clone(),
-                    at: DateTime::now(),
+                .filter_map(|w| {
+                    let doc = batch.get(w.index)?;
+                    Some(ProblemDoc::new(ns, doc, w.code, &w.message))
                 })
                 .collect();
-            if !problems.is_empty() {
-                tracing::warn!(ns, count = problems.len(), "documents could not be written");
-                ctx.tracker.add_failed(problems.len() as u64);
-                ctx.store.record_problems(problems).await?;
-            }
-            return Ok(());
+            return ctx.record_problems(ns, problems).await;
         }
     }
     Err(Error::mongo(
@@ -399,34 +381,24 @@ async fn read_range(
     p: &PartitionDoc,
     tx: mpsc::Sender<Vec<RawDocumentBuf>>,
 ) -> Result<()> {
-    // On a replica set the collection is named by UUID: a rename on the
-    // source while its copy is under way cannot make the read miss it.
-    // (mongos takes names only.)
-    let mut cmd = match uuid.filter(|_| !ctx.src.is_sharded()) {
-        Some(u) => rawdoc! { "find": RawBson::Binary(u.clone()) },
-        None => rawdoc! { "find": ns.coll.as_str() },
+    let mut options = rawdoc! {
+        "filter": {},
+        "batchSize": ctx.tuning.read_batch_docs as i32,
     };
-    cmd.append("filter", rawdoc! {});
-    cmd.append("batchSize", ctx.tuning.read_batch_docs as i32);
-    cmd.append("readConcern", rawdoc! { "level": "majority" });
     if p.natural_order {
-        cmd.append("sort", rawdoc! { "$natural": 1 });
+        options.append("sort", rawdoc! { "$natural": 1 });
     } else {
-        cmd.append("hint", rawdoc! { "_id": 1 });
+        options.append("hint", rawdoc! { "_id": 1 });
         if let Some(min) = &p.min {
-            cmd.append("min", bound(min)?);
+            options.append("min", bound(min)?);
         }
         if let Some(max) = &p.max {
-            cmd.append("max", bound(max)?);
+            options.append("max", bound(max)?);
         }
     }
-    let db = ctx.src.client.database(&ns.db);
-    let mut cursor = match db.run_raw_cursor_command(cmd).await {
-        Ok(c) => c.with_type::<RawDocumentBuf>(),
-        // Dropped on the source since it was planned: its drop event
-        // follows, so there is nothing to copy.
-        Err(e) if retry::server_code(&e) == Some(retry::NAMESPACE_NOT_FOUND) => return Ok(()),
-        Err(e) => return Err(Error::mongo(Role::Source, format!("read {ns}"), e)),
+    // Dropped on the source since it was planned: nothing to copy.
+    let Some(mut cursor) = catalog::find_raw(&ctx.src, ns, uuid, options).await? else {
+        return Ok(());
     };
     let mut batch: Vec<RawDocumentBuf> = Vec::new();
     let mut batch_bytes = 0usize;
@@ -473,15 +445,6 @@ pub(crate) async fn copy_whole(
         bytes: 0,
     };
     copy_partition_with_retry(ctx, uuid, &p).await
-}
-
-/// Namespaces, with their estimates, by name: for progress.
-pub(crate) fn index_by_ns(namespaces: &[NamespaceDoc]) -> HashMap<String, usize> {
-    namespaces
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.ns.clone(), i))
-        .collect()
 }
 
 #[cfg(test)]

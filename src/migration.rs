@@ -16,7 +16,7 @@ use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::{self, NsKind};
-use crate::checkpoint::{MigrationDoc, NamespaceDoc, PartitionDoc, Store, StoredPhase};
+use crate::checkpoint::{MigrationDoc, NamespaceDoc, PartitionDoc, ProblemDoc, Store, StoredPhase};
 use crate::cluster::{Cluster, Topology};
 use crate::error::{Error, MongoContext, Result, Role};
 use crate::progress::{CollectionProgress, Event, Phase, Progress, RateMeter, State};
@@ -64,8 +64,8 @@ impl Default for Tuning {
     }
 }
 
-/// What to migrate, from where to where.
-#[derive(Debug, Clone)]
+/// What to migrate, from where to where. Its `Debug` redacts the URIs.
+#[derive(Clone)]
 pub struct SyncConfig {
     pub source_uri: String,
     pub destination_uri: String,
@@ -77,6 +77,23 @@ pub struct SyncConfig {
     /// Drop in-scope namespaces that already exist on the destination.
     pub drop_existing: bool,
     pub tuning: Tuning,
+}
+
+impl std::fmt::Debug for SyncConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncConfig")
+            .field("source_uri", &crate::uri::redact_uri(&self.source_uri))
+            .field(
+                "destination_uri",
+                &crate::uri::redact_uri(&self.destination_uri),
+            )
+            .field("include", &self.include)
+            .field("exclude", &self.exclude)
+            .field("fresh", &self.fresh)
+            .field("drop_existing", &self.drop_existing)
+            .field("tuning", &self.tuning)
+            .finish()
+    }
 }
 
 impl SyncConfig {
@@ -141,11 +158,26 @@ impl Ctx {
     }
 }
 
+impl Ctx {
+    /// Counts documents that could not be written, and keeps them in
+    /// `__mongoferry.problems` for the user: they never vanish silently.
+    pub async fn record_problems(&self, ns: &str, problems: Vec<ProblemDoc>) -> Result<()> {
+        if problems.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(ns, count = problems.len(), "documents could not be written");
+        self.tracker.add_failed(problems.len() as u64);
+        self.store.record_problems(problems).await
+    }
+}
+
 /// A migration, connected and ready to run.
 pub struct Migration {
     ctx: Arc<Ctx>,
     control: Arc<watch::Sender<Control>>,
     config: SyncConfig,
+    /// Set once [`Migration::check`] has passed, so `run` need not repeat it.
+    checked: std::sync::atomic::AtomicBool,
 }
 
 /// Controls and observes a running migration. Cheap to clone.
@@ -262,6 +294,7 @@ impl Migration {
             ctx,
             control: Arc::new(control_tx),
             config,
+            checked: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -287,7 +320,9 @@ impl Migration {
         ctx.tracker.set_state(State::Running);
         let owner = uuid::Uuid::new_v4().to_string();
         // Read-only checks first: bad input must leave the destination untouched.
-        let checked = match self.check().await {
+        let already = self.checked.load(std::sync::atomic::Ordering::Relaxed);
+        let checks = if already { Ok(()) } else { self.check().await };
+        let checked = match checks {
             Ok(()) => self.take_lease(&owner).await,
             Err(e) => Err(e),
         };
@@ -390,6 +425,13 @@ impl Migration {
     /// resume: a stored migration must match; a new one needs an empty
     /// destination and no collection the engine cannot sync.
     pub async fn check(&self) -> Result<()> {
+        self.check_inner().await?;
+        self.checked
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn check_inner(&self) -> Result<()> {
         let ctx = &self.ctx;
         let existing = ctx.store.load().await?;
         match existing {
@@ -471,7 +513,6 @@ impl Migration {
             ctx.scope.include_patterns(),
             ctx.scope.exclude_patterns(),
             ctx.src.identity.clone(),
-            false,
         );
         ctx.store.save(&m).await?;
         tracing::info!(migration = %m.migration_id, ?start_at, "started");
@@ -751,13 +792,12 @@ impl Tracker {
                 }
             })
             .collect();
-        self.meters().ns_index = copy::index_by_ns(
-            &namespaces
-                .iter()
-                .filter(|n| n.kind == NsKind::Collection)
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
+        // Positions in the progress list, so per-batch updates find theirs.
+        self.meters().ns_index = collections
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.namespace.clone(), i))
+            .collect();
         self.update(|p| {
             let c = &mut p.collection_copy;
             c.estimated_total_bytes = collections.iter().map(|c| c.estimated_total_bytes).sum();

@@ -75,10 +75,11 @@ impl Pattern {
         if db.is_empty() || coll.is_empty() {
             return Err(invalid("the database or the collection part is empty"));
         }
+        let too_long = || invalid("it is too long");
         Ok(Pattern {
             text: t.to_string(),
-            db: glob(db),
-            coll: glob(coll),
+            db: glob(db).ok_or_else(too_long)?,
+            coll: glob(coll).ok_or_else(too_long)?,
         })
     }
 
@@ -101,14 +102,15 @@ impl Pattern {
     }
 }
 
-fn glob(part: &str) -> Regex {
+/// A `*`-wildcard pattern as an anchored regex; `None` when it cannot be
+/// compiled (only an absurdly long pattern hits the regex size limit).
+fn glob(part: &str) -> Option<Regex> {
     let body: String = part
         .split('*')
         .map(regex::escape)
         .collect::<Vec<_>>()
         .join(".*");
-    // Escaped text and `.*` always form a valid regex.
-    Regex::new(&format!("^{body}$")).unwrap_or_else(|_| Regex::new("^$").expect("static regex"))
+    Regex::new(&format!("^{body}$")).ok()
 }
 
 /// The set of namespaces a migration covers.
@@ -223,6 +225,14 @@ mod tests {
         let s = Scope::new(&["a.b+c"], &[] as &[&str]).unwrap();
         assert!(s.contains(&ns("a.b+c")));
         assert!(!s.contains(&ns("a.bbc")));
+    }
+
+    #[test]
+    fn a_pattern_too_big_to_compile_is_refused_not_ignored() {
+        let huge = format!("db.{}", "ab*".repeat(400_000));
+        let err = Pattern::parse(&huge).unwrap_err();
+        assert_eq!(err.code(), "invalid_pattern");
+        assert!(err.to_string().contains("too long"), "{err}");
     }
 
     #[test]

@@ -104,9 +104,7 @@ fn sync_args(source: &str, destination: &str, port: u16, extra: &[&str]) -> Vec<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn bad_input_gets_one_clear_sentence_and_writes_nothing() {
-    let pair = pair().await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
+    let (pair, src, dest) = clusters().await;
     seed_all(&src, &[(Namespace::new("shop", "orders"), 100, 200)]).await;
     let good_src = pair.source.uri();
     let good_dest = pair.destination.uri();
@@ -258,9 +256,7 @@ async fn bad_input_gets_one_clear_sentence_and_writes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn commit_before_can_commit_and_a_second_sync_on_the_same_port_are_refused() {
-    let pair = pair().await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
+    let (pair, src, dest) = clusters().await;
     seed_all(
         &src,
         &[
@@ -272,7 +268,7 @@ async fn commit_before_can_commit_and_a_second_sync_on_the_same_port_are_refused
     let port = api_port();
     let port_s = port.to_string();
     let (source_uri, dest_uri) = (pair.source.uri(), pair.destination.uri());
-    let mut sync = CliProcess::sync(&source_uri, &dest_uri, port, &["--copy-concurrency", "1"]);
+    let mut sync = CliProcess::sync_pair(&pair, port, &["--copy-concurrency", "1"]);
     wait_api(
         &mut sync,
         port,

@@ -52,9 +52,7 @@ async fn assert_frozen(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pause_and_resume_through_the_cli_during_sync_under_load() {
-    let pair = pair().await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
+    let (pair, src, dest) = clusters().await;
     let specs = vec![
         (Namespace::new("app", "users"), 3000, 400),
         (Namespace::new("app", "orders"), 3000, 300),
@@ -143,9 +141,7 @@ async fn pause_and_resume_through_the_cli_during_sync_under_load() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pause_during_the_copy_holds_the_copy_until_resumed() {
-    let pair = pair().await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
+    let (pair, src, dest) = clusters().await;
     let specs = vec![
         (Namespace::new("big", "a"), 80_000, 300),
         (Namespace::new("big", "b"), 80_000, 300),

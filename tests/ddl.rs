@@ -10,7 +10,7 @@ use futures_util::TryStreamExt;
 use mongodb::options::IndexOptions;
 use mongodb::{Client, IndexModel};
 use mongoferry::sandbox::workload::{mixed_id, sample_doc};
-use mongoferry::{Namespace, Phase, Progress, SyncConfig};
+use mongoferry::{MigrationHandle, Namespace, Phase, Progress, SyncConfig};
 
 use support::*;
 
@@ -72,17 +72,31 @@ async fn namespaces(c: &Client) -> Vec<String> {
 /// Waits until the destination has the source's namespaces: the DDL was
 /// replayed during sync, not only repaired at commit.
 async fn wait_same_namespaces(src: &Client, dest: &Client, timeout: Duration) {
+    wait_until_equal(
+        "the destination's namespaces do not follow the source's DDL",
+        timeout,
+        || async { (namespaces(src).await, namespaces(dest).await) },
+    )
+    .await;
+}
+
+/// Polls `read` (a source reading and a destination reading) until the two
+/// are equal, failing with both after `timeout`.
+async fn wait_until_equal<T, F, Fut>(what: &str, timeout: Duration, mut read: F)
+where
+    T: PartialEq + std::fmt::Debug,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (T, T)>,
+{
     let start = std::time::Instant::now();
-    loop {
-        let (s, d) = (namespaces(src).await, namespaces(dest).await);
-        if s == d {
-            return;
-        }
+    let (mut s, mut d) = read().await;
+    while s != d {
         assert!(
             start.elapsed() < timeout,
-            "the destination's namespaces do not follow the source's DDL:\nsource:      {s:?}\ndestination: {d:?}"
+            "{what}:\nsource:      {s:?}\ndestination: {d:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
+        (s, d) = read().await;
     }
 }
 
@@ -116,18 +130,12 @@ async fn shape(c: &Client, db: &str, coll: &str) -> (Vec<String>, Option<Documen
 /// name) and validator: index DDL was replayed during sync, not only
 /// repaired when commit restores indexes.
 async fn wait_same_shape(src: &Client, dest: &Client, db: &str, coll: &str, timeout: Duration) {
-    let start = std::time::Instant::now();
-    loop {
-        let (s, d) = (shape(src, db, coll).await, shape(dest, db, coll).await);
-        if s == d {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "{db}.{coll} on the destination does not follow the source's DDL:\nsource:      {s:?}\ndestination: {d:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_equal(
+        &format!("{db}.{coll} on the destination does not follow the source's DDL"),
+        timeout,
+        || async { (shape(src, db, coll).await, shape(dest, db, coll).await) },
+    )
+    .await;
 }
 
 fn index(keys: Document, opts: IndexOptions) -> IndexModel {
@@ -140,9 +148,7 @@ fn named(name: &str) -> IndexOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ddl_during_sync_is_replayed_and_commit_gives_an_identical_destination() {
-    let pair = pair().await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
+    let (pair, src, dest) = clusters().await;
     let ns = |d: &str, c: &str| Namespace::new(d, c);
     seed_all(
         &src,
@@ -295,9 +301,7 @@ async fn ddl_during_sync_is_replayed_and_commit_gives_an_identical_destination()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dropping_a_database_with_views_during_sync_removes_it_from_the_destination() {
-    let pair = pair().await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
+    let (pair, src, dest) = clusters().await;
     seed_all(
         &src,
         &[
@@ -351,11 +355,28 @@ fn copying(p: &Progress, ns: &str) -> bool {
         && coll(p, ns).is_some_and(|c| c.copied_docs > 0 && c.copied_docs < c.estimated_total_docs)
 }
 
+/// Starts a slow-copying migration and returns once `big.data` is being
+/// copied: the moment the DDL-during-copy tests act in.
+async fn start_during_big_copy(
+    pair: &mongoferry::sandbox::Pair,
+) -> (
+    MigrationHandle,
+    tokio::task::JoinHandle<mongoferry::Result<mongoferry::Progress>>,
+) {
+    let (handle, task) = start_migration(slow_copy_config(pair)).await;
+    wait_for(
+        &handle,
+        "the copy of big.data to be under way",
+        Duration::from_secs(60),
+        |p| copying(p, "big.data"),
+    )
+    .await;
+    (handle, task)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ddl_on_other_collections_during_the_copy_is_replayed() {
-    let pair = pair().await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
+    let (pair, src, dest) = clusters().await;
     let ns = |d: &str, c: &str| Namespace::new(d, c);
     // Ranges are copied in namespace order: aaa.* first, then big.*, ddl.*.
     seed_all(
@@ -370,14 +391,7 @@ async fn ddl_on_other_collections_during_the_copy_is_replayed() {
         ],
     )
     .await;
-    let (handle, task) = start_migration(slow_copy_config(&pair)).await;
-    wait_for(
-        &handle,
-        "the copy of big.data to be under way",
-        Duration::from_secs(60),
-        |p| copying(p, "big.data"),
-    )
-    .await;
+    let (handle, task) = start_during_big_copy(&pair).await;
 
     // aaa.first is copied; the ddl.* collections are created but not yet copied.
     rename(&src, "aaa.first", "aaa.first_renamed", false).await;
@@ -417,9 +431,7 @@ async fn ddl_on_other_collections_during_the_copy_is_replayed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn renaming_collections_before_their_copy_keeps_their_documents() {
-    let pair = pair().await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
+    let (pair, src, dest) = clusters().await;
     let ns = |d: &str, c: &str| Namespace::new(d, c);
     seed_all(
         &src,
@@ -430,14 +442,7 @@ async fn renaming_collections_before_their_copy_keeps_their_documents() {
         ],
     )
     .await;
-    let (handle, task) = start_migration(slow_copy_config(&pair)).await;
-    wait_for(
-        &handle,
-        "the copy of big.data to be under way",
-        Duration::from_secs(60),
-        |p| copying(p, "big.data"),
-    )
-    .await;
+    let (handle, task) = start_during_big_copy(&pair).await;
     // Planned (and created on the destination) but not copied yet.
     rename(&src, "ddl.r1", "ddl.r1_renamed", false).await;
     rename(&src, "ddl.x1", "other.x1", false).await;
@@ -459,18 +464,9 @@ async fn renaming_collections_before_their_copy_keeps_their_documents() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn renaming_the_collection_being_copied_keeps_its_documents() {
-    let pair = pair().await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
+    let (pair, src, dest) = clusters().await;
     seed_all(&src, &[(Namespace::new("big", "data"), 40_000, 1000)]).await;
-    let (handle, task) = start_migration(slow_copy_config(&pair)).await;
-    wait_for(
-        &handle,
-        "the copy of big.data to be under way",
-        Duration::from_secs(60),
-        |p| copying(p, "big.data"),
-    )
-    .await;
+    let (handle, task) = start_during_big_copy(&pair).await;
     rename(&src, "big.data", "big.data_renamed", false).await;
     insert_range(&src, "big", "data_renamed", 40_000, 40_100, 1000).await;
     let p = handle.progress();

@@ -19,12 +19,13 @@ fn watch_for_failure(handle: &MigrationHandle) -> Arc<AtomicBool> {
     let flag = failed.clone();
     let mut rx = handle.watch_progress();
     tokio::spawn(async move {
+        // Until the migration (the sender) is gone.
         loop {
             if rx.borrow_and_update().state == State::Failed {
                 flag.store(true, Ordering::SeqCst);
             }
             if rx.changed().await.is_err() {
-                return;
+                break;
             }
         }
     });

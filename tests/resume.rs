@@ -41,17 +41,14 @@ fn copy_namespaces() -> Vec<(Namespace, u64, usize)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_the_copy_then_the_same_command_resumes_to_equality() {
-    let pair = pair().await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
+    let (pair, src, dest) = clusters().await;
     let specs = copy_namespaces();
     seed_all(&src, &specs).await;
     let nss: Vec<Namespace> = specs.iter().map(|s| s.0.clone()).collect();
     let seeded: u64 = specs.iter().map(|s| s.1).sum();
 
     let port = api_port();
-    let (source_uri, dest_uri) = (pair.source.uri(), pair.destination.uri());
-    let mut first = CliProcess::sync(&source_uri, &dest_uri, port, &[]);
+    let mut first = CliProcess::sync_pair(&pair, port, &[]);
     let p = wait_api(
         &mut first,
         port,
@@ -79,7 +76,7 @@ async fn kill_9_during_the_copy_then_the_same_command_resumes_to_equality() {
     let migration_id = state.get_str("migrationId").unwrap().to_string();
 
     // The same command, now committing when ready (the source is idle).
-    let mut second = CliProcess::sync(&source_uri, &dest_uri, port, &["--commit-when-ready"]);
+    let mut second = CliProcess::sync_pair(&pair, port, &["--commit-when-ready"]);
     let status = second.wait_exit(Duration::from_secs(90)).await;
     assert!(
         status.success(),
@@ -98,9 +95,7 @@ async fn kill_9_during_the_copy_then_the_same_command_resumes_to_equality() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_sync_under_load_then_resume_and_commit_through_the_cli() {
-    let pair = pair().await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
+    let (pair, src, dest) = clusters().await;
     let specs = vec![
         (Namespace::new("app", "users"), 4000, 400),
         (Namespace::new("app", "events"), 4000, 300),
@@ -111,8 +106,7 @@ async fn kill_9_during_sync_under_load_then_resume_and_commit_through_the_cli() 
     let (stop, load) = start_load(&src, nss, 1_000_000, Some(300), 21);
 
     let port = api_port();
-    let (source_uri, dest_uri) = (pair.source.uri(), pair.destination.uri());
-    let mut first = CliProcess::sync(&source_uri, &dest_uri, port, &[]);
+    let mut first = CliProcess::sync_pair(&pair, port, &[]);
     let p = wait_api(
         &mut first,
         port,
@@ -131,7 +125,7 @@ async fn kill_9_during_sync_under_load_then_resume_and_commit_through_the_cli() 
     );
 
     // The load goes on while nothing syncs; then the same command again.
-    let mut second = CliProcess::sync(&source_uri, &dest_uri, port, &[]);
+    let mut second = CliProcess::sync_pair(&pair, port, &[]);
     wait_api(
         &mut second,
         port,
@@ -170,9 +164,7 @@ async fn kill_9_during_sync_under_load_then_resume_and_commit_through_the_cli() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_saves_a_checkpoint_exits_130_and_the_same_command_resumes() {
-    let pair = pair().await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
+    let (pair, src, dest) = clusters().await;
     // A small collection whose copy finishes first, and big ones.
     let mut specs = copy_namespaces();
     specs.insert(0, (Namespace::new("aaa", "small"), 500, 200));
@@ -180,8 +172,7 @@ async fn sigterm_saves_a_checkpoint_exits_130_and_the_same_command_resumes() {
     let nss: Vec<Namespace> = specs.iter().map(|s| s.0.clone()).collect();
 
     let port = api_port();
-    let (source_uri, dest_uri) = (pair.source.uri(), pair.destination.uri());
-    let mut first = CliProcess::sync(&source_uri, &dest_uri, port, &["--copy-concurrency", "2"]);
+    let mut first = CliProcess::sync_pair(&pair, port, &["--copy-concurrency", "2"]);
     wait_api(
         &mut first,
         port,
@@ -204,7 +195,7 @@ async fn sigterm_saves_a_checkpoint_exits_130_and_the_same_command_resumes() {
 
     // Resume under a write load; stop it with SIGTERM again, during sync.
     let (stop, load) = start_load(&src, nss, 1_000_000, Some(300), 5);
-    let mut second = CliProcess::sync(&source_uri, &dest_uri, port, &["--copy-concurrency", "2"]);
+    let mut second = CliProcess::sync_pair(&pair, port, &["--copy-concurrency", "2"]);
     wait_api(
         &mut second,
         port,
@@ -224,7 +215,7 @@ async fn sigterm_saves_a_checkpoint_exits_130_and_the_same_command_resumes() {
     assert_eq!(state.get_str("migrationId"), Ok(migration_id.as_str()));
     assert!(state.get_document("resumeToken").is_ok(), "{state}");
 
-    let mut third = CliProcess::sync(&source_uri, &dest_uri, port, &["--copy-concurrency", "2"]);
+    let mut third = CliProcess::sync_pair(&pair, port, &["--copy-concurrency", "2"]);
     wait_api(
         &mut third,
         port,

@@ -123,9 +123,7 @@ async fn rich_source(c: &Client) -> Vec<Namespace> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn copy_and_sync_under_load_then_commit_gives_an_identical_destination() {
-    let pair = pair().await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
+    let (pair, src, dest) = clusters().await;
     let nss = rich_source(&src).await;
 
     // Writes run through the copy, the sync and until commit.
@@ -143,11 +141,7 @@ async fn copy_and_sync_under_load_then_commit_gives_an_identical_destination() {
     // Small ranges, so that one collection is copied by several readers.
     config.tuning.partition_bytes = 256 * 1024;
     config.tuning.batch_docs = 500;
-    let migration = Migration::connect(config, CancellationToken::new())
-        .await
-        .unwrap();
-    let handle = migration.handle();
-    let run = tokio::spawn(migration.run());
+    let (handle, run) = start_migration(config).await;
 
     let p = wait_for(&handle, "canCommit", Duration::from_secs(120), |p| {
         p.can_commit
@@ -177,9 +171,7 @@ async fn copy_and_sync_under_load_then_commit_gives_an_identical_destination() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn time_series_collections_are_refused_before_anything_is_written() {
-    let pair = pair().await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
+    let (pair, src, dest) = clusters().await;
     src.database("m")
         .create_collection("metrics")
         .timeseries(
@@ -286,14 +278,8 @@ async fn commit_can_block_writes_on_the_source_and_still_ends_identical() {
         11,
         stop.clone(),
     ));
-    let migration = Migration::connect(
-        SyncConfig::new(pair.source.uri(), pair.destination.uri()),
-        CancellationToken::new(),
-    )
-    .await
-    .unwrap();
-    let handle = migration.handle();
-    let run = tokio::spawn(migration.run());
+    let (handle, run) =
+        start_migration(SyncConfig::new(pair.source.uri(), pair.destination.uri())).await;
     wait_for(&handle, "canCommit", Duration::from_secs(60), |p| {
         p.can_commit
     })

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use bson::{doc, Bson, Document, RawDocumentBuf};
+use bson::{doc, Document, RawDocumentBuf};
 use futures_util::TryStreamExt;
 use mongodb::options::Hint;
 use mongodb::Client;
@@ -17,6 +17,14 @@ pub async fn pair() -> Pair {
         Ok(p) => p,
         Err(e) => panic!("{} {}", e, e.remedy()),
     }
+}
+
+/// Two fresh replica sets and a client of each.
+pub async fn clusters() -> (Pair, Client, Client) {
+    let pair = pair().await;
+    let src = client(&pair.source).await;
+    let dest = client(&pair.destination).await;
+    (pair, src, dest)
 }
 
 pub async fn replica_set(name: &str) -> ReplicaSet {
@@ -32,14 +40,8 @@ pub async fn client(rs: &ReplicaSet) -> Client {
 
 /// User databases of a cluster.
 async fn user_dbs(c: &Client) -> Vec<String> {
-    let mut dbs: Vec<String> = c
-        .list_database_names()
-        .await
-        .expect("listDatabases")
-        .into_iter()
-        .filter(|d| !["admin", "local", "config", "__mongoferry"].contains(&d.as_str()))
-        .collect();
-    dbs.sort();
+    let mut dbs = non_system_dbs(c).await;
+    dbs.retain(|d| d != "__mongoferry");
     dbs
 }
 
@@ -185,10 +187,6 @@ pub async fn count(c: &Client, db: &str, coll: &str) -> u64 {
         .expect("count")
 }
 
-pub fn bson_i(v: i32) -> Bson {
-    Bson::Int32(v)
-}
-
 // ---------------------------------------------------------------------------
 // The CLI as a child process, and its control API.
 // ---------------------------------------------------------------------------
@@ -266,6 +264,11 @@ impl CliProcess {
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         CliProcess::spawn(&args)
+    }
+
+    /// `mongoferry sync` from a sandbox pair's source to its destination.
+    pub fn sync_pair(pair: &Pair, port: u16, extra: &[&str]) -> CliProcess {
+        CliProcess::sync(&pair.source.uri(), &pair.destination.uri(), port, extra)
     }
 
     pub fn pid(&self) -> i32 {
@@ -463,15 +466,6 @@ pub async fn non_system_dbs(c: &Client) -> Vec<String> {
         .collect();
     dbs.sort();
     dbs
-}
-
-/// Documents in a collection, by the fast metadata count.
-pub async fn estimated_count(c: &Client, db: &str, coll: &str) -> u64 {
-    c.database(db)
-        .collection::<Document>(coll)
-        .estimated_document_count()
-        .await
-        .unwrap_or(0)
 }
 
 /// The stored migration state on a destination, if any.
