@@ -181,6 +181,14 @@ impl Error {
         )
     }
 
+    /// The server's error code, where a server reported this error.
+    pub fn server_code(&self) -> Option<i32> {
+        match self {
+            Error::Mongo { code, .. } => *code,
+            _ => None,
+        }
+    }
+
     /// Wraps a driver error with the side and the operation that failed.
     pub fn mongo(role: Role, op: impl Into<String>, err: mongodb::error::Error) -> Error {
         let code = crate::retry::server_code(&err);

@@ -3,7 +3,7 @@
 //!
 //! # Layout
 //! - [`migration`]: the state machine and its control handle (start here).
-//! - [`copy`]: planning `_id` ranges and copying them as raw BSON.
+//! - [`copy`]: planning record-id or `_id` ranges and copying them as raw BSON.
 //! - [`apply`]: the change stream and applying events; [`events`] parses
 //!   and batches them.
 //! - [`catalog`]: namespaces, options and indexes on either side.
