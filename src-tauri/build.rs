@@ -3,6 +3,29 @@
 //! `tauri::generate_context!` embeds. It must never build the front end or
 //! touch the engine crate: the Tauri CLI's `beforeBuildCommand` builds `ui/`.
 
+/// The app's IPC commands. Listing them makes Tauri generate one
+/// `allow-<command>` permission each, so `capabilities/default.json` must
+/// name every command the web view may call: none is allowed by default.
+const COMMANDS: &[&str] = &[
+    "app_info",
+    "test_connection",
+    "scope_tree",
+    "start_sync",
+    "watch_migration",
+    "migration_progress",
+    "pause_migration",
+    "resume_migration",
+    "commit_migration",
+    "find_resumable",
+    "resume_remembered",
+    "forget_remembered",
+    "start_sandbox",
+    "stop_sandbox_load",
+    "sandbox_info",
+];
+
 fn main() {
-    tauri_build::build();
+    let manifest = tauri_build::AppManifest::new().commands(COMMANDS);
+    tauri_build::try_build(tauri_build::Attributes::new().app_manifest(manifest))
+        .unwrap_or_else(|e| panic!("tauri-build failed: {e:#}"));
 }

@@ -21,6 +21,7 @@ use crate::scope::{Namespace, Scope};
 /// A TTL that never fires within the life of a migration (68 years).
 pub const HELD_TTL_SECONDS: i64 = i32::MAX as i64;
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NsKind {

@@ -14,6 +14,7 @@ use crate::error::{Error, MongoContext, Result, Role};
 use crate::uri::{hosts_of, redact_text, redact_uri};
 
 /// The shape of a deployment.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Topology {

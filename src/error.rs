@@ -10,6 +10,7 @@ use std::fmt;
 use serde::Serialize;
 
 /// Which side of the migration an error or a connection concerns.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
@@ -208,6 +209,7 @@ impl Error {
 }
 
 /// The form in which errors cross a process boundary (HTTP, IPC, JSON output).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct ErrorInfo {
     pub code: String,

@@ -111,6 +111,7 @@ impl SyncConfig {
 }
 
 /// Options of a commit.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CommitRequest {

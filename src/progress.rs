@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::ErrorInfo;
 
 /// The migration's state, as mongosync names them.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {
@@ -44,6 +45,7 @@ impl std::fmt::Display for State {
 }
 
 /// What a RUNNING migration is doing.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
@@ -58,6 +60,7 @@ pub enum Phase {
     Done,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CollectionProgress {
@@ -69,6 +72,7 @@ pub struct CollectionProgress {
     pub done: bool,
 }
 
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CollectionCopy {
@@ -83,6 +87,7 @@ pub struct CollectionCopy {
 }
 
 /// A snapshot of a migration's progress.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Progress {
@@ -107,6 +112,7 @@ pub struct Progress {
 }
 
 /// Everything the engine publishes to observers, as one tagged type.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Event {

@@ -1,12 +1,28 @@
 //! The Mongoferry desktop shell: builds the Tauri application (window,
-//! plugins, IPC command table) and runs it. The shell is a thin adapter:
-//! every migration decision lives in the `mongoferry` engine crate, and code
-//! here must never copy, sync, verify or cut over data itself; it only
-//! translates between the web view and the engine.
+//! plugins, IPC command table, app state) and runs it. The shell is a thin
+//! adapter: every migration decision lives in the `mongoferry` engine
+//! crate, and code here must never copy, sync, verify or cut over data
+//! itself; it only translates between the web view and the engine.
+//!
+//! # Layout
+//! - [`commands`]: the `#[tauri::command]` functions and their IPC types.
+//! - [`state`]: what lives between calls (running migration, sandbox).
+//! - [`ops`]: stateless engine calls (connection test, scope tree).
+//! - [`progress`]: throttled forwarding of engine events to a channel.
+//! - [`session`]: remembering the last migration for the resume offer.
+//! - [`bindings`]: TypeScript declarations of the IPC types.
 
-mod commands;
+pub mod bindings;
+pub mod commands;
+pub mod error;
+pub mod ops;
+pub mod progress;
+pub mod session;
+pub mod state;
 
-pub use commands::AppInfo;
+use tauri::Manager;
+
+pub use commands::types::AppInfo;
 
 /// Builds the Tauri app and runs its event loop until the last window closes.
 ///
@@ -16,7 +32,38 @@ pub use commands::AppInfo;
 /// or the web view fails to initialise) or its event loop fails.
 pub fn run() -> Result<(), tauri::Error> {
     tracing::info!(version = mongoferry::VERSION, "starting Mongoferry desktop");
-    tauri::Builder::default()
-        .invoke_handler(tauri::generate_handler![commands::app_info])
-        .run(tauri::generate_context!())
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .setup(|app| {
+            let data_dir = app.path().app_data_dir()?;
+            app.manage(state::AppState::new(session::SessionFile::new(&data_dir)));
+            Ok(())
+        })
+        .invoke_handler(tauri::generate_handler![
+            commands::app_info,
+            commands::test_connection,
+            commands::scope_tree,
+            commands::start_sync,
+            commands::watch_migration,
+            commands::migration_progress,
+            commands::pause_migration,
+            commands::resume_migration,
+            commands::commit_migration,
+            commands::find_resumable,
+            commands::resume_remembered,
+            commands::forget_remembered,
+            commands::start_sandbox,
+            commands::stop_sandbox_load,
+            commands::sandbox_info,
+        ])
+        .build(tauri::generate_context!())?;
+    app.run(|handle, event| {
+        if let tauri::RunEvent::Exit = event {
+            // Stop at a safe point so the migration resumes cleanly next
+            // time, and take the sandbox's mongod processes down with us.
+            let state = handle.state::<state::AppState>();
+            tauri::async_runtime::block_on(state.shutdown());
+        }
+    });
+    Ok(())
 }

@@ -1,0 +1,124 @@
+//! The IPC commands the web view may call through `invoke` (the front end's
+//! only caller is `ui/src/lib/backend/`). Each is a thin, typed adapter:
+//! it unpacks the request, calls the engine or [`crate::state::AppState`],
+//! and returns `Result<T, ErrorInfo>`, so a failure reaches the UI as
+//! `{code, message, remedy}`. None may implement migration logic, block
+//! the main thread (every one is async) or panic on input from the web view.
+
+pub mod types;
+
+use mongoferry::{CommitRequest, ErrorInfo, Event, Progress};
+use tauri::ipc::Channel;
+use tauri::State;
+
+use crate::state::AppState;
+use types::{
+    AppInfo, ConnectionReport, ResumableMigration, SandboxInfo, ScopeRequest, ScopeTree,
+    StartSyncRequest, SyncStarted, TestConnectionRequest,
+};
+
+type Result<T> = std::result::Result<T, ErrorInfo>;
+
+/// The engine version.
+#[tauri::command]
+pub fn app_info() -> AppInfo {
+    AppInfo {
+        version: mongoferry::VERSION.to_string(),
+    }
+}
+
+/// Connects to one cluster and reports what it is.
+#[tauri::command]
+pub async fn test_connection(request: TestConnectionRequest) -> Result<ConnectionReport> {
+    crate::ops::test_connection(request).await
+}
+
+/// The source's databases and collections, with counts and sizes.
+#[tauri::command]
+pub async fn scope_tree(request: ScopeRequest) -> Result<ScopeTree> {
+    crate::ops::scope_tree(&request.source_uri).await
+}
+
+#[tauri::command]
+pub async fn start_sync(
+    state: State<'_, AppState>,
+    request: StartSyncRequest,
+) -> Result<SyncStarted> {
+    state.start_sync(request).await
+}
+
+/// Streams the running migration's progress and events to `on_event`.
+#[tauri::command]
+pub async fn watch_migration(
+    state: State<'_, AppState>,
+    on_event: Channel<Event>,
+) -> Result<Progress> {
+    state.watch(on_event).await
+}
+
+#[tauri::command]
+pub async fn migration_progress(state: State<'_, AppState>) -> Result<Progress> {
+    state.progress().await
+}
+
+#[tauri::command]
+pub async fn pause_migration(state: State<'_, AppState>) -> Result<Progress> {
+    state.pause().await
+}
+
+#[tauri::command]
+pub async fn resume_migration(state: State<'_, AppState>) -> Result<Progress> {
+    state.resume().await
+}
+
+#[tauri::command]
+pub async fn commit_migration(
+    state: State<'_, AppState>,
+    request: CommitRequest,
+) -> Result<Progress> {
+    state.commit(request).await
+}
+
+/// An unfinished migration this app started earlier, if its destination
+/// still holds it.
+#[tauri::command]
+pub async fn find_resumable(state: State<'_, AppState>) -> Result<Option<ResumableMigration>> {
+    Ok(state.find_resumable().await)
+}
+
+#[tauri::command]
+pub async fn resume_remembered(state: State<'_, AppState>) -> Result<SyncStarted> {
+    state.resume_remembered().await
+}
+
+#[tauri::command]
+pub async fn forget_remembered(state: State<'_, AppState>) -> Result<()> {
+    state.forget_remembered()
+}
+
+#[tauri::command]
+pub async fn start_sandbox(state: State<'_, AppState>) -> Result<SandboxInfo> {
+    state.start_sandbox().await
+}
+
+#[tauri::command]
+pub async fn stop_sandbox_load(state: State<'_, AppState>) -> Result<SandboxInfo> {
+    state.stop_sandbox_load().await
+}
+
+#[tauri::command]
+pub async fn sandbox_info(state: State<'_, AppState>) -> Result<Option<SandboxInfo>> {
+    Ok(state.sandbox().await)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_info_serializes_engine_version() -> std::result::Result<(), serde_json::Error> {
+        let value = serde_json::to_value(app_info())?;
+        assert_eq!(value, serde_json::json!({ "version": mongoferry::VERSION }));
+        Ok(())
+    }
+}

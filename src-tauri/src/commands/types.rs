@@ -1,0 +1,144 @@
+//! The request and response types of the IPC commands, as the web view
+//! sees them. Each derives `ts_rs::TS`; `crate::bindings` writes their
+//! TypeScript declarations into `ui/src/lib/bindings/`. Types only: no
+//! behaviour lives here.
+
+use mongoferry::catalog::NsKind;
+use mongoferry::cluster::Topology;
+use serde::{Deserialize, Serialize};
+use ts_rs::TS;
+
+/// Static facts about the running app.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct AppInfo {
+    /// Version of the `mongoferry` engine this shell was built with.
+    pub version: String,
+}
+
+/// Which side of the migration a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, TS)]
+#[serde(rename_all = "lowercase")]
+pub enum Side {
+    Source,
+    Destination,
+}
+
+impl From<Side> for mongoferry::Role {
+    fn from(side: Side) -> Self {
+        match side {
+            Side::Source => mongoferry::Role::Source,
+            Side::Destination => mongoferry::Role::Destination,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct TestConnectionRequest {
+    pub side: Side,
+    pub uri: String,
+}
+
+/// What a successful connection test learned.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionReport {
+    pub side: Side,
+    /// The connection string with its secrets replaced by `****`.
+    pub display_uri: String,
+    pub hosts: String,
+    pub topology: Topology,
+    /// The server's version, such as "6.0.5".
+    pub version: String,
+}
+
+/// One collection (or view) of the source, for the scope tree.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct CollectionNode {
+    pub name: String,
+    /// `db.collection`.
+    pub namespace: String,
+    pub kind: NsKind,
+    pub documents: u64,
+    /// Uncompressed data size.
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseNode {
+    pub name: String,
+    pub collections: Vec<CollectionNode>,
+    pub documents: u64,
+    pub bytes: u64,
+}
+
+/// The source's databases and collections with their sizes.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeTree {
+    pub databases: Vec<DatabaseNode>,
+    pub documents: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ScopeRequest {
+    pub source_uri: String,
+}
+
+/// What to migrate, from where to where.
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct StartSyncRequest {
+    pub source_uri: String,
+    pub destination_uri: String,
+    /// Namespace patterns (`db`, `db.coll`, `*` wildcards); empty means all.
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// Drop in-scope namespaces that already exist on the destination.
+    pub drop_existing: bool,
+}
+
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStarted {
+    /// The destination already held this migration, which carries on.
+    pub resumed: bool,
+    /// The app will offer to resume this migration when it reopens (false
+    /// when a connection string holds a password, which is never stored).
+    pub remembered: bool,
+}
+
+/// A migration found unfinished on the remembered destination.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ResumableMigration {
+    pub migration_id: String,
+    /// "copying", "syncing" or "committing".
+    pub phase: String,
+    /// Redacted connection strings.
+    pub source: String,
+    pub destination: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    /// When the migration started, in milliseconds since the Unix epoch.
+    pub started_at: f64,
+}
+
+/// The local sandbox: two replica sets on this machine.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxInfo {
+    pub source_uri: String,
+    pub destination_uri: String,
+    /// The seeded collections, as `db.collection`.
+    pub collections: Vec<String>,
+    /// Documents seeded before the write load started.
+    pub documents: u64,
+    pub write_load_running: bool,
+    pub writes_per_second: u32,
+}

@@ -1,0 +1,412 @@
+//! The desktop shell's state between IPC calls: the running migration's
+//! control handle, the local sandbox, and the file that remembers the last
+//! migration for the resume offer.
+//!
+//! Every operation here is a short call into the engine; the long work
+//! (`Migration::run`, the sandbox's write load) runs on tokio tasks that
+//! this state owns. Nothing here may decide how data is copied, synced,
+//! verified or committed: that is the engine's job.
+
+use std::time::Duration;
+
+use mongoferry::checkpoint::{Store, StoredPhase};
+use mongoferry::cluster::Cluster;
+use mongoferry::sandbox::{workload, Pair};
+use mongoferry::scope::Namespace;
+use mongoferry::{
+    CommitRequest, ErrorInfo, Migration, MigrationHandle, Progress, Role, SyncConfig,
+};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::commands::types::{ResumableMigration, SandboxInfo, StartSyncRequest, SyncStarted};
+use crate::error::{shell_error, IntoInfo};
+use crate::progress::{self, EventSink};
+use crate::session::{RememberedMigration, SessionFile};
+
+/// The running (or finished) migration of this window.
+struct Running {
+    handle: MigrationHandle,
+    cancel: CancellationToken,
+    task: JoinHandle<()>,
+    forwarder: Option<JoinHandle<()>>,
+}
+
+/// Two local replica sets with sample data and a light write load.
+struct Sandbox {
+    pair: Pair,
+    source_uri: String,
+    destination_uri: String,
+    load: Option<(CancellationToken, JoinHandle<()>)>,
+}
+
+/// The sandbox's sample data: (database, collection, documents).
+const SANDBOX_DATA: &[(&str, &str, u64)] = &[
+    ("shop", "customers", 20_000),
+    ("shop", "orders", 30_000),
+    ("shop", "products", 2_000),
+    ("crm", "contacts", 8_000),
+    ("crm", "notes", 5_000),
+];
+/// Writes a second on the sandbox's source: enough to see events flow and
+/// lag move, little enough for a laptop.
+const SANDBOX_WRITES_PER_SECOND: u32 = 40;
+
+#[derive(Default)]
+struct Inner {
+    migration: Option<Running>,
+    sandbox: Option<Sandbox>,
+}
+
+/// Held by Tauri (`app.manage`) and handed to every command.
+pub struct AppState {
+    inner: Mutex<Inner>,
+    session: SessionFile,
+}
+
+impl AppState {
+    pub fn new(session: SessionFile) -> AppState {
+        AppState {
+            inner: Mutex::new(Inner::default()),
+            session,
+        }
+    }
+
+    /// Connects, runs the engine's read-only checks, then runs the
+    /// migration on a task. Errors before the run starts come back here;
+    /// later ones arrive as `Event::Error` through [`AppState::watch`].
+    pub async fn start_sync(&self, request: StartSyncRequest) -> Result<SyncStarted, ErrorInfo> {
+        // Not held across the connection attempts below, which may take
+        // seconds: progress and sandbox calls must not wait for them.
+        self.ensure_idle().await?;
+        let mut config = SyncConfig::new(&request.source_uri, &request.destination_uri);
+        config.include = request.include.clone();
+        config.exclude = request.exclude.clone();
+        config.drop_existing = request.drop_existing;
+        let cancel = CancellationToken::new();
+        let migration = Migration::connect(config, cancel.clone())
+            .await
+            .map_err(|e| e.info())?;
+        let resumed = Store::new(migration.destination())
+            .load()
+            .await
+            .map_err(|e| e.info())?
+            .is_some();
+        migration.check().await.map_err(|e| e.info())?;
+        let remembered = self
+            .session
+            .save(&RememberedMigration {
+                source_uri: request.source_uri,
+                destination_uri: request.destination_uri,
+                include: request.include,
+                exclude: request.exclude,
+            })
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "could not remember the migration for a later resume");
+                false
+            });
+        let mut inner = self.inner.lock().await;
+        if let Some(running) = &inner.migration {
+            if !running.task.is_finished() {
+                return Err(busy(&running.handle));
+            }
+        }
+        let handle = migration.handle();
+        let task = tokio::spawn(async move {
+            match migration.run().await {
+                Ok(p) => tracing::info!(state = %p.state, "migration finished"),
+                // The engine has already published the error to observers.
+                Err(e) => tracing::warn!(error = %e, "migration stopped"),
+            }
+        });
+        if let Some(old) = inner.migration.take() {
+            old.stop_forwarding();
+        }
+        inner.migration = Some(Running {
+            handle,
+            cancel,
+            task,
+            forwarder: None,
+        });
+        Ok(SyncStarted {
+            resumed,
+            remembered,
+        })
+    }
+
+    /// Sends the migration's progress and events to `sink` (replacing an
+    /// earlier observer, such as the page before a reload) and returns the
+    /// current snapshot.
+    pub async fn watch(&self, sink: impl EventSink) -> Result<Progress, ErrorInfo> {
+        let mut inner = self.inner.lock().await;
+        let running = inner.migration.as_mut().ok_or_else(no_migration)?;
+        if let Some(old) = running.forwarder.take() {
+            old.abort();
+        }
+        let interval = Duration::from_secs(1) / progress::MAX_UPDATES_PER_SECOND;
+        running.forwarder = Some(tokio::spawn(progress::forward(
+            running.handle.watch_progress(),
+            running.handle.subscribe(),
+            sink,
+            interval,
+        )));
+        Ok(running.handle.progress())
+    }
+
+    pub async fn progress(&self) -> Result<Progress, ErrorInfo> {
+        Ok(self.handle().await?.progress())
+    }
+
+    pub async fn pause(&self) -> Result<Progress, ErrorInfo> {
+        let handle = self.handle().await?;
+        handle.pause().into_info()?;
+        Ok(handle.progress())
+    }
+
+    pub async fn resume(&self) -> Result<Progress, ErrorInfo> {
+        let handle = self.handle().await?;
+        handle.resume().into_info()?;
+        Ok(handle.progress())
+    }
+
+    pub async fn commit(&self, request: CommitRequest) -> Result<Progress, ErrorInfo> {
+        let handle = self.handle().await?;
+        handle.commit(request).into_info()?;
+        Ok(handle.progress())
+    }
+
+    async fn ensure_idle(&self) -> Result<(), ErrorInfo> {
+        let inner = self.inner.lock().await;
+        match &inner.migration {
+            Some(running) if !running.task.is_finished() => Err(busy(&running.handle)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn handle(&self) -> Result<MigrationHandle, ErrorInfo> {
+        let inner = self.inner.lock().await;
+        inner
+            .migration
+            .as_ref()
+            .map(|r| r.handle.clone())
+            .ok_or_else(no_migration)
+    }
+
+    /// The remembered migration, if the destination still holds it
+    /// unfinished. Any failure to reach the destination means "nothing to
+    /// offer" (logged), never an error dialog at start-up.
+    pub async fn find_resumable(&self) -> Option<ResumableMigration> {
+        {
+            let inner = self.inner.lock().await;
+            if inner.migration.is_some() {
+                return None;
+            }
+        }
+        let remembered = self.session.load()?;
+        let dest = match Cluster::connect(Role::Destination, &remembered.destination_uri).await {
+            Ok(dest) => dest,
+            Err(e) => {
+                tracing::info!(error = %e, "the remembered destination cannot be reached; no resume offer");
+                return None;
+            }
+        };
+        let stored = match Store::new(&dest).load().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::info!(error = %e, "the remembered destination's migration cannot be read");
+                return None;
+            }
+        };
+        let phase = match stored.phase {
+            StoredPhase::Copying => "copying",
+            StoredPhase::Applying => "syncing",
+            StoredPhase::Committing => "committing",
+            StoredPhase::Committed => return None,
+        };
+        Some(ResumableMigration {
+            migration_id: stored.migration_id,
+            phase: phase.into(),
+            source: mongoferry::uri::redact_uri(&remembered.source_uri),
+            destination: dest.display_uri.clone(),
+            include: stored.include,
+            exclude: stored.exclude,
+            started_at: stored.created_at.timestamp_millis() as f64,
+        })
+    }
+
+    /// Resumes the remembered migration where its checkpoint stands.
+    pub async fn resume_remembered(&self) -> Result<SyncStarted, ErrorInfo> {
+        let remembered = self.session.load().ok_or_else(|| {
+            shell_error(
+                "nothing_to_resume",
+                "There is no earlier migration to resume.",
+                "Start a new migration from the Source step.",
+            )
+        })?;
+        let request = StartSyncRequest {
+            source_uri: remembered.source_uri,
+            destination_uri: remembered.destination_uri,
+            include: remembered.include,
+            exclude: remembered.exclude,
+            drop_existing: false,
+        };
+        self.start_sync(request).await
+    }
+
+    /// Stops offering to resume the remembered migration. Its state stays
+    /// on the destination.
+    pub fn forget_remembered(&self) -> Result<(), ErrorInfo> {
+        self.session.forget().map_err(|e| {
+            shell_error(
+                "io_failed",
+                &format!("The app could not forget the earlier migration: {e}."),
+                "Check that the app's data directory is writable.",
+            )
+        })
+    }
+
+    /// Starts two local replica sets, seeds the source and starts a light
+    /// write load on it. A second call returns the running sandbox.
+    pub async fn start_sandbox(&self) -> Result<SandboxInfo, ErrorInfo> {
+        let mut inner = self.inner.lock().await;
+        if let Some(s) = &inner.sandbox {
+            return Ok(sandbox_info(s));
+        }
+        let pair = Pair::start().await.map_err(|e| e.info())?;
+        let client = pair.source.client().await.map_err(|e| e.info())?;
+        let namespaces: Vec<Namespace> = SANDBOX_DATA
+            .iter()
+            .map(|(db, coll, _)| Namespace::new(*db, *coll))
+            .collect();
+        for ((_, _, count), ns) in SANDBOX_DATA.iter().zip(&namespaces) {
+            workload::seed(&client, ns, *count, 600)
+                .await
+                .map_err(|e| e.info())?;
+        }
+        let first_new = SANDBOX_DATA.iter().map(|d| d.2).max().unwrap_or(0);
+        let stop = CancellationToken::new();
+        let load = tokio::spawn(run_load(client, namespaces, first_new, stop.clone()));
+        let sandbox = Sandbox {
+            source_uri: pair.source.uri(),
+            destination_uri: pair.destination.uri(),
+            pair,
+            load: Some((stop, load)),
+        };
+        let info = sandbox_info(&sandbox);
+        inner.sandbox = Some(sandbox);
+        Ok(info)
+    }
+
+    /// Stops the sandbox's write load (the "stop application writes" step
+    /// of a cutover), keeping its clusters.
+    pub async fn stop_sandbox_load(&self) -> Result<SandboxInfo, ErrorInfo> {
+        let mut inner = self.inner.lock().await;
+        let sandbox = inner.sandbox.as_mut().ok_or_else(|| {
+            shell_error(
+                "no_sandbox",
+                "No local sandbox is running.",
+                "Choose \"Try it with a local sandbox\" on the Source step first.",
+            )
+        })?;
+        if let Some((stop, task)) = sandbox.load.take() {
+            stop.cancel();
+            let _ = task.await;
+        }
+        Ok(sandbox_info(sandbox))
+    }
+
+    pub async fn sandbox(&self) -> Option<SandboxInfo> {
+        self.inner.lock().await.sandbox.as_ref().map(sandbox_info)
+    }
+
+    /// Stops everything this window runs: the migration at a safe point
+    /// (its checkpoint saved, so it can be resumed), then the sandbox.
+    pub async fn shutdown(&self) {
+        let mut inner = self.inner.lock().await;
+        if let Some(running) = inner.migration.take() {
+            running.cancel.cancel();
+            running.stop_forwarding();
+            if tokio::time::timeout(Duration::from_secs(10), running.task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(
+                    "the migration did not stop within 10 s; its last checkpoint stands"
+                );
+            }
+        }
+        if let Some(mut sandbox) = inner.sandbox.take() {
+            if let Some((stop, task)) = sandbox.load.take() {
+                stop.cancel();
+                let _ = task.await;
+            }
+            for rs in [&mut sandbox.pair.source, &mut sandbox.pair.destination] {
+                if let Err(e) = rs.stop().await {
+                    tracing::warn!(error = %e, "a sandbox mongod did not stop cleanly");
+                }
+            }
+        }
+    }
+}
+
+impl Running {
+    fn stop_forwarding(&self) {
+        if let Some(f) = &self.forwarder {
+            f.abort();
+        }
+    }
+}
+
+async fn run_load(
+    client: mongodb::Client,
+    namespaces: Vec<Namespace>,
+    first_new: u64,
+    stop: CancellationToken,
+) {
+    let seed = 0x5eed;
+    match workload::run(
+        client,
+        namespaces,
+        first_new,
+        Some(SANDBOX_WRITES_PER_SECOND),
+        seed,
+        stop,
+    )
+    .await
+    {
+        Ok(stats) => tracing::info!(writes = stats.total(), "sandbox write load stopped"),
+        Err(e) => tracing::warn!(error = %e, "sandbox write load failed"),
+    }
+}
+
+fn sandbox_info(s: &Sandbox) -> SandboxInfo {
+    SandboxInfo {
+        source_uri: s.source_uri.clone(),
+        destination_uri: s.destination_uri.clone(),
+        documents: SANDBOX_DATA.iter().map(|d| d.2).sum(),
+        collections: SANDBOX_DATA
+            .iter()
+            .map(|(db, coll, _)| format!("{db}.{coll}"))
+            .collect(),
+        write_load_running: s.load.is_some(),
+        writes_per_second: SANDBOX_WRITES_PER_SECOND,
+    }
+}
+
+fn busy(handle: &MigrationHandle) -> ErrorInfo {
+    mongoferry::Error::InvalidState {
+        action: "start another migration".into(),
+        state: handle.progress().state.to_string(),
+    }
+    .info()
+}
+
+fn no_migration() -> ErrorInfo {
+    shell_error(
+        "no_migration",
+        "No migration is running in this window.",
+        "Start one from the Sync step, or resume the earlier one from the start screen.",
+    )
+}
