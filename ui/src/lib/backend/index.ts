@@ -1,46 +1,86 @@
-// The typed bridge to the Rust shell (src-tauri). This module is the ONLY
-// place in the front end that calls `invoke` from @tauri-apps/api: every
-// command gets one typed method here, and the rest of the UI imports
-// `backend` (tests mock this module instead of Tauri's IPC).
-import { invoke, type InvokeArgs } from '@tauri-apps/api/core';
-import type { AppInfo } from './types';
-
-export type { AppInfo } from './types';
-
-/** A command failed, or the shell could not be reached. */
-export class BackendError extends Error {
-  readonly command: string;
-
-  constructor(command: string, message: string) {
-    super(message);
-    this.name = 'BackendError';
-    this.command = command;
-  }
-}
-
-function describe(error: unknown): string {
-  if (typeof error === 'string') return error;
-  if (error instanceof Error) return error.message;
-  if (typeof error === 'object' && error !== null && 'message' in error) {
-    const { message } = error as { message: unknown };
-    if (typeof message === 'string') return message;
-  }
-  return 'unknown error';
-}
-
-async function call<T>(command: string, args?: InvokeArgs): Promise<T> {
-  try {
-    return await invoke<T>(command, args);
-  } catch (error) {
-    throw new BackendError(command, describe(error));
-  }
-}
+// The one door from the UI to the Rust shell. Components and state classes
+// use the `Backend` interface only, obtained from Svelte context with
+// `useBackend()`; `tauri.ts` implements it over IPC, `fake.ts` for tests.
+// No other module imports @tauri-apps/api.
+import { getContext, setContext } from 'svelte';
+import type { AppInfo } from '$lib/bindings/AppInfo';
+import type { CommitRequest } from '$lib/bindings/CommitRequest';
+import type { ConnectionReport } from '$lib/bindings/ConnectionReport';
+import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
+import type { Event } from '$lib/bindings/Event';
+import type { Progress } from '$lib/bindings/Progress';
+import type { ResumableMigration } from '$lib/bindings/ResumableMigration';
+import type { SandboxInfo } from '$lib/bindings/SandboxInfo';
+import type { ScopeRequest } from '$lib/bindings/ScopeRequest';
+import type { ScopeTree } from '$lib/bindings/ScopeTree';
+import type { StartSyncRequest } from '$lib/bindings/StartSyncRequest';
+import type { SyncStarted } from '$lib/bindings/SyncStarted';
+import type { TestConnectionRequest } from '$lib/bindings/TestConnectionRequest';
 
 export interface Backend {
-  /** Static facts about the running app (engine version). */
   appInfo(): Promise<AppInfo>;
+  testConnection(request: TestConnectionRequest): Promise<ConnectionReport>;
+  scopeTree(request: ScopeRequest): Promise<ScopeTree>;
+  startSync(request: StartSyncRequest): Promise<SyncStarted>;
+  /** Streams progress and events to `onEvent`; resolves with the current snapshot. */
+  watchMigration(onEvent: (event: Event) => void): Promise<Progress>;
+  migrationProgress(): Promise<Progress>;
+  pauseMigration(): Promise<Progress>;
+  resumeMigration(): Promise<Progress>;
+  commitMigration(request: CommitRequest): Promise<Progress>;
+  findResumable(): Promise<ResumableMigration | null>;
+  resumeRemembered(): Promise<SyncStarted>;
+  forgetRemembered(): Promise<void>;
+  startSandbox(): Promise<SandboxInfo>;
+  stopSandboxLoad(): Promise<SandboxInfo>;
+  sandboxInfo(): Promise<SandboxInfo | null>;
+  /** A native open-file dialog; null when cancelled. */
+  pickFile(title: string): Promise<string | null>;
 }
 
-export const backend: Backend = {
-  appInfo: () => call<AppInfo>('app_info'),
-};
+/** A failed backend call, carrying the engine's code, sentence and remedy. */
+export class BackendError extends Error {
+  readonly code: string;
+  readonly remedy: string;
+
+  constructor(info: ErrorInfo) {
+    super(info.message);
+    this.name = 'BackendError';
+    this.code = info.code;
+    this.remedy = info.remedy;
+  }
+
+  get info(): ErrorInfo {
+    return { code: this.code, message: this.message, remedy: this.remedy };
+  }
+}
+
+function isErrorInfo(value: unknown): value is ErrorInfo {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Record<string, unknown>;
+  return typeof v.code === 'string' && typeof v.message === 'string' && typeof v.remedy === 'string';
+}
+
+/** Turns anything a call threw into an ErrorInfo the UI can show. */
+export function toErrorInfo(error: unknown): ErrorInfo {
+  if (error instanceof BackendError) return error.info;
+  if (isErrorInfo(error)) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    code: 'ipc_failed',
+    message: `The app's back end did not answer: ${message}`,
+    remedy: 'Restart Mongoferry; if it recurs, report it with the log.',
+  };
+}
+
+const KEY = Symbol('mongoferry-backend');
+
+export function provideBackend(backend: Backend): void {
+  setContext(KEY, backend);
+}
+
+export function useBackend(): Backend {
+  const backend = getContext<Backend | undefined>(KEY);
+  if (!backend) throw new Error('no Backend in context: call provideBackend() in a parent');
+  return backend;
+}

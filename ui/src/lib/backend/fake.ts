@@ -1,0 +1,192 @@
+// An in-memory Backend for component tests (Vitest): canned answers that a
+// test can replace, a log of calls, and `emit` to push migration events as
+// the Rust shell's channel would. It holds no migration logic of its own.
+import type { AppInfo } from '$lib/bindings/AppInfo';
+import type { CommitRequest } from '$lib/bindings/CommitRequest';
+import type { ConnectionReport } from '$lib/bindings/ConnectionReport';
+import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
+import type { Event } from '$lib/bindings/Event';
+import type { Progress } from '$lib/bindings/Progress';
+import type { ResumableMigration } from '$lib/bindings/ResumableMigration';
+import type { SandboxInfo } from '$lib/bindings/SandboxInfo';
+import type { ScopeRequest } from '$lib/bindings/ScopeRequest';
+import type { ScopeTree } from '$lib/bindings/ScopeTree';
+import type { StartSyncRequest } from '$lib/bindings/StartSyncRequest';
+import type { SyncStarted } from '$lib/bindings/SyncStarted';
+import type { TestConnectionRequest } from '$lib/bindings/TestConnectionRequest';
+import { BackendError, type Backend } from './index';
+
+export function progress(overrides: Partial<Progress> = {}): Progress {
+  return {
+    migrationId: 'm-1',
+    state: 'RUNNING',
+    phase: 'copying',
+    canCommit: false,
+    canWrite: false,
+    lagTimeSeconds: null,
+    totalEventsApplied: 0,
+    eventsPerSecond: 0,
+    collectionCopy: {
+      estimatedTotalBytes: 0,
+      estimatedCopiedBytes: 0,
+      estimatedTotalDocs: 0,
+      copiedDocs: 0,
+      bytesPerSecond: 0,
+      etaSeconds: null,
+      collections: [],
+    },
+    documentsFailed: 0,
+    etaSeconds: null,
+    warnings: [],
+    error: null,
+    ...overrides,
+  };
+}
+
+export const sampleTree: ScopeTree = {
+  documents: 1500,
+  bytes: 3_000_000,
+  databases: [
+    {
+      name: 'crm',
+      documents: 500,
+      bytes: 1_000_000,
+      collections: [
+        { name: 'contacts', namespace: 'crm.contacts', kind: 'collection', documents: 500, bytes: 1_000_000 },
+      ],
+    },
+    {
+      name: 'shop',
+      documents: 1000,
+      bytes: 2_000_000,
+      collections: [
+        { name: 'customers', namespace: 'shop.customers', kind: 'collection', documents: 400, bytes: 800_000 },
+        { name: 'orders', namespace: 'shop.orders', kind: 'collection', documents: 600, bytes: 1_200_000 },
+        { name: 'recent', namespace: 'shop.recent', kind: 'view', documents: 0, bytes: 0 },
+      ],
+    },
+  ],
+};
+
+export function fail(code: string, message: string, remedy: string): BackendError {
+  return new BackendError({ code, message, remedy } satisfies ErrorInfo);
+}
+
+type Call = { method: string; args: unknown[] };
+
+export class FakeBackend implements Backend {
+  calls: Call[] = [];
+  private listener: ((event: Event) => void) | null = null;
+  current: Progress = progress();
+  resumable: ResumableMigration | null = null;
+  sandbox: SandboxInfo | null = null;
+
+  connect: (request: TestConnectionRequest) => Promise<ConnectionReport> = async (request) => ({
+    side: request.side,
+    displayUri: request.uri,
+    hosts: '127.0.0.1:27017',
+    topology: { kind: 'replicaSet', name: 'rs0' },
+    version: '6.0.5',
+  });
+  tree: (request: ScopeRequest) => Promise<ScopeTree> = async () => sampleTree;
+  start: (request: StartSyncRequest) => Promise<SyncStarted> = async () => ({ resumed: false, remembered: true });
+  commit: (request: CommitRequest) => Promise<Progress> = async () => {
+    this.current = { ...this.current, state: 'COMMITTING', phase: 'committing' };
+    return this.current;
+  };
+
+  private log(method: string, ...args: unknown[]): void {
+    this.calls.push({ method, args });
+  }
+
+  called(method: string): unknown[][] {
+    return this.calls.filter((c) => c.method === method).map((c) => c.args);
+  }
+
+  /** Pushes an event as the Rust shell's channel would. */
+  emit(event: Event): void {
+    if (event.kind === 'progress') {
+      const { kind: _kind, ...rest } = event;
+      this.current = rest;
+    }
+    this.listener?.(event);
+  }
+
+  async appInfo(): Promise<AppInfo> {
+    this.log('appInfo');
+    return { version: '0.0.0-test' };
+  }
+  testConnection(request: TestConnectionRequest): Promise<ConnectionReport> {
+    this.log('testConnection', request);
+    return this.connect(request);
+  }
+  scopeTree(request: ScopeRequest): Promise<ScopeTree> {
+    this.log('scopeTree', request);
+    return this.tree(request);
+  }
+  startSync(request: StartSyncRequest): Promise<SyncStarted> {
+    this.log('startSync', request);
+    return this.start(request);
+  }
+  async watchMigration(onEvent: (event: Event) => void): Promise<Progress> {
+    this.log('watchMigration');
+    this.listener = onEvent;
+    return this.current;
+  }
+  async migrationProgress(): Promise<Progress> {
+    this.log('migrationProgress');
+    return this.current;
+  }
+  async pauseMigration(): Promise<Progress> {
+    this.log('pauseMigration');
+    this.current = { ...this.current, state: 'PAUSED' };
+    return this.current;
+  }
+  async resumeMigration(): Promise<Progress> {
+    this.log('resumeMigration');
+    this.current = { ...this.current, state: 'RUNNING' };
+    return this.current;
+  }
+  commitMigration(request: CommitRequest): Promise<Progress> {
+    this.log('commitMigration', request);
+    return this.commit(request);
+  }
+  async findResumable(): Promise<ResumableMigration | null> {
+    this.log('findResumable');
+    return this.resumable;
+  }
+  async resumeRemembered(): Promise<SyncStarted> {
+    this.log('resumeRemembered');
+    return { resumed: true, remembered: true };
+  }
+  async forgetRemembered(): Promise<void> {
+    this.log('forgetRemembered');
+    this.resumable = null;
+  }
+  async startSandbox(): Promise<SandboxInfo> {
+    this.log('startSandbox');
+    this.sandbox = {
+      sourceUri: 'mongodb://127.0.0.1:1111/?replicaSet=source',
+      destinationUri: 'mongodb://127.0.0.1:2222/?replicaSet=destination',
+      collections: ['shop.orders'],
+      documents: 1000,
+      writeLoadRunning: true,
+      writesPerSecond: 40,
+    };
+    return this.sandbox;
+  }
+  async stopSandboxLoad(): Promise<SandboxInfo> {
+    this.log('stopSandboxLoad');
+    if (!this.sandbox) throw fail('no_sandbox', 'No local sandbox is running.', 'Start one.');
+    this.sandbox = { ...this.sandbox, writeLoadRunning: false };
+    return this.sandbox;
+  }
+  async sandboxInfo(): Promise<SandboxInfo | null> {
+    this.log('sandboxInfo');
+    return this.sandbox;
+  }
+  async pickFile(title: string): Promise<string | null> {
+    this.log('pickFile', title);
+    return '/tmp/ca.pem';
+  }
+}

@@ -1,0 +1,41 @@
+// The Backend over Tauri IPC: one typed method per Rust command. Errors
+// arrive as ErrorInfo ({code, message, remedy}) and are rethrown as
+// BackendError, so callers never see raw IPC failures.
+import { Channel, invoke, type InvokeArgs } from '@tauri-apps/api/core';
+import { open } from '@tauri-apps/plugin-dialog';
+import type { Event } from '$lib/bindings/Event';
+import { BackendError, toErrorInfo, type Backend } from './index';
+
+async function call<T>(command: string, args?: InvokeArgs): Promise<T> {
+  try {
+    return await invoke<T>(command, args);
+  } catch (error) {
+    throw new BackendError(toErrorInfo(error));
+  }
+}
+
+export const tauriBackend: Backend = {
+  appInfo: () => call('app_info'),
+  testConnection: (request) => call('test_connection', { request }),
+  scopeTree: (request) => call('scope_tree', { request }),
+  startSync: (request) => call('start_sync', { request }),
+  watchMigration: (onEvent) => {
+    const onEventChannel = new Channel<Event>();
+    onEventChannel.onmessage = onEvent;
+    return call('watch_migration', { onEvent: onEventChannel });
+  },
+  migrationProgress: () => call('migration_progress'),
+  pauseMigration: () => call('pause_migration'),
+  resumeMigration: () => call('resume_migration'),
+  commitMigration: (request) => call('commit_migration', { request }),
+  findResumable: () => call('find_resumable'),
+  resumeRemembered: () => call('resume_remembered'),
+  forgetRemembered: () => call('forget_remembered'),
+  startSandbox: () => call('start_sandbox'),
+  stopSandboxLoad: () => call('stop_sandbox_load'),
+  sandboxInfo: () => call('sandbox_info'),
+  pickFile: async (title) => {
+    const picked = await open({ title, multiple: false, directory: false });
+    return typeof picked === 'string' ? picked : null;
+  },
+};

@@ -1,0 +1,130 @@
+// The running migration as the UI sees it: the latest progress snapshot
+// (pushed by the backend's channel, never polled), a per-second history
+// of lag and events/s for the charts, and the control actions.
+import type { Backend } from '$lib/backend';
+import { toErrorInfo } from '$lib/backend';
+import type { CommitRequest } from '$lib/bindings/CommitRequest';
+import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
+import type { Event } from '$lib/bindings/Event';
+import type { Progress } from '$lib/bindings/Progress';
+import type { StartSyncRequest } from '$lib/bindings/StartSyncRequest';
+
+export interface Sample {
+  /** Milliseconds since the epoch. */
+  t: number;
+  lag: number | null;
+  eventsPerSecond: number;
+}
+
+/** Five minutes of one-second samples. */
+export const HISTORY_LIMIT = 300;
+
+export class SyncState {
+  progress: Progress | null = $state(null);
+  history: Sample[] = $state([]);
+  /** The last failure: of a call, or the migration's own. */
+  error: ErrorInfo | null = $state(null);
+  busy = $state(false);
+  startedAt: number | null = $state(null);
+  finishedAt: number | null = $state(null);
+
+  constructor(
+    private readonly backend: Backend,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  get state(): Progress['state'] | 'NOT_STARTED' {
+    return this.progress?.state ?? 'NOT_STARTED';
+  }
+
+  /** The copy is finished: the migration is applying events or beyond. */
+  get copyDone(): boolean {
+    const p = this.progress;
+    if (!p) return false;
+    return p.phase === 'applying' || p.phase === 'committing' || p.phase === 'done';
+  }
+
+  get committed(): boolean {
+    return this.progress?.state === 'COMMITTED';
+  }
+
+  async start(request: StartSyncRequest): Promise<boolean> {
+    return this.act(async () => {
+      await this.backend.startSync(request);
+      this.startedAt = this.now();
+      await this.attach();
+    });
+  }
+
+  /** Resumes the migration the app remembered from an earlier run. */
+  async resumeEarlier(startedAt: number): Promise<boolean> {
+    return this.act(async () => {
+      await this.backend.resumeRemembered();
+      this.startedAt = startedAt;
+      await this.attach();
+    });
+  }
+
+  /** Subscribes to the backend's pushed events. */
+  async attach(): Promise<void> {
+    const snapshot = await this.backend.watchMigration((event) => this.onEvent(event));
+    this.apply(snapshot);
+  }
+
+  pause(): Promise<boolean> {
+    return this.act(async () => this.apply(await this.backend.pauseMigration()));
+  }
+
+  resume(): Promise<boolean> {
+    return this.act(async () => this.apply(await this.backend.resumeMigration()));
+  }
+
+  commit(request: CommitRequest): Promise<boolean> {
+    return this.act(async () => this.apply(await this.backend.commitMigration(request)));
+  }
+
+  onEvent(event: Event): void {
+    switch (event.kind) {
+      case 'progress': {
+        const { kind: _kind, ...progress } = event;
+        this.apply(progress);
+        break;
+      }
+      case 'error': {
+        const { kind: _kind, ...info } = event;
+        this.error = info;
+        break;
+      }
+      case 'stateChanged':
+      case 'warning':
+        // The next snapshot carries the new state and the warning list.
+        break;
+    }
+  }
+
+  private apply(progress: Progress): void {
+    this.progress = progress;
+    if (progress.error) this.error = progress.error;
+    if (progress.state === 'COMMITTED' && this.finishedAt === null) this.finishedAt = this.now();
+    const t = this.now();
+    const last = this.history[this.history.length - 1];
+    if (!last || t - last.t >= 1000) {
+      const next = [...this.history, { t, lag: progress.lagTimeSeconds, eventsPerSecond: progress.eventsPerSecond }];
+      this.history = next.length > HISTORY_LIMIT ? next.slice(next.length - HISTORY_LIMIT) : next;
+    }
+  }
+
+  private async act(f: () => Promise<void>): Promise<boolean> {
+    this.busy = true;
+    this.error = null;
+    try {
+      await f();
+      return true;
+    } catch (error) {
+      this.error = toErrorInfo(error);
+      return false;
+    } finally {
+      this.busy = false;
+    }
+  }
+}

@@ -1,0 +1,177 @@
+// The wizard: which step is showing, whether it may move on, and the
+// per-step state it hands down to the step components (via context).
+// Start-up checks (a migration to resume, a running sandbox) live here too.
+import { getContext, setContext } from 'svelte';
+import type { Backend } from '$lib/backend';
+import { toErrorInfo } from '$lib/backend';
+import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
+import type { ResumableMigration } from '$lib/bindings/ResumableMigration';
+import type { SandboxInfo } from '$lib/bindings/SandboxInfo';
+import { ConnectionState } from './connection.svelte';
+import { ScopeState } from './scope.svelte';
+import { SyncState } from './sync.svelte';
+
+export type StepId = 'source' | 'destination' | 'scope' | 'sync' | 'cutover' | 'done';
+
+export interface Step {
+  id: StepId;
+  title: string;
+}
+
+export const STEPS: readonly Step[] = [
+  { id: 'source', title: 'Source' },
+  { id: 'destination', title: 'Destination' },
+  { id: 'scope', title: 'Scope' },
+  { id: 'sync', title: 'Sync' },
+  { id: 'cutover', title: 'Cutover' },
+  { id: 'done', title: 'Done' },
+];
+
+export type SandboxStatus =
+  | { kind: 'none' }
+  | { kind: 'starting' }
+  | { kind: 'running'; info: SandboxInfo }
+  | { kind: 'failed'; error: ErrorInfo };
+
+export class Wizard {
+  readonly steps = STEPS;
+  index = $state(0);
+  readonly source: ConnectionState;
+  readonly destination: ConnectionState;
+  readonly scope: ScopeState;
+  readonly sync: SyncState;
+  resumable: ResumableMigration | null = $state(null);
+  sandbox: SandboxStatus = $state({ kind: 'none' });
+  /** Cutover checklist: how writes to the source are stopped. */
+  writes: 'stopped-by-me' | 'block' | null = $state(null);
+
+  constructor(private readonly backend: Backend) {
+    this.source = new ConnectionState(backend, 'source');
+    this.destination = new ConnectionState(backend, 'destination');
+    this.scope = new ScopeState(backend);
+    this.sync = new SyncState(backend);
+  }
+
+  get step(): Step {
+    return this.steps[this.index] ?? STEPS[0]!;
+  }
+
+  /** Whether the current step is complete, so Next may be pressed. */
+  get canNext(): boolean {
+    switch (this.step.id) {
+      case 'source':
+        return this.source.ready;
+      case 'destination':
+        return this.destination.ready;
+      case 'scope':
+        return this.scope.status.kind === 'ready' && this.scope.selected.size > 0;
+      case 'sync':
+        return this.sync.copyDone;
+      case 'cutover':
+        return this.sync.committed;
+      case 'done':
+        return false;
+    }
+  }
+
+  /** Steps before the sync can be revisited until the migration starts. */
+  get canBack(): boolean {
+    return this.index > 0 && this.sync.progress === null;
+  }
+
+  next(): void {
+    if (!this.canNext) return;
+    this.go(this.index + 1);
+  }
+
+  back(): void {
+    if (this.canBack) this.go(this.index - 1);
+  }
+
+  goTo(id: StepId): void {
+    const i = this.steps.findIndex((s) => s.id === id);
+    if (i >= 0) this.go(i);
+  }
+
+  private go(i: number): void {
+    this.index = Math.max(0, Math.min(this.steps.length - 1, i));
+    if (this.step.id === 'scope') void this.scope.load(this.source.effectiveUri);
+  }
+
+  /** Asks whether an unfinished migration waits on the remembered destination. */
+  async checkResumable(): Promise<void> {
+    try {
+      this.resumable = await this.backend.findResumable();
+    } catch {
+      this.resumable = null;
+    }
+  }
+
+  async resumeEarlier(): Promise<void> {
+    const offer = this.resumable;
+    if (!offer) return;
+    if (await this.sync.resumeEarlier(offer.startedAt)) {
+      this.resumable = null;
+      this.goTo(offer.phase === 'committing' ? 'cutover' : 'sync');
+    }
+  }
+
+  async declineResume(): Promise<void> {
+    this.resumable = null;
+    try {
+      await this.backend.forgetRemembered();
+    } catch {
+      // Forgetting is a courtesy; the offer is gone from the screen either way.
+    }
+  }
+
+  /** Starts (or finds) the local sandbox and fills both connection strings. */
+  async startSandbox(): Promise<void> {
+    this.sandbox = { kind: 'starting' };
+    try {
+      const info = await this.backend.startSandbox();
+      this.sandbox = { kind: 'running', info };
+      this.source.setUri(info.sourceUri);
+      this.destination.setUri(info.destinationUri);
+      await Promise.all([this.source.test(), this.destination.test()]);
+    } catch (error) {
+      this.sandbox = { kind: 'failed', error: toErrorInfo(error) };
+    }
+  }
+
+  async stopSandboxLoad(): Promise<void> {
+    try {
+      const info = await this.backend.stopSandboxLoad();
+      this.sandbox = { kind: 'running', info };
+    } catch (error) {
+      this.sandbox = { kind: 'failed', error: toErrorInfo(error) };
+    }
+  }
+
+  async startSync(): Promise<void> {
+    const { include, exclude } = this.scope.patterns;
+    await this.sync.start({
+      sourceUri: this.source.effectiveUri,
+      destinationUri: this.destination.effectiveUri,
+      include,
+      exclude,
+      dropExisting: false,
+    });
+  }
+
+  async commit(): Promise<void> {
+    await this.sync.commit({ blockSourceWrites: this.writes === 'block' });
+  }
+}
+
+const KEY = Symbol('mongoferry-wizard');
+
+export function provideWizard(wizard: Wizard): void {
+  setContext(KEY, wizard);
+}
+
+export function useWizard(): Wizard {
+  const wizard = getContext<Wizard | undefined>(KEY);
+  if (!wizard) throw new Error('no Wizard in context: render inside WizardView');
+  return wizard;
+}
