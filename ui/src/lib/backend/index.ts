@@ -75,6 +75,11 @@ export function toErrorInfo(error: unknown): ErrorInfo {
 
 const KEY = Symbol('mongoferry-backend');
 
+/** The context entry `provideBackend` makes, for rendering a component in a test. */
+export function backendContext(backend: Backend): Map<symbol, Backend> {
+  return new Map([[KEY, backend]]);
+}
+
 export function provideBackend(backend: Backend): void {
   setContext(KEY, backend);
 }

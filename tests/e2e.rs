@@ -1,0 +1,497 @@
+//! End-to-end tests of the desktop wizard: the real app (built with the
+//! `custom-protocol` feature, so it serves the built `ui/dist`) in a real
+//! window, driven through tauri-driver and WebKitWebDriver with fantoccini,
+//! against two real replica sets that the test starts and controls.
+//!
+//! Needs a display (run under `xvfb-run -a`, as `scripts/test.sh` does),
+//! `tauri-driver` and `WebKitWebDriver`; each missing piece fails the test
+//! with what to install. A PNG of every step goes to
+//! `target/e2e-screenshots/`.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use mongodb::Client as MongoClient;
+use mongoferry::sandbox::workload;
+use mongoferry::scope::Namespace;
+use tokio_util::sync::CancellationToken;
+
+/// tauri-driver's WebDriver port (its default). Its own native-driver port,
+/// 4445, is left to it.
+const DRIVER_PORT: u16 = 4444;
+
+/// One app under tauri-driver at a time: they share the driver's port.
+static DRIVER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("target"))
+}
+
+fn screenshots_dir() -> PathBuf {
+    target_dir().join("e2e-screenshots")
+}
+
+/// A program on PATH (or in cargo's bin dir), or `None`.
+fn find_program(name: &str) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    if let Some(home) = std::env::var_os("HOME") {
+        dirs.push(PathBuf::from(home).join(".cargo/bin"));
+    }
+    dirs.into_iter()
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+struct Tools {
+    tauri_driver: PathBuf,
+    webkit_driver: PathBuf,
+}
+
+/// Everything the test needs outside cargo; panics with what to install.
+fn require_tools() -> Tools {
+    let display = ["DISPLAY", "WAYLAND_DISPLAY"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|d| !d.is_empty()));
+    assert!(
+        display,
+        "no graphical display (DISPLAY is not set): install Xvfb with \
+         `apt-get install xvfb xauth` and run the tests under `xvfb-run -a cargo test --workspace`, \
+         as scripts/test.sh does"
+    );
+    let tauri_driver = find_program("tauri-driver").unwrap_or_else(|| {
+        panic!(
+            "tauri-driver is not installed: run `cargo install tauri-driver --version 2.0.6 --locked` \
+             (scripts/setup-deps.sh does)"
+        )
+    });
+    let webkit_driver = find_program("WebKitWebDriver").unwrap_or_else(|| {
+        panic!(
+            "WebKitWebDriver is not installed: run `apt-get install webkit2gtk-driver` \
+             (scripts/setup-deps.sh does)"
+        )
+    });
+    Tools {
+        tauri_driver,
+        webkit_driver,
+    }
+}
+
+/// Builds the front end and the app that embeds it, once per test run.
+fn app_binary() -> &'static Path {
+    static APP: OnceLock<PathBuf> = OnceLock::new();
+    APP.get_or_init(|| {
+        let run = |what: &str, cmd: &mut Command| {
+            let out = cmd
+                .output()
+                .unwrap_or_else(|e| panic!("could not run {what}: {e}"));
+            assert!(
+                out.status.success(),
+                "{what} failed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let ui = workspace().join("ui");
+        assert!(
+            ui.join("node_modules").is_dir(),
+            "the front end's npm packages are missing: run `npm ci` in ui/ (scripts/setup-deps.sh does)"
+        );
+        run(
+            "npm run build (in ui/)",
+            Command::new("npm").args(["run", "--silent", "build"]).current_dir(&ui),
+        );
+        // The tests' own cargo has finished building by now and holds no
+        // lock on the target directory.
+        run(
+            "cargo build -p mongoferry-desktop --features custom-protocol",
+            Command::new(env!("CARGO"))
+                .args([
+                    "build",
+                    "-p",
+                    "mongoferry-desktop",
+                    "--features",
+                    "custom-protocol",
+                ])
+                .current_dir(workspace()),
+        );
+        let bin = target_dir().join("debug/mongoferry-desktop");
+        assert!(bin.is_file(), "{} was not built", bin.display());
+        bin
+    })
+}
+
+/// A running tauri-driver; killed when dropped.
+struct Driver {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Driver {
+    async fn start(tools: &Tools, data_home: &Path, log_dir: &Path) -> Driver {
+        let log = log_dir.join("tauri-driver.log");
+        let file = std::fs::File::create(&log).expect("driver log file");
+        let child = Command::new(&tools.tauri_driver)
+            .arg("--port")
+            .arg(DRIVER_PORT.to_string())
+            .arg("--native-driver")
+            .arg(&tools.webkit_driver)
+            // The app keeps its remembered migration under XDG_DATA_HOME.
+            .env("XDG_DATA_HOME", data_home)
+            .env("RUST_LOG", "info,mongoferry=info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("driver log file"))
+            .stderr(file)
+            .spawn()
+            .expect("tauri-driver starts");
+        let mut driver = Driver { child, log };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = driver.child.try_wait() {
+                panic!(
+                    "tauri-driver exited with {status} (is port {DRIVER_PORT} taken?):\n{}",
+                    driver.log_text()
+                );
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", DRIVER_PORT))
+                .await
+                .is_ok()
+            {
+                return driver;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tauri-driver did not listen on port {DRIVER_PORT} within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The app in its window, and helpers to drive it by `data-testid`.
+struct App {
+    client: Client,
+    shots: PathBuf,
+    prefix: String,
+    count: usize,
+}
+
+fn testid(id: &str) -> String {
+    format!("[data-testid='{id}']")
+}
+
+impl App {
+    async fn launch(app: &Path, prefix: &str) -> App {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "tauri:options".into(),
+            serde_json::json!({ "application": app }),
+        );
+        caps.insert("browserName".into(), "wry".into());
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let client = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{DRIVER_PORT}"))
+            .await
+            .expect("a WebDriver session with the app");
+        // The smallest size the app supports: every step must work in it.
+        if let Err(e) = client.set_window_size(1024, 700).await {
+            eprintln!("could not resize the window to 1024x700: {e}");
+        }
+        let shots = screenshots_dir();
+        std::fs::create_dir_all(&shots).expect("screenshot dir");
+        App {
+            client,
+            shots,
+            prefix: prefix.to_string(),
+            count: 0,
+        }
+    }
+
+    async fn find(&self, id: &str, timeout: Duration) -> fantoccini::elements::Element {
+        let css = testid(id);
+        match self
+            .client
+            .wait()
+            .at_most(timeout)
+            .for_element(Locator::Css(&css))
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                self.fail_shot(id).await;
+                panic!("{id} did not appear within {timeout:?}: {e}")
+            }
+        }
+    }
+
+    /// Types into a field, replacing what it held.
+    async fn type_into(&self, id: &str, text: &str) {
+        let field = self.find(id, Duration::from_secs(20)).await;
+        field.clear().await.expect("clear field");
+        field.send_keys(text).await.expect("type");
+    }
+
+    /// Clicks a control once it is enabled.
+    async fn click(&self, id: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let el = self.find(id, timeout).await;
+            if el.is_enabled().await.unwrap_or(false) {
+                el.click()
+                    .await
+                    .unwrap_or_else(|e| panic!("click {id}: {e}"));
+                return;
+            }
+            if Instant::now() > deadline {
+                self.fail_shot(id).await;
+                panic!("{id} stayed disabled for {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn text(&self, id: &str) -> String {
+        self.find(id, Duration::from_secs(20))
+            .await
+            .text()
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Waits until the text of `id` satisfies `f`.
+    async fn wait_text(&self, id: &str, what: &str, timeout: Duration, f: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let css = testid(id);
+            if let Ok(el) = self.client.find(Locator::Css(&css)).await {
+                if let Ok(text) = el.text().await {
+                    if f(&text) {
+                        return text;
+                    }
+                    if Instant::now() > deadline {
+                        self.fail_shot(id).await;
+                        panic!("timed out after {timeout:?} waiting for {what}; {id} reads {text:?}");
+                    }
+                }
+            }
+            if Instant::now() > deadline {
+                self.fail_shot(id).await;
+                panic!("timed out after {timeout:?} waiting for {what}; {id} is not shown");
+            }
+            self.fail_on_error().await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// An error notice on screen ends the test with its text.
+    async fn fail_on_error(&self) {
+        if let Ok(el) = self.client.find(Locator::Css("[role='alert']")).await {
+            let text = el.text().await.unwrap_or_default();
+            self.fail_shot("error").await;
+            panic!("the app shows an error: {text}");
+        }
+    }
+
+    async fn shot(&mut self, name: &str) -> PathBuf {
+        self.count += 1;
+        let path = self
+            .shots
+            .join(format!("{}-{:02}-{name}.png", self.prefix, self.count));
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(&path, png).expect("write screenshot");
+        path
+    }
+
+    async fn fail_shot(&self, what: &str) {
+        if let Ok(png) = self.client.screenshot().await {
+            let path = self
+                .shots
+                .join(format!("{}-failed-{what}.png", self.prefix));
+            let _ = std::fs::write(&path, png);
+            eprintln!("screenshot of the failure: {}", path.display());
+        }
+    }
+
+    /// Source and destination steps: type, test, go on.
+    async fn connect_both(&mut self, source: &str, destination: &str) {
+        for (side, uri) in [("source", source), ("destination", destination)] {
+            self.type_into(&format!("{side}-uri"), uri).await;
+            self.click(&format!("{side}-test"), Duration::from_secs(10))
+                .await;
+            let report = self
+                .wait_text(
+                    &format!("{side}-result"),
+                    "the connection test",
+                    Duration::from_secs(30),
+                    |t| t.contains("Connected"),
+                )
+                .await;
+            assert!(report.contains("replica set"), "{side}: {report}");
+            self.shot(&format!("{side}")).await;
+            self.click("next", Duration::from_secs(5)).await;
+        }
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+const SEEDED: &[(&str, &str, u64)] = &[
+    ("shop", "customers", 6_000),
+    ("shop", "orders", 9_000),
+    ("crm", "contacts", 3_000),
+];
+
+async fn seed(src: &MongoClient) -> Vec<Namespace> {
+    let mut namespaces = Vec::new();
+    for (db, coll, count) in SEEDED {
+        let ns = Namespace::new(*db, *coll);
+        workload::seed(src, &ns, *count, 700)
+            .await
+            .expect("seed the source");
+        namespaces.push(ns);
+    }
+    namespaces
+}
+
+fn start_load(
+    src: &MongoClient,
+    namespaces: &[Namespace],
+) -> (CancellationToken, tokio::task::JoinHandle<workload::WorkloadStats>) {
+    let stop = CancellationToken::new();
+    let first_new = SEEDED.iter().map(|s| s.2).max().unwrap_or(0);
+    let task = tokio::spawn(workload::run(
+        src.clone(),
+        namespaces.to_vec(),
+        first_new,
+        Some(150),
+        42,
+        stop.clone(),
+    ));
+    let task = tokio::spawn(async move {
+        task.await
+            .expect("load task")
+            .expect("the write load runs")
+    });
+    (stop, task)
+}
+
+/// Sync step: start, wait for the copy to finish and events to flow.
+async fn sync_until_copied(app: &mut App) {
+    app.click("start-sync", Duration::from_secs(10)).await;
+    app.wait_text("state", "the migration to run", Duration::from_secs(60), |t| {
+        t == "RUNNING"
+    })
+    .await;
+    app.shot("sync-started").await;
+    // Next is enabled once the copy is done.
+    let next = app.find("next", Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !next.is_enabled().await.unwrap_or(false) {
+        assert!(Instant::now() < deadline, "the copy did not finish within 180 s");
+        app.fail_on_error().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    // Let events flow for a while, so the charts have something to draw.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    app.shot("sync-dashboard").await;
+    next.click().await.expect("click next");
+}
+
+/// Cutover step: writes are stopped (by the caller), commit, wait.
+async fn cut_over(app: &mut App) {
+    app.find("writes-stopped", Duration::from_secs(10))
+        .await
+        .click()
+        .await
+        .expect("tick 'writes stopped'");
+    let commit = app.find("commit", Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !commit.is_enabled().await.unwrap_or(false) {
+        assert!(Instant::now() < deadline, "Commit never became enabled");
+        app.fail_on_error().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let lag = app.text("lag").await;
+    assert!(!lag.is_empty(), "the lag is shown");
+    app.shot("cutover-ready").await;
+    commit.click().await.expect("click commit");
+    app.wait_text(
+        "state",
+        "the commit to finish",
+        Duration::from_secs(180),
+        |t| t == "COMMITTED",
+    )
+    .await;
+    app.shot("committed").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn wizard_migrates_a_live_source_end_to_end() {
+    let tools = require_tools();
+    let app_bin = app_binary();
+    let _one_at_a_time = DRIVER_LOCK.lock().await;
+    let (pair, src, dest) = support::clusters().await;
+    let namespaces = seed(&src).await;
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let driver = Driver::start(&tools, scratch.path(), scratch.path()).await;
+    let mut app = App::launch(app_bin, "flow").await;
+
+    app.find("source-uri", Duration::from_secs(30)).await;
+    app.shot("start").await;
+    app.connect_both(&pair.source.uri(), &pair.destination.uri())
+        .await;
+
+    let summary = app
+        .wait_text("scope-summary", "the scope tree", Duration::from_secs(60), |t| {
+            t.contains("3 collections")
+        })
+        .await;
+    assert!(summary.contains("18,000 documents"), "{summary}");
+    app.shot("scope").await;
+    app.click("next", Duration::from_secs(5)).await;
+
+    // The source stays live: writes go on through the copy and the sync.
+    let (stop_load, load) = start_load(&src, &namespaces);
+    sync_until_copied(&mut app).await;
+    app.shot("cutover").await;
+
+    stop_load.cancel();
+    let stats = load.await.expect("load task");
+    assert!(stats.total() > 100, "the write load ran: {stats:?}");
+    cut_over(&mut app).await;
+
+    app.click("next", Duration::from_secs(10)).await;
+    let done = app.text("summary").await;
+    assert!(done.contains("18,000") || done.contains("Documents copied"), "{done}");
+    app.shot("done").await;
+    app.close().await;
+    drop(driver);
+
+    support::assert_same(&src, &dest).await;
+}

@@ -1,0 +1,159 @@
+import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
+import { describe, expect, it } from 'vitest';
+import { backendContext } from '$lib/backend';
+import { FakeBackend, fail, progress } from '$lib/backend/fake';
+import WizardView from './WizardView.svelte';
+
+function renderWizard(backend = new FakeBackend()) {
+  render(WizardView, { context: backendContext(backend) });
+  return backend;
+}
+
+const byTestId = (id: string) => screen.getByTestId(id);
+const button = (id: string) => byTestId(id) as HTMLButtonElement;
+
+async function connect(side: 'source' | 'destination', uri: string) {
+  await fireEvent.input(byTestId(`${side}-uri`), { target: { value: uri } });
+  await fireEvent.click(byTestId(`${side}-test`));
+  await screen.findByTestId(`${side}-result`);
+}
+
+async function toSyncStep(backend: FakeBackend) {
+  await connect('source', 'mongodb://127.0.0.1:1/?replicaSet=s');
+  await fireEvent.click(button('next'));
+  await connect('destination', 'mongodb://127.0.0.1:2/?replicaSet=d');
+  await fireEvent.click(button('next'));
+  await screen.findByTestId('scope-summary');
+  await fireEvent.click(button('next'));
+  return backend;
+}
+
+describe('WizardView', () => {
+  it('enables Next only after a successful connection test', async () => {
+    const backend = renderWizard();
+    expect(button('next').disabled).toBe(true);
+    await connect('source', 'mongodb://127.0.0.1:1/?replicaSet=s');
+    expect(screen.getByTestId('source-result').textContent).toContain('replica set rs0, MongoDB 6.0.5');
+    expect(button('next').disabled).toBe(false);
+    expect(backend.called('testConnection')).toEqual([
+      [{ side: 'source', uri: 'mongodb://127.0.0.1:1/?replicaSet=s' }],
+    ]);
+    // Changing the string after the test asks for a new test.
+    await fireEvent.input(byTestId('source-uri'), { target: { value: 'mongodb://elsewhere' } });
+    expect(button('next').disabled).toBe(true);
+  });
+
+  it('shows a failed test as the sentence and the remedy, not the code', async () => {
+    const backend = new FakeBackend();
+    backend.connect = async () => {
+      throw fail('authentication_failed', 'The source cluster refused the credentials: bad auth.', 'Check the user name and password.');
+    };
+    renderWizard(backend);
+    await fireEvent.input(byTestId('source-uri'), { target: { value: 'mongodb://u:p@h' } });
+    await fireEvent.click(byTestId('source-test'));
+    const alert = await screen.findByRole('alert');
+    expect(alert.textContent).toContain('The source cluster refused the credentials: bad auth.');
+    expect(alert.textContent).toContain('Check the user name and password.');
+    expect(alert.textContent).not.toContain('authentication_failed');
+    expect(button('next').disabled).toBe(true);
+  });
+
+  it('starts the sandbox and fills in both connections', async () => {
+    const backend = renderWizard();
+    await fireEvent.click(byTestId('sandbox'));
+    await screen.findByTestId('sandbox-status');
+    expect((byTestId('source-uri') as HTMLInputElement).value).toBe('mongodb://127.0.0.1:1111/?replicaSet=source');
+    await waitFor(() => expect(button('next').disabled).toBe(false));
+    await fireEvent.click(button('next'));
+    expect((byTestId('destination-uri') as HTMLInputElement).value).toBe(
+      'mongodb://127.0.0.1:2222/?replicaSet=destination',
+    );
+    expect(button('next').disabled).toBe(false);
+    expect(backend.called('testConnection')).toHaveLength(2);
+  });
+
+  it('offers to resume an unfinished migration and goes to its dashboard', async () => {
+    const backend = new FakeBackend();
+    backend.resumable = {
+      migrationId: 'm-9',
+      phase: 'syncing',
+      source: 'mongodb://127.0.0.1:1/?replicaSet=s',
+      destination: 'mongodb://127.0.0.1:2/?replicaSet=d',
+      include: [],
+      exclude: [],
+      startedAt: 0,
+    };
+    backend.current = progress({ phase: 'applying', lagTimeSeconds: 3 });
+    renderWizard(backend);
+    const offer = await screen.findByTestId('resume-offer');
+    expect(offer.textContent).toContain('stopped while syncing');
+    await fireEvent.click(byTestId('resume'));
+    await waitFor(() => expect(byTestId('state').textContent).toBe('RUNNING'));
+    await waitFor(() => expect(screen.getByRole('heading', { level: 2 }).textContent).toBe('Copy and sync'));
+    expect(backend.called('resumeRemembered')).toHaveLength(1);
+    expect(screen.queryByTestId('resume-offer')).toBeNull();
+  });
+
+  it('starts the sync with the selected scope and follows pushed progress', async () => {
+    const backend = await toSyncStep(renderWizard());
+    expect(button('next').disabled).toBe(true);
+    await fireEvent.click(byTestId('start-sync'));
+    await screen.findByTestId('state');
+    expect(backend.called('startSync')).toEqual([
+      [
+        {
+          sourceUri: 'mongodb://127.0.0.1:1/?replicaSet=s',
+          destinationUri: 'mongodb://127.0.0.1:2/?replicaSet=d',
+          include: [],
+          exclude: [],
+          dropExisting: false,
+        },
+      ],
+    ]);
+    backend.emit({
+      kind: 'progress',
+      ...progress({
+        collectionCopy: { ...progress().collectionCopy, estimatedTotalBytes: 1000, estimatedCopiedBytes: 250, etaSeconds: 30 },
+      }),
+    });
+    await waitFor(() => expect(byTestId('copy-progress').textContent).toContain('25%'));
+    expect(byTestId('copy-progress').textContent).toContain('ETA 30 s');
+    backend.emit({ kind: 'progress', ...progress({ phase: 'applying', lagTimeSeconds: 1.2, canCommit: true }) });
+    await waitFor(() => expect(button('next').disabled).toBe(false));
+    expect(byTestId('lag').textContent).toBe('1 s');
+  });
+
+  it('enables Commit only when the engine can commit and writes are handled', async () => {
+    const backend = await toSyncStep(renderWizard());
+    await fireEvent.click(byTestId('start-sync'));
+    backend.emit({ kind: 'progress', ...progress({ phase: 'applying', lagTimeSeconds: 30, canCommit: false }) });
+    await waitFor(() => expect(button('next').disabled).toBe(false));
+    await fireEvent.click(button('next'));
+    expect(button('commit').disabled).toBe(true);
+    await fireEvent.click(byTestId('writes-block'));
+    expect(button('commit').disabled).toBe(true);
+    backend.emit({ kind: 'progress', ...progress({ phase: 'applying', lagTimeSeconds: 0.5, canCommit: true }) });
+    await waitFor(() => expect(button('commit').disabled).toBe(false));
+    await fireEvent.click(button('commit'));
+    expect(backend.called('commitMigration')).toEqual([[{ blockSourceWrites: true }]]);
+    await screen.findByTestId('commit-progress');
+    backend.emit({ kind: 'progress', ...progress({ state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0 }) });
+    await screen.findByTestId('committed');
+    await fireEvent.click(button('next'));
+    expect(byTestId('summary').textContent).toContain('Documents copied');
+  });
+
+  it('shows a migration failure pushed by the engine with its remedy', async () => {
+    const backend = await toSyncStep(renderWizard());
+    await fireEvent.click(byTestId('start-sync'));
+    await screen.findByTestId('state');
+    backend.emit({
+      kind: 'error',
+      code: 'history_lost',
+      message: "The source's oplog no longer holds the point this migration had reached.",
+      remedy: 'Start the migration afresh.',
+    });
+    const alert = await screen.findByTestId('sync-error');
+    expect(alert.textContent).toContain('Start the migration afresh.');
+  });
+});
