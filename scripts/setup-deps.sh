@@ -14,7 +14,7 @@ APT_PACKAGES=(
     build-essential pkg-config curl ca-certificates
     libwebkit2gtk-4.1-dev libssl-dev librsvg2-dev
     libcurl4 liblzma5 libssl3
-    xvfb xauth
+    xvfb xauth webkit2gtk-driver
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -50,6 +50,15 @@ node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0
 if ((node_major < 20)); then
     echo "error: the front end needs Node.js 20 or newer, and this machine has $(node --version 2>/dev/null || echo none). Install Node.js 20 (for example from nodejs.org or NodeSource), then run this again." >&2
     exit 1
+fi
+
+# The desktop end-to-end test (tests/e2e.rs) drives the app through
+# tauri-driver, which starts WebKitWebDriver (apt: webkit2gtk-driver).
+TAURI_DRIVER_VERSION="2.0.6"
+if ! tauri-driver --help >/dev/null 2>&1 && ! "$HOME/.cargo/bin/tauri-driver" --help >/dev/null 2>&1; then
+    echo "Installing tauri-driver $TAURI_DRIVER_VERSION..." >&2
+    if [[ -f "$HOME/.cargo/env" ]]; then source "$HOME/.cargo/env"; fi
+    cargo install tauri-driver --version "$TAURI_DRIVER_VERSION" --locked --quiet
 fi
 
 if [[ -f ui/package-lock.json ]]; then

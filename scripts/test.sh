@@ -27,4 +27,10 @@ if [[ -f ui/package.json ]]; then
 fi
 
 step "cargo test (workspace; integration tests start real mongod replica sets)"
-cargo test --workspace --locked
+# The desktop end-to-end test opens a real window: give it a virtual
+# display unless one is already there.
+if [[ -z "${DISPLAY:-}" && -z "${WAYLAND_DISPLAY:-}" ]]; then
+    xvfb-run -a cargo test --workspace --locked
+else
+    cargo test --workspace --locked
+fi

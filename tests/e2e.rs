@@ -21,9 +21,10 @@ use mongoferry::sandbox::workload;
 use mongoferry::scope::Namespace;
 use tokio_util::sync::CancellationToken;
 
-/// tauri-driver's WebDriver port (its default). Its own native-driver port,
-/// 4445, is left to it.
+/// tauri-driver's WebDriver port (its default).
 const DRIVER_PORT: u16 = 4444;
+/// The port tauri-driver starts WebKitWebDriver on (its default).
+const NATIVE_DRIVER_PORT: u16 = 4445;
 
 /// One app under tauri-driver at a time: they share the driver's port.
 static DRIVER_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -50,9 +51,7 @@ fn find_program(name: &str) -> Option<PathBuf> {
     if let Some(home) = std::env::var_os("HOME") {
         dirs.push(PathBuf::from(home).join(".cargo/bin"));
     }
-    dirs.into_iter()
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    dirs.into_iter().map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 struct Tools {
@@ -143,7 +142,28 @@ impl Driver {
     async fn start(tools: &Tools, data_home: &Path, log_dir: &Path) -> Driver {
         let log = log_dir.join("tauri-driver.log");
         let file = std::fs::File::create(&log).expect("driver log file");
-        let child = Command::new(&tools.tauri_driver)
+        for port in [DRIVER_PORT, NATIVE_DRIVER_PORT] {
+            assert!(
+                std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
+                "port {port} is taken, probably by a tauri-driver or WebKitWebDriver left over \
+                 from an earlier run: stop it, then run the test again"
+            );
+        }
+        let mut cmd = Command::new(&tools.tauri_driver);
+        // Its own process group, so that dropping the driver also stops the
+        // WebKitWebDriver and the app it started; and it dies with the test.
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+            // SAFETY: prctl is async-signal-safe and only touches the child.
+            unsafe {
+                cmd.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+        }
+        let child = cmd
             .arg("--port")
             .arg(DRIVER_PORT.to_string())
             .arg("--native-driver")
@@ -186,7 +206,23 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = -(self.child.id() as libc::pid_t);
+        // SAFETY: kill(2) on the process group this test created.
+        unsafe {
+            libc::kill(group, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Whatever is left of the group (WebKitWebDriver, the app).
+        // SAFETY: as above.
+        unsafe {
+            libc::kill(group, libc::SIGKILL);
+        }
         let _ = self.child.wait();
     }
 }
@@ -283,7 +319,13 @@ impl App {
     }
 
     /// Waits until the text of `id` satisfies `f`.
-    async fn wait_text(&self, id: &str, what: &str, timeout: Duration, f: impl Fn(&str) -> bool) -> String {
+    async fn wait_text(
+        &self,
+        id: &str,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&str) -> bool,
+    ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
             let css = testid(id);
@@ -294,7 +336,9 @@ impl App {
                     }
                     if Instant::now() > deadline {
                         self.fail_shot(id).await;
-                        panic!("timed out after {timeout:?} waiting for {what}; {id} reads {text:?}");
+                        panic!(
+                            "timed out after {timeout:?} waiting for {what}; {id} reads {text:?}"
+                        );
                     }
                 }
             }
@@ -382,7 +426,10 @@ async fn seed(src: &MongoClient) -> Vec<Namespace> {
 fn start_load(
     src: &MongoClient,
     namespaces: &[Namespace],
-) -> (CancellationToken, tokio::task::JoinHandle<workload::WorkloadStats>) {
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<workload::WorkloadStats>,
+) {
     let stop = CancellationToken::new();
     let first_new = SEEDED.iter().map(|s| s.2).max().unwrap_or(0);
     let task = tokio::spawn(workload::run(
@@ -393,27 +440,30 @@ fn start_load(
         42,
         stop.clone(),
     ));
-    let task = tokio::spawn(async move {
-        task.await
-            .expect("load task")
-            .expect("the write load runs")
-    });
+    let task =
+        tokio::spawn(async move { task.await.expect("load task").expect("the write load runs") });
     (stop, task)
 }
 
 /// Sync step: start, wait for the copy to finish and events to flow.
 async fn sync_until_copied(app: &mut App) {
     app.click("start-sync", Duration::from_secs(10)).await;
-    app.wait_text("state", "the migration to run", Duration::from_secs(60), |t| {
-        t == "RUNNING"
-    })
+    app.wait_text(
+        "state",
+        "the migration to run",
+        Duration::from_secs(60),
+        |t| t == "RUNNING",
+    )
     .await;
     app.shot("sync-started").await;
     // Next is enabled once the copy is done.
     let next = app.find("next", Duration::from_secs(10)).await;
     let deadline = Instant::now() + Duration::from_secs(180);
     while !next.is_enabled().await.unwrap_or(false) {
-        assert!(Instant::now() < deadline, "the copy did not finish within 180 s");
+        assert!(
+            Instant::now() < deadline,
+            "the copy did not finish within 180 s"
+        );
         app.fail_on_error().await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
@@ -468,9 +518,12 @@ async fn wizard_migrates_a_live_source_end_to_end() {
         .await;
 
     let summary = app
-        .wait_text("scope-summary", "the scope tree", Duration::from_secs(60), |t| {
-            t.contains("3 collections")
-        })
+        .wait_text(
+            "scope-summary",
+            "the scope tree",
+            Duration::from_secs(60),
+            |t| t.contains("3 collections"),
+        )
         .await;
     assert!(summary.contains("18,000 documents"), "{summary}");
     app.shot("scope").await;
@@ -488,8 +541,118 @@ async fn wizard_migrates_a_live_source_end_to_end() {
 
     app.click("next", Duration::from_secs(10)).await;
     let done = app.text("summary").await;
-    assert!(done.contains("18,000") || done.contains("Documents copied"), "{done}");
+    assert!(
+        done.contains("18,000") || done.contains("Documents copied"),
+        "{done}"
+    );
     app.shot("done").await;
+    app.close().await;
+    drop(driver);
+
+    support::assert_same(&src, &dest).await;
+}
+
+/// Pids of the app processes this test started: the app binary, running
+/// with this test's own data directory.
+fn our_app_processes(app: &Path, data_home: &Path) -> Vec<u32> {
+    let marker = format!("XDG_DATA_HOME={}", data_home.display());
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok();
+            let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+            exe.as_deref() == Some(app)
+                && env.split(|b| *b == 0).any(|var| var == marker.as_bytes())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn closing_mid_sync_offers_to_resume_and_resuming_finishes() {
+    let tools = require_tools();
+    let app_bin = app_binary();
+    let _one_at_a_time = DRIVER_LOCK.lock().await;
+    let (pair, src, dest) = support::clusters().await;
+    let namespaces = seed(&src).await;
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let (stop_load, load) = start_load(&src, &namespaces);
+
+    // First run: connect, start, and close the window while it syncs.
+    let driver = Driver::start(&tools, scratch.path(), scratch.path()).await;
+    let mut app = App::launch(app_bin, "resume").await;
+    app.connect_both(&pair.source.uri(), &pair.destination.uri())
+        .await;
+    app.wait_text(
+        "scope-summary",
+        "the scope tree",
+        Duration::from_secs(60),
+        |t| t.contains("3 collections"),
+    )
+    .await;
+    app.click("next", Duration::from_secs(5)).await;
+    app.click("start-sync", Duration::from_secs(10)).await;
+    app.wait_text(
+        "state",
+        "the migration to run",
+        Duration::from_secs(60),
+        |t| t == "RUNNING",
+    )
+    .await;
+    let next = app.find("next", Duration::from_secs(10)).await;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while !next.is_enabled().await.unwrap_or(false) {
+        assert!(
+            Instant::now() < deadline,
+            "the copy did not finish within 180 s"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    app.shot("syncing-before-close").await;
+    app.close().await;
+    drop(driver);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !our_app_processes(app_bin, scratch.path()).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the app was still running 20 s after its window closed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The source keeps changing while the app is closed.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    // Second run: the offer appears, and resuming carries the migration
+    // through to a committed destination equal to the source.
+    let driver = Driver::start(&tools, scratch.path(), scratch.path()).await;
+    let mut app = App::launch(app_bin, "resume-reopened").await;
+    let offer = app
+        .wait_text(
+            "resume-offer",
+            "the resume offer",
+            Duration::from_secs(60),
+            |t| t.contains("stopped while"),
+        )
+        .await;
+    assert!(offer.contains(&pair.destination.uri()), "{offer}");
+    app.shot("resume-offer").await;
+    app.click("resume", Duration::from_secs(5)).await;
+    app.wait_text(
+        "state",
+        "the resumed migration to run",
+        Duration::from_secs(60),
+        |t| t == "RUNNING",
+    )
+    .await;
+    // A killed predecessor's lease may hold the resumed run up to 17 s.
+    app.click("next", Duration::from_secs(120)).await;
+    stop_load.cancel();
+    let stats = load.await.expect("load task");
+    assert!(stats.total() > 100, "the write load ran: {stats:?}");
+    cut_over(&mut app).await;
     app.close().await;
     drop(driver);
 

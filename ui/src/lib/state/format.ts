@@ -34,3 +34,8 @@ export function percent(done: number, total: number): number {
   if (total <= 0) return 0;
   return Math.min(100, (done / total) * 100);
 }
+
+/** Lag in seconds: one decimal under 10 s ("0.4 s"), else as a duration. */
+export function formatLag(seconds: number): string {
+  return seconds < 10 ? `${Math.max(0, seconds).toFixed(1)} s` : formatDuration(seconds);
+}

@@ -120,7 +120,7 @@ describe('WizardView', () => {
     expect(byTestId('copy-progress').textContent).toContain('ETA 30 s');
     backend.emit({ kind: 'progress', ...progress({ phase: 'applying', lagTimeSeconds: 1.2, canCommit: true }) });
     await waitFor(() => expect(button('next').disabled).toBe(false));
-    expect(byTestId('lag').textContent).toBe('1 s');
+    expect(byTestId('lag').textContent).toBe('1.2 s');
   });
 
   it('enables Commit only when the engine can commit and writes are handled', async () => {
