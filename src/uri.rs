@@ -4,7 +4,9 @@
 //!
 //! This module never stores a URI and never logs one.
 
-use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use percent_encoding::{
+    percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC,
+};
 use regex::Regex;
 use std::sync::OnceLock;
 
@@ -29,9 +31,28 @@ const USERINFO: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// Option values may keep `/` (file paths read better that way); the
-/// characters that delimit options (`&`, `=`, `,`, `:`) and `%` are escaped.
-const OPTION_VALUE: &AsciiSet = &USERINFO.remove(b'/');
+/// Option values are escaped only where they would break the string: the
+/// option separator `&`, `%`, `#`, `?`, `+`, spaces, quotes and the like.
+/// `/`, `:`, `,` and `$` stay readable (file paths, `$external`, tag sets).
+const OPTION_VALUE: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'`')
+    .add(b'{')
+    .add(b'}')
+    .add(b'|')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'[')
+    .add(b']')
+    .add(b';');
 
 /// Percent-encodes a user name or password for the userinfo part.
 pub fn encode_userinfo(s: &str) -> String {
