@@ -207,10 +207,13 @@ impl Cluster {
                 reason: redact_text(&crate::retry::message(&e)),
             })?;
         let admin = client.database("admin");
-        let hello = admin
-            .run_command(doc! { "hello": 1 })
-            .await
-            .map_err(|e| classify::classify(&prepared.context(role, &hosts), "connect", &e))?;
+        let hello = match admin.run_command(doc! { "hello": 1 }).await {
+            Ok(h) => h,
+            Err(e) => {
+                let err = classify::classify(&prepared.context(role, &hosts), "connect", &e);
+                return Err(refine(role, &prepared, err).await);
+            }
+        };
         if verification == Verification::ChainOnly {
             // Members the seed list did not name are checked as well.
             let seeds = prepared.hosts();
@@ -278,6 +281,35 @@ impl Cluster {
     pub fn is_sharded(&self) -> bool {
         self.topology == Topology::Sharded
     }
+}
+
+/// A connection failure the driver's error leaves vague (a server
+/// selection timeout, a closed connection) is looked at once more: a
+/// replica set name that does not match, or, with TLS, what Mongoferry's
+/// own handshake finds.
+pub(crate) async fn refine(role: Role, prepared: &Prepared, err: Error) -> Error {
+    if !matches!(
+        err,
+        Error::ServerSelectionTimeout { .. } | Error::Unreachable { .. }
+    ) {
+        return err;
+    }
+    if let Some(m) = crate::connection::ping::set_name_mismatch(role, prepared).await {
+        return m;
+    }
+    if prepared.tls.enabled {
+        let timeout = prepared
+            .options
+            .connect_timeout
+            .unwrap_or(Duration::from_secs(10));
+        for h in &prepared.options.hosts {
+            let p = conn_tls::probe(h, &prepared.tls, timeout).await;
+            if let Err(f) = p.outcome {
+                return f.into_error(role, &p.host, p.certificate.as_ref());
+            }
+        }
+    }
+    err
 }
 
 async fn identity(client: &Client, topology: &Topology, hosts: &str) -> String {

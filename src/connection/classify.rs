@@ -89,14 +89,19 @@ pub fn from_text(ctx: &Context<'_>, message: &str) -> Option<Error> {
             detail: String::new(),
         });
     }
-    if has("NotValidForName") {
+    // rustls spells some failures as Debug names, others as sentences.
+    if has("NotValidForName") || has("certificate not valid for name") {
         return Some(Error::TlsHostnameMismatch {
             role,
             host: host_only(&host),
             detail: String::new(),
         });
     }
-    if has("invalid peer certificate: Expired") || has("ExpiredContext") || has("NotValidYet") {
+    if has("invalid peer certificate: Expired")
+        || has("certificate expired")
+        || has("NotValidYet")
+        || has("certificate not valid yet")
+    {
         return Some(Error::TlsCertificateExpired {
             role,
             host,
@@ -175,11 +180,12 @@ mod tests {
         let cases = [
             ("invalid peer certificate: UnknownIssuer", "tls_untrusted_ca"),
             (
-                "invalid peer certificate: NotValidForNameContext { expected: ServerName(\"localhost\"), presented: [] }",
+                "invalid peer certificate: certificate not valid for name \"localhost\"; certificate is only valid for IpAddress(127.0.0.1)",
                 "tls_hostname_mismatch",
             ),
+            ("invalid peer certificate: NotValidForName", "tls_hostname_mismatch"),
             (
-                "invalid peer certificate: ExpiredContext { time: UnixTime(1), not_after: UnixTime(0) }",
+                "invalid peer certificate: certificate expired: verification time 1700000000 (UNIX), but certificate is not valid after 1577836800 (122163200 seconds ago)",
                 "tls_certificate_expired",
             ),
             ("received fatal alert: CertificateRequired", "tls_client_certificate_required"),

@@ -183,12 +183,9 @@ pub async fn ping(role: Role, uri: &str, options: &PingOptions) -> PingReport {
     let hello = match admin.run_command(doc! { "hello": 1 }).await {
         Ok(h) => h,
         Err(e) => {
-            let mut err = classify::classify(&ctx, "connect", &e);
-            if let Error::ServerSelectionTimeout { .. } = err {
-                if let Some(mismatch) = set_name_mismatch(role, &prepared).await {
-                    err = mismatch;
-                }
-            }
+            let err =
+                crate::cluster::refine(role, &prepared, classify::classify(&ctx, "connect", &e))
+                    .await;
             report.reachable = !unreachable_error(&err);
             return report.fail(err);
         }
@@ -408,7 +405,7 @@ async fn topology(client: &Client, hello: &Document) -> TopologyInfo {
 /// After a server selection timeout with `replicaSet` given: asks the
 /// first seed directly what its replica set is called. The driver drops
 /// servers whose set name differs, so the timeout alone does not say so.
-async fn set_name_mismatch(role: Role, prepared: &Prepared) -> Option<Error> {
+pub(crate) async fn set_name_mismatch(role: Role, prepared: &Prepared) -> Option<Error> {
     let expected = prepared.options.repl_set_name.clone()?;
     let mut opts: ClientOptions = prepared.options.clone();
     opts.hosts.truncate(1);

@@ -14,6 +14,7 @@
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,11 +25,12 @@ use tokio::net::TcpStream;
 use tokio_rustls::rustls::{
     self,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    client::WebPkiServerVerifier,
+    client::{ResolvesClientCert, WebPkiServerVerifier},
     crypto::{ring as provider, CryptoProvider},
     pki_types::{
         pem::PemObject, CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime,
     },
+    sign::CertifiedKey,
     CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use tokio_rustls::TlsConnector;
@@ -284,6 +286,7 @@ async fn handshake(
     settings: &TlsSettings,
     seen: Arc<Mutex<Option<Vec<u8>>>>,
 ) -> Result<(), ProbeFailure> {
+    let requested = Arc::new(AtomicBool::new(false));
     let (host, port) = match addr {
         ServerAddress::Tcp { host, port } => (host.clone(), port.unwrap_or(27017)),
         other => {
@@ -292,7 +295,7 @@ async fn handshake(
             )))
         }
     };
-    let config = client_config(settings, seen)?;
+    let config = client_config(settings, seen, requested.clone())?;
     let name = ServerName::try_from(host.clone())
         .map_err(|e| ProbeFailure::Config(format!("{host} is not a valid server name: {e}")))?;
     let tcp = match tokio::net::lookup_host((host.as_str(), port)).await {
@@ -323,10 +326,19 @@ async fn handshake(
         .await
         .map_err(|e| io_failure(&e, settings))?;
     let mut header = [0u8; 16];
-    tls.read_exact(&mut header)
-        .await
-        .map_err(|e| io_failure(&e, settings))?;
-    Ok(())
+    match tls.read_exact(&mut header).await {
+        Ok(_) => Ok(()),
+        // mongod (OpenSSL, TLS 1.3) closes without an alert when it
+        // rejects the client's certificate, or the lack of one; the
+        // server's request for a certificate tells that case apart.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::UnexpectedEof
+                && requested.load(Ordering::SeqCst) =>
+        {
+            Err(ProbeFailure::ClientCertificateRequired)
+        }
+        Err(e) => Err(io_failure(&e, settings)),
+    }
 }
 
 /// An OP_MSG `{hello: 1, $db: "admin"}`.
@@ -345,6 +357,11 @@ fn hello_message() -> Vec<u8> {
 }
 
 fn io_failure(e: &std::io::Error, settings: &TlsSettings) -> ProbeFailure {
+    eprintln!(
+        "DEBUG io_failure kind={:?} e={e} inner={:?}",
+        e.kind(),
+        e.get_ref()
+    );
     if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         return tls_failure(tls, settings);
     }
@@ -396,6 +413,7 @@ fn tls_failure(e: &rustls::Error, settings: &TlsSettings) -> ProbeFailure {
 fn client_config(
     settings: &TlsSettings,
     seen: Arc<Mutex<Option<Vec<u8>>>>,
+    requested: Arc<AtomicBool>,
 ) -> Result<rustls::ClientConfig, ProbeFailure> {
     let provider = Arc::new(provider::default_provider());
     let mut roots = RootCertStore::empty();
@@ -423,20 +441,44 @@ fn client_config(
         verification: settings.verification(),
         seen,
     });
-    let builder = rustls::ClientConfig::builder_with_provider(provider)
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(|e| ProbeFailure::Config(e.to_string()))?
         .dangerous()
         .with_custom_certificate_verifier(verifier);
-    match &settings.cert_key_file {
+    let key = match &settings.cert_key_file {
         Some(path) => {
             let (certs, key) =
                 client_identity(path, settings.key_password.as_ref().map(|p| p.as_slice()))?;
-            builder
-                .with_client_auth_cert(certs, key)
-                .map_err(|e| ProbeFailure::Config(format!("the client certificate: {e}")))
+            let certified = CertifiedKey::from_der(certs, key, &provider)
+                .map_err(|e| ProbeFailure::Config(format!("the client certificate: {e}")))?;
+            Some(Arc::new(certified))
         }
-        None => Ok(builder.with_no_client_auth()),
+        None => None,
+    };
+    Ok(builder.with_client_cert_resolver(Arc::new(ClientCert { key, requested })))
+}
+
+/// Presents the client certificate, if there is one, and notes that the
+/// server asked for one.
+#[derive(Debug)]
+struct ClientCert {
+    key: Option<Arc<CertifiedKey>>,
+    requested: Arc<AtomicBool>,
+}
+
+impl ResolvesClientCert for ClientCert {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<CertifiedKey>> {
+        self.requested.store(true, Ordering::SeqCst);
+        self.key.clone()
+    }
+
+    fn has_certs(&self) -> bool {
+        self.key.is_some()
     }
 }
 

@@ -32,13 +32,12 @@ pub struct Pki {
     pub server: PathBuf,
     /// Server certificate and key for `db.invalid` only.
     pub server_wrong_host: PathBuf,
-    /// Server certificate for 127.0.0.1 that expired in 2020.
-    pub server_expired: PathBuf,
     /// Client certificate and key, subject [`CLIENT_SUBJECT`].
     pub client: PathBuf,
     /// The same client certificate with its key encrypted under
     /// [`KEY_PASSWORD`].
     pub client_encrypted: PathBuf,
+    issuer: Issuer<'static, KeyPair>,
 }
 
 fn dn(cn: &str, ou: &str) -> DistinguishedName {
@@ -65,12 +64,13 @@ fn ca(cn: &str) -> (Issuer<'static, KeyPair>, String) {
     (Issuer::new(params, key), cert.pem())
 }
 
-/// A leaf certificate signed by `issuer`; returns (certificate PEM, key).
+/// A leaf certificate signed by `issuer`, valid from 2020 until 2099 or
+/// for `lifetime` from now; returns (certificate PEM, key).
 fn leaf(
     issuer: &Issuer<'static, KeyPair>,
     subject: DistinguishedName,
     sans: &[&str],
-    expired: bool,
+    lifetime: Option<std::time::Duration>,
 ) -> (String, KeyPair) {
     let key = KeyPair::generate().expect("leaf key");
     let mut params = CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
@@ -86,13 +86,16 @@ fn leaf(
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
-    if expired {
-        params.not_before = rcgen::date_time_ymd(2019, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2020, 1, 1);
-    } else {
-        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
-        params.not_after = rcgen::date_time_ymd(2099, 12, 31);
-    }
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = match lifetime {
+        Some(d) => {
+            let since_epoch = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("a clock after 1970");
+            rcgen::date_time_ymd(1970, 1, 1) + since_epoch + d
+        }
+        None => rcgen::date_time_ymd(2099, 12, 31),
+    };
     let cert = params.signed_by(&key, issuer).expect("sign leaf");
     (cert.pem(), key)
 }
@@ -131,17 +134,16 @@ impl Pki {
         };
         let (issuer, ca_pem) = ca("Mongoferry Test CA");
         let (_, other_pem) = ca("Some Other CA");
-        let server_pem = |sans: &[&str], expired: bool| {
-            let (cert, key) = leaf(&issuer, dn("ferry-server", "servers"), sans, expired);
+        let server_pem = |sans: &[&str]| {
+            let (cert, key) = leaf(&issuer, dn("ferry-server", "servers"), sans, None);
             format!("{cert}{}", key.serialize_pem())
         };
-        let (client_cert, client_key) = leaf(&issuer, dn("ferry-client", "clients"), &[], false);
+        let (client_cert, client_key) = leaf(&issuer, dn("ferry-client", "clients"), &[], None);
         Pki {
             ca: write("ca.pem", &ca_pem),
             other_ca: write("other-ca.pem", &other_pem),
-            server: write("server.pem", &server_pem(&["127.0.0.1"], false)),
-            server_wrong_host: write("server-wrong-host.pem", &server_pem(&["db.invalid"], false)),
-            server_expired: write("server-expired.pem", &server_pem(&["127.0.0.1"], true)),
+            server: write("server.pem", &server_pem(&["127.0.0.1"])),
+            server_wrong_host: write("server-wrong-host.pem", &server_pem(&["db.invalid"])),
             client: write(
                 "client.pem",
                 &format!("{client_cert}{}", client_key.serialize_pem()),
@@ -153,8 +155,24 @@ impl Pki {
                     encrypted_key_pem(&client_key, KEY_PASSWORD)
                 ),
             ),
+            issuer,
             dir,
         }
+    }
+
+    /// A server certificate for 127.0.0.1 that expires `lifetime` from now
+    /// (mongod refuses to start with an expired one, but keeps serving one
+    /// that expires while it runs).
+    pub fn server_expiring_in(&self, lifetime: std::time::Duration) -> PathBuf {
+        let (cert, key) = leaf(
+            &self.issuer,
+            dn("ferry-server", "servers"),
+            &["127.0.0.1"],
+            Some(lifetime),
+        );
+        let p = self.dir.path().join("server-expiring.pem");
+        std::fs::write(&p, format!("{cert}{}", key.serialize_pem())).expect("write PEM");
+        p
     }
 
     /// Sandbox TLS settings: `server` as the server's certificate, the
@@ -193,5 +211,50 @@ pub fn root_auth(password: &str) -> SandboxAuth {
     SandboxAuth {
         user: "root".to_string(),
         password: password.to_string(),
+    }
+}
+
+/// Runs `mongoferry <args>` to completion with extra environment variables
+/// (such as `MONGOFERRY_CONFIG_DIR`) and, optionally, text on its standard
+/// input; killed after `timeout`.
+pub async fn run_cli_env(
+    args: &[&str],
+    env: &[(&str, &str)],
+    stdin: Option<&str>,
+    timeout: std::time::Duration,
+) -> super::CliOutput {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new(super::MONGOFERRY);
+    cmd.args(args)
+        .env_remove("MONGOFERRY_SOURCE")
+        .env_remove("MONGOFERRY_DESTINATION")
+        .env_remove("MONGOFERRY_LOG")
+        .envs(env.iter().copied())
+        .stdin(if stdin.is_some() {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().expect("spawn mongoferry");
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        pipe.write_all(text.as_bytes()).await.expect("write stdin");
+        drop(pipe);
+    }
+    let out = tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "mongoferry {:?} did not exit within {timeout:?}",
+                args.first()
+            )
+        })
+        .expect("wait for mongoferry");
+    super::CliOutput {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
