@@ -102,6 +102,11 @@ impl SecretStore {
         self
     }
 
+    /// The keyring service name the entries are filed under.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
     /// `platform` or `keyutils`, for messages.
     pub fn backend_name(&self) -> &'static str {
         match self.backend {
@@ -145,9 +150,18 @@ impl SecretStore {
                 .insert(format!("{}:{account}", self.service), value.to_string());
             return Ok(());
         }
-        self.entry(&account)?
-            .set_password(value)
-            .map_err(keyring_error)?;
+        match self.entry(&account)?.set_password(value) {
+            Ok(()) => {}
+            // keyutils says "no entry" when the process has no session
+            // keyring to add the key to.
+            #[cfg(target_os = "linux")]
+            Err(keyring::Error::NoEntry) if matches!(self.backend, Backend::Keyutils) => {
+                return Err(Error::Keyring {
+                    detail: "the kernel keyutils store has no session keyring for this process (start one with 'keyctl session -')".into(),
+                })
+            }
+            Err(e) => return Err(keyring_error(e)),
+        }
         tracing::debug!(
             profile,
             secret = kind.id(),
