@@ -27,10 +27,19 @@ if [[ -f ui/package.json ]]; then
 fi
 
 step "cargo test (workspace; integration tests start real mongod replica sets)"
-# The desktop end-to-end test opens a real window: give it a virtual
-# display unless one is already there.
-if [[ -z "${DISPLAY:-}" && -z "${WAYLAND_DISPLAY:-}" ]]; then
-    xvfb-run -a cargo test --workspace --locked
-else
-    cargo test --workspace --locked
-fi
+# The keyring tests need real keyrings: a kernel session keyring
+# (keyctl session) and a Secret Service (gnome-keyring under its own D-Bus
+# session, its login keyring unlocked with an empty password and kept in a
+# temp dir, so the developer's own keyring is never touched).
+keyring_home=$(mktemp -d)
+trap 'rm -rf "$keyring_home"' EXIT
+XDG_DATA_HOME="$keyring_home" keyctl session - \
+    dbus-run-session -- bash -c '
+        printf "\n" | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+        # The desktop end-to-end test opens a real window: give it a
+        # virtual display unless one is already there.
+        if [[ -z "${DISPLAY:-}" && -z "${WAYLAND_DISPLAY:-}" ]]; then
+            exec xvfb-run -a cargo test --workspace --locked
+        fi
+        exec cargo test --workspace --locked
+    '
