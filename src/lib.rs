@@ -10,6 +10,8 @@
 //! - [`checkpoint`]: the durable state in the destination's `__mongoferry`.
 //! - [`cluster`]: connecting and learning a deployment's shape.
 //! - [`scope`]: include/exclude patterns.
+//! - [`preflight`]: the compatibility check run before anything is
+//!   written: findings (blockers, warnings, infos) with their fixes.
 //! - [`progress`]: states, the progress snapshot, events, rates.
 //! - [`sharding`]: shard keys and pre-splitting on sharded destinations.
 //! - [`retry`]: transient-error classification and backoff.
@@ -29,6 +31,7 @@ pub mod copy;
 pub mod error;
 pub mod events;
 pub mod migration;
+pub mod preflight;
 pub mod progress;
 pub mod retry;
 pub mod sandbox;

@@ -4,6 +4,7 @@
 
 mod api;
 mod bench;
+mod check;
 mod display;
 
 use std::process::ExitCode;
@@ -39,6 +40,9 @@ enum Command {
     Commit(CommitArgs),
     /// Measure copy throughput and sync lag on two local replica sets.
     Bench(bench::BenchArgs),
+    /// Check, without writing anything, whether a migration can start:
+    /// everything that would make it fail or lose data, with the fixes.
+    Check(check::CheckArgs),
 }
 
 #[derive(Args)]
@@ -139,6 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Check(args) => check::run(args).await,
     }
 }
 
@@ -171,15 +176,23 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     config.exclude = args.exclude;
     config.fresh = args.fresh;
     config.drop_existing = args.drop_existing;
+    config.block_source_writes = args.block_source_writes;
     config.tuning.copy_concurrency = args.copy_concurrency;
 
     let cancel = CancellationToken::new();
+    // The preflight check runs first; a blocker stops here, before
+    // anything is written.
     let connected = match Migration::connect(config, cancel.clone()).await {
-        Ok(m) => m.check().await.map(|()| m),
+        Ok(m) => m.check().await.map(|report| (m, report)),
         Err(e) => Err(e),
     };
     let migration = match connected {
-        Ok(m) => m,
+        Ok((m, report)) => {
+            for w in report.warnings() {
+                eprintln!("warning: {}. {}", w.title.trim_end_matches('.'), w.remedy);
+            }
+            m
+        }
         Err(e) => {
             eprintln!("error: {} {}", e, e.remedy());
             return Ok(ExitCode::from(2));

@@ -1,0 +1,161 @@
+//! Collection types: which kinds the engine cannot migrate faithfully
+//! (time-series, Queryable Encryption: blockers) and how the others it
+//! handles specially are treated (capped, clustered with a TTL, views
+//! whose source is left out). Pure: the inventory holds the options.
+
+use super::inventory::Inventory;
+use super::Finding;
+use crate::catalog::NsKind;
+use crate::scope::{Namespace, Scope};
+
+pub fn assess(inv: &Inventory, scope: &Scope) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for n in &inv.namespaces {
+        let ns = n.ns.ns.to_string();
+        let options = &n.ns.options;
+        match n.ns.kind {
+            NsKind::Timeseries => out.push(
+                Finding::blocker(
+                    "time_series_collection",
+                    format!("{ns} is a time-series collection"),
+                    "Time-series collections keep their data in internal bucket collections whose changes do not appear in the change stream, so the destination could not be kept in sync.",
+                    format!("Exclude it with --exclude {ns} and move it with mongodump and mongorestore (or $out into a time-series collection) during a short write pause."),
+                )
+                .on(&ns),
+            ),
+            NsKind::View => {
+                let on = options.get_str("viewOn").unwrap_or_default();
+                let source = Namespace::new(&n.ns.ns.db, on);
+                if !on.is_empty() && !scope.contains(&source) {
+                    out.push(
+                        Finding::warning(
+                            "view_source_excluded",
+                            format!("The view {ns} reads {source}, which is not migrated"),
+                            "The view is created on the destination, but the collection it reads is out of scope, so it will show nothing (or another collection of that name).",
+                            format!("Include {source} as well, or exclude the view with --exclude {ns}."),
+                        )
+                        .on(&ns),
+                    );
+                }
+            }
+            NsKind::Collection => {
+                if options.contains_key("encryptedFields") {
+                    out.push(
+                        Finding::blocker(
+                            "queryable_encryption",
+                            format!("{ns} uses Queryable Encryption"),
+                            format!("Its encrypted fields are kept consistent with the enxcol_.{}.* metadata collections and the __safeContent__ field by the server's encrypted write path; copying the documents as they are would leave the destination's copy unqueryable.", n.ns.ns.coll),
+                            format!("Exclude it and its metadata collections with --exclude {ns} --exclude '{}.enxcol_.{}.*', and move them with a tool that supports Queryable Encryption.", n.ns.ns.db, n.ns.ns.coll),
+                        )
+                        .on(&ns),
+                    );
+                }
+                if n.ns.is_clustered() && options.contains_key("expireAfterSeconds") {
+                    let ttl = options.get("expireAfterSeconds").map(|v| v.to_string()).unwrap_or_default();
+                    out.push(
+                        Finding::info(
+                            "clustered_ttl",
+                            format!("{ns} is a clustered collection with a TTL ({ttl} s)"),
+                            "During sync its TTL is held on the destination (set to 68 years) so that it cannot delete copied documents; documents the source expires are deleted on the destination by the replayed deletes. The commit restores the source's TTL.",
+                            "Nothing to do.",
+                        )
+                        .on(&ns),
+                    );
+                }
+                if n.ns.is_capped() {
+                    let size = n.stats.as_ref().map(|s| super::human_bytes(s.size)).unwrap_or_default();
+                    out.push(
+                        Finding::info(
+                            "capped_collection",
+                            format!("{ns} is a capped collection"),
+                            format!("It is synced like any collection, then copied again whole ({size}) at commit in insertion order, because replayed inserts could land after documents the source has already aged out. The commit takes longer by that copy."),
+                            "Nothing to do; keep capped collections small if the commit must be quick.",
+                        )
+                        .on(&ns),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::inventory::NsFacts;
+    use super::super::Severity::{self, *};
+    use super::*;
+    use crate::catalog::SourceNamespace;
+    use bson::{doc, Document};
+
+    fn ns(name: &str, kind: NsKind, options: Document) -> NsFacts {
+        NsFacts::bare(SourceNamespace {
+            ns: Namespace::parse(name).unwrap(),
+            kind,
+            uuid: None,
+            options,
+        })
+    }
+
+    fn ids(f: &[Finding]) -> Vec<(&str, Severity, Option<&str>)> {
+        f.iter()
+            .map(|f| (f.id.as_str(), f.severity, f.namespace.as_deref()))
+            .collect()
+    }
+
+    #[test]
+    fn each_collection_kind_gets_its_verdict() {
+        let inv = Inventory {
+            namespaces: vec![
+                ns("a.plain", NsKind::Collection, doc! {}),
+                ns(
+                    "a.ts",
+                    NsKind::Timeseries,
+                    doc! { "timeseries": { "timeField": "t" } },
+                ),
+                ns(
+                    "a.enc",
+                    NsKind::Collection,
+                    doc! { "encryptedFields": { "fields": [] } },
+                ),
+                ns(
+                    "a.cl",
+                    NsKind::Collection,
+                    doc! { "clusteredIndex": { "key": { "_id": 1 }, "unique": true }, "expireAfterSeconds": 60_i64 },
+                ),
+                ns(
+                    "a.cl_plain",
+                    NsKind::Collection,
+                    doc! { "clusteredIndex": { "key": { "_id": 1 }, "unique": true } },
+                ),
+                ns(
+                    "a.log",
+                    NsKind::Collection,
+                    doc! { "capped": true, "size": 4096 },
+                ),
+                ns(
+                    "a.v_ok",
+                    NsKind::View,
+                    doc! { "viewOn": "plain", "pipeline": [] },
+                ),
+                ns(
+                    "a.v_out",
+                    NsKind::View,
+                    doc! { "viewOn": "secret", "pipeline": [] },
+                ),
+            ],
+            ..Inventory::default()
+        };
+        let scope = Scope::new(&["a"], &["a.secret"]).unwrap();
+        assert_eq!(
+            ids(&assess(&inv, &scope)),
+            vec![
+                ("time_series_collection", Blocker, Some("a.ts")),
+                ("queryable_encryption", Blocker, Some("a.enc")),
+                ("clustered_ttl", Info, Some("a.cl")),
+                ("capped_collection", Info, Some("a.log")),
+                ("view_source_excluded", Warning, Some("a.v_out")),
+            ]
+        );
+    }
+}
