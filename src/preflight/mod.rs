@@ -47,7 +47,7 @@ mod destination;
 mod indexes;
 pub mod inventory;
 mod oplog;
-mod privileges;
+pub mod privileges;
 mod sharding;
 mod space;
 mod topology;
@@ -400,7 +400,11 @@ pub async fn run(
         request.keep_free_bytes,
     ));
     findings.extend(inv.failure_findings());
-    findings.extend(collections::assess(&inv, &scope));
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    findings.extend(collections::assess(&inv, &scope, now_secs));
     let dest_features = versions::feature_level(
         &destination.version,
         dest_fcv.as_ref().ok().and_then(|f| f.as_deref()),

@@ -129,6 +129,17 @@ const STATE_WRITE: &[&str] = &[
     "listCollections",
 ];
 
+/// Reading the feature compatibility version (`getParameter`).
+fn fcv_need() -> Need {
+    Need {
+        target: Target::Cluster,
+        actions: &["getParameter"],
+        role: "clusterMonitor",
+        severity: Severity::Warning,
+        why: "to read the feature compatibility version, which decides what the destination accepts; without it the check falls back to the binary version",
+    }
+}
+
 /// The privileges one side needs for this migration.
 pub fn required(role: Role, n: &Needs) -> Vec<Need> {
     let mut out = Vec::new();
@@ -176,6 +187,7 @@ pub fn required(role: Role, n: &Needs) -> Vec<Need> {
                     why: "to recognise the source by its replica set id; without it the source is recognised by its host names, so resuming through other host names is refused",
                 });
             }
+            out.push(fcv_need());
             if n.block_source_writes {
                 out.push(Need {
                     target: Target::Cluster,
@@ -219,6 +231,7 @@ pub fn required(role: Role, n: &Needs) -> Vec<Need> {
                     });
                 }
             }
+            out.push(fcv_need());
             out.push(Need {
                 target: Target::Db(METADATA_DB.into()),
                 actions: STATE_WRITE,
@@ -591,8 +604,8 @@ mod tests {
     #[test]
     fn the_roles_mongoferry_documents_are_enough() {
         // The privileges of readAnyDatabase + clusterMonitor + backup (source)
-        // and readWriteAnyDatabase + restore + dbAdminAnyDatabase
-        // (destination), reduced to what the check looks at.
+        // and readWriteAnyDatabase + restore + dbAdminAnyDatabase +
+        // clusterMonitor (destination), reduced to what the check looks at.
         let source = users(vec![
             privilege(
                 ns("", ""),
@@ -607,7 +620,7 @@ mod tests {
             privilege(ns("local", ""), &["find", "collStats"]),
             privilege(
                 Resource::Cluster,
-                &["replSetGetConfig", "setUserWriteBlockMode"],
+                &["replSetGetConfig", "setUserWriteBlockMode", "getParameter"],
             ),
         ]);
         let mut n = needs();
@@ -619,6 +632,7 @@ mod tests {
                 ns("", ""),
                 &["collMod", "bypassDocumentValidation", "dropDatabase"],
             ),
+            privilege(Resource::Cluster, &["getParameter"]),
         ]);
         n.discard_stored = true;
         assert!(assess(Role::Destination, &dest, &n).is_empty());
@@ -629,6 +643,7 @@ mod tests {
         let dest = users(vec![
             privilege(ns("", ""), DEST_WRITE),
             privilege(ns("", ""), DEST_RESTORE),
+            privilege(Resource::Cluster, &["getParameter"]),
         ]);
         let f = assess(Role::Destination, &dest, &needs());
         assert_eq!(f.len(), 1, "{f:#?}");
@@ -660,7 +675,7 @@ mod tests {
                 ],
             ),
             privilege(ns("local", ""), &["find", "collStats"]),
-            privilege(Resource::Cluster, &["replSetGetConfig"]),
+            privilege(Resource::Cluster, &["replSetGetConfig", "getParameter"]),
         ]);
         assert!(assess(Role::Source, &src, &needs()).is_empty());
         let mut n = needs();
