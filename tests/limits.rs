@@ -206,7 +206,8 @@ async fn a_resume_token_that_fell_off_the_oplog_fails_with_history_lost() {
 
     roll_oplog_past(&src, saved_at).await;
 
-    // In-process: the engine reports history_lost.
+    // In-process: the preflight check finds the lost history before the
+    // migration takes its lease or opens a stream.
     let migration = Migration::connect(
         SyncConfig::new(source_uri.clone(), dest_uri.clone()),
         CancellationToken::new(),
@@ -217,7 +218,15 @@ async fn a_resume_token_that_fell_off_the_oplog_fails_with_history_lost() {
         .await
         .expect("the engine gives up in time")
         .expect_err("resuming past the oplog must fail");
-    assert_eq!(err.code(), "history_lost", "{err}");
+    assert_eq!(err.code(), "preflight_blocked", "{err}");
+    let mongoferry::Error::PreflightBlocked { report } = &err else {
+        unreachable!("the code says preflight_blocked")
+    };
+    assert_eq!(
+        report.blockers().map(|f| f.id.as_str()).collect::<Vec<_>>(),
+        vec!["history_lost"],
+        "{report:#?}"
+    );
 
     // The CLI: the same command fails, and says a fresh start is needed.
     let mut second = CliProcess::sync(&source_uri, &dest_uri, port, &[]);
