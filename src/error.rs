@@ -97,6 +97,15 @@ pub enum Error {
         transient: bool,
     },
 
+    #[error("The verification found {differences} difference(s) between the source and the destination, in {namespaces}.")]
+    VerificationFailed {
+        differences: u64,
+        namespaces: String,
+    },
+
+    #[error("The verification report could not be written to {path}: {message}.")]
+    ReportFailed { path: String, message: String },
+
     #[error("No mongod binary was found at {path}.")]
     MongodMissing { path: String },
 
@@ -129,6 +138,8 @@ impl Error {
             Error::UnsupportedCollection { .. } => "unsupported_collection",
             Error::Interrupted => "interrupted",
             Error::Mongo { .. } => "server_error",
+            Error::VerificationFailed { .. } => "verification_failed",
+            Error::ReportFailed { .. } => "report_failed",
             Error::MongodMissing { .. } => "mongod_missing",
             Error::Sandbox { .. } => "sandbox_failed",
             Error::Other(_) => "internal",
@@ -156,6 +167,8 @@ impl Error {
             Error::Interrupted => "Run the same command again to resume where it stopped.".into(),
             Error::Mongo { transient: true, .. } => "This is usually temporary; Mongoferry retries it, so check that the cluster is healthy if it persists.".into(),
             Error::Mongo { .. } => "Check the server's log and the user's privileges, then run the same command again to resume.".into(),
+            Error::VerificationFailed { .. } => "List every difference with 'mongoferry verify --source <source> --destination <destination> --report differences.ndjson', correct the destination or start afresh with --fresh, then run the sync again to finish the commit (or commit with --verify none to skip the check).".into(),
+            Error::ReportFailed { .. } => "Check that the report's folder exists and is writable, and that the disk has free space.".into(),
             Error::MongodMissing { .. } => "Run scripts/install-mongod.sh, or set MONGOD to the path of a mongod 6.0 or newer binary.".into(),
             Error::Sandbox { .. } => "Check that the machine has free memory and disk space, and that mongod runs (scripts/install-mongod.sh checks it).".into(),
             Error::Other(_) => "Run the same command again to resume; if it recurs, report it with the log.".into(),

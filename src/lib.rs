@@ -16,6 +16,8 @@
 //! - [`sandbox`]: throwaway local `mongod` replica sets and a write load,
 //!   for tests, the benchmark and the demo.
 //! - [`uri`]: redacting connection strings.
+//! - [`verify`]: parity validation of a destination against its source,
+//!   quick (metadata and counts), full (every document) or live.
 //!
 //! **Architecture Invariant:** this library never imports tauri, axum or
 //! clap. The CLI (`src/bin/mongoferry`) and the desktop shell
@@ -35,6 +37,7 @@ pub mod sandbox;
 pub mod scope;
 pub mod sharding;
 pub mod uri;
+pub mod verify;
 
 pub use error::{Error, ErrorInfo, Result, Role};
 pub use migration::{CommitRequest, Migration, MigrationHandle, SyncConfig, Tuning};
