@@ -40,8 +40,8 @@ pub mod uri;
 pub mod verify;
 
 pub use error::{Error, ErrorInfo, Result, Role};
-pub use migration::{CommitRequest, Migration, MigrationHandle, SyncConfig, Tuning};
-pub use progress::{Event, Phase, Progress, State};
+pub use migration::{CommitRequest, CommitVerify, Migration, MigrationHandle, SyncConfig, Tuning};
+pub use progress::{Event, Phase, Progress, State, VerificationState, VerifyProgress};
 pub use scope::{Namespace, Scope};
 
 /// The engine's version.

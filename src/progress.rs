@@ -105,8 +105,9 @@ pub struct Progress {
     pub warnings: Vec<String>,
     pub error: Option<ErrorInfo>,
     /// The verification at commit: running, its outcome, or skipped.
+    /// Boxed: it is seldom there, and large when it is.
     #[serde(default)]
-    pub verification: Option<VerificationStatus>,
+    pub verification: Option<Box<VerificationStatus>>,
 }
 
 /// What a verification is doing.

@@ -275,7 +275,7 @@ pub(crate) async fn compare_all(ctx: &Arc<Ctx>, pairs: &[Pair]) -> Result<()> {
     for p in pairs {
         match (&p.src, &p.dst) {
             (Some(s), Some(d)) if s.kind == NsKind::Collection && d.kind == NsKind::Collection => {
-                collections.push(p)
+                collections.push(p.clone())
             }
             (Some(s), Some(d)) if s.kind == NsKind::Timeseries && d.kind == NsKind::Timeseries => {
                 timeseries.push(p.clone())
@@ -291,7 +291,10 @@ pub(crate) async fn compare_all(ctx: &Arc<Ctx>, pairs: &[Pair]) -> Result<()> {
     super::metadata::counts(ctx, &timeseries).await?;
 
     let plans: Vec<Vec<Job>> = stream::iter(collections)
-        .map(|p| plan(ctx, p))
+        .map(|p| {
+            let ctx = ctx.clone();
+            async move { plan(&ctx, &p).await }
+        })
         .buffered(8)
         .try_collect()
         .await?;
@@ -869,6 +872,17 @@ async fn fetch(
         .ctx(cluster.role, &format!("read {ns} by _id"))
 }
 
+async fn fetch_both(
+    ctx: &Ctx,
+    ns: &Namespace,
+    ids: &[Bson],
+) -> Result<(Vec<RawDocumentBuf>, Vec<RawDocumentBuf>)> {
+    tokio::try_join!(
+        fetch(&ctx.src, ns, ids, false),
+        fetch(&ctx.dest, ns, ids, false)
+    )
+}
+
 /// Looks `ids` up on both sides and compares what each holds: the
 /// authoritative comparison of documents that were not paired in step,
 /// and of rechecked ones. Returns every id with its difference, if any.
@@ -877,11 +891,8 @@ pub(crate) async fn lookup_compare(
     ns: &Namespace,
     ids: &[Bson],
 ) -> Result<Vec<(Bson, Option<Difference>)>> {
-    let (src_docs, dst_docs) = with_retry(&format!("compare {ns} by _id"), &ctx.cancel, || async {
-        tokio::try_join!(
-            fetch(&ctx.src, ns, ids, false),
-            fetch(&ctx.dest, ns, ids, false)
-        )
+    let (src_docs, dst_docs) = with_retry(&format!("compare {ns} by _id"), &ctx.cancel, || {
+        fetch_both(ctx, ns, ids)
     })
     .await?;
     let by_key = |docs: Vec<RawDocumentBuf>| -> Result<HashMap<Vec<u8>, RawDocumentBuf>> {
@@ -1032,8 +1043,8 @@ mod tests {
         let mut peak = 0;
         let mut unresolved = 0;
         let mut pairs = 0;
-        for i in 0..src.len() {
-            m.push(Side::Source, d(src[i], 0), &mut out).unwrap();
+        for (i, &s) in src.iter().enumerate() {
+            m.push(Side::Source, d(s, 0), &mut out).unwrap();
             if let Some(&b) = dst.get(i) {
                 m.push(Side::Destination, d(b, 0), &mut out).unwrap();
             }

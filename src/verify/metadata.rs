@@ -13,6 +13,7 @@
 //! This module only reads, with `listCollections`, `listIndexes` and
 //! `count`.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bson::{doc, Bson, Document, RawDocumentBuf};
@@ -28,9 +29,14 @@ use crate::retry::{self, server_code};
 use crate::scope::Namespace;
 
 /// Compares the namespaces, options, indexes and views of every pair.
-pub(crate) async fn compare(ctx: &Ctx, pairs: &[Pair]) -> Result<()> {
-    let per_ns = stream::iter(pairs)
-        .map(|p| async move { namespace_differences(ctx, p).await })
+pub(crate) async fn compare(ctx: &Arc<Ctx>, pairs: &[Pair]) -> Result<()> {
+    // Owned items and an owned context in each future: futures that
+    // borrow from the caller are not provably `Send` to the compiler.
+    let per_ns = stream::iter(pairs.to_vec())
+        .map(|p| {
+            let ctx = ctx.clone();
+            async move { namespace_differences(&ctx, &p).await }
+        })
         .buffered(ctx.options.concurrency.max(1));
     let found: Vec<Vec<Difference>> = per_ns.try_collect().await?;
     for d in found.into_iter().flatten() {
@@ -218,7 +224,18 @@ pub fn compare_options(
     dst: &Document,
     relaxed: bool,
 ) -> Result<Vec<FieldDifference>> {
-    let (mut s, mut d) = (src.clone(), dst.clone());
+    // A default stated is the same as a default left out: `collMod`
+    // writes these two out whenever it sets a validator.
+    let normalize = |o: &Document| {
+        let mut o = o.clone();
+        for (k, default) in [("validationLevel", "strict"), ("validationAction", "error")] {
+            if o.get_str(k) == Ok(default) {
+                o.remove(k);
+            }
+        }
+        o
+    };
+    let (mut s, mut d) = (normalize(src), normalize(dst));
     if relaxed && s.contains_key("expireAfterSeconds") && is_held_ttl(d.get("expireAfterSeconds")) {
         s.remove("expireAfterSeconds");
         d.remove("expireAfterSeconds");
@@ -319,11 +336,13 @@ pub(crate) async fn count(cluster: &Cluster, ns: &Namespace, kind: NsKind) -> Re
 /// Quick mode: compares the document counts of every namespace both sides
 /// hold. Live, a count that differs is taken again until it matches or
 /// has stopped moving for the settle time.
-pub(crate) async fn counts(ctx: &Ctx, pairs: &[Pair]) -> Result<()> {
-    let countable: Vec<(&Pair, NsKind)> = pairs
+pub(crate) async fn counts(ctx: &Arc<Ctx>, pairs: &[Pair]) -> Result<()> {
+    let countable: Vec<(Namespace, NsKind)> = pairs
         .iter()
         .filter_map(|p| match (&p.src, &p.dst) {
-            (Some(s), Some(d)) if s.kind == d.kind && s.kind != NsKind::View => Some((p, s.kind)),
+            (Some(s), Some(d)) if s.kind == d.kind && s.kind != NsKind::View => {
+                Some((p.ns.clone(), s.kind))
+            }
             _ => None,
         })
         .collect();
@@ -332,16 +351,24 @@ pub(crate) async fn counts(ctx: &Ctx, pairs: &[Pair]) -> Result<()> {
         .namespaces_done
         .fetch_add(skipped as u64, std::sync::atomic::Ordering::Relaxed);
     let results = stream::iter(countable)
-        .map(|(p, kind)| async move {
-            let r = count_until_settled(ctx, &p.ns, kind).await;
-            ctx.meter
-                .namespaces_done
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            r.map(|c| (p, c))
+        .map(|(ns, kind)| {
+            let ctx = ctx.clone();
+            async move {
+                let r = count_until_settled(&ctx, &ns, kind).await;
+                ctx.meter
+                    .namespaces_done
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                r.map(|c| (ns, c))
+            }
         })
         .buffer_unordered(ctx.options.concurrency.max(1));
-    let counted: Vec<(&Pair, (u64, u64))> = results.try_collect().await?;
-    for (p, (s, d)) in counted {
+    let counted: Vec<(Namespace, (u64, u64))> = results.try_collect().await?;
+    for (ns, (s, d)) in counted {
+        let p = Pair {
+            ns,
+            src: None,
+            dst: None,
+        };
         let key = p.ns.to_string();
         ctx.stats(&key, |st| {
             st.source_documents = Some(s);
@@ -359,9 +386,12 @@ pub(crate) async fn counts(ctx: &Ctx, pairs: &[Pair]) -> Result<()> {
     Ok(())
 }
 
+async fn both_counts(ctx: &Ctx, ns: &Namespace, kind: NsKind) -> Result<(u64, u64)> {
+    tokio::try_join!(count(&ctx.src, ns, kind), count(&ctx.dest, ns, kind))
+}
+
 async fn count_until_settled(ctx: &Ctx, ns: &Namespace, kind: NsKind) -> Result<(u64, u64)> {
-    let both = || async { tokio::try_join!(count(&ctx.src, ns, kind), count(&ctx.dest, ns, kind)) };
-    let mut last = both().await?;
+    let mut last = both_counts(ctx, ns, kind).await?;
     let Some(live) = &ctx.options.live else {
         return Ok(last);
     };
@@ -373,7 +403,7 @@ async fn count_until_settled(ctx: &Ctx, ns: &Namespace, kind: NsKind) -> Result<
             _ = ctx.cancel.cancelled() => return Err(Error::Interrupted),
             _ = tokio::time::sleep(interval) => {}
         }
-        let now = both().await?;
+        let now = both_counts(ctx, ns, kind).await?;
         if now != last {
             still_since = Instant::now();
             last = now;
@@ -454,7 +484,7 @@ mod tests {
     #[test]
     fn validators_and_view_pipelines() {
         let a = doc! { "validator": { "name": { "$type": "string" } } };
-        let b = doc! { "validator": { "name": { "$type": "int" } } };
+        let b = doc! { "validator": { "name": { "$type": "int" } }, "validationLevel": "strict", "validationAction": "error" };
         assert_eq!(
             paths(&compare_options(&a, &b, true).unwrap()),
             vec![("validator.name.$type", FieldChange::Value)]

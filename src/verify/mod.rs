@@ -204,6 +204,18 @@ pub enum FieldChange {
     Order,
 }
 
+impl FieldChange {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldChange::Value => "value",
+            FieldChange::Type => "type",
+            FieldChange::MissingOnDestination => "missing_on_destination",
+            FieldChange::ExtraOnDestination => "extra_on_destination",
+            FieldChange::Order => "order",
+        }
+    }
+}
+
 /// One differing field, with short previews of both values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
