@@ -83,6 +83,31 @@ async fn identical_clusters_pass_quick_and_full() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_acknowledged_just_before_a_verification_are_all_seen() {
+    // Written with w:1 a moment before the verification starts, as commit
+    // re-copies capped collections: majority reads alone could miss the
+    // last of them until the majority snapshot catches up.
+    let (pair, src, dest) = clusters().await;
+    let w1 = mongodb::options::WriteConcern::builder()
+        .w(mongodb::options::Acknowledgment::Nodes(1))
+        .build();
+    let docs: Vec<Document> = (0..20_000).map(|n| doc! { "_id": n, "v": n }).collect();
+    for c in [&src, &dest] {
+        c.database("fresh")
+            .collection::<Document>("docs")
+            .insert_many(docs.clone())
+            .write_concern(w1.clone())
+            .await
+            .unwrap();
+    }
+    let (report, diffs) = run_verify(&pair, options(VerifyMode::Full)).await;
+    assert!(report.identical, "{diffs:#?}");
+    assert_eq!(report.documents_compared, 20_000);
+    let (report, diffs) = run_verify(&pair, options(VerifyMode::Quick)).await;
+    assert!(report.identical, "{diffs:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_planted_difference_is_found_with_its_kind_and_field_path() {
     let (pair, src, dest) = clusters().await;
     tokio::join!(build_corpus(&src), build_corpus(&dest));

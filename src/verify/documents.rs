@@ -27,14 +27,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use bson::{doc, rawdoc, Bson, Document, RawDocument, RawDocumentBuf};
+use bson::{doc, rawdoc, Bson, Document, RawDocument, RawDocumentBuf, Timestamp};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::diff::{self, id_key, id_key_owned, value_key};
 use super::{Ctx, Difference, DifferenceKind, FieldChange, Pair};
-use crate::catalog::{self, NsKind};
+use crate::catalog::NsKind;
 use crate::cluster::Cluster;
 use crate::copy;
 use crate::error::{Error, MongoContext, Result, Role};
@@ -454,6 +454,7 @@ fn find_options(cluster: &Cluster, spec: &ReadSpec, from: Option<&Bson>) -> Resu
 /// there a failure after the first batch is final).
 async fn read_side(
     cluster: Cluster,
+    after: Option<Timestamp>,
     spec: ReadSpec,
     batch_bytes: usize,
     tx: mpsc::Sender<Vec<RawDocumentBuf>>,
@@ -463,7 +464,7 @@ async fn read_side(
     let mut backoff = Backoff::default();
     let started = tokio::time::Instant::now();
     loop {
-        let attempt = read_once(&cluster, &spec, batch_bytes, &tx, &cancel, &mut last).await;
+        let attempt = read_once(&cluster, after, &spec, batch_bytes, &tx, &cancel, &mut last).await;
         match attempt {
             Ok(()) => return Ok(()),
             Err(e)
@@ -485,6 +486,7 @@ async fn read_side(
 
 async fn read_once(
     cluster: &Cluster,
+    after: Option<Timestamp>,
     spec: &ReadSpec,
     batch_bytes: usize,
     tx: &mpsc::Sender<Vec<RawDocumentBuf>>,
@@ -492,7 +494,7 @@ async fn read_once(
     last: &mut Option<(Bson, Vec<u8>)>,
 ) -> Result<()> {
     let options = find_options(cluster, spec, last.as_ref().map(|(id, _)| id))?;
-    let Some(mut cursor) = catalog::find_raw(cluster, &spec.ns, None, options).await? else {
+    let Some(mut cursor) = find(cluster, &spec.ns, options, after).await? else {
         return Ok(()); // dropped meanwhile: nothing to read
     };
     let op = format!("read {}", spec.ns);
@@ -584,6 +586,7 @@ impl Feed {
         let (tx, rx) = mpsc::channel(1);
         let reader = tokio::spawn(read_side(
             cluster.clone(),
+            ctx.read_after(cluster),
             spec,
             ctx.options.batch_bytes.max(64 * 1024),
             tx,
@@ -847,8 +850,38 @@ pub(crate) fn difference(
     Ok(Some(d))
 }
 
+/// A `find` by collection name with majority read concern, after `after`
+/// when given; `None` when the collection does not exist.
+async fn find(
+    cluster: &Cluster,
+    ns: &Namespace,
+    options: RawDocumentBuf,
+    after: Option<Timestamp>,
+) -> Result<Option<mongodb::Cursor<RawDocumentBuf>>> {
+    let mut cmd = rawdoc! { "find": ns.coll.as_str() };
+    for (k, v) in options.iter().flatten() {
+        cmd.append_ref(k, v);
+    }
+    let mut concern = rawdoc! { "level": "majority" };
+    if let Some(t) = after {
+        concern.append("afterClusterTime", t);
+    }
+    cmd.append("readConcern", concern);
+    match cluster
+        .client
+        .database(&ns.db)
+        .run_raw_cursor_command(cmd)
+        .await
+    {
+        Ok(c) => Ok(Some(c.with_type::<RawDocumentBuf>())),
+        Err(e) if retry::server_code(&e) == Some(retry::NAMESPACE_NOT_FOUND) => Ok(None),
+        Err(e) => Err(Error::mongo(cluster.role, format!("read {ns}"), e)),
+    }
+}
+
 /// Reads the documents with these `_id`s from one side.
 async fn fetch(
+    ctx: &Ctx,
     cluster: &Cluster,
     ns: &Namespace,
     ids: &[Bson],
@@ -863,7 +896,7 @@ async fn fetch(
     }
     let options =
         RawDocumentBuf::from_document(&options).map_err(|e| Error::Other(e.to_string()))?;
-    let Some(cursor) = catalog::find_raw(cluster, ns, None, options).await? else {
+    let Some(cursor) = find(cluster, ns, options, ctx.read_after(cluster)).await? else {
         return Ok(Vec::new());
     };
     cursor
@@ -878,8 +911,8 @@ async fn fetch_both(
     ids: &[Bson],
 ) -> Result<(Vec<RawDocumentBuf>, Vec<RawDocumentBuf>)> {
     tokio::try_join!(
-        fetch(&ctx.src, ns, ids, false),
-        fetch(&ctx.dest, ns, ids, false)
+        fetch(ctx, &ctx.src, ns, ids, false),
+        fetch(ctx, &ctx.dest, ns, ids, false)
     )
 }
 
@@ -951,7 +984,7 @@ async fn compare_by_lookup(ctx: &Arc<Ctx>, job: &Job) -> Result<()> {
             batch.push(id_of(&doc)?);
         }
         if batch.len() >= LOOKUP_IDS || (end && !batch.is_empty()) {
-            let present: HashSet<Vec<u8>> = fetch(&ctx.src, ns, &batch, true)
+            let present: HashSet<Vec<u8>> = fetch(ctx, &ctx.src, ns, &batch, true)
                 .await?
                 .iter()
                 .map(|d| id_of(d).map(|id| value_key(&id)))

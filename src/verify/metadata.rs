@@ -316,21 +316,38 @@ pub(crate) async fn list_indexes_raw(cluster: &Cluster, ns: &Namespace) -> Resul
 }
 
 /// Exact document count of a collection (covered by the `_id` index where
-/// there is one) or of a time-series collection.
-pub(crate) async fn count(cluster: &Cluster, ns: &Namespace, kind: NsKind) -> Result<u64> {
+/// there is one) or of a time-series collection, counted once the node
+/// holds everything up to `after` (a causally consistent session).
+pub(crate) async fn count(
+    cluster: &Cluster,
+    ns: &Namespace,
+    kind: NsKind,
+    after: Option<bson::Timestamp>,
+) -> Result<u64> {
+    let op = format!("count the documents of {ns}");
+    let mut session = cluster
+        .client
+        .start_session()
+        .causal_consistency(true)
+        .await
+        .ctx(cluster.role, &op)?;
+    if let Some(t) = after {
+        session.advance_operation_time(t);
+    }
     let coll = cluster
         .client
         .database(&ns.db)
         .collection::<Document>(&ns.coll);
     let counted = match kind {
-        NsKind::Timeseries => coll.count_documents(doc! {}).await,
+        NsKind::Timeseries => coll.count_documents(doc! {}).session(&mut session).await,
         _ => {
             coll.count_documents(doc! {})
                 .hint(Hint::Keys(doc! { "_id": 1 }))
+                .session(&mut session)
                 .await
         }
     };
-    counted.ctx(cluster.role, &format!("count the documents of {ns}"))
+    counted.ctx(cluster.role, &op)
 }
 
 /// Quick mode: compares the document counts of every namespace both sides
@@ -387,7 +404,10 @@ pub(crate) async fn counts(ctx: &Arc<Ctx>, pairs: &[Pair]) -> Result<()> {
 }
 
 async fn both_counts(ctx: &Ctx, ns: &Namespace, kind: NsKind) -> Result<(u64, u64)> {
-    tokio::try_join!(count(&ctx.src, ns, kind), count(&ctx.dest, ns, kind))
+    tokio::try_join!(
+        count(&ctx.src, ns, kind, ctx.read_after(&ctx.src)),
+        count(&ctx.dest, ns, kind, ctx.read_after(&ctx.dest))
+    )
 }
 
 async fn count_until_settled(ctx: &Ctx, ns: &Namespace, kind: NsKind) -> Result<(u64, u64)> {

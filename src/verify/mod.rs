@@ -443,11 +443,24 @@ pub(crate) struct Ctx {
     pub cancel: CancellationToken,
     pub meter: Meter,
     pub rechecks: Option<Arc<recheck::Rechecks>>,
+    /// Each side's cluster time when the verification started: every read
+    /// waits until the majority snapshot holds it (`afterClusterTime`), so
+    /// that no write acknowledged before the start is missed, even one
+    /// written with `w: 1` a moment before. `None` on a standalone.
+    after: [Option<bson::Timestamp>; 2],
     stats: Mutex<HashMap<String, NsStats>>,
     tx: mpsc::Sender<Difference>,
 }
 
 impl Ctx {
+    /// The cluster time reads of `cluster` wait for.
+    pub fn read_after(&self, cluster: &Cluster) -> Option<bson::Timestamp> {
+        self.after[match cluster.role {
+            Role::Source => 0,
+            Role::Destination => 1,
+        }]
+    }
+
     /// Reports a difference to the sink.
     pub async fn report(&self, d: Difference) -> Result<()> {
         tokio::select! {
@@ -577,12 +590,19 @@ impl Verifier {
             Some(v) => v,
             None => migration_in_progress(&self.dest).await?,
         };
+        let after = [
+            self.src.cluster_time().await.ok(),
+            self.dest.cluster_time().await.ok(),
+        ];
         let cancel = cancel.child_token();
         let (tx, rx) = mpsc::channel(1024);
+        // Quick mode compares no document, so live it only waits for
+        // counts to settle; rechecks are for full mode.
         let rechecks = self
             .options
             .live
             .as_ref()
+            .filter(|_| self.options.mode == VerifyMode::Full)
             .map(|l| Arc::new(recheck::Rechecks::new(l)));
         let ctx = Arc::new(Ctx {
             src: self.src.clone(),
@@ -592,6 +612,7 @@ impl Verifier {
             cancel: cancel.clone(),
             meter: Meter::default(),
             rechecks,
+            after,
             stats: Mutex::new(HashMap::new()),
             tx,
         });
