@@ -196,6 +196,14 @@ pub enum Error {
 
     #[error("The {what} of connection profile '{profile}' is not in the OS keyring.")]
     SecretMissing { profile: String, what: String },
+    #[error("The verification found {differences} difference(s) between the source and the destination, in {namespaces}.")]
+    VerificationFailed {
+        differences: u64,
+        namespaces: String,
+    },
+
+    #[error("The verification report could not be written to {path}: {message}.")]
+    ReportFailed { path: String, message: String },
 
     #[error("No mongod binary was found at {path}.")]
     MongodMissing { path: String },
@@ -249,6 +257,8 @@ impl Error {
             Error::ProfileStore { .. } => "profile_store_failed",
             Error::Keyring { .. } => "keyring_unavailable",
             Error::SecretMissing { .. } => "secret_missing",
+            Error::VerificationFailed { .. } => "verification_failed",
+            Error::ReportFailed { .. } => "report_failed",
             Error::MongodMissing { .. } => "mongod_missing",
             Error::Sandbox { .. } => "sandbox_failed",
             Error::Other(_) => "internal",
@@ -296,6 +306,8 @@ impl Error {
             Error::ProfileStore { .. } => "Check that the configuration directory exists and is writable (MONGOFERRY_CONFIG_DIR overrides it).".into(),
             Error::Keyring { .. } => "Unlock the desktop keyring (GNOME Keyring, KWallet, macOS Keychain, Windows Credential Manager); on a headless Linux machine start one with 'dbus-run-session' and 'gnome-keyring-daemon --unlock', or set MONGOFERRY_KEYRING=keyutils.".into(),
             Error::SecretMissing { .. } => "Add the profile again with its full connection string so that its secrets are stored in the keyring.".into(),
+            Error::VerificationFailed { .. } => "List every difference with 'mongoferry verify --source <source> --destination <destination> --report differences.ndjson', correct the destination or start afresh with --fresh, then run the sync again to finish the commit (or commit with --verify none to skip the check).".into(),
+            Error::ReportFailed { .. } => "Check that the report's folder exists and is writable, and that the disk has free space.".into(),
             Error::MongodMissing { .. } => "Run scripts/install-mongod.sh, or set MONGOD to the path of a mongod 6.0 or newer binary.".into(),
             Error::Sandbox { .. } => "Check that the machine has free memory and disk space, and that mongod runs (scripts/install-mongod.sh checks it).".into(),
             Error::Other(_) => "Run the same command again to resume; if it recurs, report it with the log.".into(),

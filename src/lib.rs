@@ -20,6 +20,8 @@
 //! - [`sandbox`]: throwaway local `mongod` replica sets and a write load,
 //!   for tests, the benchmark and the demo.
 //! - [`uri`]: redacting connection strings.
+//! - [`verify`]: parity validation of a destination against its source,
+//!   quick (metadata and counts), full (every document) or live.
 //!
 //! **Architecture Invariant:** this library never imports tauri, axum or
 //! clap. The CLI (`src/bin/mongoferry`) and the desktop shell
@@ -41,10 +43,11 @@ pub mod sandbox;
 pub mod scope;
 pub mod sharding;
 pub mod uri;
+pub mod verify;
 
 pub use error::{Error, ErrorInfo, Result, Role};
-pub use migration::{CommitRequest, Migration, MigrationHandle, SyncConfig, Tuning};
-pub use progress::{Event, Phase, Progress, State};
+pub use migration::{CommitRequest, CommitVerify, Migration, MigrationHandle, SyncConfig, Tuning};
+pub use progress::{Event, Phase, Progress, State, VerificationState, VerifyProgress};
 pub use scope::{Namespace, Scope};
 
 /// The engine's version.

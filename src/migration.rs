@@ -19,8 +19,12 @@ use crate::catalog::{self, NsKind};
 use crate::checkpoint::{MigrationDoc, NamespaceDoc, PartitionDoc, ProblemDoc, Store, StoredPhase};
 use crate::cluster::{Cluster, Topology};
 use crate::error::{Error, MongoContext, Result, Role};
-use crate::progress::{CollectionProgress, Event, Phase, Progress, RateMeter, State};
+use crate::progress::{
+    CollectionProgress, Event, Phase, Progress, RateMeter, State, VerificationState,
+    VerificationStatus, VerifyProgress,
+};
 use crate::scope::Scope;
+use crate::verify::{NullSink, Verifier, VerifyMode, VerifyOptions};
 use crate::{apply, copy, retry};
 
 /// Knobs for throughput and memory. The defaults suit a workstation.
@@ -129,7 +133,37 @@ pub struct CommitRequest {
     /// catching up, instead of relying on the user to have stopped them.
     #[serde(default)]
     pub block_source_writes: bool,
+    /// How the destination is verified before it is declared COMMITTED.
+    #[serde(default)]
+    pub verify: CommitVerify,
 }
+
+/// The verification at commit, after the final catch-up and the index
+/// restoration, before COMMITTED.
+///
+/// The default, `auto`, compares every document when the migration is up
+/// to [`AUTO_FULL_MAX_BYTES`] and runs the quick checks (namespaces,
+/// options, indexes, views, counts) above that. The source's writes are
+/// stopped while the commit runs, so its verification is downtime: a full
+/// comparison reads both sides whole, which takes seconds for a small
+/// migration but hours for terabytes. For those, the quick checks still
+/// catch every structural fault and any lost or extra document count in
+/// seconds, and a full proof is best had beforehand with a live
+/// `mongoferry verify`, which runs during the sync and converges.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitVerify {
+    #[default]
+    Auto,
+    Quick,
+    Full,
+    /// No verification: the commit is reported as not verified.
+    None,
+}
+
+/// `auto` verifies every document of migrations up to this size.
+pub const AUTO_FULL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Control {
@@ -244,7 +278,16 @@ impl MigrationHandle {
     pub fn commit(&self, request: CommitRequest) -> Result<()> {
         let p = self.tracker.snapshot();
         match p.state {
-            State::Committing | State::Committed => return Ok(()),
+            // A commit resumed after a restart (or one asked twice) takes
+            // the latest request's verification; the rest is under way.
+            State::Committing => {
+                self.control.send_modify(|c| match c.commit.as_mut() {
+                    Some(r) => r.verify = request.verify,
+                    None => c.commit = Some(request),
+                });
+                return Ok(());
+            }
+            State::Committed => return Ok(()),
             State::Running => {}
             other => {
                 return Err(Error::InvalidState {
@@ -429,6 +472,7 @@ impl Migration {
         }
         apply::run(ctx, &mut m).await?;
         finalize(ctx).await?;
+        verify_at_commit(ctx).await?;
         m.phase = StoredPhase::Committed;
         ctx.store.save(&m).await?;
         ctx.tracker.committed();
@@ -643,6 +687,109 @@ async fn finalize(ctx: &Arc<Ctx>) -> Result<()> {
         .try_collect::<Vec<()>>()
         .await?;
     Ok(())
+}
+
+/// Commit's last check, with the source quiet and every relaxation
+/// restored: the destination must equal the source, strictly. A failure
+/// leaves the migration COMMITTING (a restart repeats the commit's last
+/// steps and this check) and is shown in progress with its report.
+async fn verify_at_commit(ctx: &Arc<Ctx>) -> Result<()> {
+    let request = ctx.control.borrow().commit.clone().unwrap_or_default();
+    let mode = match request.verify {
+        CommitVerify::None => {
+            ctx.tracker.set_verification(VerificationStatus {
+                state: VerificationState::Skipped,
+                mode: None,
+                progress: Default::default(),
+                report: None,
+            });
+            ctx.tracker
+                .warn("The commit was not verified, as requested (verify: none).".into());
+            return Ok(());
+        }
+        CommitVerify::Quick => VerifyMode::Quick,
+        CommitVerify::Full => VerifyMode::Full,
+        CommitVerify::Auto => {
+            let bytes: u64 = ctx
+                .store
+                .all_namespaces()
+                .await?
+                .iter()
+                .map(|n| n.estimated_bytes)
+                .sum();
+            if bytes <= AUTO_FULL_MAX_BYTES {
+                VerifyMode::Full
+            } else {
+                VerifyMode::Quick
+            }
+        }
+    };
+    let options = VerifyOptions {
+        mode,
+        include: ctx.scope.include_patterns(),
+        exclude: ctx.scope.exclude_patterns(),
+        allow_sync_relaxations: Some(false),
+        ..VerifyOptions::default()
+    };
+    tracing::info!(%mode, "commit: verifying the destination");
+    let verifier = Verifier::new(ctx.src.clone(), ctx.dest.clone(), options)?;
+    ctx.tracker.set_verification(VerificationStatus {
+        state: VerificationState::Running,
+        mode: Some(mode),
+        progress: Default::default(),
+        report: None,
+    });
+    let mut rx = verifier.watch_progress();
+    let forward = {
+        let tracker = ctx.tracker.clone();
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let p = rx.borrow_and_update().clone();
+                tracker.verification_progress(p);
+            }
+        })
+    };
+    let result = verifier.run(&mut NullSink, &ctx.cancel).await;
+    forward.abort();
+    let report = result?;
+    let progress = verifier.watch_progress().borrow().clone();
+    let passed = report.identical;
+    let differing: Vec<String> = report
+        .namespaces
+        .iter()
+        .filter(|n| n.differences > 0)
+        .map(|n| n.namespace.clone())
+        .collect();
+    ctx.tracker.set_verification(VerificationStatus {
+        state: if passed {
+            VerificationState::Passed
+        } else {
+            VerificationState::Failed
+        },
+        mode: Some(mode),
+        progress,
+        report: Some(report.clone()),
+    });
+    if passed {
+        tracing::info!(
+            documents = report.documents_compared,
+            "commit: the destination equals the source"
+        );
+        return Ok(());
+    }
+    let mut namespaces = differing
+        .iter()
+        .take(3)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if differing.len() > 3 {
+        namespaces.push_str(&format!(" and {} more", differing.len() - 3));
+    }
+    Err(Error::VerificationFailed {
+        differences: report.differences,
+        namespaces,
+    })
 }
 
 /// A capped collection's replayed inserts can land after documents the
@@ -874,6 +1021,20 @@ impl Tracker {
             p.lag_time_seconds = Some(0.0);
             p.eta_seconds = Some(0.0);
         });
+    }
+
+    fn set_verification(&self, v: VerificationStatus) {
+        self.update(|p| p.verification = Some(Box::new(v)));
+        self.publish();
+    }
+
+    fn verification_progress(&self, vp: VerifyProgress) {
+        self.update(|p| {
+            if let Some(v) = p.verification.as_mut() {
+                v.progress = vp.clone();
+            }
+        });
+        let _ = self.inner.events.send(Event::Verify(vp));
     }
 
     pub fn warn(&self, message: String) {

@@ -109,6 +109,79 @@ pub struct Progress {
     pub eta_seconds: Option<f64>,
     pub warnings: Vec<String>,
     pub error: Option<ErrorInfo>,
+    /// The verification at commit: running, its outcome, or skipped.
+    /// Boxed: it is seldom there, and large when it is.
+    #[serde(default)]
+    pub verification: Option<Box<VerificationStatus>>,
+}
+
+/// What a verification is doing.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum VerifyPhase {
+    #[default]
+    Starting,
+    /// Comparing namespaces, options, indexes, views and counts.
+    Metadata,
+    /// Comparing every document.
+    Documents,
+    /// Live: re-comparing documents that changed or differed, until stable.
+    Recheck,
+    Done,
+}
+
+/// A running verification's progress, for a bar with an ETA.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyProgress {
+    pub phase: VerifyPhase,
+    pub namespaces_total: u64,
+    pub namespaces_done: u64,
+    /// Source documents and bytes to compare (from collection statistics).
+    pub estimated_total_docs: u64,
+    pub estimated_total_bytes: u64,
+    /// Source documents and bytes compared so far.
+    pub compared_docs: u64,
+    pub compared_bytes: u64,
+    pub docs_per_second: f64,
+    pub bytes_per_second: f64,
+    /// Seconds until every document is compared, at the current rate.
+    pub eta_seconds: Option<f64>,
+    /// Differences found so far (live: confirmed ones only).
+    pub differences: u64,
+    /// Live: documents waiting to be compared again.
+    pub pending_rechecks: u64,
+    pub elapsed_seconds: f64,
+}
+
+/// Where the verification at commit stands.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationState {
+    Running,
+    /// The destination equals the source.
+    Passed,
+    /// Differences were found; the migration is not committed.
+    Failed,
+    /// The commit asked for no verification.
+    Skipped,
+}
+
+/// The verification at commit, as shown in [`Progress`].
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationStatus {
+    pub state: VerificationState,
+    /// `quick` or `full`; absent when skipped.
+    pub mode: Option<crate::verify::VerifyMode>,
+    pub progress: VerifyProgress,
+    /// The summary once it has finished: per namespace, and the first
+    /// differences (the whole list comes from `mongoferry verify --report`).
+    pub report: Option<crate::verify::VerifyReport>,
 }
 
 /// Everything the engine publishes to observers, as one tagged type.
@@ -117,9 +190,16 @@ pub struct Progress {
 #[serde(tag = "kind", rename_all = "camelCase")]
 pub enum Event {
     Progress(Progress),
-    StateChanged { from: State, to: State },
-    Warning { message: String },
+    StateChanged {
+        from: State,
+        to: State,
+    },
+    Warning {
+        message: String,
+    },
     Error(ErrorInfo),
+    /// A verification's progress (standalone, or at commit).
+    Verify(VerifyProgress),
 }
 
 /// A rate over a sliding window, for throughput and ETA figures.

@@ -296,6 +296,7 @@ async fn commit_can_block_writes_on_the_source_and_still_ends_identical() {
     handle
         .commit(CommitRequest {
             block_source_writes: true,
+            ..Default::default()
         })
         .unwrap();
     let done = tokio::time::timeout(Duration::from_secs(60), run)

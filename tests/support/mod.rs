@@ -4,6 +4,7 @@
 
 pub mod preflight;
 pub mod tls;
+pub mod verify;
 
 use std::time::Duration;
 

@@ -10,16 +10,20 @@
 //!    destination, timed from `run()` until the copy phase ends; the peak
 //!    RSS of this process (which hosts the engine) during that copy.
 //!    It runs first so that no other phase inflates the process's memory.
-//! 2. LAG: with that migration applying change events, a steady write load
+//! 2. VERIFY: with the copy done and the sync idle, a full verification
+//!    ([`mongoferry::verify`]) of the copied database: every document read
+//!    on both sides and compared. Its docs/s stand beside the copy's: the
+//!    target is to read at least as fast as the copy writes.
+//! 3. LAG: with that migration applying change events, a steady write load
 //!    on the source for `--lag-seconds`, measured two ways: the engine's
 //!    `lagTimeSeconds` (1 s resolution) and end-to-end marker documents
 //!    timed from their insert on the source to their arrival on the
 //!    destination. Then commit, and verify the destination against the
 //!    source (document counts and `dbHash`).
-//! 3. CEILING: the same documents, pre-built in memory, written into an
+//! 4. CEILING: the same documents, pre-built in memory, written into an
 //!    empty destination collection by parallel unordered `insertMany`
 //!    tasks with the same Rust driver.
-//! 4. NAIVE: one cursor over the source, `insertMany` of 1,000 at a time,
+//! 5. NAIVE: one cursor over the source, `insertMany` of 1,000 at a time,
 //!    sequentially.
 //!
 //! With `--rounds N` the copy, the ceiling and the naive copy are measured
@@ -29,8 +33,9 @@
 //! into its cache: a phase that shared the box with other work is flagged.
 //!
 //! It exits 0 when the measurement completed, whether or not the targets
-//! were met, and 1 when the migration failed or the destination does not
-//! match the source after the commit.
+//! were met, and 1 when the migration failed, the full verification found
+//! a difference, or the destination does not match the source after the
+//! commit.
 
 mod cpu;
 mod lag;
@@ -46,7 +51,8 @@ use anyhow::Context;
 use mongodb::Client;
 use mongoferry::sandbox::Pair;
 use mongoferry::scope::Namespace;
-use mongoferry::{Migration, Phase, Progress, SyncConfig, Tuning};
+use mongoferry::verify::{self, NullSink, VerifyMode, VerifyOptions, VerifyReport};
+use mongoferry::{CommitRequest, CommitVerify, Migration, Phase, Progress, SyncConfig, Tuning};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -100,6 +106,9 @@ pub struct BenchArgs {
     /// Documents per insertMany of the ceiling measurement.
     #[arg(long, default_value_t = 1000)]
     ceiling_batch: usize,
+    /// `_id` ranges the full verification compares at once.
+    #[arg(long, default_value_t = VerifyOptions::default().concurrency)]
+    verify_concurrency: usize,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -162,7 +171,31 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     announce("copy", &copy);
     report.copies.push((primary, copy));
 
-    // 2. Lag under a steady write load, then commit and verify.
+    // 2. A full verification of what was copied, while the sync is idle.
+    measure::settle(&src, &dest).await?;
+    step("VERIFY: full verification of the copied database, both sides read in parallel");
+    let verify_rss = rss::Sampler::start();
+    let before = cpu::Snapshot::take(&src, &dest).await?;
+    let (mut verification, outcome) = match verify_copy(&pair, &args).await {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: the full verification could not run: {e:#}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    report.verify_rss = Some(verify_rss.finish());
+    verification.usage = Some(before.usage(&src, &dest).await?);
+    announce("verify", &verification);
+    if !outcome.identical {
+        step(&format!(
+            "VERIFY found {} differences, the first: {:?}",
+            outcome.differences,
+            outcome.samples.first().map(|d| &d.detail)
+        ));
+    }
+    report.verification = Some((verification, outcome));
+
+    // 3. Lag under a steady write load, then commit and verify.
     let handle = migration.handle.clone();
     let lag_rss = rss::Sampler::start();
     let load = measure::load_client(&pair.source.uri()).await?;
@@ -199,7 +232,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
-    // 3. The destination's insert ceiling and 4. the naive copy, in rounds
+    // 4. The destination's insert ceiling and 5. the naive copy, in rounds
     // with the copy again, so that a burst of other work on the box skews
     // one round rather than the ratios.
     measure::clean_destination(&dest).await?;
@@ -247,12 +280,53 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
     report.total_seconds = started.elapsed().as_secs_f64();
     report.print(args.json)?;
-    if verify.ok() {
+    let verified = report
+        .verification
+        .as_ref()
+        .is_some_and(|(_, r)| r.identical);
+    if !verified {
+        eprintln!("error: the full verification after the copy found differences");
+        Ok(ExitCode::from(1))
+    } else if verify.ok() {
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("error: the destination does not match the source after the commit");
         Ok(ExitCode::from(1))
     }
+}
+
+/// A full verification of the bench database, timed; the sync that
+/// copied it is idle meanwhile, so its relaxations are accepted.
+async fn verify_copy(pair: &Pair, args: &BenchArgs) -> anyhow::Result<(Figure, VerifyReport)> {
+    let (src, dest) = verify::connect(&pair.source.uri(), &pair.destination.uri())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e} {}", e.remedy()))?;
+    let options = VerifyOptions {
+        mode: VerifyMode::Full,
+        include: vec![BENCH_DB.to_string()],
+        concurrency: args.verify_concurrency.max(1),
+        allow_sync_relaxations: Some(true),
+        ..VerifyOptions::default()
+    };
+    let started = Instant::now();
+    let report = verify::run(
+        &src,
+        &dest,
+        &options,
+        &mut NullSink,
+        &CancellationToken::new(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e} {}", e.remedy()))?;
+    let figure = Figure {
+        docs: report.documents_compared,
+        bytes: report.bytes_compared,
+        seconds: started.elapsed().as_secs_f64(),
+        data_seconds: None,
+        ranges: None,
+        usage: None,
+    };
+    Ok((figure, report))
 }
 
 /// Another copy by the engine into a clean destination, for tuning or a
@@ -415,7 +489,13 @@ fn announce(name: &str, f: &Figure) {
 async fn commit(m: &mut Running) -> anyhow::Result<Progress> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        match m.handle.commit(Default::default()) {
+        // The full verification was measured on its own after the copy:
+        // the commit's quick checks suffice here and keep the commit short.
+        let request = CommitRequest {
+            verify: CommitVerify::Quick,
+            ..Default::default()
+        };
+        match m.handle.commit(request) {
             Ok(()) => break,
             Err(e @ mongoferry::Error::NotReadyToCommit { .. }) => {
                 if Instant::now() > deadline {

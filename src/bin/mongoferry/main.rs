@@ -8,11 +8,12 @@ mod check;
 mod display;
 mod ping;
 mod profile;
+mod verify;
 
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use mongoferry::{CommitRequest, Migration, SyncConfig, Tuning};
+use mongoferry::{CommitRequest, CommitVerify, Migration, SyncConfig, Tuning};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -51,6 +52,9 @@ enum Command {
     /// Check, without writing anything, whether a migration can start:
     /// everything that would make it fail or lose data, with the fixes.
     Check(check::CheckArgs),
+    /// Prove the destination equals the source, and list every difference
+    /// (exit 0 identical, 1 different, 2 could not run).
+    Verify(verify::VerifyArgs),
 }
 
 #[derive(Args)]
@@ -68,6 +72,30 @@ struct CommitArgs {
     /// final catch-up, instead of relying on writes having been stopped.
     #[arg(long)]
     block_source_writes: bool,
+    /// Verification before COMMITTED: auto (every document up to 1 GiB,
+    /// quick checks above), quick, full or none.
+    #[arg(long, value_enum, default_value_t = CommitVerifyArg::Auto)]
+    verify: CommitVerifyArg,
+}
+
+/// `--verify` of a commit.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CommitVerifyArg {
+    Auto,
+    Quick,
+    Full,
+    None,
+}
+
+impl From<CommitVerifyArg> for CommitVerify {
+    fn from(v: CommitVerifyArg) -> CommitVerify {
+        match v {
+            CommitVerifyArg::Auto => CommitVerify::Auto,
+            CommitVerifyArg::Quick => CommitVerify::Quick,
+            CommitVerifyArg::Full => CommitVerify::Full,
+            CommitVerifyArg::None => CommitVerify::None,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -107,6 +135,9 @@ struct SyncArgs {
     /// With --commit-when-ready: block writes on the source first.
     #[arg(long)]
     block_source_writes: bool,
+    /// With --commit-when-ready: the verification before COMMITTED.
+    #[arg(long, value_enum, default_value_t = CommitVerifyArg::Auto)]
+    verify: CommitVerifyArg,
     /// Ranges copied in parallel.
     #[arg(long, default_value_t = Tuning::default().copy_concurrency)]
     copy_concurrency: usize,
@@ -152,7 +183,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             control(
                 c.port.port,
                 "commit",
-                Some(json!({ "blockSourceWrites": c.block_source_writes })),
+                Some(json!(CommitRequest {
+                    block_source_writes: c.block_source_writes,
+                    verify: c.verify.into(),
+                })),
             )
             .await
         }
@@ -160,6 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profile(args) => profile::run(args).await,
         Command::Ping(args) => ping::run(args).await,
         Command::Check(args) => check::run(args).await,
+        Command::Verify(args) => verify::run(args).await,
     }
 }
 
@@ -245,6 +280,7 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         let h = handle.clone();
         let request = CommitRequest {
             block_source_writes: args.block_source_writes,
+            verify: args.verify.into(),
         };
         tokio::spawn(async move {
             let mut rx = h.watch_progress();
@@ -265,6 +301,9 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     match result {
         Ok(p) => {
             display::summary(&p);
+            if let Some(v) = &p.verification {
+                eprintln!("{}", verify::commit_line(v));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(mongoferry::Error::Interrupted) => {

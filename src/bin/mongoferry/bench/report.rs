@@ -16,6 +16,8 @@ const AIM_COPY_TO_CEILING: f64 = 0.90;
 const TARGET_COPY_TO_NAIVE: f64 = 1.50;
 const TARGET_RSS_BYTES: u64 = 300_000_000;
 const TARGET_P99_LAG_SECONDS: f64 = 2.0;
+/// Full verification reads both sides at least as fast as the copy writes.
+const TARGET_VERIFY_TO_COPY: f64 = 1.0;
 
 /// Everything one run measured.
 pub struct Report {
@@ -27,6 +29,7 @@ pub struct Report {
     pub partition_mib: u64,
     pub ceiling_concurrency: usize,
     pub ceiling_batch: usize,
+    pub verify_concurrency: usize,
     pub mongodb_version: String,
     /// BSON bytes of the `--docs` documents.
     pub doc_bytes: u64,
@@ -37,6 +40,9 @@ pub struct Report {
     /// Later rounds of the first copy concurrency's copy (`--rounds`).
     pub copy_rounds: Vec<Figure>,
     pub rss: Option<Rss>,
+    /// The full verification after the copy, and what it found.
+    pub verification: Option<(Figure, mongoferry::verify::VerifyReport)>,
+    pub verify_rss: Option<Rss>,
     pub lag_rss: Option<Rss>,
     pub lag: Option<Lag>,
     pub events_applied: u64,
@@ -65,12 +71,15 @@ impl Report {
             partition_mib: args.partition_mib,
             ceiling_concurrency: args.ceiling_concurrency,
             ceiling_batch: args.ceiling_batch,
+            verify_concurrency: args.verify_concurrency,
             mongodb_version: String::new(),
             doc_bytes: 0,
             seed: None,
             copies: Vec::new(),
             copy_rounds: Vec::new(),
             rss: None,
+            verification: None,
+            verify_rss: None,
             lag_rss: None,
             lag: None,
             events_applied: 0,
@@ -110,8 +119,28 @@ impl Report {
         (o.docs_per_second() > 0.0).then(|| c.docs_per_second() / o.docs_per_second())
     }
 
+    /// The full verification's docs/s over the copy's (first round's
+    /// migration, the one it verified).
+    fn verify_ratio(&self) -> Option<f64> {
+        let (v, _) = self.verification.as_ref()?;
+        let (_, c) = self.copies.first()?;
+        (c.docs_per_second() > 0.0).then(|| v.docs_per_second() / c.docs_per_second())
+    }
+
     fn targets(&self) -> Vec<Target> {
         let mut t = Vec::new();
+        if let Some(r) = self.verify_ratio() {
+            let identical = self
+                .verification
+                .as_ref()
+                .is_some_and(|(_, rep)| rep.identical);
+            t.push(Target {
+                name: "verify/copy",
+                value: r,
+                target: format!(">= {TARGET_VERIFY_TO_COPY:.2}, identical"),
+                pass: r >= TARGET_VERIFY_TO_COPY && identical,
+            });
+        }
         if let Some(r) = self.ratio(self.ceiling()) {
             t.push(Target {
                 name: "copy/ceiling",
@@ -216,6 +245,26 @@ impl Report {
             }
             let name = if i == 0 { "copy" } else { "copy (tuning)" };
             let _ = writeln!(s, "{}", row(name, f, &note));
+            usage_line(&mut s, f, self.doc_bytes);
+        }
+        if let Some((f, rep)) = &self.verification {
+            let note = format!(
+                "full: every document read on both sides and compared, {} ranges at once; {}{}",
+                self.verify_concurrency,
+                if rep.identical {
+                    "identical".to_string()
+                } else {
+                    format!("{} DIFFERENCES", thousands(rep.differences))
+                },
+                self.verify_rss
+                    .map(|r| format!(
+                        "; peak RSS {:.0} MB (the phase started at {:.0} MB)",
+                        r.peak_bytes as f64 / 1e6,
+                        r.baseline_bytes as f64 / 1e6
+                    ))
+                    .unwrap_or_default()
+            );
+            let _ = writeln!(s, "{}", row("verify", f, &note));
             usage_line(&mut s, f, self.doc_bytes);
         }
         if let Some(f) = self.ceiling() {
@@ -358,6 +407,7 @@ impl Report {
         for (c, f) in self.copies.iter().skip(1) {
             check(format!("copy (copy_concurrency {c})"), Some(f));
         }
+        check("verify".into(), self.verification.as_ref().map(|(f, _)| f));
         check("ceiling".into(), self.ceiling());
         check("naive".into(), self.naive());
         if self
@@ -418,7 +468,15 @@ impl Report {
                 "copyToNaive": self.ratio(self.naive()),
                 "copyToCeilingMb": mb_ratio(self.ceiling()),
                 "copyToNaiveMb": mb_ratio(self.naive()),
+                "verifyToCopy": self.verify_ratio(),
             },
+            "verification": self.verification.as_ref().map(|(f, r)| json!({
+                "concurrency": self.verify_concurrency,
+                "figure": figure(f),
+                "identical": r.identical,
+                "differences": r.differences,
+                "rss": self.verify_rss,
+            })),
             "rssDuringCopy": self.rss,
             "rssWhileApplying": self.lag_rss,
             "lag": self.lag,

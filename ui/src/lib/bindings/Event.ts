@@ -2,8 +2,9 @@
 import type { ErrorInfo } from "./ErrorInfo";
 import type { Progress } from "./Progress";
 import type { State } from "./State";
+import type { VerifyProgress } from "./VerifyProgress";
 
 /**
  * Everything the engine publishes to observers, as one tagged type.
  */
-export type Event = { "kind": "progress" } & Progress | { "kind": "stateChanged", from: State, to: State, } | { "kind": "warning", message: string, } | { "kind": "error" } & ErrorInfo;
+export type Event = { "kind": "progress" } & Progress | { "kind": "stateChanged", from: State, to: State, } | { "kind": "warning", message: string, } | { "kind": "error" } & ErrorInfo | { "kind": "verify" } & VerifyProgress;

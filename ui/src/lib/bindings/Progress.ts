@@ -3,6 +3,7 @@ import type { CollectionCopy } from "./CollectionCopy";
 import type { ErrorInfo } from "./ErrorInfo";
 import type { Phase } from "./Phase";
 import type { State } from "./State";
+import type { VerificationStatus } from "./VerificationStatus";
 
 /**
  * A snapshot of a migration's progress.
@@ -24,4 +25,9 @@ documentsFailed: number,
 /**
  * Seconds until the current long step (copy, commit catch-up) ends.
  */
-etaSeconds: number | null, warnings: Array<string>, error: ErrorInfo | null, };
+etaSeconds: number | null, warnings: Array<string>, error: ErrorInfo | null, 
+/**
+ * The verification at commit: running, its outcome, or skipped.
+ * Boxed: it is seldom there, and large when it is.
+ */
+verification: VerificationStatus | null, };

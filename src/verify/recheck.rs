@@ -1,0 +1,544 @@
+//! Live verification: while a sync still applies changes, a document that
+//! changes after it was compared, or that was found different, is compared
+//! again until it is stable, as migration-verifier's recheck queue does.
+//!
+//! Before anything is read, a change stream opens on each side at its
+//! current cluster time. Every insert, update, replace and delete queues
+//! its document's `_id`. A queued document is looked up on both sides once
+//! it has been quiet for the recheck interval: equal, it leaves the queue;
+//! different, it stays, and is reported only once it has not changed on
+//! either side for the settle time (longer than the sync's lag). A rename
+//! queues the whole renamed collection for another full comparison.
+//!
+//! The verification converges when the queue is empty and both change
+//! streams have read up to the clusters' current time, so no change in
+//! flight is missed. While the source keeps changing it keeps going: it
+//! ends once writes stop and the sync has caught up.
+//!
+//! Memory: one entry (namespace, `_id`, times) per document changed and
+//! not yet rechecked; the recheck takes at most [`RECHECK_BATCH`] of them
+//! at a time.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bson::{doc, Bson, RawDocumentBuf, Timestamp};
+use mongodb::change_stream::event::ResumeToken;
+use tokio::task::JoinHandle;
+
+use super::diff::value_key;
+use super::documents;
+use super::{Ctx, Difference, LiveOptions, Pair};
+use crate::catalog;
+use crate::checkpoint::token_time;
+use crate::cluster::Cluster;
+use crate::error::{Error, MongoContext, Result};
+use crate::retry::{self, Backoff};
+use crate::scope::{Namespace, Scope, METADATA_DB};
+
+/// Documents rechecked per round, at most.
+pub const RECHECK_BATCH: usize = 5_000;
+
+#[derive(Debug)]
+struct Entry {
+    ns: Namespace,
+    id: Bson,
+    /// Bumped by every change event; a recheck whose generation is stale
+    /// says nothing about the document's current state.
+    generation: u64,
+    last_change: Instant,
+    last_check: Option<Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<(String, Vec<u8>), Entry>,
+    rescans: BTreeSet<Namespace>,
+    /// How far each side's change stream has read.
+    seen: [Option<Timestamp>; 2],
+    failed: Option<Error>,
+}
+
+/// The recheck queue of one live verification.
+pub struct Rechecks {
+    state: Mutex<State>,
+    interval: Duration,
+    settle: Duration,
+}
+
+/// One document due for a recheck.
+#[derive(Debug, Clone)]
+pub struct Due {
+    pub ns: Namespace,
+    pub id: Bson,
+    key: Vec<u8>,
+    generation: u64,
+}
+
+impl Rechecks {
+    pub fn new(live: &LiveOptions) -> Rechecks {
+        Rechecks {
+            state: Mutex::new(State::default()),
+            interval: Duration::from_secs_f64(live.recheck_interval_seconds.max(0.01)),
+            settle: Duration::from_secs_f64(live.settle_seconds.max(0.0)),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A change event touched this document.
+    pub fn changed(&self, ns: &Namespace, id: &Bson) {
+        let now = Instant::now();
+        let mut st = self.state();
+        let e = st
+            .entries
+            .entry((ns.to_string(), value_key(id)))
+            .or_insert_with(|| Entry {
+                ns: ns.clone(),
+                id: id.clone(),
+                generation: 0,
+                last_change: now,
+                last_check: None,
+            });
+        e.generation += 1;
+        e.last_change = now;
+    }
+
+    /// A comparison found this document different: compare it again.
+    pub fn suspect(&self, ns: &Namespace, id: &Bson) {
+        let now = Instant::now();
+        self.state()
+            .entries
+            .entry((ns.to_string(), value_key(id)))
+            .or_insert_with(|| Entry {
+                ns: ns.clone(),
+                id: id.clone(),
+                generation: 0,
+                last_change: now,
+                last_check: Some(now),
+            });
+    }
+
+    pub fn len(&self) -> usize {
+        self.state().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Documents quiet for the interval and not checked within it.
+    pub fn due(&self, now: Instant) -> Vec<Due> {
+        let st = self.state();
+        st.entries
+            .iter()
+            .filter(|(_, e)| {
+                now.duration_since(e.last_change) >= self.interval
+                    && e.last_check
+                        .is_none_or(|c| now.duration_since(c) >= self.interval)
+            })
+            .take(RECHECK_BATCH)
+            .map(|((_, key), e)| Due {
+                ns: e.ns.clone(),
+                id: e.id.clone(),
+                key: key.clone(),
+                generation: e.generation,
+            })
+            .collect()
+    }
+
+    /// Records a recheck's outcome; returns the difference once it is
+    /// confirmed (stable for the settle time).
+    pub fn resolve(
+        &self,
+        due: &Due,
+        outcome: Option<Difference>,
+        now: Instant,
+    ) -> Option<Difference> {
+        let mut st = self.state();
+        let k = (due.ns.to_string(), due.key.clone());
+        let e = st.entries.get_mut(&k)?;
+        if e.generation != due.generation {
+            // It changed while being compared: look again later.
+            e.last_check = Some(now);
+            return None;
+        }
+        match outcome {
+            None => {
+                st.entries.remove(&k);
+                None
+            }
+            Some(d) if now.duration_since(e.last_change) >= self.settle => {
+                st.entries.remove(&k);
+                Some(d)
+            }
+            Some(_) => {
+                e.last_check = Some(now);
+                None
+            }
+        }
+    }
+
+    pub fn rescan(&self, ns: Namespace) {
+        self.state().rescans.insert(ns);
+    }
+
+    pub fn take_rescans(&self) -> Vec<Namespace> {
+        std::mem::take(&mut self.state().rescans)
+            .into_iter()
+            .collect()
+    }
+
+    fn note_seen(&self, side: usize, t: Timestamp) {
+        let mut st = self.state();
+        if st.seen[side].is_none_or(|s| (t.time, t.increment) > (s.time, s.increment)) {
+            st.seen[side] = Some(t);
+        }
+    }
+
+    fn seen(&self, side: usize) -> Option<Timestamp> {
+        self.state().seen[side]
+    }
+
+    fn fail(&self, e: Error) {
+        self.state().failed.get_or_insert(e);
+    }
+
+    fn failure(&self) -> Option<Error> {
+        self.state().failed.take()
+    }
+}
+
+/// Watchers that stop when dropped.
+pub struct Watchers(Vec<JoinHandle<()>>);
+
+impl Drop for Watchers {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
+/// Opens a change stream on each side at its current time.
+pub(crate) async fn start_watchers(
+    ctx: &Ctx,
+    rechecks: Arc<Rechecks>,
+    scope: Scope,
+) -> Result<Watchers> {
+    let mut handles = Vec::new();
+    for (side, cluster) in [(0usize, &ctx.src), (1usize, &ctx.dest)] {
+        let start = cluster.cluster_time().await?;
+        rechecks.note_seen(side, start);
+        let stream = open(cluster, start, None).await?;
+        let (cluster, rechecks, scope, cancel) = (
+            cluster.clone(),
+            rechecks.clone(),
+            scope.clone(),
+            ctx.cancel.clone(),
+        );
+        handles.push(tokio::spawn(async move {
+            let r = tokio::select! {
+                _ = cancel.cancelled() => Ok(()),
+                r = watch(&cluster, side, start, stream, &rechecks, &scope) => r,
+            };
+            if let Err(e) = r {
+                rechecks.fail(e);
+            }
+        }));
+    }
+    Ok(Watchers(handles))
+}
+
+fn pipeline() -> Vec<bson::Document> {
+    vec![doc! { "$match": {
+        "ns.db": { "$nin": ["admin", "local", "config", METADATA_DB] },
+        "operationType": { "$in": ["insert", "update", "replace", "delete", "rename"] },
+    } }]
+}
+
+async fn open(
+    cluster: &Cluster,
+    start: Timestamp,
+    after: Option<ResumeToken>,
+) -> Result<mongodb::change_stream::ChangeStream<RawDocumentBuf>> {
+    let mut w = cluster
+        .client
+        .watch()
+        .pipeline(pipeline())
+        .max_await_time(Duration::from_millis(300));
+    w = match after {
+        Some(t) => w.start_after(t),
+        None => w.start_at_operation_time(start),
+    };
+    let s = w.await.ctx(cluster.role, "open a change stream")?;
+    Ok(s.with_type::<RawDocumentBuf>())
+}
+
+/// Reads one side's change stream into the queue until it fails for good.
+async fn watch(
+    cluster: &Cluster,
+    side: usize,
+    start: Timestamp,
+    mut stream: mongodb::change_stream::ChangeStream<RawDocumentBuf>,
+    rechecks: &Rechecks,
+    scope: &Scope,
+) -> Result<()> {
+    let mut backoff = Backoff::default();
+    let mut failing_since: Option<tokio::time::Instant> = None;
+    loop {
+        match stream.next_if_any().await {
+            Ok(event) => {
+                failing_since = None;
+                if let Some(ev) = event {
+                    note_event(&ev, rechecks, scope);
+                }
+                if let Some(t) = stream
+                    .resume_token()
+                    .and_then(|t| bson::to_document(&t).ok())
+                    .as_ref()
+                    .and_then(token_time)
+                {
+                    rechecks.note_seen(side, t);
+                }
+            }
+            Err(e) if retry::is_transient(&e) => {
+                let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                if since.elapsed() > retry::GIVE_UP_AFTER {
+                    return Err(Error::mongo(cluster.role, "read a change stream", e));
+                }
+                tokio::time::sleep(backoff.next_delay()).await;
+                let token = stream.resume_token();
+                match open(cluster, start, token).await {
+                    Ok(s) => stream = s,
+                    Err(e) if e.is_transient() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(e) => return Err(Error::mongo(cluster.role, "read a change stream", e)),
+        }
+    }
+}
+
+fn note_event(ev: &RawDocumentBuf, rechecks: &Rechecks, scope: &Scope) {
+    let ns_of = |field: &str| {
+        let n = ev.get_document(field).ok()?;
+        Some(Namespace::new(
+            n.get_str("db").ok()?,
+            n.get_str("coll").ok()?,
+        ))
+    };
+    let Some(ns) = ns_of("ns") else { return };
+    if ev.get_str("operationType") == Ok("rename") {
+        if let Some(to) = ns_of("to").filter(|to| scope.contains(to)) {
+            rechecks.rescan(to);
+        }
+        return;
+    }
+    if !scope.contains(&ns) {
+        return;
+    }
+    let id = ev
+        .get_document("documentKey")
+        .ok()
+        .and_then(|k| k.get("_id").ok().flatten())
+        .and_then(|v| Bson::try_from(v.to_raw_bson()).ok());
+    if let Some(id) = id {
+        rechecks.changed(&ns, &id);
+    }
+}
+
+/// Runs rechecks until nothing is left to recheck and both change streams
+/// have caught up with their cluster's current time.
+pub(crate) async fn converge(
+    ctx: &Arc<Ctx>,
+    rechecks: &Arc<Rechecks>,
+    scope: &Scope,
+) -> Result<()> {
+    loop {
+        if let Some(e) = rechecks.failure() {
+            return Err(e);
+        }
+        rescan(ctx, rechecks, scope).await?;
+        recheck_due(ctx, rechecks).await?;
+        if rechecks.is_empty() && caught_up(ctx, rechecks).await? && rechecks.is_empty() {
+            if let Some(e) = rechecks.failure() {
+                return Err(e);
+            }
+            return Ok(());
+        }
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return Err(Error::Interrupted),
+            _ = tokio::time::sleep(rechecks.interval.min(Duration::from_millis(250))) => {}
+        }
+    }
+}
+
+/// Compares again, whole, each collection renamed into scope meanwhile.
+async fn rescan(ctx: &Arc<Ctx>, rechecks: &Rechecks, scope: &Scope) -> Result<()> {
+    let names = rechecks.take_rescans();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let mut pairs = Vec::new();
+    for ns in names {
+        if !scope.contains(&ns) {
+            continue;
+        }
+        let (src, dst) = tokio::try_join!(
+            catalog::find_namespace(&ctx.src, &ns),
+            catalog::find_namespace(&ctx.dest, &ns)
+        )?;
+        pairs.push(Pair { ns, src, dst });
+    }
+    documents::compare_all(ctx, &pairs).await
+}
+
+/// Looks up every document due, namespace by namespace.
+async fn recheck_due(ctx: &Ctx, rechecks: &Rechecks) -> Result<()> {
+    let due = rechecks.due(Instant::now());
+    if due.is_empty() {
+        return Ok(());
+    }
+    let mut by_ns: HashMap<Namespace, Vec<Due>> = HashMap::new();
+    for d in due {
+        by_ns.entry(d.ns.clone()).or_default().push(d);
+    }
+    for (ns, items) in by_ns {
+        for chunk in items.chunks(500) {
+            let ids: Vec<Bson> = chunk.iter().map(|d| d.id.clone()).collect();
+            let outcomes = documents::lookup_compare(ctx, &ns, &ids).await?;
+            ctx.meter
+                .rechecks
+                .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            let now = Instant::now();
+            for (due, (_, outcome)) in chunk.iter().zip(outcomes) {
+                if let Some(confirmed) = rechecks.resolve(due, outcome, now) {
+                    ctx.report(confirmed).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether both change streams have read past the clusters' current time,
+/// so that every change made before now is in the queue. Waits a little.
+async fn caught_up(ctx: &Ctx, rechecks: &Rechecks) -> Result<bool> {
+    let targets = [
+        ctx.src.cluster_time().await?,
+        ctx.dest.cluster_time().await?,
+    ];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let done = (0..2).all(|side| {
+            rechecks.seen(side).is_some_and(|s| {
+                (s.time, s.increment) >= (targets[side].time, targets[side].increment)
+            })
+        });
+        if done {
+            return Ok(true);
+        }
+        if Instant::now() > deadline {
+            return Ok(false);
+        }
+        if let Some(e) = rechecks.failure() {
+            return Err(e);
+        }
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return Err(Error::Interrupted),
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::DifferenceKind;
+
+    fn live(interval: f64, settle: f64) -> LiveOptions {
+        LiveOptions {
+            recheck_interval_seconds: interval,
+            settle_seconds: settle,
+        }
+    }
+
+    fn diff() -> Difference {
+        Difference::namespace_level(
+            &Namespace::new("a", "b"),
+            DifferenceKind::Different,
+            "x".into(),
+        )
+    }
+
+    #[test]
+    fn a_document_is_rechecked_once_quiet_and_leaves_when_equal() {
+        let r = Rechecks::new(&live(1.0, 10.0));
+        let ns = Namespace::new("a", "b");
+        let t0 = Instant::now();
+        r.changed(&ns, &Bson::Int32(1));
+        r.changed(&ns, &Bson::Int64(1)); // the same document
+        assert_eq!(r.len(), 1);
+        assert!(r.due(t0).is_empty(), "not quiet yet");
+        let due = r.due(t0 + Duration::from_secs(2));
+        assert_eq!(due.len(), 1);
+        assert_eq!(r.resolve(&due[0], None, t0 + Duration::from_secs(2)), None);
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_difference_is_confirmed_only_after_the_settle_time() {
+        let r = Rechecks::new(&live(1.0, 5.0));
+        let ns = Namespace::new("a", "b");
+        r.changed(&ns, &Bson::Int32(1));
+        let t0 = Instant::now();
+        let due = r.due(t0 + Duration::from_secs(1));
+        assert_eq!(
+            r.resolve(&due[0], Some(diff()), t0 + Duration::from_secs(1)),
+            None
+        );
+        assert_eq!(r.len(), 1);
+        // Checked a second ago: not due again yet.
+        assert!(r.due(t0 + Duration::from_millis(1500)).is_empty());
+        let due = r.due(t0 + Duration::from_secs(6));
+        assert!(r
+            .resolve(&due[0], Some(diff()), t0 + Duration::from_secs(6))
+            .is_some());
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_change_during_a_recheck_keeps_the_document_queued() {
+        let r = Rechecks::new(&live(0.0, 0.0));
+        let ns = Namespace::new("a", "b");
+        r.suspect(&ns, &Bson::String("k".into()));
+        let due = r.due(Instant::now() + Duration::from_secs(1));
+        r.changed(&ns, &Bson::String("k".into()));
+        assert_eq!(r.resolve(&due[0], None, Instant::now()), None);
+        assert_eq!(r.len(), 1, "the stale recheck must not clear it");
+    }
+
+    #[test]
+    fn events_queue_in_scope_documents_and_renames_queue_rescans() {
+        let r = Rechecks::new(&LiveOptions::default());
+        let scope = Scope::new(&["shop"], &[] as &[&str]).unwrap();
+        let ev = |op: &str, db: &str| {
+            RawDocumentBuf::from_document(&doc! {
+                "operationType": op,
+                "ns": { "db": db, "coll": "c" },
+                "documentKey": { "_id": 5 },
+                "to": { "db": "shop", "coll": "d" },
+            })
+            .unwrap()
+        };
+        note_event(&ev("update", "shop"), &r, &scope);
+        note_event(&ev("update", "other"), &r, &scope);
+        assert_eq!(r.len(), 1);
+        note_event(&ev("rename", "other"), &r, &scope);
+        assert_eq!(r.take_rescans(), vec![Namespace::new("shop", "d")]);
+    }
+}
