@@ -22,6 +22,11 @@ const COMMANDS: &[&str] = &[
     "start_sandbox",
     "stop_sandbox_load",
     "sandbox_info",
+    "preflight_check",
+    "run_verification",
+    "cancel_verification",
+    "document_pair",
+    "export_verification",
 ];
 
 fn main() {

@@ -25,13 +25,21 @@ pub fn export(dir: &Path) -> Result<(), ExportError> {
     // The shell's own requests and responses.
     types::AppInfo::export_all(&cfg)?;
     types::TestConnectionRequest::export_all(&cfg)?;
-    types::ConnectionReport::export_all(&cfg)?;
+    mongoferry::connection::PingReport::export_all(&cfg)?;
+    mongoferry::preflight::Report::export_all(&cfg)?;
+    mongoferry::VerifyProgress::export_all(&cfg)?;
     types::ScopeRequest::export_all(&cfg)?;
     types::ScopeTree::export_all(&cfg)?;
     types::StartSyncRequest::export_all(&cfg)?;
     types::SyncStarted::export_all(&cfg)?;
     types::ResumableMigration::export_all(&cfg)?;
     types::SandboxInfo::export_all(&cfg)?;
+    types::PreflightRequest::export_all(&cfg)?;
+    types::VerifyRequest::export_all(&cfg)?;
+    types::VerificationOutcome::export_all(&cfg)?;
+    types::DocumentRequest::export_all(&cfg)?;
+    types::DocumentPair::export_all(&cfg)?;
+    types::ExportRequest::export_all(&cfg)?;
     Ok(())
 }
 
@@ -42,13 +50,20 @@ mod tests {
 
     use super::*;
 
-    fn ts_files(dir: &Path) -> BTreeMap<String, String> {
+    /// Every `.ts` file under `dir`, by path relative to it (ts-rs puts
+    /// the types of other crates in subfolders, such as `serde_json/`).
+    fn ts_files(dir: &Path) -> BTreeMap<PathBuf, String> {
         let mut files = BTreeMap::new();
-        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.extension().is_some_and(|e| e == "ts") {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                files.insert(name, std::fs::read_to_string(&path).unwrap_or_default());
+        let mut pending = vec![dir.to_path_buf()];
+        while let Some(d) = pending.pop() {
+            for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    pending.push(path);
+                } else if path.extension().is_some_and(|e| e == "ts") {
+                    let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
+                    files.insert(rel, std::fs::read_to_string(&path).unwrap_or_default());
+                }
             }
         }
         files
@@ -61,7 +76,7 @@ mod tests {
         export(fresh.path())?;
         let generated = ts_files(fresh.path());
         assert!(
-            generated.contains_key("Progress.ts"),
+            generated.contains_key(Path::new("Progress.ts")),
             "nothing was generated"
         );
         if std::env::var_os("UPDATE_BINDINGS").is_some() {
@@ -69,7 +84,11 @@ mod tests {
                 std::fs::remove_file(committed.join(name))?;
             }
             for (name, text) in &generated {
-                std::fs::write(committed.join(name), text)?;
+                let path = committed.join(name);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(path, text)?;
             }
             return Ok(());
         }

@@ -55,6 +55,11 @@ pub fn run() -> Result<(), tauri::Error> {
             commands::start_sandbox,
             commands::stop_sandbox_load,
             commands::sandbox_info,
+            commands::preflight_check,
+            commands::run_verification,
+            commands::cancel_verification,
+            commands::document_pair,
+            commands::export_verification,
         ])
         .build(tauri::generate_context!())?;
     app.run(|handle, event| {

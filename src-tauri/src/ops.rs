@@ -1,34 +1,55 @@
-//! Stateless operations behind the commands: a connection test and the
-//! scope tree. Each composes public engine calls (`Cluster::connect`,
+//! Stateless operations behind the commands: a connection test, the
+//! preflight check, the scope tree and reading one document per side. Each composes public engine calls (`Cluster::connect`,
 //! `catalog::list_namespaces`, `copy::estimate`) into the shape the UI
 //! shows; none writes to a cluster or decides anything about a migration.
 
 use futures_util::{stream, StreamExt, TryStreamExt};
 use mongoferry::catalog::{self, NsKind};
 use mongoferry::cluster::Cluster;
-use mongoferry::{copy, ErrorInfo, Role, Scope};
+use mongoferry::connection::{ping, PingOptions, PingReport};
+use mongoferry::{copy, preflight, ErrorInfo, Role, Scope};
+
+use bson::{doc, Bson, Document};
+use mongoferry::scope::Namespace;
 
 use crate::commands::types::{
-    CollectionNode, ConnectionReport, DatabaseNode, ScopeTree, TestConnectionRequest,
+    CollectionNode, DatabaseNode, DocumentPair, DocumentRequest, PreflightRequest, ScopeTree,
+    StartSyncRequest, TestConnectionRequest,
 };
+use crate::error::shell_error;
 use crate::error::IntoInfo;
 
 /// Size queries run at once while building the scope tree.
 const ESTIMATE_CONCURRENCY: usize = 8;
 
-pub async fn test_connection(
-    request: TestConnectionRequest,
-) -> Result<ConnectionReport, ErrorInfo> {
-    let cluster = Cluster::connect(request.side.into(), &request.uri)
+/// The engine's connection test: topology, version, user and roles, TLS
+/// and the server's certificate. A failed test comes back as its
+/// classified error, with the remedy.
+pub async fn test_connection(request: TestConnectionRequest) -> Result<PingReport, ErrorInfo> {
+    let report = ping(request.side.into(), &request.uri, &PingOptions::default()).await;
+    if report.ok {
+        return Ok(report);
+    }
+    Err(report.error.clone().unwrap_or_else(|| {
+        shell_error(
+            "connection_failed",
+            "The connection test failed without saying why.",
+            "Check the connection string, then test again.",
+        )
+    }))
+}
+
+/// The preflight check of the engine, read-only: blockers, warnings and
+/// notes, each with its remedy.
+pub async fn preflight(request: PreflightRequest) -> Result<preflight::Report, ErrorInfo> {
+    let check = preflight::CheckRequest {
+        include: request.include,
+        exclude: request.exclude,
+        ..preflight::CheckRequest::default()
+    };
+    preflight::check(&request.source_uri, &request.destination_uri, check)
         .await
-        .into_info()?;
-    Ok(ConnectionReport {
-        side: request.side,
-        display_uri: cluster.display_uri.clone(),
-        hosts: cluster.hosts.clone(),
-        topology: cluster.topology.clone(),
-        version: cluster.version.clone(),
-    })
+        .into_info()
 }
 
 pub async fn scope_tree(source_uri: &str) -> Result<ScopeTree, ErrorInfo> {
@@ -84,4 +105,57 @@ pub async fn scope_tree(source_uri: &str) -> Result<ScopeTree, ErrorInfo> {
         bytes: databases.iter().map(|d| d.bytes).sum(),
         databases,
     })
+}
+
+/// Reads one document by `_id` on both sides of a migration and renders
+/// each as indented relaxed extended JSON. Read-only.
+pub async fn document_pair(
+    migration: &StartSyncRequest,
+    request: &DocumentRequest,
+) -> Result<DocumentPair, ErrorInfo> {
+    let ns = Namespace::parse(&request.namespace).ok_or_else(|| {
+        shell_error(
+            "invalid_namespace",
+            &format!("'{}' is not a database.collection name.", request.namespace),
+            "Pick a difference from the table.",
+        )
+    })?;
+    let id = Bson::try_from(request.id.clone()).map_err(|e| {
+        shell_error(
+            "invalid_id",
+            &format!("The document's _id could not be read: {e}."),
+            "Pick a difference from the table.",
+        )
+    })?;
+    let (src, dest) = tokio::try_join!(
+        Cluster::connect(Role::Source, &migration.source_uri),
+        Cluster::connect(Role::Destination, &migration.destination_uri),
+    )
+    .into_info()?;
+    let (source, destination) =
+        tokio::try_join!(find_pretty(&src, &ns, &id), find_pretty(&dest, &ns, &id))?;
+    Ok(DocumentPair {
+        source,
+        destination,
+    })
+}
+
+async fn find_pretty(
+    cluster: &Cluster,
+    ns: &Namespace,
+    id: &Bson,
+) -> Result<Option<String>, ErrorInfo> {
+    let found = cluster
+        .client
+        .database(&ns.db)
+        .collection::<Document>(&ns.coll)
+        .find_one(doc! { "_id": id.clone() })
+        .await
+        .map_err(|e| {
+            mongoferry::Error::mongo(cluster.role, format!("read a document of {ns}"), e).info()
+        })?;
+    Ok(found.map(|d| {
+        let json = Bson::Document(d).into_relaxed_extjson();
+        serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string())
+    }))
 }

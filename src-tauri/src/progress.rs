@@ -27,6 +27,43 @@ impl EventSink for tauri::ipc::Channel<Event> {
     }
 }
 
+/// Where snapshots of a watched value go; `send` returns false once the
+/// observer is gone.
+pub trait Sink<T>: Send + 'static {
+    fn send(&self, value: T) -> bool;
+}
+
+impl<T: serde::Serialize + Clone + Send + 'static> Sink<T> for tauri::ipc::Channel<T>
+where
+    tauri::ipc::Channel<T>: Send,
+{
+    fn send(&self, value: T) -> bool {
+        tauri::ipc::Channel::send(self, value).is_ok()
+    }
+}
+
+/// Sends the latest value of `rx` at once, then at most once per
+/// `min_interval` while it changes, and a last time when the sender is
+/// gone. For progress that has no separate event stream (verification).
+pub async fn forward_latest<T: Clone + Send + Sync + 'static>(
+    mut rx: watch::Receiver<T>,
+    sink: impl Sink<T>,
+    min_interval: Duration,
+) {
+    loop {
+        let value = rx.borrow_and_update().clone();
+        if !sink.send(value) {
+            return;
+        }
+        tokio::time::sleep(min_interval).await;
+        if rx.changed().await.is_err() {
+            let last = rx.borrow().clone();
+            sink.send(last);
+            return;
+        }
+    }
+}
+
 /// Sends the current snapshot at once, then at most one snapshot per
 /// `min_interval` while the progress changes, and every other event as it
 /// comes. Returns when the sink is gone or the engine's channels close.

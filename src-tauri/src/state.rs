@@ -20,13 +20,23 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::commands::types::{ResumableMigration, SandboxInfo, StartSyncRequest, SyncStarted};
+use std::path::Path;
+
+use mongoferry::verify::{self, Difference, DifferenceSink, Verifier, VerifyMode, VerifyOptions};
+use mongoferry::VerifyProgress;
+
+use crate::commands::types::{
+    DocumentPair, DocumentRequest, ResumableMigration, SandboxInfo, StartSyncRequest, SyncStarted,
+    VerificationOutcome,
+};
 use crate::error::{shell_error, IntoInfo};
 use crate::progress::{self, EventSink};
 use crate::session::{RememberedMigration, SessionFile};
 
 /// The running (or finished) migration of this window.
 struct Running {
+    /// What was started; verification compares the same clusters and scope.
+    request: StartSyncRequest,
     handle: MigrationHandle,
     cancel: CancellationToken,
     task: JoinHandle<()>,
@@ -53,10 +63,38 @@ const SANDBOX_DATA: &[(&str, &str, u64)] = &[
 /// lag move, little enough for a laptop.
 const SANDBOX_WRITES_PER_SECOND: u32 = 40;
 
+/// Differences kept in memory for the table and the exported report;
+/// the report itself counts them all.
+pub const MAX_KEPT_DIFFERENCES: usize = 1000;
+
+/// The verification of this window: the one running, and the last result.
+#[derive(Default)]
+struct Verification {
+    cancel: Option<CancellationToken>,
+    last: Option<VerificationOutcome>,
+}
+
 #[derive(Default)]
 struct Inner {
     migration: Option<Running>,
     sandbox: Option<Sandbox>,
+    verification: Verification,
+}
+
+/// Keeps the first differences a verification reports.
+struct KeepFirst {
+    kept: Vec<Difference>,
+    seen: u64,
+}
+
+impl DifferenceSink for KeepFirst {
+    fn record(&mut self, difference: &Difference) -> mongoferry::Result<()> {
+        self.seen += 1;
+        if self.kept.len() < MAX_KEPT_DIFFERENCES {
+            self.kept.push(difference.clone());
+        }
+        Ok(())
+    }
 }
 
 /// Held by Tauri (`app.manage`) and handed to every command.
@@ -83,6 +121,7 @@ impl AppState {
         let mut config = SyncConfig::new(&request.source_uri, &request.destination_uri);
         config.include = request.include.clone();
         config.exclude = request.exclude.clone();
+        let started = request.clone();
         config.drop_existing = request.drop_existing;
         let cancel = CancellationToken::new();
         let migration = Migration::connect(config, cancel.clone())
@@ -124,6 +163,7 @@ impl AppState {
             old.stop_forwarding();
         }
         inner.migration = Some(Running {
+            request: started,
             handle,
             cancel,
             task,
@@ -190,6 +230,129 @@ impl AppState {
             .migration
             .as_ref()
             .map(|r| r.handle.clone())
+            .ok_or_else(no_migration)
+    }
+
+    /// Verifies the destination of this window's migration against its
+    /// source with the engine's verifier, sending its progress to `sink`
+    /// (throttled). Returns when it has finished.
+    pub async fn verify(
+        &self,
+        mode: VerifyMode,
+        sink: impl progress::Sink<VerifyProgress>,
+    ) -> Result<VerificationOutcome, ErrorInfo> {
+        let (request, cancel) = {
+            let mut inner = self.inner.lock().await;
+            let running = inner.migration.as_ref().ok_or_else(no_migration)?;
+            let request = running.request.clone();
+            if inner
+                .verification
+                .cancel
+                .as_ref()
+                .is_some_and(|c| !c.is_cancelled())
+            {
+                return Err(shell_error(
+                    "verification_running",
+                    "A verification is already running.",
+                    "Wait for it to finish, or cancel it first.",
+                ));
+            }
+            let cancel = CancellationToken::new();
+            inner.verification.cancel = Some(cancel.clone());
+            (request, cancel)
+        };
+        let result = async {
+            let (src, dest) = verify::connect(&request.source_uri, &request.destination_uri)
+                .await
+                .into_info()?;
+            let options = VerifyOptions {
+                mode,
+                include: request.include.clone(),
+                exclude: request.exclude.clone(),
+                ..VerifyOptions::default()
+            };
+            let verifier = Verifier::new(src, dest, options).into_info()?;
+            let interval = Duration::from_secs(1) / progress::MAX_UPDATES_PER_SECOND;
+            let forwarder = tokio::spawn(progress::forward_latest(
+                verifier.watch_progress(),
+                sink,
+                interval,
+            ));
+            let mut kept = KeepFirst {
+                kept: Vec::new(),
+                seen: 0,
+            };
+            let report = verifier.run(&mut kept, &cancel).await;
+            // The forwarder sends the final snapshot once the verifier,
+            // and with it the progress channel, is gone.
+            drop(verifier);
+            let _ = tokio::time::timeout(Duration::from_secs(2), forwarder).await;
+            let report = report.into_info()?;
+            Ok(VerificationOutcome {
+                truncated: kept.seen > kept.kept.len() as u64,
+                differences: kept.kept,
+                report,
+            })
+        }
+        .await;
+        let mut inner = self.inner.lock().await;
+        inner.verification.cancel = None;
+        if let Ok(outcome) = &result {
+            inner.verification.last = Some(outcome.clone());
+        }
+        result
+    }
+
+    pub async fn cancel_verification(&self) {
+        if let Some(cancel) = &self.inner.lock().await.verification.cancel {
+            cancel.cancel();
+        }
+    }
+
+    /// Both sides' copies of one document, for a side-by-side view.
+    pub async fn documents(&self, request: DocumentRequest) -> Result<DocumentPair, ErrorInfo> {
+        let migration = self.running_request().await?;
+        crate::ops::document_pair(&migration, &request).await
+    }
+
+    /// Writes the last verification's report and differences as JSON.
+    pub async fn export_verification(&self, path: &Path) -> Result<(), ErrorInfo> {
+        let outcome = self
+            .inner
+            .lock()
+            .await
+            .verification
+            .last
+            .clone()
+            .ok_or_else(|| {
+                shell_error(
+                    "no_verification",
+                    "There is no verification result to export yet.",
+                    "Run a verification first.",
+                )
+            })?;
+        let json = serde_json::to_vec_pretty(&outcome).map_err(|e| {
+            shell_error(
+                "internal",
+                &format!("The report could not be encoded: {e}."),
+                "Report this with the log.",
+            )
+        })?;
+        tokio::fs::write(path, json).await.map_err(|e| {
+            mongoferry::Error::ReportFailed {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            }
+            .info()
+        })
+    }
+
+    async fn running_request(&self) -> Result<StartSyncRequest, ErrorInfo> {
+        let inner = self.inner.lock().await;
+        inner
+            .migration
+            .as_ref()
+            .map(|r| r.request.clone())
             .ok_or_else(no_migration)
     }
 

@@ -66,6 +66,7 @@ impl fmt::Display for SecretUri {
 }
 
 /// Something about a connection that works but is unsafe or unusual.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionWarning {

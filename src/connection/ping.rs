@@ -38,6 +38,7 @@ impl Default for PingOptions {
 }
 
 /// A replica set member as the cluster reports it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
@@ -48,6 +49,7 @@ pub struct Member {
 }
 
 /// What kind of deployment answered.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct TopologyInfo {
@@ -59,6 +61,7 @@ pub struct TopologyInfo {
 }
 
 /// TLS as the connection uses it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct TlsReport {
@@ -73,6 +76,7 @@ pub struct TlsReport {
 }
 
 /// Who the connection is logged in as.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct AuthReport {
@@ -83,6 +87,7 @@ pub struct AuthReport {
 }
 
 /// The outcome of testing a connection.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PingReport {

@@ -100,6 +100,7 @@ impl TlsSettings {
 }
 
 /// How a server's certificate is checked.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub enum Verification {
@@ -138,6 +139,7 @@ pub fn split_invalid_hostnames(uri: &str) -> (String, bool) {
 }
 
 /// What the server's certificate says.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerCertificate {

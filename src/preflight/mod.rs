@@ -123,6 +123,7 @@ impl Default for CheckRequest {
 }
 
 /// How serious a finding is.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
@@ -145,6 +146,7 @@ impl std::fmt::Display for Severity {
 }
 
 /// One thing the check found.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Finding {
@@ -215,6 +217,7 @@ impl Finding {
 }
 
 /// What is in scope on the source, for ETAs.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Totals {
@@ -230,6 +233,7 @@ pub struct Totals {
 }
 
 /// One side of the migration as the check saw it.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerSummary {
@@ -244,6 +248,7 @@ pub struct ServerSummary {
 }
 
 /// The outcome of a check.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Serialize, Deserialize, Debug, Clone)]
 #[serde(rename_all = "camelCase")]
 pub struct Report {

@@ -12,9 +12,13 @@ use tauri::ipc::Channel;
 use tauri::State;
 
 use crate::state::AppState;
+use mongoferry::connection::PingReport;
+use mongoferry::preflight::Report;
+use mongoferry::VerifyProgress;
 use types::{
-    AppInfo, ConnectionReport, ResumableMigration, SandboxInfo, ScopeRequest, ScopeTree,
-    StartSyncRequest, SyncStarted, TestConnectionRequest,
+    AppInfo, DocumentPair, DocumentRequest, ExportRequest, PreflightRequest, ResumableMigration,
+    SandboxInfo, ScopeRequest, ScopeTree, StartSyncRequest, SyncStarted, TestConnectionRequest,
+    VerificationOutcome, VerifyRequest,
 };
 
 type Result<T> = std::result::Result<T, ErrorInfo>;
@@ -29,8 +33,49 @@ pub fn app_info() -> AppInfo {
 
 /// Connects to one cluster and reports what it is.
 #[tauri::command]
-pub async fn test_connection(request: TestConnectionRequest) -> Result<ConnectionReport> {
+pub async fn test_connection(request: TestConnectionRequest) -> Result<PingReport> {
     crate::ops::test_connection(request).await
+}
+
+/// The compatibility (preflight) check of both clusters.
+#[tauri::command]
+pub async fn preflight_check(request: PreflightRequest) -> Result<Report> {
+    crate::ops::preflight(request).await
+}
+
+/// Verifies the destination against the source; resolves when finished,
+/// streaming progress to `on_progress` meanwhile.
+#[tauri::command]
+pub async fn run_verification(
+    state: State<'_, AppState>,
+    request: VerifyRequest,
+    on_progress: Channel<VerifyProgress>,
+) -> Result<VerificationOutcome> {
+    state.verify(request.mode, on_progress).await
+}
+
+#[tauri::command]
+pub async fn cancel_verification(state: State<'_, AppState>) -> Result<()> {
+    state.cancel_verification().await;
+    Ok(())
+}
+
+/// Both sides' copies of one document, for the side-by-side view.
+#[tauri::command]
+pub async fn document_pair(
+    state: State<'_, AppState>,
+    request: DocumentRequest,
+) -> Result<DocumentPair> {
+    state.documents(request).await
+}
+
+/// Writes the last verification's report to a file the user chose in the
+/// save dialog.
+#[tauri::command]
+pub async fn export_verification(state: State<'_, AppState>, request: ExportRequest) -> Result<()> {
+    state
+        .export_verification(std::path::Path::new(&request.path))
+        .await
 }
 
 /// The source's databases and collections, with counts and sizes.

@@ -4,7 +4,6 @@
 //! behaviour lives here.
 
 use mongoferry::catalog::NsKind;
-use mongoferry::cluster::Topology;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -38,19 +37,6 @@ impl From<Side> for mongoferry::Role {
 pub struct TestConnectionRequest {
     pub side: Side,
     pub uri: String,
-}
-
-/// What a successful connection test learned.
-#[derive(Debug, Clone, Serialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct ConnectionReport {
-    pub side: Side,
-    /// The connection string with its secrets replaced by `****`.
-    pub display_uri: String,
-    pub hosts: String,
-    pub topology: Topology,
-    /// The server's version, such as "6.0.5".
-    pub version: String,
 }
 
 /// One collection (or view) of the source, for the scope tree.
@@ -141,4 +127,56 @@ pub struct SandboxInfo {
     pub documents: u64,
     pub write_load_running: bool,
     pub writes_per_second: u32,
+}
+
+/// The clusters and scope a compatibility check looks at.
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct PreflightRequest {
+    pub source_uri: String,
+    pub destination_uri: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyRequest {
+    pub mode: mongoferry::verify::VerifyMode,
+}
+
+/// A finished verification: the engine's report, and the differences it
+/// found (the first [`crate::state::MAX_KEPT_DIFFERENCES`] of them).
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct VerificationOutcome {
+    pub report: mongoferry::verify::VerifyReport,
+    pub differences: Vec<mongoferry::verify::Difference>,
+    /// More differences were found than are listed.
+    pub truncated: bool,
+}
+
+/// One document, to show both sides of a difference.
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentRequest {
+    pub namespace: String,
+    /// The `_id` as canonical extended JSON, as a difference reports it.
+    pub id: serde_json::Value,
+}
+
+/// The document on each side, as indented relaxed extended JSON; `null`
+/// where that side has no such document.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct DocumentPair {
+    pub source: Option<String>,
+    pub destination: Option<String>,
+}
+
+/// Where to write the last verification's report.
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ExportRequest {
+    pub path: String,
 }
