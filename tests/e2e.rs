@@ -400,6 +400,21 @@ impl App {
         }
     }
 
+    /// Compatibility step: the preflight check must find no blocker.
+    async fn pass_compatibility(&mut self) {
+        let summary = self
+            .wait_text(
+                "preflight-summary",
+                "the compatibility check",
+                Duration::from_secs(90),
+                |t| !t.is_empty(),
+            )
+            .await;
+        assert!(summary.contains("Nothing blocks"), "{summary}");
+        self.shot("compatibility").await;
+        self.click("next", Duration::from_secs(5)).await;
+    }
+
     async fn close(self) {
         let _ = self.client.close().await;
     }
@@ -516,6 +531,7 @@ async fn wizard_migrates_a_live_source_end_to_end() {
     app.shot("start").await;
     app.connect_both(&pair.source.uri(), &pair.destination.uri())
         .await;
+    app.pass_compatibility().await;
 
     let summary = app
         .wait_text(
@@ -586,6 +602,7 @@ async fn closing_mid_sync_offers_to_resume_and_resuming_finishes() {
     let mut app = App::launch(app_bin, "resume").await;
     app.connect_both(&pair.source.uri(), &pair.destination.uri())
         .await;
+    app.pass_compatibility().await;
     app.wait_text(
         "scope-summary",
         "the scope tree",

@@ -3,10 +3,14 @@
 // the Rust shell's channel would. It holds no migration logic of its own.
 import type { AppInfo } from '$lib/bindings/AppInfo';
 import type { CommitRequest } from '$lib/bindings/CommitRequest';
-import type { ConnectionReport } from '$lib/bindings/ConnectionReport';
+import type { DocumentPair } from '$lib/bindings/DocumentPair';
+import type { DocumentRequest } from '$lib/bindings/DocumentRequest';
 import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
 import type { Event } from '$lib/bindings/Event';
+import type { PingReport } from '$lib/bindings/PingReport';
+import type { PreflightRequest } from '$lib/bindings/PreflightRequest';
 import type { Progress } from '$lib/bindings/Progress';
+import type { Report } from '$lib/bindings/Report';
 import type { ResumableMigration } from '$lib/bindings/ResumableMigration';
 import type { SandboxInfo } from '$lib/bindings/SandboxInfo';
 import type { ScopeRequest } from '$lib/bindings/ScopeRequest';
@@ -14,6 +18,9 @@ import type { ScopeTree } from '$lib/bindings/ScopeTree';
 import type { StartSyncRequest } from '$lib/bindings/StartSyncRequest';
 import type { SyncStarted } from '$lib/bindings/SyncStarted';
 import type { TestConnectionRequest } from '$lib/bindings/TestConnectionRequest';
+import type { VerificationOutcome } from '$lib/bindings/VerificationOutcome';
+import type { VerifyMode } from '$lib/bindings/VerifyMode';
+import type { VerifyProgress } from '$lib/bindings/VerifyProgress';
 import { BackendError, type Backend } from './index';
 
 export function progress(overrides: Partial<Progress> = {}): Progress {
@@ -39,6 +46,7 @@ export function progress(overrides: Partial<Progress> = {}): Progress {
     etaSeconds: null,
     warnings: [],
     error: null,
+    verification: null,
     ...overrides,
   };
 }
@@ -68,6 +76,63 @@ export const sampleTree: ScopeTree = {
   ],
 };
 
+export function preflightReport(findings: Report['findings'] = []): Report {
+  const server = { uri: 'mongodb://127.0.0.1:1', version: '6.0.5', featureCompatibilityVersion: '6.0', topology: 'replicaSet', replicaSet: 'rs' };
+  return {
+    source: server,
+    destination: { ...server, uri: 'mongodb://127.0.0.1:2' },
+    totals: { databases: 2, collections: 4, views: 1, documents: 1500, dataBytes: 3_000_000, storageBytes: 1_000_000, indexBytes: 100_000 },
+    findings,
+    copyBytesPerSecond: 20_971_520,
+    estimatedCopySeconds: 0.2,
+    oplogWindowSeconds: 86_400,
+    elapsedMs: 120,
+  };
+}
+
+export function verifyProgress(overrides: Partial<VerifyProgress> = {}): VerifyProgress {
+  return {
+    phase: 'documents',
+    namespacesTotal: 3,
+    namespacesDone: 1,
+    estimatedTotalDocs: 1000,
+    estimatedTotalBytes: 2_000_000,
+    comparedDocs: 500,
+    comparedBytes: 1_000_000,
+    docsPerSecond: 250,
+    bytesPerSecond: 500_000,
+    etaSeconds: 2,
+    differences: 0,
+    pendingRechecks: 0,
+    elapsedSeconds: 2,
+    ...overrides,
+  };
+}
+
+export function verificationOutcome(differences: VerificationOutcome['differences'] = []): VerificationOutcome {
+  return {
+    report: {
+      mode: 'full',
+      strictFieldOrder: false,
+      live: false,
+      syncRelaxationsAllowed: false,
+      source: 'mongodb://127.0.0.1:1',
+      destination: 'mongodb://127.0.0.1:2',
+      identical: differences.length === 0,
+      differences: differences.length,
+      differencesByKind: differences.length ? { different: differences.length } : {},
+      documentsCompared: 1500,
+      bytesCompared: 3_000_000,
+      rechecks: 0,
+      seconds: 1.5,
+      namespaces: [],
+      samples: differences.slice(0, 20),
+    },
+    differences,
+    truncated: false,
+  };
+}
+
 export function fail(code: string, message: string, remedy: string): BackendError {
   return new BackendError({ code, message, remedy } satisfies ErrorInfo);
 }
@@ -81,12 +146,29 @@ export class FakeBackend implements Backend {
   resumable: ResumableMigration | null = null;
   sandbox: SandboxInfo | null = null;
 
-  connect: (request: TestConnectionRequest) => Promise<ConnectionReport> = async (request) => ({
-    side: request.side,
-    displayUri: request.uri,
-    hosts: '127.0.0.1:27017',
-    topology: { kind: 'replicaSet', name: 'rs0' },
-    version: '6.0.5',
+  connect: (request: TestConnectionRequest) => Promise<PingReport> = async (request) => ({
+    role: request.side,
+    ok: true,
+    uri: request.uri,
+    reachable: true,
+    roundTripMs: 1.5,
+    topology: { kind: 'replicaSet', setName: 'rs0', primary: '127.0.0.1:27017', members: [] },
+    serverVersion: '6.0.5',
+    featureCompatibilityVersion: '6.0',
+    authentication: { users: ['admin.root'], roles: ['admin.root'] },
+    tls: { enabled: false, verification: 'off', peerCertificate: null, peer: null },
+    insecure: false,
+    warnings: [],
+    error: null,
+  });
+  preflight: (request: PreflightRequest) => Promise<Report> = async () => preflightReport();
+  verify: (mode: VerifyMode, onProgress: (p: VerifyProgress) => void) => Promise<VerificationOutcome> = async (_mode, onProgress) => {
+    onProgress(verifyProgress());
+    return verificationOutcome();
+  };
+  documents: (request: DocumentRequest) => Promise<DocumentPair> = async () => ({
+    source: '{\n  "_id": 1,\n  "n": 1\n}',
+    destination: '{\n  "_id": 1,\n  "n": 2\n}',
   });
   tree: (request: ScopeRequest) => Promise<ScopeTree> = async () => sampleTree;
   start: (request: StartSyncRequest) => Promise<SyncStarted> = async () => ({ resumed: false, remembered: true });
@@ -116,9 +198,31 @@ export class FakeBackend implements Backend {
     this.log('appInfo');
     return { version: '0.0.0-test' };
   }
-  testConnection(request: TestConnectionRequest): Promise<ConnectionReport> {
+  testConnection(request: TestConnectionRequest): Promise<PingReport> {
     this.log('testConnection', request);
     return this.connect(request);
+  }
+  preflightCheck(request: PreflightRequest): Promise<Report> {
+    this.log('preflightCheck', request);
+    return this.preflight(request);
+  }
+  runVerification(mode: VerifyMode, onProgress: (p: VerifyProgress) => void): Promise<VerificationOutcome> {
+    this.log('runVerification', mode);
+    return this.verify(mode, onProgress);
+  }
+  async cancelVerification(): Promise<void> {
+    this.log('cancelVerification');
+  }
+  documentPair(request: DocumentRequest): Promise<DocumentPair> {
+    this.log('documentPair', request);
+    return this.documents(request);
+  }
+  async exportVerification(path: string): Promise<void> {
+    this.log('exportVerification', path);
+  }
+  async pickSavePath(title: string, defaultName: string): Promise<string | null> {
+    this.log('pickSavePath', title, defaultName);
+    return `/tmp/${defaultName}`;
   }
   scopeTree(request: ScopeRequest): Promise<ScopeTree> {
     this.log('scopeTree', request);

@@ -5,10 +5,14 @@
 import { getContext, setContext } from 'svelte';
 import type { AppInfo } from '$lib/bindings/AppInfo';
 import type { CommitRequest } from '$lib/bindings/CommitRequest';
-import type { ConnectionReport } from '$lib/bindings/ConnectionReport';
+import type { DocumentPair } from '$lib/bindings/DocumentPair';
+import type { DocumentRequest } from '$lib/bindings/DocumentRequest';
 import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
 import type { Event } from '$lib/bindings/Event';
+import type { PingReport } from '$lib/bindings/PingReport';
+import type { PreflightRequest } from '$lib/bindings/PreflightRequest';
 import type { Progress } from '$lib/bindings/Progress';
+import type { Report } from '$lib/bindings/Report';
 import type { ResumableMigration } from '$lib/bindings/ResumableMigration';
 import type { SandboxInfo } from '$lib/bindings/SandboxInfo';
 import type { ScopeRequest } from '$lib/bindings/ScopeRequest';
@@ -16,10 +20,14 @@ import type { ScopeTree } from '$lib/bindings/ScopeTree';
 import type { StartSyncRequest } from '$lib/bindings/StartSyncRequest';
 import type { SyncStarted } from '$lib/bindings/SyncStarted';
 import type { TestConnectionRequest } from '$lib/bindings/TestConnectionRequest';
+import type { VerificationOutcome } from '$lib/bindings/VerificationOutcome';
+import type { VerifyMode } from '$lib/bindings/VerifyMode';
+import type { VerifyProgress } from '$lib/bindings/VerifyProgress';
 
 export interface Backend {
   appInfo(): Promise<AppInfo>;
-  testConnection(request: TestConnectionRequest): Promise<ConnectionReport>;
+  testConnection(request: TestConnectionRequest): Promise<PingReport>;
+  preflightCheck(request: PreflightRequest): Promise<Report>;
   scopeTree(request: ScopeRequest): Promise<ScopeTree>;
   startSync(request: StartSyncRequest): Promise<SyncStarted>;
   /** Streams progress and events to `onEvent`; resolves with the current snapshot. */
@@ -34,8 +42,15 @@ export interface Backend {
   startSandbox(): Promise<SandboxInfo>;
   stopSandboxLoad(): Promise<SandboxInfo>;
   sandboxInfo(): Promise<SandboxInfo | null>;
+  /** Verifies the destination; resolves when done, streaming progress meanwhile. */
+  runVerification(mode: VerifyMode, onProgress: (progress: VerifyProgress) => void): Promise<VerificationOutcome>;
+  cancelVerification(): Promise<void>;
+  documentPair(request: DocumentRequest): Promise<DocumentPair>;
+  exportVerification(path: string): Promise<void>;
   /** A native open-file dialog; null when cancelled. */
   pickFile(title: string): Promise<string | null>;
+  /** A native save-file dialog; null when cancelled. */
+  pickSavePath(title: string, defaultName: string): Promise<string | null>;
 }
 
 /** A failed backend call, carrying the engine's code, sentence and remedy. */

@@ -2,8 +2,9 @@
 // arrive as ErrorInfo ({code, message, remedy}) and are rethrown as
 // BackendError, so callers never see raw IPC failures.
 import { Channel, invoke, type InvokeArgs } from '@tauri-apps/api/core';
-import { open } from '@tauri-apps/plugin-dialog';
+import { open, save } from '@tauri-apps/plugin-dialog';
 import type { Event } from '$lib/bindings/Event';
+import type { VerifyProgress } from '$lib/bindings/VerifyProgress';
 import { BackendError, toErrorInfo, type Backend } from './index';
 
 async function call<T>(command: string, args?: InvokeArgs): Promise<T> {
@@ -17,6 +18,7 @@ async function call<T>(command: string, args?: InvokeArgs): Promise<T> {
 export const tauriBackend: Backend = {
   appInfo: () => call('app_info'),
   testConnection: (request) => call('test_connection', { request }),
+  preflightCheck: (request) => call('preflight_check', { request }),
   scopeTree: (request) => call('scope_tree', { request }),
   startSync: (request) => call('start_sync', { request }),
   watchMigration: (onEvent) => {
@@ -34,6 +36,18 @@ export const tauriBackend: Backend = {
   startSandbox: () => call('start_sandbox'),
   stopSandboxLoad: () => call('stop_sandbox_load'),
   sandboxInfo: () => call('sandbox_info'),
+  runVerification: (mode, onProgress) => {
+    const channel = new Channel<VerifyProgress>();
+    channel.onmessage = onProgress;
+    return call('run_verification', { request: { mode }, onProgress: channel });
+  },
+  cancelVerification: () => call('cancel_verification'),
+  documentPair: (request) => call('document_pair', { request }),
+  exportVerification: (path) => call('export_verification', { request: { path } }),
+  pickSavePath: async (title, defaultName) => {
+    const picked = await save({ title, defaultPath: defaultName, filters: [{ name: 'JSON', extensions: ['json'] }] });
+    return picked ?? null;
+  },
   pickFile: async (title) => {
     const picked = await open({ title, multiple: false, directory: false });
     return typeof picked === 'string' ? picked : null;

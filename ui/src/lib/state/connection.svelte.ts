@@ -4,7 +4,7 @@
 // its error with a remedy.
 import type { Backend } from '$lib/backend';
 import { toErrorInfo } from '$lib/backend';
-import type { ConnectionReport } from '$lib/bindings/ConnectionReport';
+import type { PingReport } from '$lib/bindings/PingReport';
 import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
 import type { Side } from '$lib/bindings/Side';
 
@@ -55,7 +55,7 @@ export function buildUri(f: ConnectionFields): string {
 export type TestStatus =
   | { kind: 'idle' }
   | { kind: 'testing' }
-  | { kind: 'ok'; report: ConnectionReport; uri: string }
+  | { kind: 'ok'; report: PingReport; uri: string }
   | { kind: 'failed'; error: ErrorInfo };
 
 export class ConnectionState {

@@ -8,10 +8,12 @@ import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
 import type { ResumableMigration } from '$lib/bindings/ResumableMigration';
 import type { SandboxInfo } from '$lib/bindings/SandboxInfo';
 import { ConnectionState } from './connection.svelte';
+import { PreflightState } from './preflight.svelte';
 import { ScopeState } from './scope.svelte';
 import { SyncState } from './sync.svelte';
+import { ValidateState } from './validate.svelte';
 
-export type StepId = 'source' | 'destination' | 'scope' | 'sync' | 'cutover' | 'done';
+export type StepId = 'source' | 'destination' | 'compatibility' | 'scope' | 'sync' | 'cutover' | 'validate' | 'done';
 
 export interface Step {
   id: StepId;
@@ -21,9 +23,11 @@ export interface Step {
 export const STEPS: readonly Step[] = [
   { id: 'source', title: 'Source' },
   { id: 'destination', title: 'Destination' },
+  { id: 'compatibility', title: 'Compatibility' },
   { id: 'scope', title: 'Scope' },
   { id: 'sync', title: 'Sync' },
   { id: 'cutover', title: 'Cutover' },
+  { id: 'validate', title: 'Validate' },
   { id: 'done', title: 'Done' },
 ];
 
@@ -38,8 +42,10 @@ export class Wizard {
   index = $state(0);
   readonly source: ConnectionState;
   readonly destination: ConnectionState;
+  readonly preflight: PreflightState;
   readonly scope: ScopeState;
   readonly sync: SyncState;
+  readonly validate: ValidateState;
   resumable: ResumableMigration | null = $state(null);
   sandbox: SandboxStatus = $state({ kind: 'none' });
   /** Cutover checklist: how writes to the source are stopped. */
@@ -48,8 +54,10 @@ export class Wizard {
   constructor(private readonly backend: Backend) {
     this.source = new ConnectionState(backend, 'source');
     this.destination = new ConnectionState(backend, 'destination');
+    this.preflight = new PreflightState(backend);
     this.scope = new ScopeState(backend);
     this.sync = new SyncState(backend);
+    this.validate = new ValidateState(backend);
   }
 
   get step(): Step {
@@ -63,12 +71,16 @@ export class Wizard {
         return this.source.ready;
       case 'destination':
         return this.destination.ready;
+      case 'compatibility':
+        return this.preflight.passed;
       case 'scope':
         return this.scope.status.kind === 'ready' && this.scope.selected.size > 0;
       case 'sync':
         return this.sync.copyDone;
       case 'cutover':
         return this.sync.committed;
+      case 'validate':
+        return this.validate.status.kind === 'done';
       case 'done':
         return false;
     }
@@ -95,7 +107,21 @@ export class Wizard {
 
   private go(i: number): void {
     this.index = Math.max(0, Math.min(this.steps.length - 1, i));
+    if (this.step.id === 'compatibility') void this.checkCompatibility();
     if (this.step.id === 'scope') void this.scope.load(this.source.effectiveUri);
+  }
+
+  /** The preflight check of both clusters, for everything on the source. */
+  checkCompatibility(force = false): Promise<void> {
+    return this.preflight.run(
+      {
+        sourceUri: this.source.effectiveUri,
+        destinationUri: this.destination.effectiveUri,
+        include: [],
+        exclude: [],
+      },
+      force,
+    );
   }
 
   /** Asks whether an unfinished migration waits on the remembered destination. */
@@ -160,7 +186,9 @@ export class Wizard {
   }
 
   async commit(): Promise<void> {
-    await this.sync.commit({ blockSourceWrites: this.writes === 'block' });
+    // `auto`: the engine verifies every document of small migrations at
+    // commit, and runs the quick checks on large ones.
+    await this.sync.commit({ blockSourceWrites: this.writes === 'block', verify: 'auto' });
   }
 }
 

@@ -1,7 +1,7 @@
 import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import { describe, expect, it } from 'vitest';
 import { backendContext } from '$lib/backend';
-import { FakeBackend, fail, progress } from '$lib/backend/fake';
+import { FakeBackend, fail, preflightReport, progress, verificationOutcome, verifyProgress } from '$lib/backend/fake';
 import WizardView from './WizardView.svelte';
 
 function renderWizard(backend = new FakeBackend()) {
@@ -22,6 +22,9 @@ async function toSyncStep(backend: FakeBackend) {
   await connect('source', 'mongodb://127.0.0.1:1/?replicaSet=s');
   await fireEvent.click(button('next'));
   await connect('destination', 'mongodb://127.0.0.1:2/?replicaSet=d');
+  await fireEvent.click(button('next'));
+  await screen.findByTestId('preflight-summary');
+  await waitFor(() => expect(button('next').disabled).toBe(false));
   await fireEvent.click(button('next'));
   await screen.findByTestId('scope-summary');
   await fireEvent.click(button('next'));
@@ -135,12 +138,88 @@ describe('WizardView', () => {
     backend.emit({ kind: 'progress', ...progress({ phase: 'applying', lagTimeSeconds: 0.5, canCommit: true }) });
     await waitFor(() => expect(button('commit').disabled).toBe(false));
     await fireEvent.click(button('commit'));
-    expect(backend.called('commitMigration')).toEqual([[{ blockSourceWrites: true }]]);
+    expect(backend.called('commitMigration')).toEqual([[{ blockSourceWrites: true, verify: 'auto' }]]);
     await screen.findByTestId('commit-progress');
     backend.emit({ kind: 'progress', ...progress({ state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0 }) });
     await screen.findByTestId('committed');
     await fireEvent.click(button('next'));
+    expect(button('next').disabled).toBe(true);
+    await fireEvent.click(byTestId('verify'));
+    const result = await screen.findByTestId('verify-result');
+    expect(result.textContent).toContain('The destination is identical to the source.');
+    expect(backend.called('runVerification')).toEqual([['full']]);
+    await fireEvent.click(button('next'));
     expect(byTestId('summary').textContent).toContain('Documents copied');
+    expect(byTestId('done-validation').textContent).toContain('identical (1,500 documents compared)');
+  });
+
+  it('stops at a preflight blocker and shows its remedy', async () => {
+    const backend = new FakeBackend();
+    backend.preflight = async () =>
+      preflightReport([
+        {
+          id: 'destination_not_empty',
+          severity: 'blocker',
+          namespace: 'shop.orders',
+          title: 'The destination already holds shop.orders',
+          detail: 'It has 12 documents.',
+          remedy: 'Drop it on the destination, or leave it out of the scope.',
+        },
+        { id: 'oplog', severity: 'warning', title: 'The oplog is short', detail: '2 h.', remedy: 'Resize it.' },
+      ]);
+    renderWizard(backend);
+    await connect('source', 'mongodb://127.0.0.1:1/?replicaSet=s');
+    await fireEvent.click(button('next'));
+    await connect('destination', 'mongodb://127.0.0.1:2/?replicaSet=d');
+    await fireEvent.click(button('next'));
+    const summary = await screen.findByTestId('preflight-summary');
+    expect(summary.textContent).toContain('1 blocker(s) must be fixed first.');
+    expect(screen.getByText(/Drop it on the destination, or leave it out of the scope./)).toBeTruthy();
+    expect(screen.getByText('Warnings: worth a look (1)')).toBeTruthy();
+    expect(button('next').disabled).toBe(true);
+    expect(backend.called('preflightCheck')).toEqual([
+      [
+        {
+          sourceUri: 'mongodb://127.0.0.1:1/?replicaSet=s',
+          destinationUri: 'mongodb://127.0.0.1:2/?replicaSet=d',
+          include: [],
+          exclude: [],
+        },
+      ],
+    ]);
+  });
+
+  it('lists differences, shows a document on both sides and exports the report', async () => {
+    const backend = await toSyncStep(renderWizard());
+    backend.verify = async (_mode, onProgress) => {
+      onProgress(verifyProgress());
+      return verificationOutcome([
+        {
+          namespace: 'shop.orders',
+          kind: 'different',
+          id: { $numberInt: '1' },
+          fieldPaths: ['n'],
+          fields: [{ path: 'n', change: 'value', source: '1', destination: '2' }],
+          detail: 'The field n differs.',
+        },
+      ]);
+    };
+    await fireEvent.click(byTestId('start-sync'));
+    backend.emit({ kind: 'progress', ...progress({ state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0 }) });
+    await waitFor(() => expect(button('next').disabled).toBe(false));
+    await fireEvent.click(button('next'));
+    await waitFor(() => expect(button('next').disabled).toBe(false));
+    await fireEvent.click(button('next'));
+    await fireEvent.click(byTestId('verify-quick'));
+    expect((await screen.findByTestId('verify-result')).textContent).toContain('1 difference(s) found.');
+    await fireEvent.click(screen.getByRole('button', { name: '{"$numberInt":"1"}' }));
+    const pair = await screen.findByTestId('document-pair');
+    expect(pair.textContent).toContain('"n": 1');
+    expect(pair.textContent).toContain('"n": 2');
+    expect(backend.called('documentPair')).toEqual([[{ namespace: 'shop.orders', id: { $numberInt: '1' } }]]);
+    await fireEvent.click(byTestId('export-report'));
+    await screen.findByText('Saved to /tmp/mongoferry-verification.json');
+    expect(backend.called('exportVerification')).toEqual([['/tmp/mongoferry-verification.json']]);
   });
 
   it('shows a migration failure pushed by the engine with its remedy', async () => {
