@@ -1,0 +1,138 @@
+//! The shell's state driven without a window (as yaak's host test does):
+//! the sandbox starts real replica sets with data and a write load, and a
+//! migration started through `AppState` syncs, commits, verifies, and is
+//! offered for resume only while unfinished.
+
+use std::time::{Duration, Instant};
+
+use bson::{doc, Document};
+use mongoferry::{CommitRequest, CommitVerify, Event, Progress, State};
+use mongoferry_desktop::commands::types::StartSyncRequest;
+use mongoferry_desktop::progress::{EventSink, Sink};
+use mongoferry_desktop::session::SessionFile;
+use mongoferry_desktop::state::AppState;
+
+#[derive(Clone, Default)]
+struct Events(std::sync::Arc<std::sync::Mutex<Vec<Event>>>);
+
+impl EventSink for Events {
+    fn send(&self, event: Event) -> bool {
+        self.0.lock().map(|mut v| v.push(event)).is_ok()
+    }
+}
+
+#[derive(Clone, Default)]
+struct Counter(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Sink<mongoferry::VerifyProgress> for Counter {
+    fn send(&self, _: mongoferry::VerifyProgress) -> bool {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        true
+    }
+}
+
+async fn wait_for(state: &AppState, what: &str, f: impl Fn(&Progress) -> bool) -> Progress {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let p = state.progress().await.expect("progress");
+        assert!(p.state != State::Failed, "failed while waiting for {what}: {:?}", p.error);
+        if f(&p) {
+            return p;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}: {p:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sandbox_migration_through_the_shell_state() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = AppState::new(SessionFile::new(dir.path()));
+
+    let sandbox = match state.start_sandbox().await {
+        Ok(s) => s,
+        Err(e) => panic!("{} {}", e.message, e.remedy),
+    };
+    assert!(sandbox.write_load_running);
+    let source = mongodb::Client::with_uri_str(&sandbox.source_uri)
+        .await
+        .expect("source client");
+    let orders = source.database("shop").collection::<Document>("orders");
+    let before = orders.count_documents(doc! {}).await.expect("count");
+    assert!(before >= 30_000, "seeded: {before}");
+    // The write load is running.
+    let ops = |c: &mongodb::Client| {
+        let c = c.clone();
+        async move {
+            let status = c
+                .database("admin")
+                .run_command(doc! { "serverStatus": 1 })
+                .await
+                .expect("serverStatus");
+            let o = status.get_document("opcounters").expect("opcounters");
+            ["insert", "update", "delete"]
+                .iter()
+                .map(|k| mongoferry::copy::number(o.get(*k)))
+                .sum::<u64>()
+        }
+    };
+    let first = ops(&source).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(ops(&source).await > first + 20, "the write load writes");
+    assert_eq!(
+        state.start_sandbox().await.expect("second call").source_uri,
+        sandbox.source_uri,
+        "a second call returns the running sandbox"
+    );
+
+    // A migration through the shell, observed through an event sink.
+    let started = state
+        .start_sync(StartSyncRequest {
+            source_uri: sandbox.source_uri.clone(),
+            destination_uri: sandbox.destination_uri.clone(),
+            include: vec!["shop".into()],
+            exclude: vec![],
+            drop_existing: false,
+        })
+        .await
+        .expect("start");
+    assert!(!started.resumed && started.remembered);
+    let events = Events::default();
+    state.watch(events.clone()).await.expect("watch");
+    wait_for(&state, "the copy", |p| p.can_commit).await;
+    assert!(
+        state.find_resumable().await.is_none(),
+        "no offer while this window runs the migration"
+    );
+    state.stop_sandbox_load().await.expect("stop the load");
+    state
+        .commit(CommitRequest {
+            block_source_writes: false,
+            verify: CommitVerify::Full,
+        })
+        .await
+        .expect("commit");
+    wait_for(&state, "the commit", |p| p.state == State::Committed).await;
+    let counter = Counter::default();
+    let outcome = state
+        .verify(mongoferry::verify::VerifyMode::Full, counter.clone())
+        .await
+        .expect("verification");
+    assert!(outcome.report.identical, "{:?}", outcome.report);
+    assert!(outcome.report.documents_compared >= 52_000);
+    assert!(
+        counter.0.load(std::sync::atomic::Ordering::Relaxed) >= 1,
+        "verification progress was sent"
+    );
+    let seen = events.0.lock().map(|v| v.clone()).unwrap_or_default();
+    assert!(seen
+        .iter()
+        .any(|e| matches!(e, Event::StateChanged { to: State::Committed, .. })));
+    let snapshots = seen.iter().filter(|e| matches!(e, Event::Progress(_))).count();
+    assert!(snapshots > 3, "progress was pushed: {snapshots}");
+
+    // A fresh window (new state, same data dir) offers nothing: committed.
+    let reopened = AppState::new(SessionFile::new(dir.path()));
+    assert!(reopened.find_resumable().await.is_none());
+    state.shutdown().await;
+}
