@@ -27,6 +27,9 @@ const COMMANDS: &[&str] = &[
     "cancel_verification",
     "document_pair",
     "export_verification",
+    "list_profiles",
+    "save_profile",
+    "profile_uri",
 ];
 
 fn main() {

@@ -40,6 +40,9 @@ pub fn export(dir: &Path) -> Result<(), ExportError> {
     types::DocumentRequest::export_all(&cfg)?;
     types::DocumentPair::export_all(&cfg)?;
     types::ExportRequest::export_all(&cfg)?;
+    types::ProfileSummary::export_all(&cfg)?;
+    types::SaveProfileRequest::export_all(&cfg)?;
+    types::ProfileRequest::export_all(&cfg)?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@
 //! - [`state`]: what lives between calls (running migration, sandbox).
 //! - [`ops`]: stateless engine calls (connection test, scope tree).
 //! - [`progress`]: throttled forwarding of engine events to a channel.
+//! - [`profiles`]: saved connection profiles (secrets in the OS keyring).
 //! - [`session`]: remembering the last migration for the resume offer.
 //! - [`bindings`]: TypeScript declarations of the IPC types.
 
@@ -16,6 +17,7 @@ pub mod bindings;
 pub mod commands;
 pub mod error;
 pub mod ops;
+pub mod profiles;
 pub mod progress;
 pub mod session;
 pub mod state;
@@ -60,6 +62,9 @@ pub fn run() -> Result<(), tauri::Error> {
             commands::cancel_verification,
             commands::document_pair,
             commands::export_verification,
+            commands::list_profiles,
+            commands::save_profile,
+            commands::profile_uri,
         ])
         .build(tauri::generate_context!())?;
     app.run(|handle, event| {

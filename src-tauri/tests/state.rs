@@ -35,11 +35,18 @@ async fn wait_for(state: &AppState, what: &str, f: impl Fn(&Progress) -> bool) -
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let p = state.progress().await.expect("progress");
-        assert!(p.state != State::Failed, "failed while waiting for {what}: {:?}", p.error);
+        assert!(
+            p.state != State::Failed,
+            "failed while waiting for {what}: {:?}",
+            p.error
+        );
         if f(&p) {
             return p;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}: {p:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {p:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -125,10 +132,17 @@ async fn sandbox_migration_through_the_shell_state() {
         "verification progress was sent"
     );
     let seen = events.0.lock().map(|v| v.clone()).unwrap_or_default();
-    assert!(seen
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        Event::StateChanged {
+            to: State::Committed,
+            ..
+        }
+    )));
+    let snapshots = seen
         .iter()
-        .any(|e| matches!(e, Event::StateChanged { to: State::Committed, .. })));
-    let snapshots = seen.iter().filter(|e| matches!(e, Event::Progress(_))).count();
+        .filter(|e| matches!(e, Event::Progress(_)))
+        .count();
     assert!(snapshots > 3, "progress was pushed: {snapshots}");
 
     // A fresh window (new state, same data dir) offers nothing: committed.

@@ -16,9 +16,9 @@ use mongoferry::connection::PingReport;
 use mongoferry::preflight::Report;
 use mongoferry::VerifyProgress;
 use types::{
-    AppInfo, DocumentPair, DocumentRequest, ExportRequest, PreflightRequest, ResumableMigration,
-    SandboxInfo, ScopeRequest, ScopeTree, StartSyncRequest, SyncStarted, TestConnectionRequest,
-    VerificationOutcome, VerifyRequest,
+    AppInfo, DocumentPair, DocumentRequest, ExportRequest, PreflightRequest, ProfileRequest,
+    ProfileSummary, ResumableMigration, SandboxInfo, SaveProfileRequest, ScopeRequest, ScopeTree,
+    StartSyncRequest, SyncStarted, TestConnectionRequest, VerificationOutcome, VerifyRequest,
 };
 
 type Result<T> = std::result::Result<T, ErrorInfo>;
@@ -35,6 +35,24 @@ pub fn app_info() -> AppInfo {
 #[tauri::command]
 pub async fn test_connection(request: TestConnectionRequest) -> Result<PingReport> {
     crate::ops::test_connection(request).await
+}
+
+/// The saved connection profiles (secrets shown as `****`).
+#[tauri::command]
+pub async fn list_profiles() -> Result<Vec<ProfileSummary>> {
+    crate::profiles::list().await
+}
+
+/// Saves a connection string as a profile, its secrets in the OS keyring.
+#[tauri::command]
+pub async fn save_profile(request: SaveProfileRequest) -> Result<ProfileSummary> {
+    crate::profiles::save(request).await
+}
+
+/// A profile's connection string with its secrets, for the form.
+#[tauri::command]
+pub async fn profile_uri(request: ProfileRequest) -> Result<String> {
+    crate::profiles::resolve(request.name).await
 }
 
 /// The compatibility (preflight) check of both clusters.

@@ -180,3 +180,28 @@ pub struct DocumentPair {
 pub struct ExportRequest {
     pub path: String,
 }
+
+/// A saved connection profile as the UI lists it: its secrets stay in the
+/// OS keyring and show as `****`.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileSummary {
+    pub name: String,
+    pub display_uri: String,
+}
+
+/// Saves a connection string as a profile; its secrets go to the keyring.
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct SaveProfileRequest {
+    pub name: String,
+    pub uri: String,
+    /// Replace a profile of the same name.
+    pub replace: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct ProfileRequest {
+    pub name: String,
+}

@@ -11,7 +11,9 @@ import type { PingReport } from '$lib/bindings/PingReport';
 import type { PreflightRequest } from '$lib/bindings/PreflightRequest';
 import type { Progress } from '$lib/bindings/Progress';
 import type { Report } from '$lib/bindings/Report';
+import type { ProfileSummary } from '$lib/bindings/ProfileSummary';
 import type { ResumableMigration } from '$lib/bindings/ResumableMigration';
+import type { SaveProfileRequest } from '$lib/bindings/SaveProfileRequest';
 import type { SandboxInfo } from '$lib/bindings/SandboxInfo';
 import type { ScopeRequest } from '$lib/bindings/ScopeRequest';
 import type { ScopeTree } from '$lib/bindings/ScopeTree';
@@ -144,6 +146,8 @@ export class FakeBackend implements Backend {
   private listener: ((event: Event) => void) | null = null;
   current: Progress = progress();
   resumable: ResumableMigration | null = null;
+  /** Saved profiles: name → full connection string. */
+  profiles = new Map<string, string>();
   sandbox: SandboxInfo | null = null;
 
   connect: (request: TestConnectionRequest) => Promise<PingReport> = async (request) => ({
@@ -201,6 +205,24 @@ export class FakeBackend implements Backend {
   testConnection(request: TestConnectionRequest): Promise<PingReport> {
     this.log('testConnection', request);
     return this.connect(request);
+  }
+  async listProfiles(): Promise<ProfileSummary[]> {
+    this.log('listProfiles');
+    return [...this.profiles].map(([name, uri]) => ({ name, displayUri: uri.replace(/:[^:@/]*@/, ':****@') }));
+  }
+  async saveProfile(request: SaveProfileRequest): Promise<ProfileSummary> {
+    this.log('saveProfile', request);
+    if (this.profiles.has(request.name) && !request.replace) {
+      throw fail('profile_exists', `A connection profile named '${request.name}' already exists.`, 'Choose another name.');
+    }
+    this.profiles.set(request.name, request.uri);
+    return { name: request.name, displayUri: request.uri.replace(/:[^:@/]*@/, ':****@') };
+  }
+  async profileUri(name: string): Promise<string> {
+    this.log('profileUri', name);
+    const uri = this.profiles.get(name);
+    if (!uri) throw fail('profile_not_found', `No connection profile is named '${name}'.`, 'Pick one from the list.');
+    return uri;
   }
   preflightCheck(request: PreflightRequest): Promise<Report> {
     this.log('preflightCheck', request);

@@ -13,7 +13,9 @@ import type { PingReport } from '$lib/bindings/PingReport';
 import type { PreflightRequest } from '$lib/bindings/PreflightRequest';
 import type { Progress } from '$lib/bindings/Progress';
 import type { Report } from '$lib/bindings/Report';
+import type { ProfileSummary } from '$lib/bindings/ProfileSummary';
 import type { ResumableMigration } from '$lib/bindings/ResumableMigration';
+import type { SaveProfileRequest } from '$lib/bindings/SaveProfileRequest';
 import type { SandboxInfo } from '$lib/bindings/SandboxInfo';
 import type { ScopeRequest } from '$lib/bindings/ScopeRequest';
 import type { ScopeTree } from '$lib/bindings/ScopeTree';
@@ -28,6 +30,10 @@ export interface Backend {
   appInfo(): Promise<AppInfo>;
   testConnection(request: TestConnectionRequest): Promise<PingReport>;
   preflightCheck(request: PreflightRequest): Promise<Report>;
+  listProfiles(): Promise<ProfileSummary[]>;
+  saveProfile(request: SaveProfileRequest): Promise<ProfileSummary>;
+  /** A profile's connection string, secrets from the OS keyring included. */
+  profileUri(name: string): Promise<string>;
   scopeTree(request: ScopeRequest): Promise<ScopeTree>;
   startSync(request: StartSyncRequest): Promise<SyncStarted>;
   /** Streams progress and events to `onEvent`; resolves with the current snapshot. */

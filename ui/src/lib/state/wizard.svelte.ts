@@ -5,6 +5,7 @@ import { getContext, setContext } from 'svelte';
 import type { Backend } from '$lib/backend';
 import { toErrorInfo } from '$lib/backend';
 import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
+import type { ProfileSummary } from '$lib/bindings/ProfileSummary';
 import type { ResumableMigration } from '$lib/bindings/ResumableMigration';
 import type { SandboxInfo } from '$lib/bindings/SandboxInfo';
 import { ConnectionState } from './connection.svelte';
@@ -48,6 +49,12 @@ export class Wizard {
   readonly validate: ValidateState;
   resumable: ResumableMigration | null = $state(null);
   sandbox: SandboxStatus = $state({ kind: 'none' });
+  /** Saved connection profiles; empty when the keyring cannot be reached. */
+  profiles: ProfileSummary[] = $state([]);
+  /** Why the saved profiles could not be listed, shown as a note. */
+  profilesUnavailable: ErrorInfo | null = $state(null);
+  /** The last failure to use or save a profile. */
+  profileError: ErrorInfo | null = $state(null);
   /** Cutover checklist: how writes to the source are stopped. */
   writes: 'stopped-by-me' | 'block' | null = $state(null);
 
@@ -122,6 +129,42 @@ export class Wizard {
       },
       force,
     );
+  }
+
+  async loadProfiles(): Promise<void> {
+    try {
+      this.profiles = await this.backend.listProfiles();
+    } catch (error) {
+      // No keyring (a headless session) must not stop the wizard: the
+      // profile list stays empty and saving reports why.
+      this.profiles = [];
+      this.profilesUnavailable = toErrorInfo(error);
+    }
+  }
+
+  /** Fills one side's connection string from a saved profile. */
+  async useProfile(side: 'source' | 'destination', name: string): Promise<void> {
+    const conn = side === 'source' ? this.source : this.destination;
+    this.profileError = null;
+    try {
+      conn.setUri(await this.backend.profileUri(name));
+    } catch (error) {
+      this.profileError = toErrorInfo(error);
+    }
+  }
+
+  /** Saves one side's connection string as a profile. */
+  async saveProfile(side: 'source' | 'destination', name: string): Promise<boolean> {
+    const conn = side === 'source' ? this.source : this.destination;
+    this.profileError = null;
+    try {
+      await this.backend.saveProfile({ name: name.trim(), uri: conn.effectiveUri, replace: false });
+      await this.loadProfiles();
+      return true;
+    } catch (error) {
+      this.profileError = toErrorInfo(error);
+      return false;
+    }
   }
 
   /** Asks whether an unfinished migration waits on the remembered destination. */

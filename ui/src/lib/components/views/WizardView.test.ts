@@ -236,3 +236,35 @@ describe('WizardView', () => {
     expect(alert.textContent).toContain('Start the migration afresh.');
   });
 });
+
+describe('saved profiles', () => {
+  it('saves a connection string as a profile and fills the form from one', async () => {
+    const backend = renderWizard();
+    await fireEvent.input(byTestId('source-uri'), { target: { value: 'mongodb://alice:pw@db1:27017/?replicaSet=rs' } });
+    await fireEvent.input(screen.getByLabelText('Profile name'), { target: { value: 'prod' } });
+    await fireEvent.click(byTestId('source-save-profile'));
+    await screen.findByText(/Saved “prod”/);
+    expect(backend.called('saveProfile')).toEqual([
+      [{ name: 'prod', uri: 'mongodb://alice:pw@db1:27017/?replicaSet=rs', replace: false }],
+    ]);
+    const select = (await screen.findByTestId('source-profile')) as HTMLSelectElement;
+    expect(select.textContent).toContain('prod — mongodb://alice:****@db1:27017/?replicaSet=rs');
+    await fireEvent.input(byTestId('source-uri'), { target: { value: '' } });
+    await fireEvent.change(select, { target: { value: 'prod' } });
+    await waitFor(() =>
+      expect((byTestId('source-uri') as HTMLInputElement).value).toBe('mongodb://alice:pw@db1:27017/?replicaSet=rs'),
+    );
+  });
+
+  it('reports a duplicate name with its remedy', async () => {
+    const backend = new FakeBackend();
+    backend.profiles.set('prod', 'mongodb://db1');
+    renderWizard(backend);
+    await fireEvent.input(byTestId('source-uri'), { target: { value: 'mongodb://db2' } });
+    await fireEvent.input(screen.getByLabelText('Profile name'), { target: { value: 'prod' } });
+    await fireEvent.click(byTestId('source-save-profile'));
+    const alert = await screen.findByRole('alert');
+    expect(alert.textContent).toContain("A connection profile named 'prod' already exists.");
+    expect(alert.textContent).toContain('Choose another name.');
+  });
+});
