@@ -71,8 +71,7 @@ impl AuthMechanism {
     pub fn built_in(&self) -> bool {
         match self {
             AuthMechanism::Aws => cfg!(feature = "aws-auth"),
-            AuthMechanism::Gssapi => false,
-            _ => true,
+            other => *other != AuthMechanism::Gssapi,
         }
     }
 
@@ -471,13 +470,13 @@ impl Profile {
                     return Err(invalid("MONGODB-X509 authentication takes no password"));
                 }
             }
-            Some(AuthMechanism::Plain | AuthMechanism::ScramSha1 | AuthMechanism::ScramSha256) => {
-                if self.username.is_none() {
-                    return Err(invalid(format!(
-                        "{} authentication needs a user name",
-                        self.auth_mechanism.map(|m| m.as_str()).unwrap_or_default()
-                    )));
-                }
+            Some(
+                m @ (AuthMechanism::Plain | AuthMechanism::ScramSha1 | AuthMechanism::ScramSha256),
+            ) if self.username.is_none() => {
+                return Err(invalid(format!(
+                    "{} authentication needs a user name",
+                    m.as_str()
+                )));
             }
             _ => {}
         }
