@@ -358,9 +358,10 @@ impl Profile {
             }
         }
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (key, raw) = pair.split_once('=').ok_or_else(|| {
-                invalid(format!("the option '{}' has no value", pair.escape_debug()))
-            })?;
+            // The text is not quoted: a stray password may be in it.
+            let (key, raw) = pair
+                .split_once('=')
+                .ok_or_else(|| invalid("every option must be key=value"))?;
             let value =
                 decode(raw).ok_or_else(|| invalid(format!("the value of {key} is not UTF-8")))?;
             profile.apply_option(key, value, &mut secrets)?;
@@ -485,7 +486,7 @@ impl Profile {
 
     /// The driver's own parser agrees (no DNS; placeholders stand in for
     /// secrets, so no secret reaches an error message).
-    fn check_with_driver(&self, secrets: &Secrets) -> Result<()> {
+    pub(crate) fn check_with_driver(&self, secrets: &Secrets) -> Result<()> {
         let mut placeholders = Secrets::default();
         for k in secrets.kinds() {
             placeholders.set(k, "placeholder");
@@ -762,6 +763,7 @@ mod tests {
             "mongodb://u:Sekret-9@db1/?authMechanism=MONGODB-X509",
             "mongodb://u:Sekret-9@db1/?notAnOption=1",
             "mongodb://u:Sekret-9@db1/?password=x",
+            "mongodb://u:Sekret-9@db1/?Sekret-9",
         ] {
             let e = Profile::parse("bad", bad).expect_err(bad);
             assert_eq!(e.code(), "invalid_profile", "{bad}: {e}");
