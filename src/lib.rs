@@ -9,6 +9,8 @@
 //! - [`catalog`]: namespaces, options and indexes on either side.
 //! - [`checkpoint`]: the durable state in the destination's `__mongoferry`.
 //! - [`cluster`]: connecting and learning a deployment's shape.
+//! - [`connection`]: profiles (secrets in the OS keyring), TLS, testing a
+//!   connection, classifying why one failed.
 //! - [`scope`]: include/exclude patterns.
 //! - [`progress`]: states, the progress snapshot, events, rates.
 //! - [`sharding`]: shard keys and pre-splitting on sharded destinations.
@@ -25,6 +27,7 @@ pub mod apply;
 pub mod catalog;
 pub mod checkpoint;
 pub mod cluster;
+pub mod connection;
 pub mod copy;
 pub mod error;
 pub mod events;

@@ -2,6 +2,8 @@
 //! comparison, and running the CLI as a child process.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::time::Duration;
 
 use bson::{doc, Document, RawDocumentBuf};

@@ -5,6 +5,8 @@
 mod api;
 mod bench;
 mod display;
+mod ping;
+mod profile;
 
 use std::process::ExitCode;
 
@@ -39,6 +41,12 @@ enum Command {
     Commit(CommitArgs),
     /// Measure copy throughput and sync lag on two local replica sets.
     Bench(bench::BenchArgs),
+    /// Save, list, show and remove connection profiles (secrets go to the
+    /// OS keyring).
+    Profile(profile::ProfileArgs),
+    /// Test a connection: topology, version, user, TLS certificate, round
+    /// trip, or why it fails.
+    Ping(ping::PingArgs),
 }
 
 #[derive(Args)]
@@ -61,11 +69,17 @@ struct CommitArgs {
 #[derive(Args)]
 struct SyncArgs {
     /// Source connection string (or MONGOFERRY_SOURCE).
-    #[arg(long, env = "MONGOFERRY_SOURCE", hide_env_values = true)]
-    source: String,
+    #[arg(long)]
+    source: Option<String>,
+    /// A saved profile to use as the source, instead of --source.
+    #[arg(long, value_name = "NAME", conflicts_with = "source")]
+    source_profile: Option<String>,
     /// Destination connection string (or MONGOFERRY_DESTINATION).
-    #[arg(long, env = "MONGOFERRY_DESTINATION", hide_env_values = true)]
-    destination: String,
+    #[arg(long)]
+    destination: Option<String>,
+    /// A saved profile to use as the destination, instead of --destination.
+    #[arg(long, value_name = "NAME", conflicts_with = "destination")]
+    destination_profile: Option<String>,
     /// Namespaces to migrate: 'db', 'db.coll', '*' wildcards. Repeatable.
     #[arg(long = "include", value_name = "PATTERN")]
     include: Vec<String>,
@@ -139,6 +153,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             .await
         }
         Command::Bench(args) => bench::run(args).await,
+        Command::Profile(args) => profile::run(args).await,
+        Command::Ping(args) => ping::run(args).await,
     }
 }
 
@@ -166,7 +182,15 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     // Bind first: a second sync on the same port must fail before it
     // touches either cluster.
     let listener = api::bind(args.port).await?;
-    let mut config = SyncConfig::new(args.source, args.destination);
+    let source =
+        profile::resolve_uri(mongoferry::Role::Source, args.source, args.source_profile).await?;
+    let destination = profile::resolve_uri(
+        mongoferry::Role::Destination,
+        args.destination,
+        args.destination_profile,
+    )
+    .await?;
+    let mut config = SyncConfig::new(source, destination);
     config.include = args.include;
     config.exclude = args.exclude;
     config.fresh = args.fresh;
@@ -193,6 +217,14 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         migration.destination().version,
         args.port
     );
+    for (side, c) in [
+        ("source", migration.source()),
+        ("destination", migration.destination()),
+    ] {
+        for w in &c.warnings {
+            eprintln!("WARNING ({side}): {}", w.message);
+        }
+    }
     let handle = migration.handle();
     tokio::spawn(api::serve(listener, handle.clone()));
     tokio::spawn(shutdown_on_signal(cancel.clone()));
