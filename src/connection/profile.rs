@@ -71,8 +71,7 @@ impl AuthMechanism {
     pub fn built_in(&self) -> bool {
         match self {
             AuthMechanism::Aws => cfg!(feature = "aws-auth"),
-            AuthMechanism::Gssapi => false,
-            _ => true,
+            other => *other != AuthMechanism::Gssapi,
         }
     }
 
@@ -359,9 +358,10 @@ impl Profile {
             }
         }
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (key, raw) = pair.split_once('=').ok_or_else(|| {
-                invalid(format!("the option '{}' has no value", pair.escape_debug()))
-            })?;
+            // The text is not quoted: a stray password may be in it.
+            let (key, raw) = pair
+                .split_once('=')
+                .ok_or_else(|| invalid("every option must be key=value"))?;
             let value =
                 decode(raw).ok_or_else(|| invalid(format!("the value of {key} is not UTF-8")))?;
             profile.apply_option(key, value, &mut secrets)?;
@@ -471,13 +471,13 @@ impl Profile {
                     return Err(invalid("MONGODB-X509 authentication takes no password"));
                 }
             }
-            Some(AuthMechanism::Plain | AuthMechanism::ScramSha1 | AuthMechanism::ScramSha256) => {
-                if self.username.is_none() {
-                    return Err(invalid(format!(
-                        "{} authentication needs a user name",
-                        self.auth_mechanism.map(|m| m.as_str()).unwrap_or_default()
-                    )));
-                }
+            Some(
+                m @ (AuthMechanism::Plain | AuthMechanism::ScramSha1 | AuthMechanism::ScramSha256),
+            ) if self.username.is_none() => {
+                return Err(invalid(format!(
+                    "{} authentication needs a user name",
+                    m.as_str()
+                )));
             }
             _ => {}
         }
@@ -486,7 +486,7 @@ impl Profile {
 
     /// The driver's own parser agrees (no DNS; placeholders stand in for
     /// secrets, so no secret reaches an error message).
-    fn check_with_driver(&self, secrets: &Secrets) -> Result<()> {
+    pub(crate) fn check_with_driver(&self, secrets: &Secrets) -> Result<()> {
         let mut placeholders = Secrets::default();
         for k in secrets.kinds() {
             placeholders.set(k, "placeholder");
@@ -763,6 +763,7 @@ mod tests {
             "mongodb://u:Sekret-9@db1/?authMechanism=MONGODB-X509",
             "mongodb://u:Sekret-9@db1/?notAnOption=1",
             "mongodb://u:Sekret-9@db1/?password=x",
+            "mongodb://u:Sekret-9@db1/?Sekret-9",
         ] {
             let e = Profile::parse("bad", bad).expect_err(bad);
             assert_eq!(e.code(), "invalid_profile", "{bad}: {e}");

@@ -146,9 +146,12 @@ impl ProfileStore {
     /// keyring failure leaves no profile pointing at missing secrets).
     /// Fails with `profile_exists` unless `replace`.
     pub fn save(&self, profile: &Profile, secrets: &Secrets, replace: bool) -> Result<()> {
-        profile.validate()?;
         let mut profile = profile.clone();
         profile.secrets = secrets.kinds();
+        // A profile may come from a form rather than a parsed string: the
+        // driver's parser checks it too.
+        profile.validate()?;
+        profile.check_with_driver(secrets)?;
         let mut file = self.read()?;
         let existing = file.profiles.iter().position(|p| p.name == profile.name);
         if existing.is_some() && !replace {
