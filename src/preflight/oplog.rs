@@ -196,7 +196,7 @@ pub fn assess(
                 human_duration(copy),
             );
             let remedy = format!(
-                "Make the oplog larger on every member of the source, e.g. db.adminCommand({{replSetResizeOplog: 1, size: {wanted_mb}}}) (MB) for twice the copy time, or set storage.oplogMinRetentionHours; if the copy is faster than {rate}, say so with --copy-throughput."
+                "Make the oplog larger on every member of the source, e.g. db.adminCommand({{replSetResizeOplog: 1, size: {wanted_mb}}}) (MB) for twice the copy time, or set storage.oplogMinRetentionHours; if the copy is faster than {rate}, say so with --copy-throughput (MiB/s)."
             );
             let mut out = Vec::new();
             if resuming {

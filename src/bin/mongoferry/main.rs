@@ -96,10 +96,10 @@ struct SyncArgs {
     /// Ranges copied in parallel.
     #[arg(long, default_value_t = Tuning::default().copy_concurrency)]
     copy_concurrency: usize,
-    /// Copy throughput to assume, in MB/s, when the preflight check weighs
+    /// Copy throughput to assume, in MiB/s, when the preflight check weighs
     /// the copy against the source's oplog window.
-    #[arg(long, value_name = "MB_PER_S", default_value_t = mongoferry::preflight::DEFAULT_COPY_BYTES_PER_SECOND as f64 / 1e6)]
-    copy_throughput: f64,
+    #[arg(long, value_name = "MIB_PER_S", default_value = check::DEFAULT_THROUGHPUT, value_parser = check::throughput)]
+    copy_throughput: u64,
 }
 
 fn main() -> ExitCode {
@@ -181,9 +181,7 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     config.fresh = args.fresh;
     config.drop_existing = args.drop_existing;
     config.block_source_writes = args.block_source_writes;
-    if args.copy_throughput.is_finite() && args.copy_throughput > 0.0 {
-        config.copy_bytes_per_second = (args.copy_throughput * 1e6) as u64;
-    }
+    config.copy_bytes_per_second = args.copy_throughput;
     config.tuning.copy_concurrency = args.copy_concurrency;
 
     let cancel = CancellationToken::new();
