@@ -272,7 +272,23 @@ async fn a_copy_whose_start_fell_off_the_oplog_fails_with_history_lost() {
 
     let port = api_port();
     let (source_uri, dest_uri) = (source.uri(), destination.uri());
-    let mut first = CliProcess::sync(&source_uri, &dest_uri, port, &["--copy-concurrency", "1"]);
+    // At the throughput it assumes, the preflight check sees that this
+    // copy cannot finish inside the oplog window, and refuses to start.
+    let mut refused = CliProcess::sync(&source_uri, &dest_uri, port, &["--copy-concurrency", "1"]);
+    let status = refused.wait_exit(Duration::from_secs(60)).await;
+    assert!(!status.success(), "{}", refused.stderr());
+    assert!(
+        refused
+            .stderr()
+            .contains("The source's oplog is too short for the copy"),
+        "{}",
+        refused.stderr()
+    );
+    assert!(stored_state(&dest).await.is_none(), "nothing was written");
+    // Told that the copy is fast, it starts; the watchdog is what stops
+    // this one.
+    let fast = ["--copy-concurrency", "1", "--copy-throughput", "100000"];
+    let mut first = CliProcess::sync(&source_uri, &dest_uri, port, &fast);
     wait_api(
         &mut first,
         port,
@@ -294,7 +310,7 @@ async fn a_copy_whose_start_fell_off_the_oplog_fails_with_history_lost() {
 
     roll_oplog_past(&src, start_at).await;
 
-    let mut second = CliProcess::sync(&source_uri, &dest_uri, port, &["--copy-concurrency", "1"]);
+    let mut second = CliProcess::sync(&source_uri, &dest_uri, port, &fast);
     let started = std::time::Instant::now();
     let status = second.wait_exit(Duration::from_secs(90)).await;
     let stderr = second.stderr();

@@ -300,6 +300,13 @@ pub fn blocked_message(report: &Report) -> String {
         .collect();
     match titles.as_slice() {
         [one] => format!("The migration cannot start: {one}."),
+        // A sentence, not a dump: a thousand blockers name the first few.
+        many if many.len() > 3 => format!(
+            "The migration cannot start ({} blockers): {}; and {} more.",
+            many.len(),
+            many[..3].join("; "),
+            many.len() - 3
+        ),
         many => format!(
             "The migration cannot start ({} blockers): {}.",
             many.len(),
@@ -385,11 +392,13 @@ pub async fn run(
     };
     findings.extend(privileges::assess(Role::Source, &src_auth, &needs));
     findings.extend(privileges::assess(Role::Destination, &dest_auth, &needs));
+    let resuming = !request.fresh && matches!(dest_facts.stored, Ok(Some(_)));
     let (oplog_findings, window) = oplog::assess(
         &oplog_facts,
         &source.topology,
         totals.data_bytes,
         throughput,
+        resuming,
     );
     findings.extend(oplog_findings);
     findings.extend(destination::assess(
@@ -596,6 +605,15 @@ mod tests {
             "The migration cannot start (2 blockers): First; Second."
         );
         assert!(e.remedy().contains("mongoferry check"), "{}", e.remedy());
+        let many = report(
+            (0..10)
+                .map(|i| Finding::blocker("x", format!("B{i}"), "d", "r"))
+                .collect(),
+        );
+        assert_eq!(
+            Error::from(many).to_string(),
+            "The migration cannot start (10 blockers): B0; B1; B2; and 7 more."
+        );
     }
 
     #[test]

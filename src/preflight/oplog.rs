@@ -135,11 +135,15 @@ pub fn window_seconds(facts: &Facts) -> Option<f64> {
     Some((span * growth).max(min_retention_hours * 3600.0))
 }
 
+/// `resuming`: a stored migration will carry on, so no copy starts over
+/// from scratch; whether its own start is still in the oplog is the
+/// destination check's business (`history_lost`).
 pub fn assess(
     facts: &Facts,
     topology: &Topology,
     data_bytes: u64,
     bytes_per_second: u64,
+    resuming: bool,
 ) -> (Vec<Finding>, Option<f64>) {
     let copy = data_bytes as f64 / bytes_per_second.max(1) as f64;
     let rate = format!("{}/s", human_bytes(bytes_per_second));
@@ -192,9 +196,12 @@ pub fn assess(
                 human_duration(copy),
             );
             let remedy = format!(
-                "Make the oplog larger on every member of the source, e.g. db.adminCommand({{replSetResizeOplog: 1, size: {wanted_mb}}}) (MB) for twice the copy time, or set storage.oplogMinRetentionHours; if the copy is faster than {rate}, say so with --copy-throughput."
+                "Make the oplog larger on every member of the source, e.g. db.adminCommand({{replSetResizeOplog: 1, size: {wanted_mb}}}) (MB) for twice the copy time, or set storage.oplogMinRetentionHours; if the copy is faster than {rate}, say so with --copy-throughput (MiB/s)."
             );
             let mut out = Vec::new();
+            if resuming {
+                return (out, Some(window));
+            }
             if copy >= window {
                 out.push(Finding::blocker(
                     "oplog_window_too_short",
@@ -248,17 +255,23 @@ mod tests {
         let f = read(3600, 990 * MB, 990 * MB);
         assert_eq!(window_seconds(&f), Some(3600.0));
         // 10 GiB at 10 MiB/s: 1024 s, under half the window: fine.
-        let (out, w) = assess(&f, &rs(), 10 * 1024 * MB, 10 * MB);
+        let (out, w) = assess(&f, &rs(), 10 * 1024 * MB, 10 * MB, false);
         assert!(out.is_empty(), "{out:#?}");
         assert_eq!(w, Some(3600.0));
         // 20 GiB: 2048 s, over half: tight.
-        let (out, _) = assess(&f, &rs(), 20 * 1024 * MB, 10 * MB);
+        let (out, _) = assess(&f, &rs(), 20 * 1024 * MB, 10 * MB, false);
         assert_eq!(
             (out[0].id.as_str(), out[0].severity),
             ("oplog_window_tight", Severity::Warning)
         );
         // 40 GiB: 4096 s, longer than the window: blocked.
-        let (out, _) = assess(&f, &rs(), 40 * 1024 * MB, 10 * MB);
+        let (out, w) = assess(&f, &rs(), 40 * 1024 * MB, 10 * MB, true);
+        assert!(
+            out.is_empty(),
+            "a resumed migration does not copy from scratch"
+        );
+        assert_eq!(w, Some(3600.0));
+        let (out, _) = assess(&f, &rs(), 40 * 1024 * MB, 10 * MB, false);
         assert_eq!(
             (out[0].id.as_str(), out[0].severity),
             ("oplog_window_too_short", Severity::Blocker)
@@ -301,24 +314,30 @@ mod tests {
     fn the_suggested_size_holds_twice_the_copy() {
         // 100 MB written in 100 s: 1 MB/s. A copy of 10,000 s wants 20,000 MB.
         let f = read(100, 100_000_000, 100_000_000);
-        let (out, _) = assess(&f, &rs(), 10_000 * 1_000_000, 1_000_000);
+        let (out, _) = assess(&f, &rs(), 10_000 * 1_000_000, 1_000_000, false);
         assert!(out[0].remedy.contains("size: 20000"), "{}", out[0].remedy);
         // Never below the server's minimum.
-        let (out, _) = assess(&f, &rs(), 150 * 1_000_000, 1_000_000);
+        let (out, _) = assess(&f, &rs(), 150 * 1_000_000, 1_000_000, false);
         assert!(out[0].remedy.contains("size: 990"), "{}", out[0].remedy);
     }
 
     #[test]
     fn shards_and_unreadable_oplogs_are_reported_not_guessed() {
-        let (out, w) = assess(&Facts::NotApplicable, &Topology::Sharded, MB, MB);
+        let (out, w) = assess(&Facts::NotApplicable, &Topology::Sharded, MB, MB, false);
         assert_eq!(out[0].id, "oplog_not_checked");
         assert_eq!(w, None);
-        let (out, _) = assess(&Facts::NotApplicable, &RS, MB, MB);
+        let (out, _) = assess(&Facts::NotApplicable, &RS, MB, MB, false);
         assert!(
             out.is_empty(),
             "a standalone is the topology check's business"
         );
-        let (out, _) = assess(&Facts::Unreadable("not authorized".into()), &rs(), MB, MB);
+        let (out, _) = assess(
+            &Facts::Unreadable("not authorized".into()),
+            &rs(),
+            MB,
+            MB,
+            false,
+        );
         assert_eq!(
             (out[0].id.as_str(), out[0].severity),
             ("oplog_unreadable", Severity::Warning)

@@ -269,8 +269,9 @@ pub fn covers(held: &Resource, target: &Target) -> bool {
         }
         (Resource::Namespace { db, coll }, Target::Coll(d, c)) => {
             let normal = !c.starts_with("system.");
-            (db == d && coll == c)
-                || (db.is_empty() && coll == c)
+            // The named collection, in that database or in any; or the
+            // database's normal collections.
+            (coll == c && (db == d || db.is_empty()))
                 || (coll.is_empty() && normal && (db == d || (db.is_empty() && !special(d))))
         }
         _ => false,
@@ -398,8 +399,7 @@ pub fn assess(side: Role, auth: &Auth, needs: &Needs) -> Vec<Finding> {
             privileges,
         } => {
             // Missing actions, grouped by the role that grants them.
-            let mut groups: BTreeMap<(Severity, &'static str), Vec<(Target, Vec<&'static str>, &'static str)>> =
-                BTreeMap::new();
+            let mut groups: BTreeMap<(Severity, &'static str), Vec<Lack>> = BTreeMap::new();
             for need in required(side, needs) {
                 let lacking = missing(privileges, &need);
                 if !lacking.is_empty() {
@@ -420,11 +420,15 @@ pub fn assess(side: Role, auth: &Auth, needs: &Needs) -> Vec<Finding> {
     }
 }
 
+/// A need not met: where, the actions missing there, and why they are
+/// needed.
+type Lack = (Target, Vec<&'static str>, &'static str);
+
 fn finding(
     side: Role,
     severity: Severity,
     role: &str,
-    lacks: &[(Target, Vec<&'static str>, &'static str)],
+    lacks: &[Lack],
     user: &str,
     user_db: &str,
     roles: &[String],

@@ -33,27 +33,34 @@ pub struct CheckArgs {
     /// The commit will block the source's writes.
     #[arg(long)]
     block_source_writes: bool,
-    /// Copy throughput to assume, in MB/s, when weighing the copy against
+    /// Copy throughput to assume, in MiB/s, when weighing the copy against
     /// the source's oplog window.
-    #[arg(long, value_name = "MB_PER_S", default_value_t = preflight::DEFAULT_COPY_BYTES_PER_SECOND as f64 / 1e6)]
-    copy_throughput: f64,
+    #[arg(long, value_name = "MIB_PER_S", default_value = DEFAULT_THROUGHPUT, value_parser = throughput)]
+    copy_throughput: u64,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
 }
 
-pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    if !(args.copy_throughput.is_finite() && args.copy_throughput > 0.0) {
-        eprintln!("error: --copy-throughput must be a positive number of MB/s.");
-        return Ok(ExitCode::from(2));
+/// `--copy-throughput`'s default, in MiB/s: the engine's assumption.
+pub const DEFAULT_THROUGHPUT: &str = "20";
+
+/// Parses `--copy-throughput` (MiB/s, a positive number) into bytes/s.
+pub fn throughput(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(((v * 1024.0 * 1024.0) as u64).max(1)),
+        _ => Err("it must be a positive number of MiB/s, such as 20 or 0.5".to_string()),
     }
+}
+
+pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let request = CheckRequest {
         include: args.include,
         exclude: args.exclude,
         drop_existing: args.drop_existing,
         fresh: args.fresh,
         block_source_writes: args.block_source_writes,
-        copy_bytes_per_second: (args.copy_throughput * 1e6).max(1.0) as u64,
+        copy_bytes_per_second: args.copy_throughput,
         ..CheckRequest::default()
     };
     let report = match preflight::check(&args.source, &args.destination, request).await {

@@ -141,6 +141,10 @@ struct SyncArgs {
     /// Ranges copied in parallel.
     #[arg(long, default_value_t = Tuning::default().copy_concurrency)]
     copy_concurrency: usize,
+    /// Copy throughput to assume, in MiB/s, when the preflight check weighs
+    /// the copy against the source's oplog window.
+    #[arg(long, value_name = "MIB_PER_S", default_value = check::DEFAULT_THROUGHPUT, value_parser = check::throughput)]
+    copy_throughput: u64,
 }
 
 fn main() -> ExitCode {
@@ -236,6 +240,7 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     config.fresh = args.fresh;
     config.drop_existing = args.drop_existing;
     config.block_source_writes = args.block_source_writes;
+    config.copy_bytes_per_second = args.copy_throughput;
     config.tuning.copy_concurrency = args.copy_concurrency;
 
     let cancel = CancellationToken::new();
