@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, running and testing Mongoferry needs on Debian or
 # Ubuntu: system libraries (WebKitGTK for the desktop shell, the libraries
-# mongod links against, a virtual display for headless runs), the Rust
+# mongod links against, a virtual display for headless runs, D-Bus and a
+# Secret Service for the keyring that holds profile secrets), the Rust
 # toolchain and Node.js when missing, the front end's npm packages, and the
 # mongod used by the tests and the sandbox. Safe to run again.
 set -euo pipefail
@@ -15,6 +16,10 @@ APT_PACKAGES=(
     libwebkit2gtk-4.1-dev libssl-dev librsvg2-dev
     libcurl4 liblzma5 libssl3
     xvfb xauth
+    # The OS keyring: libdbus to build the keyring crate's Secret Service
+    # client; dbus, gnome-keyring and keyutils so the tests have real
+    # keyrings to talk to (scripts/test.sh starts them).
+    libdbus-1-dev dbus dbus-user-session gnome-keyring libsecret-1-0 keyutils
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

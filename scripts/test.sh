@@ -27,4 +27,14 @@ if [[ -f ui/package.json ]]; then
 fi
 
 step "cargo test (workspace; integration tests start real mongod replica sets)"
-cargo test --workspace --locked
+# The keyring tests need real keyrings: a kernel session keyring
+# (keyctl session) and a Secret Service (gnome-keyring under its own D-Bus
+# session, its login keyring unlocked with an empty password and kept in a
+# temp dir, so the developer's own keyring is never touched).
+keyring_home=$(mktemp -d)
+trap 'rm -rf "$keyring_home"' EXIT
+XDG_DATA_HOME="$keyring_home" keyctl session - \
+    dbus-run-session -- bash -c '
+        printf "\n" | gnome-keyring-daemon --unlock --components=secrets >/dev/null
+        exec cargo test --workspace --locked
+    '

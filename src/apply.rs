@@ -614,7 +614,7 @@ async fn apply_ddl(ctx: &Arc<Ctx>, mapping: &mut Mapping, ddl: DdlEvent) -> Resu
                         )
                         .await?;
                         catalog::create_namespace(&ctx.dest, &to, &src_ns.options).await?;
-                        crate::copy::copy_whole(ctx, &to, Some(&uuid), src_ns.is_capped()).await?;
+                        crate::copy::copy_whole(ctx, &to, Some(&uuid)).await?;
                         let specs = catalog::list_indexes(&ctx.src, &to).await?;
                         catalog::create_indexes(&ctx.dest, &to, &specs).await?;
                         mapping.insert(&uuid, to);

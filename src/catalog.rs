@@ -10,6 +10,8 @@ use bson::spec::BinarySubtype;
 use bson::{doc, rawdoc, Binary, Bson, Document, RawBson, RawDocumentBuf};
 use futures_util::future::try_join_all;
 use futures_util::TryStreamExt;
+use mongodb::options::SelectionCriteria;
+use std::sync::Arc;
 
 use crate::cluster::Cluster;
 use crate::error::{Error, MongoContext, Result, Role};
@@ -120,6 +122,18 @@ pub async fn find_raw(
     uuid: Option<&Binary>,
     options: RawDocumentBuf,
 ) -> Result<Option<mongodb::Cursor<RawDocumentBuf>>> {
+    find_raw_on(cluster, ns, uuid, options, None).await
+}
+
+/// [`find_raw`], served by the member at `node` (`host:port`) when one is
+/// named, primary or not: record ids are that member's own.
+pub async fn find_raw_on(
+    cluster: &Cluster,
+    ns: &Namespace,
+    uuid: Option<&Binary>,
+    options: RawDocumentBuf,
+    node: Option<&str>,
+) -> Result<Option<mongodb::Cursor<RawDocumentBuf>>> {
     let mut cmd = match uuid.filter(|_| !cluster.is_sharded()) {
         Some(u) => rawdoc! { "find": RawBson::Binary(u.clone()) },
         None => rawdoc! { "find": ns.coll.as_str() },
@@ -128,12 +142,15 @@ pub async fn find_raw(
         cmd.append_ref(k, v);
     }
     cmd.append("readConcern", rawdoc! { "level": "majority" });
-    match cluster
-        .client
-        .database(&ns.db)
-        .run_raw_cursor_command(cmd)
-        .await
-    {
+    let db = cluster.client.database(&ns.db);
+    let mut action = db.run_raw_cursor_command(cmd);
+    if let Some(node) = node {
+        let node = node.to_ascii_lowercase();
+        action = action.selection_criteria(SelectionCriteria::Predicate(Arc::new(move |s| {
+            s.address().to_string().to_ascii_lowercase() == node
+        })));
+    }
+    match action.await {
         Ok(c) => Ok(Some(c.with_type::<RawDocumentBuf>())),
         // Dropped since: its drop event follows.
         Err(e) if server_code(&e) == Some(retry::NAMESPACE_NOT_FOUND) => Ok(None),

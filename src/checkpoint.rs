@@ -77,7 +77,24 @@ impl NamespaceDoc {
     }
 }
 
-/// One `_id` range of a collection's copy.
+/// How a range of a collection's copy is bounded and read.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum RangeKey {
+    /// `[min, max)` in `_id` index order, read with `hint({_id: 1})` plus
+    /// `min`/`max` index bounds. Works on any topology and any node.
+    #[default]
+    Id,
+    /// `(min, max]` in record-id order, read as a collection scan that
+    /// starts after `min` (`$_resumeAfter`) and stops past `max`. Record
+    /// ids belong to one node, so the range names it in `node`.
+    RecordId,
+    /// The whole collection in natural order (capped collections, and
+    /// collections too small to split).
+    Natural,
+}
+
+/// One range of a collection's copy.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct PartitionDoc {
@@ -86,11 +103,23 @@ pub struct PartitionDoc {
     pub id: String,
     pub ns: String,
     pub n: u32,
-    /// Inclusive lower `_id` bound; none for the first range.
+    #[serde(default)]
+    pub key: RangeKey,
+    /// The lower bound; none for the first range. Inclusive for `_id`,
+    /// exclusive for record ids.
     pub min: Option<Bson>,
-    /// Exclusive upper `_id` bound; none for the last range.
+    /// The upper bound; none for the last range. Exclusive for `_id`,
+    /// inclusive for record ids.
     pub max: Option<Bson>,
-    pub natural_order: bool,
+    /// For record-id ranges: the `host:port` of the source node whose
+    /// record ids bound the range, and which alone may read it.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// For record-id ranges: other record ids just below `min`, nearest
+    /// first, where the read can start if the document at `min` has been
+    /// deleted since the plan (`$_resumeAfter` needs one that exists).
+    #[serde(default)]
+    pub fallback_starts: Vec<i64>,
     pub done: bool,
     pub docs: u64,
     pub bytes: u64,

@@ -2,6 +2,9 @@
 //! identity, and its current cluster time.
 //!
 //! Connection strings are parsed here and never stored or shown unredacted.
+//! A `tlsAllowInvalidHostnames` connection, which the driver's rustls back
+//! end cannot make, is made with the driver's certificate checks off and
+//! each server's chain checked by [`crate::connection::tls`] first.
 
 use std::time::Duration;
 
@@ -10,6 +13,9 @@ use mongodb::options::{ClientOptions, ReadConcern, WriteConcern};
 use mongodb::Client;
 use serde::Serialize;
 
+use crate::connection::classify::{self, Context};
+use crate::connection::tls::{self as conn_tls, TlsSettings, Verification};
+use crate::connection::{tls_warnings, ConnectionWarning};
 use crate::error::{Error, MongoContext, Result, Role};
 use crate::uri::{hosts_of, redact_text, redact_uri};
 
@@ -35,6 +41,10 @@ pub struct Cluster {
     /// A stable identifier of the deployment (replica set id or cluster id),
     /// used to notice that a resumed migration points at another cluster.
     pub identity: String,
+    /// How the servers' TLS certificates are checked.
+    pub tls: Verification,
+    /// Unsafe or unusual settings of this connection, to show the user.
+    pub warnings: Vec<ConnectionWarning>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -48,15 +58,71 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-/// Parses a connection string into driver options with the engine's
-/// defaults. Fails with `InvalidUri` and a redacted reason.
-pub async fn client_options(role: Role, uri: &str) -> Result<ClientOptions> {
-    let mut opts = ClientOptions::parse(uri)
-        .await
-        .map_err(|e| Error::InvalidUri {
+/// A connection string made ready for the driver.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub options: ClientOptions,
+    /// The TLS settings as the connection string asked for them.
+    pub tls: TlsSettings,
+}
+
+impl Prepared {
+    /// The seed hosts as `host:port`.
+    pub fn hosts(&self) -> Vec<String> {
+        self.options
+            .hosts
+            .iter()
+            .map(conn_tls::address_string)
+            .collect()
+    }
+
+    /// The context failures are classified in.
+    pub fn context<'a>(&'a self, role: Role, hosts: &'a str) -> Context<'a> {
+        Context {
             role,
-            reason: redact_text(&crate::retry::message(&e)),
+            hosts,
+            tls: self.tls.enabled,
+            client_certificate: self.tls.cert_key_file.is_some(),
+            user: self
+                .options
+                .credential
+                .as_ref()
+                .and_then(|c| c.username.as_deref()),
+        }
+    }
+}
+
+/// Parses a connection string into driver options with the engine's
+/// defaults, and its TLS settings. Fails with `InvalidUri` and a redacted
+/// reason.
+pub async fn prepare(role: Role, uri: &str) -> Result<Prepared> {
+    let (driver_uri, allow_invalid_hostnames) = conn_tls::split_invalid_hostnames(uri);
+    let mut opts = ClientOptions::parse(&driver_uri)
+        .await
+        .map_err(|e| match e.kind.as_ref() {
+            mongodb::error::ErrorKind::DnsResolve { .. } => Error::DnsFailure {
+                role,
+                host: hosts_of(uri),
+            },
+            _ => Error::InvalidUri {
+                role,
+                reason: redact_text(&crate::retry::message(&e)),
+            },
         })?;
+    if allow_invalid_hostnames && matches!(opts.tls, None | Some(mongodb::options::Tls::Disabled)) {
+        return Err(Error::InvalidUri {
+            role,
+            reason: "tlsAllowInvalidHostnames needs TLS on".into(),
+        });
+    }
+    let tls = TlsSettings::from_options(&opts, allow_invalid_hostnames);
+    if let Some(mongodb::options::Tls::Enabled(t)) = opts.tls.as_mut() {
+        if allow_invalid_hostnames {
+            // The driver cannot skip only the name check; Mongoferry
+            // checks the rest itself (see `verify_chains`).
+            t.allow_invalid_certificates = Some(true);
+        }
+    }
     opts.app_name
         .get_or_insert_with(|| "mongoferry".to_string());
     // Parallel readers and writers each hold a connection.
@@ -73,7 +139,45 @@ pub async fn client_options(role: Role, uri: &str) -> Result<ClientOptions> {
             opts.write_concern.get_or_insert(majority_journaled());
         }
     }
-    Ok(opts)
+    Ok(Prepared { options: opts, tls })
+}
+
+/// Parses a connection string into driver options with the engine's
+/// defaults. Fails with `InvalidUri` and a redacted reason.
+pub async fn client_options(role: Role, uri: &str) -> Result<ClientOptions> {
+    Ok(prepare(role, uri).await?.options)
+}
+
+/// For a `tlsAllowInvalidHostnames` connection: checks every server's
+/// certificate chain (issuer, signatures, dates), all but the name, with
+/// Mongoferry's own handshake, since the driver checks nothing there.
+pub async fn verify_chains(
+    role: Role,
+    hosts: &[mongodb::options::ServerAddress],
+    tls: &TlsSettings,
+) -> Result<()> {
+    let timeout = Duration::from_secs(10);
+    let probes =
+        futures_util::future::join_all(hosts.iter().map(|h| conn_tls::probe(h, tls, timeout)))
+            .await;
+    for p in probes {
+        if let Err(f) = p.outcome {
+            // An unreachable member is the driver's business (it may be
+            // down for maintenance); a certificate that fails is not.
+            if matches!(
+                f,
+                conn_tls::ProbeFailure::Dns
+                    | conn_tls::ProbeFailure::Refused
+                    | conn_tls::ProbeFailure::Timeout
+                    | conn_tls::ProbeFailure::Io(_)
+            ) {
+                tracing::debug!(host = %p.host, ?f, "member not reachable for the chain check");
+                continue;
+            }
+            return Err(f.into_error(role, &p.host, p.certificate.as_ref()));
+        }
+    }
+    Ok(())
 }
 
 /// `{w: "majority", j: true}`: what checkpoints and DDL are written with.
@@ -87,17 +191,42 @@ pub fn majority_journaled() -> WriteConcern {
 impl Cluster {
     /// Connects, checks the server answers, and learns its topology.
     pub async fn connect(role: Role, uri: &str) -> Result<Cluster> {
-        let opts = client_options(role, uri).await?;
-        let client = Client::with_options(opts).map_err(|e| Error::InvalidUri {
-            role,
-            reason: redact_text(&crate::retry::message(&e)),
-        })?;
+        let prepared = prepare(role, uri).await?;
         let hosts = hosts_of(uri);
+        let verification = prepared.tls.verification();
+        if verification == Verification::ChainOnly {
+            verify_chains(role, &prepared.options.hosts, &prepared.tls).await?;
+        }
+        let warnings = tls_warnings(&prepared.tls, &prepared.hosts());
+        for w in &warnings {
+            tracing::warn!(%role, code = %w.code, "{}", w.message);
+        }
+        let client =
+            Client::with_options(prepared.options.clone()).map_err(|e| Error::InvalidUri {
+                role,
+                reason: redact_text(&crate::retry::message(&e)),
+            })?;
         let admin = client.database("admin");
-        let hello = admin
-            .run_command(doc! { "hello": 1 })
-            .await
-            .map_err(|e| unreachable(role, &hosts, e))?;
+        let hello = match admin.run_command(doc! { "hello": 1 }).await {
+            Ok(h) => h,
+            Err(e) => {
+                let err = classify::classify(&prepared.context(role, &hosts), "connect", &e);
+                return Err(refine(role, &prepared, err).await);
+            }
+        };
+        if verification == Verification::ChainOnly {
+            // Members the seed list did not name are checked as well.
+            let seeds = prepared.hosts();
+            let others: Vec<mongodb::options::ServerAddress> = hello
+                .get_array("hosts")
+                .map(|a| a.iter().filter_map(|h| h.as_str()).collect::<Vec<_>>())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|h| !seeds.iter().any(|s| s == h))
+                .filter_map(|h| mongodb::options::ServerAddress::parse(h).ok())
+                .collect();
+            verify_chains(role, &others, &prepared.tls).await?;
+        }
         let topology = if hello.get_str("msg") == Ok("isdbgrid") {
             Topology::Sharded
         } else if let Ok(name) = hello.get_str("setName") {
@@ -121,6 +250,8 @@ impl Cluster {
             topology,
             version,
             identity,
+            tls: verification,
+            warnings,
         })
     }
 
@@ -152,21 +283,33 @@ impl Cluster {
     }
 }
 
-fn unreachable(role: Role, hosts: &str, e: mongodb::error::Error) -> Error {
-    let detail = redact_text(&crate::retry::message(&e));
-    match e.kind.as_ref() {
-        mongodb::error::ErrorKind::Authentication { .. } => {
-            Error::AuthenticationFailed { role, detail }
-        }
-        mongodb::error::ErrorKind::Command(c) if c.code == 18 => {
-            Error::AuthenticationFailed { role, detail }
-        }
-        _ => Error::Unreachable {
-            role,
-            hosts: hosts.to_string(),
-            detail,
-        },
+/// A connection failure the driver's error leaves vague (a server
+/// selection timeout, a closed connection) is looked at once more: a
+/// replica set name that does not match, or, with TLS, what Mongoferry's
+/// own handshake finds.
+pub(crate) async fn refine(role: Role, prepared: &Prepared, err: Error) -> Error {
+    if !matches!(
+        err,
+        Error::ServerSelectionTimeout { .. } | Error::Unreachable { .. }
+    ) {
+        return err;
     }
+    if let Some(m) = crate::connection::ping::set_name_mismatch(role, prepared).await {
+        return m;
+    }
+    if prepared.tls.enabled {
+        let timeout = prepared
+            .options
+            .connect_timeout
+            .unwrap_or(Duration::from_secs(10));
+        for h in &prepared.options.hosts {
+            let p = conn_tls::probe(h, &prepared.tls, timeout).await;
+            if let Err(f) = p.outcome {
+                return f.into_error(role, &p.host, p.certificate.as_ref());
+            }
+        }
+    }
+    err
 }
 
 async fn identity(client: &Client, topology: &Topology, hosts: &str) -> String {

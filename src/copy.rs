@@ -1,11 +1,13 @@
-//! The initial copy: plan each collection into `_id` ranges, create the
+//! The initial copy: plan each collection into ranges, create the
 //! namespaces on the destination, and copy the ranges in parallel as raw
 //! BSON with unordered bulk inserts.
 //!
-//! **Architecture Invariant:** documents are never decoded. A range is read
-//! with `hint({_id: 1})` plus `min`/`max`, which are index bounds rather
-//! than a query filter, so a range holds every BSON type between its bounds
-//! and no `_id` type can fall between two ranges.
+//! **Architecture Invariant:** documents are never decoded, and no
+//! document can fall between two ranges. Record-id ranges are collection
+//! scans bounded by the scan itself (`$_resumeAfter`, then a stop past the
+//! upper bound); `_id` ranges are read with `hint({_id: 1})` plus
+//! `min`/`max`, which are index bounds rather than a query filter, so a
+//! range holds every BSON type between its bounds.
 //!
 //! Memory is bounded by `copy_concurrency × 2 × batch_bytes`, whatever the
 //! size of the data.
@@ -13,14 +15,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use bson::{doc, rawdoc, Binary, Bson, Document, RawDocumentBuf};
+use bson::{doc, rawdoc, Binary, Bson, Document, RawBson, RawDocumentBuf};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use mongodb::error::ErrorKind;
 use mongodb::options::{Acknowledgment, WriteConcern};
 use tokio::sync::mpsc;
 
 use crate::catalog::{self, NsKind, SourceNamespace};
-use crate::checkpoint::{MigrationDoc, NamespaceDoc, PartitionDoc, ProblemDoc};
+use crate::checkpoint::{MigrationDoc, NamespaceDoc, PartitionDoc, ProblemDoc, RangeKey};
 use crate::error::{Error, MongoContext, Result, Role};
 use crate::migration::Ctx;
 use crate::retry::{self, with_retry};
@@ -63,8 +65,9 @@ pub fn partition_count(bytes: u64, partition_bytes: u64, concurrency: usize, max
     by_size.max(by_readers).clamp(1, max.max(1))
 }
 
-/// Turns split points into ranges `[min, max)`.
-pub fn ranges(ns: &str, points: Vec<Bson>, natural_order: bool) -> Vec<PartitionDoc> {
+/// Turns split points into ranges covering everything, from no lower
+/// bound to no upper bound.
+pub fn ranges(ns: &str, points: Vec<Bson>, key: RangeKey, node: Option<&str>) -> Vec<PartitionDoc> {
     let mut bounds: Vec<Option<Bson>> = vec![None];
     bounds.extend(points.into_iter().map(Some));
     bounds.push(None);
@@ -75,9 +78,11 @@ pub fn ranges(ns: &str, points: Vec<Bson>, natural_order: bool) -> Vec<Partition
             id: format!("{ns}#{n}"),
             ns: ns.to_string(),
             n: n as u32,
+            key,
             min: w[0].clone(),
             max: w[1].clone(),
-            natural_order,
+            node: node.map(str::to_string),
+            fallback_starts: Vec::new(),
             done: false,
             docs: 0,
             bytes: 0,
@@ -138,8 +143,7 @@ async fn plan_collection(ctx: &Ctx, src_ns: &SourceNamespace) -> Result<()> {
     if ctx.dest.is_sharded() {
         sharding::shard_like_source(&ctx.src, &ctx.dest, ns).await?;
     }
-    let natural = src_ns.is_capped();
-    let parts = if natural {
+    let parts = if src_ns.is_capped() {
         1
     } else {
         partition_count(
@@ -149,36 +153,134 @@ async fn plan_collection(ctx: &Ctx, src_ns: &SourceNamespace) -> Result<()> {
             ctx.tuning.max_partitions,
         )
     };
-    let points = if parts > 1 {
-        let sample_size = (parts * 16).min(16_384) as i64;
-        let coll = ctx
-            .src
-            .client
-            .database(&ns.db)
-            .collection::<Document>(&ns.coll);
-        let sample: Vec<Document> = coll
-            .aggregate(vec![
-                doc! { "$sample": { "size": sample_size } },
-                doc! { "$project": { "_id": 1 } },
-                doc! { "$sort": { "_id": 1 } },
-            ])
-            .await
-            .ctx(Role::Source, &format!("sample {ns}"))?
-            .try_collect()
-            .await
-            .ctx(Role::Source, &format!("sample {ns}"))?;
-        let ids: Vec<Bson> = sample
-            .into_iter()
-            .filter_map(|d| d.get("_id").cloned())
-            .collect();
-        split_points(&ids, parts)
+    let planned = if parts <= 1 {
+        ranges(&key, Vec::new(), RangeKey::Natural, None)
     } else {
-        Vec::new()
+        let sample = sample_ids(ctx, ns, parts).await?;
+        // Record ids are the storage order, so reading by them is
+        // sequential where `_id` order (random UUIDs, mixed types) makes
+        // every document a random read. They exist per node on a replica
+        // set and equal `_id` on a clustered collection.
+        let by_record_id = if ctx.src.is_sharded() || src_ns.is_clustered() {
+            None
+        } else {
+            sample_record_ids(ctx, ns, src_ns.uuid.as_ref(), &sample).await?
+        };
+        match by_record_id {
+            Some((node, sampled)) => record_id_ranges(&key, &node, &sampled, parts),
+            None => ranges(&key, split_points(&sample, parts), RangeKey::Id, None),
+        }
     };
-    ctx.store
-        .put_partitions(&ranges(&key, points, natural))
-        .await
+    ctx.store.put_partitions(&planned).await
 }
+
+/// A sample of the collection's `_id`s, sorted in index order by the server.
+async fn sample_ids(ctx: &Ctx, ns: &Namespace, parts: usize) -> Result<Vec<Bson>> {
+    let sample_size = (parts * 16).min(16_384) as i64;
+    let coll = ctx
+        .src
+        .client
+        .database(&ns.db)
+        .collection::<Document>(&ns.coll);
+    let sample: Vec<Document> = coll
+        .aggregate(vec![
+            doc! { "$sample": { "size": sample_size } },
+            doc! { "$project": { "_id": 1 } },
+            doc! { "$sort": { "_id": 1 } },
+        ])
+        .await
+        .ctx(Role::Source, &format!("sample {ns}"))?
+        .try_collect()
+        .await
+        .ctx(Role::Source, &format!("sample {ns}"))?;
+    Ok(sample
+        .into_iter()
+        .filter_map(|d| d.get("_id").cloned())
+        .collect())
+}
+
+/// The record ids of the sampled documents, sorted, and the node they
+/// belong to: the current primary, where they are looked up.
+/// `None` where record ids cannot be had, and `_id` ranges serve instead.
+async fn sample_record_ids(
+    ctx: &Ctx,
+    ns: &Namespace,
+    uuid: Option<&Binary>,
+    sample: &[Bson],
+) -> Result<Option<(String, Vec<i64>)>> {
+    let hello = ctx
+        .src
+        .client
+        .database("admin")
+        .run_command(doc! { "hello": 1 })
+        .await
+        .ctx(Role::Source, "read its topology")?;
+    let Ok(node) = hello.get_str("me") else {
+        return Ok(None);
+    };
+    let options = rawdoc! {
+        "filter": { "_id": { "$in": RawBson::Array(ids_array(sample)?) } },
+        "projection": { "_id": 1 },
+        "showRecordId": true,
+        "batchSize": sample.len() as i32 + 1,
+    };
+    let Some(cursor) = catalog::find_raw_on(&ctx.src, ns, uuid, options, Some(node)).await? else {
+        return Ok(None);
+    };
+    let found: Vec<RawDocumentBuf> = cursor
+        .try_collect()
+        .await
+        .ctx(Role::Source, &format!("read record ids of {ns}"))?;
+    let mut ids: Vec<i64> = found
+        .iter()
+        .filter_map(|d| d.get_i64(RECORD_ID).ok())
+        .collect();
+    if ids.len() < found.len() {
+        // Not the 64-bit record ids of a plain collection.
+        return Ok(None);
+    }
+    ids.sort_unstable();
+    Ok(Some((node.to_string(), ids)))
+}
+
+/// How many record ids below its start a range keeps in reserve.
+const FALLBACK_STARTS: usize = 8;
+
+/// Record-id ranges from sorted sampled record ids, each with the sampled
+/// ids just below its start in reserve.
+pub fn record_id_ranges(ns: &str, node: &str, sampled: &[i64], parts: usize) -> Vec<PartitionDoc> {
+    let as_bson: Vec<Bson> = sampled.iter().copied().map(Bson::Int64).collect();
+    let mut out = ranges(
+        ns,
+        split_points(&as_bson, parts),
+        RangeKey::RecordId,
+        Some(node),
+    );
+    for p in &mut out {
+        if let Some(Bson::Int64(min)) = p.min {
+            let below = sampled.partition_point(|&r| r < min);
+            p.fallback_starts = sampled[..below]
+                .iter()
+                .rev()
+                .take(FALLBACK_STARTS)
+                .copied()
+                .collect();
+        }
+    }
+    out
+}
+
+fn ids_array(values: &[Bson]) -> Result<bson::RawArrayBuf> {
+    let mut arr = bson::RawArrayBuf::new();
+    for v in values {
+        let raw = RawBson::try_from(v.clone()).map_err(|e| Error::Other(e.to_string()))?;
+        arr.push(raw);
+    }
+    Ok(arr)
+}
+
+/// The field `showRecordId` appends to each document.
+const RECORD_ID: &str = "$recordId";
 
 /// Plans every in-scope namespace of the source.
 pub(crate) async fn plan(ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<()> {
@@ -382,22 +484,44 @@ async fn read_range(
     tx: mpsc::Sender<Vec<RawDocumentBuf>>,
 ) -> Result<()> {
     let mut options = rawdoc! {
-        "filter": {},
         "batchSize": ctx.tuning.read_batch_docs as i32,
     };
-    if p.natural_order {
-        options.append("sort", rawdoc! { "$natural": 1 });
-    } else {
-        options.append("hint", rawdoc! { "_id": 1 });
-        if let Some(min) = &p.min {
-            options.append("min", bound(min)?);
+    // Record-id ranges are `(skip_through, stop_after]`.
+    let (mut skip_through, mut stop_after) = (None, None);
+    let node = p.node.as_deref().filter(|_| p.key == RangeKey::RecordId);
+    let cursor = match p.key {
+        RangeKey::Id => {
+            options.append("filter", rawdoc! {});
+            options.append("hint", rawdoc! { "_id": 1 });
+            if let Some(min) = &p.min {
+                options.append("min", bound(min)?);
+            }
+            if let Some(max) = &p.max {
+                options.append("max", bound(max)?);
+            }
+            catalog::find_raw(&ctx.src, ns, uuid, options).await?
         }
-        if let Some(max) = &p.max {
-            options.append("max", bound(max)?);
+        RangeKey::Natural => {
+            options.append("filter", rawdoc! {});
+            options.append("hint", rawdoc! { "$natural": 1 });
+            catalog::find_raw(&ctx.src, ns, uuid, options).await?
         }
-    }
+        RangeKey::RecordId => {
+            stop_after = p.max.as_ref().and_then(record_id);
+            skip_through = p.min.as_ref().and_then(record_id);
+            options.append("hint", rawdoc! { "$natural": 1 });
+            options.append("showRecordId", true);
+            match skip_through {
+                None => {
+                    options.append("filter", rawdoc! {});
+                    catalog::find_raw_on(&ctx.src, ns, uuid, options, node).await?
+                }
+                Some(after) => open_after(ctx, ns, uuid, &options, p, after).await?,
+            }
+        }
+    };
     // Dropped on the source since it was planned: nothing to copy.
-    let Some(mut cursor) = catalog::find_raw(&ctx.src, ns, uuid, options).await? else {
+    let Some(mut cursor) = cursor else {
         return Ok(());
     };
     let mut batch: Vec<RawDocumentBuf> = Vec::new();
@@ -407,7 +531,17 @@ async fn read_range(
             _ = ctx.cancel.cancelled() => return Err(Error::Interrupted),
             n = cursor.try_next() => n.ctx(Role::Source, &format!("read {ns}"))?,
         };
-        let Some(doc) = next else { break };
+        let Some(mut doc) = next else { break };
+        if p.key == RangeKey::RecordId {
+            let (stripped, rid) = split_record_id(doc)?;
+            if stop_after.is_some_and(|last| rid > last) {
+                break; // dropping the cursor kills it
+            }
+            if skip_through.is_some_and(|first| rid <= first) {
+                continue; // read from a start below the range's own
+            }
+            doc = stripped;
+        }
         batch_bytes += doc.as_bytes().len();
         batch.push(doc);
         if batch.len() >= ctx.tuning.batch_docs || batch_bytes >= ctx.tuning.batch_bytes {
@@ -424,6 +558,77 @@ async fn read_range(
     Ok(())
 }
 
+fn record_id(v: &Bson) -> Option<i64> {
+    match v {
+        Bson::Int64(i) => Some(*i),
+        _ => None,
+    }
+}
+
+/// Opens a collection scan that starts right after record id `after`, and
+/// returns it with the record id up to which the caller must skip.
+/// `$_resumeAfter` seeks straight to a record id but fails when that
+/// document has been deleted since the plan sampled it; the read then
+/// starts at the nearest record id below it that still exists (the range
+/// keeps a few in reserve), or at last at the beginning, and the caller
+/// skips what lies before `after`. Record ids cannot be filtered on
+/// server-side: `{$meta: "recordId"}` is not available to a query filter.
+async fn open_after(
+    ctx: &Ctx,
+    ns: &Namespace,
+    uuid: Option<&Binary>,
+    options: &RawDocumentBuf,
+    p: &PartitionDoc,
+    after: i64,
+) -> Result<Option<mongodb::Cursor<RawDocumentBuf>>> {
+    let node = p.node.as_deref();
+    let starts = std::iter::once(after).chain(p.fallback_starts.iter().copied());
+    for start in starts {
+        let mut seek = options.clone();
+        seek.append("filter", rawdoc! {});
+        seek.append("$_requestResumeToken", true);
+        seek.append("$_resumeAfter", rawdoc! { "$recordId": start });
+        match catalog::find_raw_on(&ctx.src, ns, uuid, seek, node).await {
+            Err(e) if e.server_code() == Some(retry::KEY_NOT_FOUND) => {
+                tracing::debug!(%ns, start, "a range start was deleted; trying one below");
+            }
+            other => return other,
+        }
+    }
+    tracing::info!(%ns, range = p.n, "every reserve start of a range was deleted; scanning from the beginning");
+    let mut scan = options.clone();
+    scan.append("filter", rawdoc! {});
+    catalog::find_raw_on(&ctx.src, ns, uuid, scan, node).await
+}
+
+/// Takes off the `$recordId` field that `showRecordId` appends, returning
+/// the document as it is stored and its record id. The field is the last
+/// one, so this is a truncation, not a re-encoding.
+fn split_record_id(doc: RawDocumentBuf) -> Result<(RawDocumentBuf, i64)> {
+    // type byte, "$recordId\0", 8 bytes of int64
+    const TAIL: usize = 1 + RECORD_ID.len() + 1 + 8;
+    let mut bytes = doc.into_bytes();
+    let n = bytes.len();
+    let start = n.checked_sub(TAIL + 1).filter(|s| *s >= 4);
+    let Some(start) = start.filter(|&s| {
+        bytes[s] == 0x12
+            && &bytes[s + 1..s + 1 + RECORD_ID.len()] == RECORD_ID.as_bytes()
+            && bytes[s + 1 + RECORD_ID.len()] == 0
+    }) else {
+        return Err(Error::Other(
+            "the source returned a document without its record id".into(),
+        ));
+    };
+    let mut rid = [0u8; 8];
+    rid.copy_from_slice(&bytes[n - 9..n - 1]);
+    bytes.truncate(start);
+    bytes.push(0);
+    let len = bytes.len() as i32;
+    bytes[..4].copy_from_slice(&len.to_le_bytes());
+    let doc = RawDocumentBuf::from_bytes(bytes).map_err(|e| Error::Other(e.to_string()))?;
+    Ok((doc, i64::from_le_bytes(rid)))
+}
+
 /// Copies a whole collection outside the planned copy: a collection that
 /// comes into scope during sync (renamed in from outside). Change events
 /// after this point keep it in sync.
@@ -431,19 +636,9 @@ pub(crate) async fn copy_whole(
     ctx: &Arc<Ctx>,
     ns: &Namespace,
     uuid: Option<&Binary>,
-    natural_order: bool,
 ) -> Result<(u64, u64)> {
-    let p = PartitionDoc {
-        id: format!("{ns}#adhoc"),
-        ns: ns.to_string(),
-        n: 0,
-        min: None,
-        max: None,
-        natural_order,
-        done: false,
-        docs: 0,
-        bytes: 0,
-    };
+    let mut p = ranges(&ns.to_string(), Vec::new(), RangeKey::Natural, None).remove(0);
+    p.id = format!("{ns}#adhoc");
     copy_partition_with_retry(ctx, uuid, &p).await
 }
 
@@ -467,7 +662,8 @@ mod tests {
         let r = ranges(
             "a.b",
             vec![Bson::Int32(10), Bson::String("m".into())],
-            false,
+            RangeKey::Id,
+            None,
         );
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].min, None);
@@ -476,6 +672,34 @@ mod tests {
         assert_eq!(r[1].max, Some(Bson::String("m".into())));
         assert_eq!(r[2].max, None);
         assert_eq!(r[2].id, "a.b#2");
+    }
+
+    #[test]
+    fn record_id_is_split_off_without_reencoding() {
+        let stored = rawdoc! { "_id": 1, "a": { "b": [1, 2] }, "s": "x" };
+        let mut shown = stored.clone();
+        shown.append(RECORD_ID, 77i64);
+        let (doc, rid) = split_record_id(shown).unwrap();
+        assert_eq!(rid, 77);
+        assert_eq!(doc.as_bytes(), stored.as_bytes());
+        // A document whose last field is not the record id is refused, not
+        // silently cut.
+        assert!(split_record_id(stored).is_err());
+        assert!(split_record_id(rawdoc! {}).is_err());
+    }
+
+    #[test]
+    fn record_id_ranges_keep_the_ids_below_their_start_in_reserve() {
+        let sampled: Vec<i64> = (1..=40).map(|i| i * 10).collect();
+        let r = record_id_ranges("a.b", "h:1", &sampled, 4);
+        assert_eq!(r.len(), 4);
+        assert!(r.iter().all(|p| p.key == RangeKey::RecordId));
+        assert_eq!(r[0].min, None);
+        assert!(r[0].fallback_starts.is_empty());
+        assert_eq!(r[1].min, Some(Bson::Int64(110)));
+        assert_eq!(r[1].fallback_starts, vec![100, 90, 80, 70, 60, 50, 40, 30]);
+        assert_eq!(r[3].max, None);
+        assert_eq!(r[2].node.as_deref(), Some("h:1"));
     }
 
     #[test]

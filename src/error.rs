@@ -10,7 +10,7 @@ use std::fmt;
 use serde::Serialize;
 
 /// Which side of the migration an error or a connection concerns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     Source,
@@ -105,6 +105,98 @@ pub enum Error {
 
     #[error("The verification report could not be written to {path}: {message}.")]
     ReportFailed { path: String, message: String },
+    #[error("The {role} host name {host} could not be resolved.")]
+    DnsFailure { role: Role, host: String },
+
+    #[error("The {role} server at {hosts} refused the connection.")]
+    ConnectionRefused { role: Role, hosts: String },
+
+    #[error("The {role} server at {hosts} did not answer in time.")]
+    ConnectTimeout { role: Role, hosts: String },
+
+    #[error("The {role} server's TLS certificate at {host} is not signed by a certificate authority this connection trusts{detail}.")]
+    TlsUntrustedCa {
+        role: Role,
+        host: String,
+        detail: String,
+    },
+
+    #[error("The {role} server's TLS certificate is not valid for the host name {host}{detail}.")]
+    TlsHostnameMismatch {
+        role: Role,
+        host: String,
+        detail: String,
+    },
+
+    #[error(
+        "The {role} server's TLS certificate at {host} has expired or is not valid yet{detail}."
+    )]
+    TlsCertificateExpired {
+        role: Role,
+        host: String,
+        detail: String,
+    },
+
+    #[error("The {role} server at {host} requires a TLS client certificate, and the connection presented none it accepts.")]
+    TlsClientCertificateRequired { role: Role, host: String },
+
+    #[error("The {role} server at {host} closed the connection during the first exchange; it probably requires TLS.")]
+    TlsRequired { role: Role, host: String },
+
+    #[error("The TLS handshake with the {role} server at {host} failed: {detail}.")]
+    TlsHandshakeFailed {
+        role: Role,
+        host: String,
+        detail: String,
+    },
+
+    #[error("The {role} connection's TLS files could not be used: {detail}.")]
+    TlsConfigInvalid { role: Role, detail: String },
+
+    #[error("The {role} user {user} is not allowed to {action}.")]
+    NotAuthorized {
+        role: Role,
+        user: String,
+        action: String,
+    },
+
+    #[error(
+        "The {role} replica set is named {actual}, not {expected} as the connection string says."
+    )]
+    ReplicaSetNameMismatch {
+        role: Role,
+        expected: String,
+        actual: String,
+    },
+
+    #[error("No {role} server at {hosts} could be selected in time: {detail}.")]
+    ServerSelectionTimeout {
+        role: Role,
+        hosts: String,
+        detail: String,
+    },
+
+    #[error("No connection profile is named '{name}'.")]
+    ProfileNotFound { name: String },
+
+    #[error("A connection profile named '{name}' already exists.")]
+    ProfileExists { name: String },
+
+    #[error("The connection profile is not valid: {reason}.")]
+    InvalidProfile { reason: String },
+
+    #[error("The connection profiles in {path} could not be {action}: {detail}.")]
+    ProfileStore {
+        path: String,
+        action: String,
+        detail: String,
+    },
+
+    #[error("The OS keyring could not be used: {detail}.")]
+    Keyring { detail: String },
+
+    #[error("The {what} of connection profile '{profile}' is not in the OS keyring.")]
+    SecretMissing { profile: String, what: String },
 
     #[error("No mongod binary was found at {path}.")]
     MongodMissing { path: String },
@@ -140,6 +232,25 @@ impl Error {
             Error::Mongo { .. } => "server_error",
             Error::VerificationFailed { .. } => "verification_failed",
             Error::ReportFailed { .. } => "report_failed",
+            Error::DnsFailure { .. } => "dns_failure",
+            Error::ConnectionRefused { .. } => "connection_refused",
+            Error::ConnectTimeout { .. } => "connect_timeout",
+            Error::TlsUntrustedCa { .. } => "tls_untrusted_ca",
+            Error::TlsHostnameMismatch { .. } => "tls_hostname_mismatch",
+            Error::TlsCertificateExpired { .. } => "tls_certificate_expired",
+            Error::TlsClientCertificateRequired { .. } => "tls_client_certificate_required",
+            Error::TlsRequired { .. } => "tls_required",
+            Error::TlsHandshakeFailed { .. } => "tls_handshake_failed",
+            Error::TlsConfigInvalid { .. } => "tls_config_invalid",
+            Error::NotAuthorized { .. } => "not_authorized",
+            Error::ReplicaSetNameMismatch { .. } => "replica_set_name_mismatch",
+            Error::ServerSelectionTimeout { .. } => "server_selection_timeout",
+            Error::ProfileNotFound { .. } => "profile_not_found",
+            Error::ProfileExists { .. } => "profile_exists",
+            Error::InvalidProfile { .. } => "invalid_profile",
+            Error::ProfileStore { .. } => "profile_store_failed",
+            Error::Keyring { .. } => "keyring_unavailable",
+            Error::SecretMissing { .. } => "secret_missing",
             Error::MongodMissing { .. } => "mongod_missing",
             Error::Sandbox { .. } => "sandbox_failed",
             Error::Other(_) => "internal",
@@ -169,6 +280,25 @@ impl Error {
             Error::Mongo { .. } => "Check the server's log and the user's privileges, then run the same command again to resume.".into(),
             Error::VerificationFailed { .. } => "List every difference with 'mongoferry verify --source <source> --destination <destination> --report differences.ndjson', correct the destination or start afresh with --fresh, then run the sync again to finish the commit (or commit with --verify none to skip the check).".into(),
             Error::ReportFailed { .. } => "Check that the report's folder exists and is writable, and that the disk has free space.".into(),
+            Error::DnsFailure { .. } => "Check the spelling of the host name, and that this machine's DNS can resolve it (for mongodb+srv://, the SRV and TXT records too).".into(),
+            Error::ConnectionRefused { .. } => "Check that mongod or mongos is running on that host and port, and that it listens on an address this machine can reach (bindIp).".into(),
+            Error::ConnectTimeout { .. } => "Check the host and port, that a firewall or security group lets this machine in (Atlas: the IP access list), and that the server is up.".into(),
+            Error::TlsUntrustedCa { .. } => "Give the CA certificate that signed the server's certificate (tlsCAFile, or the profile's CA file).".into(),
+            Error::TlsHostnameMismatch { .. } => "Connect with a host name that the certificate lists (the same names as in the replica set configuration), or reissue the certificate with this name.".into(),
+            Error::TlsCertificateExpired { .. } => "Renew the server's certificate, and check that this machine's clock is right.".into(),
+            Error::TlsClientCertificateRequired { .. } => "Give a client certificate and key signed by a CA the server trusts (tlsCertificateKeyFile, and its key password if it is encrypted).".into(),
+            Error::TlsRequired { .. } => "Turn TLS on for this connection (tls=true), with the CA that signed the server's certificate.".into(),
+            Error::TlsHandshakeFailed { .. } => "Check the TLS settings on both ends: the CA, the client certificate, and the TLS versions the server allows.".into(),
+            Error::TlsConfigInvalid { .. } => "Check that the CA and certificate files exist, are readable PEM files, and that the key password is right.".into(),
+            Error::NotAuthorized { .. } => "Grant the user the roles Mongoferry needs (source: backup, clusterMonitor, readAnyDatabase; destination: clusterManager, clusterMonitor, readWriteAnyDatabase, restore), or connect as another user.".into(),
+            Error::ReplicaSetNameMismatch { .. } => "Set replicaSet in the connection string to the replica set's real name, or leave it out.".into(),
+            Error::ServerSelectionTimeout { .. } => "Check that a primary is up and reachable from this machine, and that every member's host name in the replica set configuration resolves here.".into(),
+            Error::ProfileNotFound { .. } => "List the saved profiles with 'mongoferry profile list', or add one with 'mongoferry profile add NAME URI'.".into(),
+            Error::ProfileExists { .. } => "Choose another name, or remove the old profile first ('mongoferry profile remove NAME').".into(),
+            Error::InvalidProfile { .. } => "Fix the profile's fields, or paste its connection string again.".into(),
+            Error::ProfileStore { .. } => "Check that the configuration directory exists and is writable (MONGOFERRY_CONFIG_DIR overrides it).".into(),
+            Error::Keyring { .. } => "Unlock the desktop keyring (GNOME Keyring, KWallet, macOS Keychain, Windows Credential Manager); on a headless Linux machine start one with 'dbus-run-session' and 'gnome-keyring-daemon --unlock', or set MONGOFERRY_KEYRING=keyutils.".into(),
+            Error::SecretMissing { .. } => "Add the profile again with its full connection string so that its secrets are stored in the keyring.".into(),
             Error::MongodMissing { .. } => "Run scripts/install-mongod.sh, or set MONGOD to the path of a mongod 6.0 or newer binary.".into(),
             Error::Sandbox { .. } => "Check that the machine has free memory and disk space, and that mongod runs (scripts/install-mongod.sh checks it).".into(),
             Error::Other(_) => "Run the same command again to resume; if it recurs, report it with the log.".into(),
@@ -192,6 +322,14 @@ impl Error {
                 ..
             }
         )
+    }
+
+    /// The server's error code, where a server reported this error.
+    pub fn server_code(&self) -> Option<i32> {
+        match self {
+            Error::Mongo { code, .. } => *code,
+            _ => None,
+        }
     }
 
     /// Wraps a driver error with the side and the operation that failed.

@@ -3,12 +3,14 @@
 //!
 //! # Layout
 //! - [`migration`]: the state machine and its control handle (start here).
-//! - [`copy`]: planning `_id` ranges and copying them as raw BSON.
+//! - [`copy`]: planning record-id or `_id` ranges and copying them as raw BSON.
 //! - [`apply`]: the change stream and applying events; [`events`] parses
 //!   and batches them.
 //! - [`catalog`]: namespaces, options and indexes on either side.
 //! - [`checkpoint`]: the durable state in the destination's `__mongoferry`.
 //! - [`cluster`]: connecting and learning a deployment's shape.
+//! - [`connection`]: profiles (secrets in the OS keyring), TLS, testing a
+//!   connection, classifying why one failed.
 //! - [`scope`]: include/exclude patterns.
 //! - [`progress`]: states, the progress snapshot, events, rates.
 //! - [`sharding`]: shard keys and pre-splitting on sharded destinations.
@@ -27,6 +29,7 @@ pub mod apply;
 pub mod catalog;
 pub mod checkpoint;
 pub mod cluster;
+pub mod connection;
 pub mod copy;
 pub mod error;
 pub mod events;

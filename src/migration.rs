@@ -791,7 +791,7 @@ async fn recopy_capped(ctx: &Arc<Ctx>, ns: &crate::scope::Namespace) -> Result<(
     };
     catalog::drop_namespace(&ctx.dest, ns).await?;
     catalog::create_namespace(&ctx.dest, ns, &src_ns.options).await?;
-    copy::copy_whole(ctx, ns, src_ns.uuid.as_ref(), true).await?;
+    copy::copy_whole(ctx, ns, src_ns.uuid.as_ref()).await?;
     let specs = catalog::list_indexes(&ctx.src, ns).await?;
     catalog::create_indexes(&ctx.dest, ns, &specs).await
 }

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 pub const DUPLICATE_KEY: i32 = 11000;
 pub const NAMESPACE_NOT_FOUND: i32 = 26;
 pub const NAMESPACE_EXISTS: i32 = 48;
+pub const KEY_NOT_FOUND: i32 = 211;
 pub const INDEX_NOT_FOUND: i32 = 27;
 pub const INDEX_OPTIONS_CONFLICT: i32 = 85;
 pub const INDEX_KEY_SPECS_CONFLICT: i32 = 86;

@@ -549,10 +549,12 @@ async fn the_cli_exits_0_1_or_2_and_streams_every_difference_to_ndjson() {
         .filter(|l| !l.trim().is_empty())
         .collect();
     assert_eq!(lines.len(), 1, "{out:?}");
+    // One classified sentence about the destination, then what to do.
     assert!(
-        lines[0].starts_with("error: Could not reach the destination"),
+        lines[0].starts_with("error: ") && lines[0].contains("destination"),
         "{out:?}"
     );
+    assert!(lines[0].trim_end().ends_with('.'), "{out:?}");
     let out = run_cli(
         &base(&["--include", "bad pattern"]),
         Duration::from_secs(60),

@@ -5,6 +5,13 @@
 //!
 //! Every `mongod` started here dies with its [`ReplicaSet`] (on drop, on
 //! panic, and through `PR_SET_PDEATHSIG` if the whole process dies).
+//!
+//! A replica set may require TLS ([`SandboxTls`]: the caller brings the CA
+//! and certificate files) and authentication ([`SandboxAuth`]: a keyFile,
+//! and a root user created through the localhost exception before any other
+//! client can connect). The sandbox's own administrative client trusts the
+//! mongod it spawned without checking its certificate, so tests are free to
+//! give servers deliberately wrong certificates.
 
 pub mod workload;
 
@@ -13,6 +20,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use bson::doc;
+use mongodb::options::{ClientOptions, Credential, Tls, TlsOptions};
 use mongodb::Client;
 
 use crate::error::{Error, Result};
@@ -43,6 +51,9 @@ pub fn find_mongod() -> Result<PathBuf> {
     }
 }
 
+/// The server's code for a command refused for lack of privileges.
+const UNAUTHORIZED: i32 = 13;
+
 /// A free TCP port on the loopback interface.
 pub fn free_port() -> Result<u16> {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -53,13 +64,59 @@ pub fn free_port() -> Result<u16> {
         })
 }
 
+/// TLS for a sandbox mongod: `--tlsMode requireTLS` with these files.
+#[derive(Debug, Clone)]
+pub struct SandboxTls {
+    /// PEM of the CA that signed the server's certificate; mongod also
+    /// checks client certificates against it.
+    pub ca_file: PathBuf,
+    /// PEM holding the server's certificate and its unencrypted key.
+    pub server_cert_key_file: PathBuf,
+    /// Mutual TLS: refuse clients that present no certificate. Otherwise
+    /// mongod runs with `--tlsAllowConnectionsWithoutCertificates`.
+    pub require_client_certificate: bool,
+    /// The certificate and key the sandbox itself presents (needed when
+    /// `require_client_certificate` is set).
+    pub client_cert_key_file: Option<PathBuf>,
+}
+
+/// Access control for a sandbox replica set: `--keyFile` (which implies
+/// `--auth`) and one user with the `root` role in `admin`.
+#[derive(Clone)]
+pub struct SandboxAuth {
+    pub user: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SandboxAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxAuth")
+            .field("user", &self.user)
+            .field("password", &"****")
+            .finish()
+    }
+}
+
+/// How to start a sandbox replica set. The default is what
+/// [`ReplicaSet::start`] does: no TLS, no authentication.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxOptions {
+    /// Extra mongod flags.
+    pub extra_args: Vec<String>,
+    pub tls: Option<SandboxTls>,
+    pub auth: Option<SandboxAuth>,
+}
+
 /// A single-node replica set on 127.0.0.1 with its data in a temp dir.
 pub struct ReplicaSet {
     pub name: String,
     pub port: u16,
     dir: tempfile::TempDir,
     mongod: PathBuf,
-    extra_args: Vec<String>,
+    options: SandboxOptions,
+    /// Whether the root user exists yet, so the sandbox's own client must
+    /// authenticate (the localhost exception has closed).
+    user_created: bool,
     child: Option<Child>,
 }
 
@@ -70,6 +127,19 @@ impl ReplicaSet {
     }
 
     pub async fn start_with(name: &str, extra_args: &[&str]) -> Result<ReplicaSet> {
+        ReplicaSet::start_opts(
+            name,
+            SandboxOptions {
+                extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+                ..SandboxOptions::default()
+            },
+        )
+        .await
+    }
+
+    /// Starts a replica set with TLS and/or authentication, waits until it
+    /// is PRIMARY and, with authentication, until its root user exists.
+    pub async fn start_opts(name: &str, options: SandboxOptions) -> Result<ReplicaSet> {
         let mongod = find_mongod()?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("mongoferry-{name}-"))
@@ -82,9 +152,13 @@ impl ReplicaSet {
             port: free_port()?,
             dir,
             mongod,
-            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            options,
+            user_created: false,
             child: None,
         };
+        if rs.options.auth.is_some() {
+            rs.write_key_file()?;
+        }
         // A port found free can be taken by another mongod (a parallel
         // test) before ours binds it: then ours exits, or the other one
         // answers our ping. Either way, try again on another port.
@@ -116,7 +190,74 @@ impl ReplicaSet {
             });
         }
         rs.wait_primary().await?;
+        if let Some(auth) = rs.options.auth.clone() {
+            // The localhost exception lets this first user be created
+            // without credentials; it closes as soon as the user exists.
+            client
+                .database("admin")
+                .run_command(doc! {
+                    "createUser": &auth.user,
+                    "pwd": &auth.password,
+                    "roles": [{ "role": "root", "db": "admin" }],
+                })
+                .await
+                .map_err(|e| Error::Sandbox {
+                    message: format!("creating the root user failed: {e}"),
+                })?;
+            rs.user_created = true;
+        }
         Ok(rs)
+    }
+
+    fn key_file(&self) -> PathBuf {
+        self.dir.path().join("keyfile")
+    }
+
+    /// A random keyFile that only its owner may read, as mongod demands.
+    fn write_key_file(&self) -> Result<()> {
+        use rand::Rng;
+        let key: String = rand::thread_rng()
+            .sample_iter(&rand::distributions::Alphanumeric)
+            .take(64)
+            .map(char::from)
+            .collect();
+        let path = self.key_file();
+        std::fs::write(&path, key).map_err(|e| Error::Sandbox {
+            message: format!("cannot write the keyFile: {e}"),
+        })?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).map_err(
+                |e| Error::Sandbox {
+                    message: format!("cannot restrict the keyFile: {e}"),
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The mongod flags for TLS and authentication.
+    fn security_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        if let Some(tls) = &self.options.tls {
+            args.extend([
+                "--tlsMode".to_string(),
+                "requireTLS".to_string(),
+                "--tlsCertificateKeyFile".to_string(),
+                tls.server_cert_key_file.display().to_string(),
+                "--tlsCAFile".to_string(),
+                tls.ca_file.display().to_string(),
+            ]);
+            if !tls.require_client_certificate {
+                args.push("--tlsAllowConnectionsWithoutCertificates".to_string());
+            }
+        }
+        if self.options.auth.is_some() {
+            args.push("--keyFile".to_string());
+            args.push(self.key_file().display().to_string());
+        }
+        args
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -140,7 +281,8 @@ impl ReplicaSet {
             .arg("0.25")
             .arg("--setParameter")
             .arg("diagnosticDataCollectionEnabled=false")
-            .args(&self.extra_args)
+            .args(self.security_args())
+            .args(&self.options.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -152,12 +294,67 @@ impl ReplicaSet {
         Ok(())
     }
 
-    /// `mongodb://127.0.0.1:PORT/?replicaSet=NAME`
+    /// `mongodb://127.0.0.1:PORT/?replicaSet=NAME`, plus the root user's
+    /// credentials (`authSource=admin`) when the set requires
+    /// authentication, and `tls=true` with the CA (and the sandbox's client
+    /// certificate) when it requires TLS: a URI that connects as root.
     pub fn uri(&self) -> String {
-        format!(
-            "mongodb://127.0.0.1:{}/?replicaSet={}",
+        let userinfo = match &self.options.auth {
+            Some(a) => format!(
+                "{}:{}@",
+                crate::uri::encode_userinfo(&a.user),
+                crate::uri::encode_userinfo(&a.password)
+            ),
+            None => String::new(),
+        };
+        let mut uri = format!(
+            "mongodb://{userinfo}127.0.0.1:{}/?replicaSet={}",
             self.port, self.name
+        );
+        if self.options.auth.is_some() {
+            uri.push_str("&authSource=admin");
+        }
+        uri.push_str(&self.tls_query());
+        uri
+    }
+
+    /// `mongodb://127.0.0.1:PORT/?replicaSet=NAME` with the TLS options of
+    /// [`uri`](Self::uri) but no credentials, for tests that log in as
+    /// someone else.
+    pub fn uri_without_credentials(&self) -> String {
+        format!(
+            "mongodb://127.0.0.1:{}/?replicaSet={}{}",
+            self.port,
+            self.name,
+            self.tls_query()
         )
+    }
+
+    /// `127.0.0.1:PORT`
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn tls_query(&self) -> String {
+        let Some(tls) = &self.options.tls else {
+            return String::new();
+        };
+        let mut q = format!(
+            "&tls=true&tlsCAFile={}",
+            crate::uri::encode_option_value(&tls.ca_file.display().to_string())
+        );
+        if let Some(cert) = &tls.client_cert_key_file {
+            q.push_str(&format!(
+                "&tlsCertificateKeyFile={}",
+                crate::uri::encode_option_value(&cert.display().to_string())
+            ));
+        }
+        q
+    }
+
+    /// The options this replica set was started with.
+    pub fn options(&self) -> &SandboxOptions {
+        &self.options
     }
 
     pub fn dbpath(&self) -> PathBuf {
@@ -172,23 +369,49 @@ impl ReplicaSet {
         Client::with_uri_str(self.uri())
             .await
             .map_err(|e| Error::Sandbox {
-                message: e.to_string(),
+                message: crate::uri::redact_text(&e.to_string()),
             })
     }
 
+    /// A client of this one mongod, whatever the replica set's state.
     async fn direct_client(&self) -> Result<Client> {
-        Client::with_uri_str(format!(
+        let sandbox_err = |e: mongodb::error::Error| Error::Sandbox {
+            message: crate::uri::redact_text(&e.to_string()),
+        };
+        let mut opts = ClientOptions::parse(format!(
             "mongodb://127.0.0.1:{}/?directConnection=true&serverSelectionTimeoutMS=2000",
             self.port
         ))
         .await
-        .map_err(|e| Error::Sandbox {
-            message: e.to_string(),
-        })
+        .map_err(sandbox_err)?;
+        if let Some(tls) = &self.options.tls {
+            // The sandbox talks to the mongod it has just spawned on the
+            // loopback interface (and checks its dbPath before trusting
+            // it), so it need not verify the certificate; that lets tests
+            // hand servers deliberately wrong certificates.
+            opts.tls = Some(Tls::Enabled(
+                TlsOptions::builder()
+                    .allow_invalid_certificates(true)
+                    .ca_file_path(tls.ca_file.clone())
+                    .cert_key_file_path(tls.client_cert_key_file.clone())
+                    .build(),
+            ));
+        }
+        if let (Some(auth), true) = (&self.options.auth, self.user_created) {
+            opts.credential = Some(
+                Credential::builder()
+                    .username(auth.user.clone())
+                    .password(auth.password.clone())
+                    .source("admin".to_string())
+                    .build(),
+            );
+        }
+        Client::with_options(opts).map_err(sandbox_err)
     }
 
     async fn wait_ready(&mut self) -> Result<()> {
         let client = self.direct_client().await?;
+        let mut last_error = String::new();
         for _ in 0..300 {
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
@@ -201,11 +424,21 @@ impl ReplicaSet {
             }
             // Whoever answers must be our mongod, not another one that
             // took the port first.
-            if let Ok(opts) = client
+            let answer = client
                 .database("admin")
                 .run_command(doc! { "getCmdLineOpts": 1 })
-                .await
-            {
+                .await;
+            if let Err(e) = &answer {
+                // Before its first user exists, an auth-enabled mongod
+                // answers but refuses getCmdLineOpts. It is ours if our
+                // own log says that it is listening on this port: two
+                // processes cannot both bind it.
+                if crate::retry::server_code(e) == Some(UNAUTHORIZED) && self.log_says_listening() {
+                    return Ok(());
+                }
+                last_error = crate::uri::redact_text(&crate::retry::message(e));
+            }
+            if let Ok(opts) = answer {
                 let theirs = opts
                     .get_document("parsed")
                     .and_then(|p| p.get_document("storage"))
@@ -221,7 +454,19 @@ impl ReplicaSet {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(Error::Sandbox {
-            message: format!("mongod on port {} did not answer within 30 s", self.port),
+            message: format!(
+                "mongod on port {} did not answer within 30 s (last error: {last_error})",
+                self.port
+            ),
+        })
+    }
+
+    /// Whether our mongod's log reports it listening on our port.
+    fn log_says_listening(&self) -> bool {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        log.lines().any(|l| {
+            l.contains("\"Waiting for connections\"")
+                && l.contains(&format!("\"port\":{}", self.port))
         })
     }
 

@@ -401,17 +401,24 @@ async fn plan(ctx: &Arc<Ctx>, p: &Pair) -> Result<Vec<Job>> {
             Vec::new()
         }
     };
-    let ranges = copy::ranges(&ns.to_string(), points, natural);
+    // From no lower bound to no upper bound: MinKey to MaxKey, every type.
+    let mut bounds: Vec<Option<Bson>> = vec![None];
+    bounds.extend(points.into_iter().map(Some));
+    bounds.push(None);
+    let ranges: Vec<(Option<Bson>, Option<Bson>)> = bounds
+        .windows(2)
+        .map(|w| (w[0].clone(), w[1].clone()))
+        .collect();
     let tally = Arc::new(Tally {
         left: AtomicUsize::new(ranges.len()),
         started: OnceLock::new(),
     });
     Ok(ranges
         .into_iter()
-        .map(|r| Job {
+        .map(|(min, max)| Job {
             ns: ns.clone(),
-            min: r.min,
-            max: r.max,
+            min,
+            max,
             natural,
             // During a sync a capped collection is replayed like any other
             // and its natural order may differ until commit re-copies it.

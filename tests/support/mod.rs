@@ -2,6 +2,7 @@
 //! comparison, and running the CLI as a child process.
 #![allow(dead_code)]
 
+pub mod tls;
 pub mod verify;
 
 use std::time::Duration;

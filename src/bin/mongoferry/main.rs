@@ -5,6 +5,8 @@
 mod api;
 mod bench;
 mod display;
+mod ping;
+mod profile;
 mod verify;
 
 use std::process::ExitCode;
@@ -43,6 +45,12 @@ enum Command {
     /// Prove the destination equals the source, and list every difference
     /// (exit 0 identical, 1 different, 2 could not run).
     Verify(verify::VerifyArgs),
+    /// Save, list, show and remove connection profiles (secrets go to the
+    /// OS keyring).
+    Profile(profile::ProfileArgs),
+    /// Test a connection: topology, version, user, TLS certificate, round
+    /// trip, or why it fails.
+    Ping(ping::PingArgs),
 }
 
 #[derive(Args)]
@@ -89,11 +97,17 @@ impl From<CommitVerifyArg> for CommitVerify {
 #[derive(Args)]
 struct SyncArgs {
     /// Source connection string (or MONGOFERRY_SOURCE).
-    #[arg(long, env = "MONGOFERRY_SOURCE", hide_env_values = true)]
-    source: String,
+    #[arg(long)]
+    source: Option<String>,
+    /// A saved profile to use as the source, instead of --source.
+    #[arg(long, value_name = "NAME", conflicts_with = "source")]
+    source_profile: Option<String>,
     /// Destination connection string (or MONGOFERRY_DESTINATION).
-    #[arg(long, env = "MONGOFERRY_DESTINATION", hide_env_values = true)]
-    destination: String,
+    #[arg(long)]
+    destination: Option<String>,
+    /// A saved profile to use as the destination, instead of --destination.
+    #[arg(long, value_name = "NAME", conflicts_with = "destination")]
+    destination_profile: Option<String>,
     /// Namespaces to migrate: 'db', 'db.coll', '*' wildcards. Repeatable.
     #[arg(long = "include", value_name = "PATTERN")]
     include: Vec<String>,
@@ -174,6 +188,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(args) => bench::run(args).await,
         Command::Verify(args) => verify::run(args).await,
+        Command::Profile(args) => profile::run(args).await,
+        Command::Ping(args) => ping::run(args).await,
     }
 }
 
@@ -201,7 +217,15 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     // Bind first: a second sync on the same port must fail before it
     // touches either cluster.
     let listener = api::bind(args.port).await?;
-    let mut config = SyncConfig::new(args.source, args.destination);
+    let source =
+        profile::resolve_uri(mongoferry::Role::Source, args.source, args.source_profile).await?;
+    let destination = profile::resolve_uri(
+        mongoferry::Role::Destination,
+        args.destination,
+        args.destination_profile,
+    )
+    .await?;
+    let mut config = SyncConfig::new(source, destination);
     config.include = args.include;
     config.exclude = args.exclude;
     config.fresh = args.fresh;
@@ -228,6 +252,14 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         migration.destination().version,
         args.port
     );
+    for (side, c) in [
+        ("source", migration.source()),
+        ("destination", migration.destination()),
+    ] {
+        for w in &c.warnings {
+            eprintln!("WARNING ({side}): {}", w.message);
+        }
+    }
     let handle = migration.handle();
     tokio::spawn(api::serve(listener, handle.clone()));
     tokio::spawn(shutdown_on_signal(cancel.clone()));

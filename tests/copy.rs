@@ -1,0 +1,129 @@
+//! How the copy splits and reads collections: record-id ranges where the
+//! storage order allows them, `_id` ranges elsewhere, and ranges whose
+//! first document is deleted before they are read.
+
+mod support;
+
+use std::time::Duration;
+
+use bson::{doc, Document};
+use futures_util::TryStreamExt;
+use mongoferry::{Migration, Namespace, SyncConfig};
+use tokio_util::sync::CancellationToken;
+
+use support::*;
+
+async fn partitions(dest: &mongodb::Client, ns: &str) -> Vec<Document> {
+    dest.database("__mongoferry")
+        .collection::<Document>("partitions")
+        .find(doc! { "ns": ns })
+        .sort(doc! { "n": 1 })
+        .await
+        .expect("read partitions")
+        .try_collect()
+        .await
+        .expect("read partitions")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ranges_whose_first_document_was_deleted_before_the_read_are_still_copied() {
+    let (pair, src, dest) = clusters().await;
+    let orders = Namespace::new("shop", "orders");
+    seed_all(&src, &[(orders.clone(), 30_000, 300)]).await;
+    // A clustered collection: its record ids are its `_id`s.
+    src.database("shop")
+        .create_collection("events")
+        .clustered_index(mongodb::options::ClusteredIndex::default())
+        .await
+        .unwrap();
+    let events = Namespace::new("shop", "events");
+    mongoferry::sandbox::workload::seed(&src, &events, 20_000, 300)
+        .await
+        .unwrap();
+
+    let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
+    config.tuning.partition_bytes = 256 * 1024;
+    config.tuning.copy_concurrency = 1;
+    config.tuning.batch_docs = 100;
+
+    // Stop the first run as soon as the plan is stored, so that most
+    // ranges are still to be read.
+    let cancel = CancellationToken::new();
+    let first = Migration::connect(config.clone(), cancel.clone())
+        .await
+        .expect("connect");
+    let run = tokio::spawn(first.run());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while partitions(&dest, "shop.events").await.is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no plan was stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    cancel.cancel();
+    let stopped = run.await.expect("the run does not panic");
+    assert!(stopped.is_err(), "the run was cancelled mid-copy");
+
+    let order_ranges = partitions(&dest, "shop.orders").await;
+    assert!(order_ranges.len() > 4, "{order_ranges:?}");
+    assert!(
+        order_ranges
+            .iter()
+            .all(|p| p.get_str("key") == Ok("recordId") && p.get_str("node").is_ok()),
+        "a plain collection is split by record id on the primary: {order_ranges:?}"
+    );
+    let event_ranges = partitions(&dest, "shop.events").await;
+    assert!(event_ranges.len() > 2, "{event_ranges:?}");
+    assert!(
+        event_ranges.iter().all(|p| p.get_str("key") == Ok("id")),
+        "a clustered collection is split by _id: {event_ranges:?}"
+    );
+
+    // Delete the document each unread range starts after: resuming at it
+    // is no longer possible. For one range, delete its reserve starts too,
+    // so that it has to read from the beginning.
+    let unread: Vec<&Document> = order_ranges
+        .iter()
+        .filter(|p| !p.get_bool("done").unwrap() && p.get_i64("min").is_ok())
+        .collect();
+    assert!(unread.len() >= 3, "{order_ranges:?}");
+    let mut doomed: Vec<i64> = unread.iter().map(|p| p.get_i64("min").unwrap()).collect();
+    let reserve = unread[unread.len() / 2]
+        .get_array("fallbackStarts")
+        .unwrap();
+    assert!(!reserve.is_empty());
+    doomed.extend(reserve.iter().map(|r| r.as_i64().unwrap()));
+    let deleted = delete_by_record_id(&src, &orders, &doomed).await;
+    assert_eq!(deleted, doomed.len() as u64);
+
+    let (handle, run) = start_migration(config).await;
+    commit_and_wait(&handle, run, Duration::from_secs(120)).await;
+    assert_eq!(
+        total_count(&dest, std::slice::from_ref(&orders)).await,
+        30_000 - deleted
+    );
+    assert_same(&src, &dest).await;
+}
+
+/// Deletes the documents stored at the given record ids of the primary.
+async fn delete_by_record_id(c: &mongodb::Client, ns: &Namespace, rids: &[i64]) -> u64 {
+    let db = c.database(&ns.db);
+    let mut cursor = db
+        .run_cursor_command(doc! {
+            "find": &ns.coll,
+            "projection": { "_id": 1 },
+            "hint": { "$natural": 1 },
+            "showRecordId": true,
+        })
+        .await
+        .expect("scan with record ids");
+    let mut ids = Vec::new();
+    while let Some(d) = cursor.try_next().await.expect("scan") {
+        if rids.contains(&d.get_i64("$recordId").expect("a record id")) {
+            ids.push(d.get("_id").cloned().expect("an _id"));
+        }
+    }
+    db.collection::<Document>(&ns.coll)
+        .delete_many(doc! { "_id": { "$in": ids } })
+        .await
+        .expect("delete")
+        .deleted_count
+}
