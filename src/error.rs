@@ -104,6 +104,14 @@ pub enum Error {
         transient: bool,
     },
 
+    #[error("The verification found {differences} difference(s) between the source and the destination, in {namespaces}.")]
+    VerificationFailed {
+        differences: u64,
+        namespaces: String,
+    },
+
+    #[error("The verification report could not be written to {path}: {message}.")]
+    ReportFailed { path: String, message: String },
     #[error("The {role} host name {host} could not be resolved.")]
     DnsFailure { role: Role, host: String },
 
@@ -196,14 +204,6 @@ pub enum Error {
 
     #[error("The {what} of connection profile '{profile}' is not in the OS keyring.")]
     SecretMissing { profile: String, what: String },
-    #[error("The verification found {differences} difference(s) between the source and the destination, in {namespaces}.")]
-    VerificationFailed {
-        differences: u64,
-        namespaces: String,
-    },
-
-    #[error("The verification report could not be written to {path}: {message}.")]
-    ReportFailed { path: String, message: String },
 
     #[error("No mongod binary was found at {path}.")]
     MongodMissing { path: String },
@@ -238,6 +238,8 @@ impl Error {
             Error::PreflightBlocked { .. } => "preflight_blocked",
             Error::Interrupted => "interrupted",
             Error::Mongo { .. } => "server_error",
+            Error::VerificationFailed { .. } => "verification_failed",
+            Error::ReportFailed { .. } => "report_failed",
             Error::DnsFailure { .. } => "dns_failure",
             Error::ConnectionRefused { .. } => "connection_refused",
             Error::ConnectTimeout { .. } => "connect_timeout",
@@ -257,8 +259,6 @@ impl Error {
             Error::ProfileStore { .. } => "profile_store_failed",
             Error::Keyring { .. } => "keyring_unavailable",
             Error::SecretMissing { .. } => "secret_missing",
-            Error::VerificationFailed { .. } => "verification_failed",
-            Error::ReportFailed { .. } => "report_failed",
             Error::MongodMissing { .. } => "mongod_missing",
             Error::Sandbox { .. } => "sandbox_failed",
             Error::Other(_) => "internal",
@@ -287,6 +287,8 @@ impl Error {
             Error::Interrupted => "Run the same command again to resume where it stopped.".into(),
             Error::Mongo { transient: true, .. } => "This is usually temporary; Mongoferry retries it, so check that the cluster is healthy if it persists.".into(),
             Error::Mongo { .. } => "Check the server's log and the user's privileges, then run the same command again to resume.".into(),
+            Error::VerificationFailed { .. } => "List every difference with 'mongoferry verify --source <source> --destination <destination> --report differences.ndjson', correct the destination or start afresh with --fresh, then run the sync again to finish the commit (or commit with --verify none to skip the check).".into(),
+            Error::ReportFailed { .. } => "Check that the report's folder exists and is writable, and that the disk has free space.".into(),
             Error::DnsFailure { .. } => "Check the spelling of the host name, and that this machine's DNS can resolve it (for mongodb+srv://, the SRV and TXT records too).".into(),
             Error::ConnectionRefused { .. } => "Check that mongod or mongos is running on that host and port, and that it listens on an address this machine can reach (bindIp).".into(),
             Error::ConnectTimeout { .. } => "Check the host and port, that a firewall or security group lets this machine in (Atlas: the IP access list), and that the server is up.".into(),
@@ -306,8 +308,6 @@ impl Error {
             Error::ProfileStore { .. } => "Check that the configuration directory exists and is writable (MONGOFERRY_CONFIG_DIR overrides it).".into(),
             Error::Keyring { .. } => "Unlock the desktop keyring (GNOME Keyring, KWallet, macOS Keychain, Windows Credential Manager); on a headless Linux machine start one with 'dbus-run-session' and 'gnome-keyring-daemon --unlock', or set MONGOFERRY_KEYRING=keyutils.".into(),
             Error::SecretMissing { .. } => "Add the profile again with its full connection string so that its secrets are stored in the keyring.".into(),
-            Error::VerificationFailed { .. } => "List every difference with 'mongoferry verify --source <source> --destination <destination> --report differences.ndjson', correct the destination or start afresh with --fresh, then run the sync again to finish the commit (or commit with --verify none to skip the check).".into(),
-            Error::ReportFailed { .. } => "Check that the report's folder exists and is writable, and that the disk has free space.".into(),
             Error::MongodMissing { .. } => "Run scripts/install-mongod.sh, or set MONGOD to the path of a mongod 6.0 or newer binary.".into(),
             Error::Sandbox { .. } => "Check that the machine has free memory and disk space, and that mongod runs (scripts/install-mongod.sh checks it).".into(),
             Error::Other(_) => "Run the same command again to resume; if it recurs, report it with the log.".into(),

@@ -1179,6 +1179,7 @@ async fn privileges_are_checked_on_auth_replica_sets_and_the_named_roles_suffice
     handle
         .commit(mongoferry::CommitRequest {
             block_source_writes: true,
+            ..Default::default()
         })
         .unwrap();
     let done = tokio::time::timeout(Duration::from_secs(120), run)

@@ -44,6 +44,16 @@ use crate::scope::Namespace;
 /// Documents waiting for their partner, per range, before the oldest are
 /// settled by lookup instead.
 pub const PENDING_BUDGET: usize = 4 * 1024 * 1024;
+/// Keys of documents settled by lookup whose partner may still come, per
+/// range. Past this, a partner that does come is compared a second time
+/// (by lookup) rather than remembered.
+pub const DEFERRED_CAP: usize = 200_000;
+/// Source documents per range, at most: with small documents a range of
+/// many megabytes would hold millions, and what a range remembers grows
+/// with its documents in the worst case.
+const MAX_RANGE_DOCS: u64 = 200_000;
+/// Ranges per collection, at most.
+const MAX_RANGES: usize = 4096;
 /// `_id`s per lookup.
 const LOOKUP_IDS: usize = 500;
 /// Bytes of documents per lookup.
@@ -132,9 +142,12 @@ pub struct Matcher {
     budget: usize,
     pending: [Pending; 2],
     seq: [u64; 2],
-    /// Keys settled by lookup while their partner might still come; that
-    /// partner is then dropped, as the lookup covered it.
-    deferred: HashSet<Vec<u8>>,
+    /// Keys settled by lookup while their partner might still come, by the
+    /// side they were taken from; that partner is then dropped, as the
+    /// lookup covered it.
+    deferred: [HashSet<Vec<u8>>; 2],
+    /// Sides read to their end: nothing more can pair with the other's.
+    ended: [bool; 2],
     last_pair: Option<(u64, u64)>,
     /// Natural order: two pairs came in another order on each side.
     pub order_broken: bool,
@@ -147,7 +160,8 @@ impl Matcher {
             budget,
             pending: Default::default(),
             seq: [0, 0],
-            deferred: HashSet::new(),
+            deferred: Default::default(),
+            ended: [false, false],
             last_pair: None,
             order_broken: false,
         }
@@ -194,7 +208,7 @@ impl Matcher {
         let i = side as usize;
         let seq = self.seq[i];
         self.seq[i] += 1;
-        if self.deferred.remove(&key) {
+        if self.deferred[1 - i].remove(&key) {
             return Ok(());
         }
         match self.pending[1 - i].take(&key) {
@@ -222,6 +236,8 @@ impl Matcher {
                     Side::Destination => Matched::Pair(other, doc),
                 });
             }
+            // The other side is read to its end: no partner can come.
+            None if self.ended[1 - i] => out.push(Matched::Unresolved(doc)),
             None => {
                 self.pending[i].insert(seq, key, doc);
                 while self.pending_bytes() > self.budget {
@@ -229,12 +245,30 @@ impl Matcher {
                     let Some((k, old)) = self.pending[j].pop_oldest() else {
                         break;
                     };
-                    self.deferred.insert(k);
+                    if self.deferred[0].len() + self.deferred[1].len() < DEFERRED_CAP {
+                        self.deferred[j].insert(k);
+                    }
                     out.push(Matched::Unresolved(old));
                 }
             }
         }
         Ok(())
+    }
+
+    /// One side is read to its end: what the other side holds waiting can
+    /// no longer pair, and what was deferred for it will not come.
+    pub fn end(&mut self, side: Side, out: &mut Vec<Matched>) {
+        let i = side as usize;
+        self.ended[i] = true;
+        self.deferred[1 - i].clear();
+        while let Some((_, d)) = self.pending[1 - i].pop_oldest() {
+            out.push(Matched::Unresolved(d));
+        }
+    }
+
+    /// Keys remembered for partners that may still come.
+    pub fn deferred_len(&self) -> usize {
+        self.deferred[0].len() + self.deferred[1].len()
     }
 
     /// Both streams ended: whatever still waits has no partner in step.
@@ -357,30 +391,34 @@ async fn plan(ctx: &Arc<Ctx>, p: &Pair) -> Result<Vec<Job>> {
             bytes,
             ctx.options.partition_bytes,
             ctx.options.concurrency.max(1),
-            512,
-        );
+            MAX_RANGES,
+        )
+        .max(docs.div_ceil(MAX_RANGE_DOCS) as usize)
+        .min(MAX_RANGES);
         if parts > 1 {
             sample_split_points(&ctx.src, ns, parts).await?
         } else {
             Vec::new()
         }
     };
-    let key = if natural {
-        crate::checkpoint::RangeKey::Natural
-    } else {
-        crate::checkpoint::RangeKey::Id
-    };
-    let ranges = copy::ranges(&ns.to_string(), points, key, None);
+    // From no lower bound to no upper bound: MinKey to MaxKey, every type.
+    let mut bounds: Vec<Option<Bson>> = vec![None];
+    bounds.extend(points.into_iter().map(Some));
+    bounds.push(None);
+    let ranges: Vec<(Option<Bson>, Option<Bson>)> = bounds
+        .windows(2)
+        .map(|w| (w[0].clone(), w[1].clone()))
+        .collect();
     let tally = Arc::new(Tally {
         left: AtomicUsize::new(ranges.len()),
         started: OnceLock::new(),
     });
     Ok(ranges
         .into_iter()
-        .map(|r| Job {
+        .map(|(min, max)| Job {
             ns: ns.clone(),
-            min: r.min,
-            max: r.max,
+            min,
+            max,
             natural,
             // During a sync a capped collection is replayed like any other
             // and its natural order may differ until commit re-copies it.
@@ -729,10 +767,20 @@ async fn compare_range(ctx: &Arc<Ctx>, job: &Job) -> Result<()> {
     let mut lookups = Lookups::default();
     let mut counted = Counted::default();
     let mut out: Vec<Matched> = Vec::new();
+    let mut ended = [false, false];
     loop {
         let (s, d) = tokio::try_join!(src.next(), dst.next())?;
         if s.is_none() && d.is_none() {
             break;
+        }
+        for (side, next) in [
+            (Side::Source, s.is_none()),
+            (Side::Destination, d.is_none()),
+        ] {
+            if next && !ended[side as usize] {
+                ended[side as usize] = true;
+                matcher.end(side, &mut out);
+            }
         }
         if let Some(s) = &s {
             counted.source(ctx, s);
@@ -1106,6 +1154,37 @@ mod tests {
         // settled by lookup first, is dropped (the lookup covered both).
         assert_eq!(unresolved + pairs, 6000, "{unresolved} + {pairs}");
         assert!(unresolved >= 5000);
+    }
+
+    #[test]
+    fn once_one_side_ends_the_other_is_settled_without_remembering_it() {
+        // An empty destination: nothing waits, nothing is remembered.
+        let mut m = Matcher::new(false, 16 * 1024);
+        let mut out = Vec::new();
+        m.end(Side::Destination, &mut out);
+        for n in 0..10_000 {
+            m.push(Side::Source, d(n, 0), &mut out).unwrap();
+            assert_eq!(m.pending_bytes(), 0);
+        }
+        assert_eq!(out.len(), 10_000);
+        assert!(out.iter().all(|x| matches!(x, Matched::Unresolved(_))));
+        assert_eq!(m.deferred_len(), 0);
+
+        // The destination ends part way: what waited for it is settled,
+        // and what was remembered for it forgotten.
+        let mut m = Matcher::new(false, 16 * 1024);
+        let mut out = Vec::new();
+        for n in 0..2_000 {
+            m.push(Side::Source, d(n, 0), &mut out).unwrap();
+        }
+        m.push(Side::Destination, d(5_000, 0), &mut out).unwrap();
+        assert!(m.deferred_len() > 0);
+        m.end(Side::Destination, &mut out);
+        assert_eq!(m.deferred_len(), 0);
+        // Only the destination's one document still waits for its partner.
+        assert_eq!(m.pending_bytes(), d(5_000, 0).as_bytes().len());
+        m.finish(&mut out);
+        assert_eq!(out.len(), 2_001);
     }
 
     #[test]

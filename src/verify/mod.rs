@@ -774,6 +774,8 @@ fn publish(
             };
             (r.per_second(), eta)
         }
+        // The final figure: the average over the whole run.
+        None if elapsed > 0.0 => (bytes as f64 / elapsed, Some(0.0)),
         None => (0.0, Some(0.0)),
     };
     let avg_doc = if docs > 0 {
@@ -822,6 +824,8 @@ async fn work(ctx: &Arc<Ctx>, scope: &Scope) -> Result<Vec<Namespace>> {
     ctx.meter
         .namespaces_total
         .store(all.len() as u64, Ordering::Relaxed);
+    // The destination's kind first, then the source's over it: a
+    // namespace on both sides is described as the source has it.
     for n in src_ns.iter().chain(dst_ns.iter()).rev() {
         let kind = kind_name(n.kind).to_string();
         ctx.stats(&n.ns.to_string(), |s| s.kind = kind);
