@@ -140,6 +140,18 @@ struct Driver {
 
 impl Driver {
     async fn start(tools: &Tools, data_home: &Path, log_dir: &Path) -> Driver {
+        Driver::start_with(tools, data_home, log_dir, &[]).await
+    }
+
+    /// Starts tauri-driver with extra environment for the app (such as a
+    /// dark GTK theme, which the web view reports as
+    /// `prefers-color-scheme: dark`).
+    async fn start_with(
+        tools: &Tools,
+        data_home: &Path,
+        log_dir: &Path,
+        env: &[(&str, &str)],
+    ) -> Driver {
         let log = log_dir.join("tauri-driver.log");
         let file = std::fs::File::create(&log).expect("driver log file");
         for port in [DRIVER_PORT, NATIVE_DRIVER_PORT] {
@@ -171,6 +183,7 @@ impl Driver {
             // The app keeps its remembered migration under XDG_DATA_HOME.
             .env("XDG_DATA_HOME", data_home)
             .env("RUST_LOG", "info,mongoferry=info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().expect("driver log file"))
             .stderr(file)
@@ -395,7 +408,7 @@ impl App {
                 )
                 .await;
             assert!(report.contains("replica set"), "{side}: {report}");
-            self.shot(&format!("{side}")).await;
+            self.shot(side).await;
             self.click("next", Duration::from_secs(5)).await;
         }
     }
@@ -658,8 +671,15 @@ async fn closing_mid_sync_offers_to_resume_and_resuming_finishes() {
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // Second run: the offer appears, and resuming carries the migration
-    // through to a committed destination equal to the source.
-    let driver = Driver::start(&tools, scratch.path(), scratch.path()).await;
+    // through to a committed destination equal to the source. This run
+    // uses a dark desktop theme, which the app follows.
+    let driver = Driver::start_with(
+        &tools,
+        scratch.path(),
+        scratch.path(),
+        &[("GTK_THEME", "Adwaita:dark")],
+    )
+    .await;
     let mut app = App::launch(app_bin, "resume-reopened").await;
     let offer = app
         .wait_text(
