@@ -222,6 +222,18 @@ describe('WizardView', () => {
     expect(backend.called('exportVerification')).toEqual([['/tmp/mongoferry-verification.json']]);
   });
 
+  it('pauses and resumes the sync', async () => {
+    const backend = await toSyncStep(renderWizard());
+    await fireEvent.click(byTestId('start-sync'));
+    backend.emit({ kind: 'progress', ...progress({ phase: 'copying' }) });
+    await fireEvent.click(await screen.findByTestId('pause-sync'));
+    await waitFor(() => expect(byTestId('state').textContent).toBe('PAUSED'));
+    await fireEvent.click(byTestId('resume-sync'));
+    await waitFor(() => expect(byTestId('state').textContent).toBe('RUNNING'));
+    expect(backend.called('pauseMigration')).toHaveLength(1);
+    expect(backend.called('resumeMigration')).toHaveLength(1);
+  });
+
   it('shows a migration failure pushed by the engine with its remedy', async () => {
     const backend = await toSyncStep(renderWizard());
     await fireEvent.click(byTestId('start-sync'));
