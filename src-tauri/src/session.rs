@@ -2,32 +2,56 @@
 //! which scope, so that reopening the app can find that migration on the
 //! destination and offer to resume it.
 //!
-//! The file holds connection strings only when they carry no secret (no
-//! password, no key password): it must never write a credential to disk.
-//! A migration started with credentials in its connection strings is not
-//! remembered, so the resume offer cannot appear for it.
+//! The file holds a connection string only when it carries no secret (no
+//! password, no key password); otherwise it holds the name of the saved
+//! profile the string came from, whose secrets stay in the OS keyring. It
+//! must never write a credential to disk: a migration whose credentials
+//! were typed in rather than taken from a profile is not remembered.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+/// How to reach one side again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "camelCase")]
+pub enum Endpoint {
+    /// A connection string without secrets.
+    Uri(String),
+    /// A saved profile, resolved through the keyring when needed.
+    Profile(String),
+}
+
+impl Endpoint {
+    /// The connection string itself where it holds no secret, else the
+    /// profile it came from; `None` when neither can be kept.
+    pub fn choose(uri: &str, profile: Option<&str>) -> Option<Endpoint> {
+        if mongoferry::uri::redact_uri(uri) == uri {
+            Some(Endpoint::Uri(uri.to_string()))
+        } else {
+            profile.map(|p| Endpoint::Profile(p.to_string()))
+        }
+    }
+}
+
 /// What `last-migration.json` holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RememberedMigration {
-    pub source_uri: String,
-    pub destination_uri: String,
+    pub source: Endpoint,
+    pub destination: Endpoint,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
 }
 
 impl RememberedMigration {
-    /// Whether the connection strings can be written to disk: redaction
-    /// leaves them unchanged only when they hold no secret.
+    /// Whether the file can hold it: no endpoint is a connection string
+    /// with a secret in it.
     pub fn is_secret_free(&self) -> bool {
-        [&self.source_uri, &self.destination_uri]
-            .iter()
-            .all(|u| mongoferry::uri::redact_uri(u) == **u)
+        [&self.source, &self.destination].iter().all(|e| match e {
+            Endpoint::Uri(u) => mongoferry::uri::redact_uri(u) == *u,
+            Endpoint::Profile(_) => true,
+        })
     }
 }
 
@@ -90,8 +114,8 @@ mod tests {
 
     fn migration(source: &str) -> RememberedMigration {
         RememberedMigration {
-            source_uri: source.into(),
-            destination_uri: "mongodb://127.0.0.1:2/?replicaSet=d".into(),
+            source: Endpoint::Uri(source.into()),
+            destination: Endpoint::Uri("mongodb://127.0.0.1:2/?replicaSet=d".into()),
             include: vec!["shop".into()],
             exclude: vec![],
         }
@@ -119,6 +143,16 @@ mod tests {
         let secret = migration("mongodb://alice:hunter2@db1:27017/?replicaSet=s");
         assert!(!file.save(&secret)?);
         assert_eq!(file.load(), None, "the older migration is forgotten too");
+        // Credentials from a saved profile: the profile's name is kept.
+        let uri = "mongodb://alice:hunter2@db1:27017/?replicaSet=s";
+        let from_profile = RememberedMigration {
+            source: Endpoint::choose(uri, Some("prod")).expect("kept by profile"),
+            ..migration("mongodb://127.0.0.1:1/?replicaSet=s")
+        };
+        assert_eq!(from_profile.source, Endpoint::Profile("prod".into()));
+        assert!(file.save(&from_profile)?);
+        assert_eq!(file.load(), Some(from_profile));
+        assert_eq!(Endpoint::choose(uri, None), None);
         for entry in std::fs::read_dir(dir.path())? {
             let text = std::fs::read_to_string(entry?.path())?;
             assert!(!text.contains("hunter2"));

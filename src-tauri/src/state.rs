@@ -31,7 +31,7 @@ use crate::commands::types::{
 };
 use crate::error::{shell_error, IntoInfo};
 use crate::progress::{self, EventSink};
-use crate::session::{RememberedMigration, SessionFile};
+use crate::session::{Endpoint, RememberedMigration, SessionFile};
 
 /// The running (or finished) migration of this window.
 struct Running {
@@ -133,18 +133,27 @@ impl AppState {
             .map_err(|e| e.info())?
             .is_some();
         migration.check().await.map_err(|e| e.info())?;
-        let remembered = self
-            .session
-            .save(&RememberedMigration {
-                source_uri: request.source_uri,
-                destination_uri: request.destination_uri,
+        let endpoints = (
+            Endpoint::choose(&request.source_uri, request.source_profile.as_deref()),
+            Endpoint::choose(
+                &request.destination_uri,
+                request.destination_profile.as_deref(),
+            ),
+        );
+        let saved = match endpoints {
+            (Some(source), Some(destination)) => self.session.save(&RememberedMigration {
+                source,
+                destination,
                 include: request.include,
                 exclude: request.exclude,
-            })
-            .unwrap_or_else(|error| {
-                tracing::warn!(%error, "could not remember the migration for a later resume");
-                false
-            });
+            }),
+            // Typed-in credentials cannot be kept: forget the older one too.
+            _ => self.session.forget().map(|()| false),
+        };
+        let remembered = saved.unwrap_or_else(|error| {
+            tracing::warn!(%error, "could not remember the migration for a later resume");
+            false
+        });
         let mut inner = self.inner.lock().await;
         if let Some(running) = &inner.migration {
             if !running.task.is_finished() {
@@ -367,7 +376,14 @@ impl AppState {
             }
         }
         let remembered = self.session.load()?;
-        let dest = match Cluster::connect(Role::Destination, &remembered.destination_uri).await {
+        let destination_uri = match resolve(&remembered.destination).await {
+            Ok(uri) => uri,
+            Err(e) => {
+                tracing::info!(code = %e.code, "the remembered destination's profile cannot be read; no resume offer");
+                return None;
+            }
+        };
+        let dest = match Cluster::connect(Role::Destination, &destination_uri).await {
             Ok(dest) => dest,
             Err(e) => {
                 tracing::info!(error = %e, "the remembered destination cannot be reached; no resume offer");
@@ -391,7 +407,10 @@ impl AppState {
         Some(ResumableMigration {
             migration_id: stored.migration_id,
             phase: phase.into(),
-            source: mongoferry::uri::redact_uri(&remembered.source_uri),
+            source: match &remembered.source {
+                Endpoint::Uri(u) => mongoferry::uri::redact_uri(u),
+                Endpoint::Profile(p) => format!("profile {p}"),
+            },
             destination: dest.display_uri.clone(),
             include: stored.include,
             exclude: stored.exclude,
@@ -408,9 +427,15 @@ impl AppState {
                 "Start a new migration from the Source step.",
             )
         })?;
+        let profile = |e: &Endpoint| match e {
+            Endpoint::Profile(p) => Some(p.clone()),
+            Endpoint::Uri(_) => None,
+        };
         let request = StartSyncRequest {
-            source_uri: remembered.source_uri,
-            destination_uri: remembered.destination_uri,
+            source_uri: resolve(&remembered.source).await?,
+            destination_uri: resolve(&remembered.destination).await?,
+            source_profile: profile(&remembered.source),
+            destination_profile: profile(&remembered.destination),
             include: remembered.include,
             exclude: remembered.exclude,
             drop_existing: false,
@@ -555,6 +580,15 @@ fn sandbox_info(s: &Sandbox) -> SandboxInfo {
             .collect(),
         write_load_running: s.load.is_some(),
         writes_per_second: SANDBOX_WRITES_PER_SECOND,
+    }
+}
+
+/// The connection string of a remembered endpoint (from the keyring for a
+/// profile).
+async fn resolve(endpoint: &Endpoint) -> Result<String, ErrorInfo> {
+    match endpoint {
+        Endpoint::Uri(u) => Ok(u.clone()),
+        Endpoint::Profile(name) => crate::profiles::resolve(name.clone()).await,
     }
 }
 

@@ -100,6 +100,8 @@ async fn sandbox_migration_through_the_shell_state() {
             include: vec!["shop".into()],
             exclude: vec![],
             drop_existing: false,
+            source_profile: None,
+            destination_profile: None,
         })
         .await
         .expect("start");

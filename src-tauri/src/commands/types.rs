@@ -87,6 +87,12 @@ pub struct StartSyncRequest {
     pub exclude: Vec<String>,
     /// Drop in-scope namespaces that already exist on the destination.
     pub drop_existing: bool,
+    /// The saved profiles the connection strings came from, if any: what
+    /// the app remembers for a resume when a string holds a password.
+    #[serde(default)]
+    pub source_profile: Option<String>,
+    #[serde(default)]
+    pub destination_profile: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]
@@ -95,7 +101,8 @@ pub struct SyncStarted {
     /// The destination already held this migration, which carries on.
     pub resumed: bool,
     /// The app will offer to resume this migration when it reopens (false
-    /// when a connection string holds a password, which is never stored).
+    /// when a connection string holds a password and came from no saved
+    /// profile: a password is never stored outside the keyring).
     pub remembered: bool,
 }
 

@@ -11,4 +11,9 @@ include: Array<string>, exclude: Array<string>,
 /**
  * Drop in-scope namespaces that already exist on the destination.
  */
-dropExisting: boolean, };
+dropExisting: boolean, 
+/**
+ * The saved profiles the connection strings came from, if any: what
+ * the app remembers for a resume when a string holds a password.
+ */
+sourceProfile: string | null, destinationProfile: string | null, };

@@ -7,6 +7,7 @@ export type SyncStarted = {
 resumed: boolean, 
 /**
  * The app will offer to resume this migration when it reopens (false
- * when a connection string holds a password, which is never stored).
+ * when a connection string holds a password and came from no saved
+ * profile: a password is never stored outside the keyring).
  */
 remembered: boolean, };

@@ -64,6 +64,8 @@ export class ConnectionState {
   uri = $state('');
   fields: ConnectionFields = $state(emptyFields());
   status: TestStatus = $state({ kind: 'idle' });
+  /** The saved profile the connection string was taken from, and that string. */
+  private fromProfile: { name: string; uri: string } | null = $state(null);
 
   constructor(
     private readonly backend: Backend,
@@ -85,6 +87,17 @@ export class ConnectionState {
   setUri(uri: string): void {
     this.mode = 'uri';
     this.uri = uri;
+  }
+
+  /** Fills the connection string from a saved profile, remembering which. */
+  setFromProfile(name: string, uri: string): void {
+    this.setUri(uri);
+    this.fromProfile = { name, uri };
+  }
+
+  /** The profile's name while the connection string is still the profile's. */
+  get profileName(): string | null {
+    return this.fromProfile && this.fromProfile.uri === this.effectiveUri ? this.fromProfile.name : null;
   }
 
   async test(): Promise<void> {

@@ -147,7 +147,7 @@ export class Wizard {
     const conn = side === 'source' ? this.source : this.destination;
     this.profileError = null;
     try {
-      conn.setUri(await this.backend.profileUri(name));
+      conn.setFromProfile(name, await this.backend.profileUri(name));
     } catch (error) {
       this.profileError = toErrorInfo(error);
     }
@@ -225,6 +225,8 @@ export class Wizard {
       include,
       exclude,
       dropExisting: false,
+      sourceProfile: this.source.profileName,
+      destinationProfile: this.destination.profileName,
     });
   }
 

@@ -110,6 +110,8 @@ describe('WizardView', () => {
           include: [],
           exclude: [],
           dropExisting: false,
+          sourceProfile: null,
+          destinationProfile: null,
         },
       ],
     ]);
@@ -266,6 +268,30 @@ describe('saved profiles', () => {
     await waitFor(() =>
       expect((byTestId('source-uri') as HTMLInputElement).value).toBe('mongodb://alice:pw@db1:27017/?replicaSet=rs'),
     );
+  });
+
+  it('starts the sync naming the profile a connection came from', async () => {
+    const backend = new FakeBackend();
+    backend.profiles.set('prod', 'mongodb://alice:pw@db1:27017/?replicaSet=rs');
+    renderWizard(backend);
+    const select = (await screen.findByTestId('source-profile')) as HTMLSelectElement;
+    await fireEvent.change(select, { target: { value: 'prod' } });
+    await waitFor(() => expect((byTestId('source-uri') as HTMLInputElement).value).toContain('alice'));
+    await fireEvent.click(byTestId('source-test'));
+    await screen.findByTestId('source-result');
+    await fireEvent.click(button('next'));
+    await connect('destination', 'mongodb://127.0.0.1:2/?replicaSet=d');
+    await fireEvent.click(button('next'));
+    await screen.findByTestId('preflight-summary');
+    await waitFor(() => expect(button('next').disabled).toBe(false));
+    await fireEvent.click(button('next'));
+    await screen.findByTestId('scope-summary');
+    await fireEvent.click(button('next'));
+    await fireEvent.click(byTestId('start-sync'));
+    await screen.findByTestId('state');
+    const [request] = backend.called('startSync')[0] as [{ sourceProfile: string | null; destinationProfile: string | null }];
+    expect(request.sourceProfile).toBe('prod');
+    expect(request.destinationProfile).toBeNull();
   });
 
   it('reports a duplicate name with its remedy', async () => {
