@@ -85,6 +85,12 @@ pub enum Error {
     #[error("The collection {ns} cannot be migrated live: {reason}.")]
     UnsupportedCollection { ns: String, reason: String },
 
+    /// The preflight check found blockers; the report has every finding.
+    #[error("{}", crate::preflight::blocked_message(report))]
+    PreflightBlocked {
+        report: Box<crate::preflight::Report>,
+    },
+
     #[error("The migration was interrupted; its progress is saved.")]
     Interrupted,
 
@@ -220,6 +226,7 @@ impl Error {
             Error::NotReadyToCommit { .. } => "not_ready_to_commit",
             Error::InvalidState { .. } => "invalid_state",
             Error::UnsupportedCollection { .. } => "unsupported_collection",
+            Error::PreflightBlocked { .. } => "preflight_blocked",
             Error::Interrupted => "interrupted",
             Error::Mongo { .. } => "server_error",
             Error::DnsFailure { .. } => "dns_failure",
@@ -265,6 +272,7 @@ impl Error {
             Error::NotReadyToCommit { .. } => "Wait until canCommit is true in the progress report, then commit again.".into(),
             Error::InvalidState { .. } => "Check the migration's state with 'mongoferry progress' and try the action that state allows.".into(),
             Error::UnsupportedCollection { .. } => "Exclude that collection with --exclude and move it with mongodump and mongorestore.".into(),
+            Error::PreflightBlocked { report } => crate::preflight::blocked_remedy(report),
             Error::Interrupted => "Run the same command again to resume where it stopped.".into(),
             Error::Mongo { transient: true, .. } => "This is usually temporary; Mongoferry retries it, so check that the cluster is healthy if it persists.".into(),
             Error::Mongo { .. } => "Check the server's log and the user's privileges, then run the same command again to resume.".into(),

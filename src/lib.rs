@@ -12,6 +12,8 @@
 //! - [`connection`]: profiles (secrets in the OS keyring), TLS, testing a
 //!   connection, classifying why one failed.
 //! - [`scope`]: include/exclude patterns.
+//! - [`preflight`]: the compatibility check run before anything is
+//!   written: findings (blockers, warnings, infos) with their fixes.
 //! - [`progress`]: states, the progress snapshot, events, rates.
 //! - [`sharding`]: shard keys and pre-splitting on sharded destinations.
 //! - [`retry`]: transient-error classification and backoff.
@@ -32,6 +34,7 @@ pub mod copy;
 pub mod error;
 pub mod events;
 pub mod migration;
+pub mod preflight;
 pub mod progress;
 pub mod retry;
 pub mod sandbox;

@@ -76,6 +76,12 @@ pub struct SyncConfig {
     pub fresh: bool,
     /// Drop in-scope namespaces that already exist on the destination.
     pub drop_existing: bool,
+    /// The commit will block the source's writes: the preflight check
+    /// makes sure the source allows it.
+    pub block_source_writes: bool,
+    /// The copy throughput the preflight check assumes when it weighs the
+    /// copy's duration against the source's oplog window.
+    pub copy_bytes_per_second: u64,
     pub tuning: Tuning,
 }
 
@@ -91,6 +97,8 @@ impl std::fmt::Debug for SyncConfig {
             .field("exclude", &self.exclude)
             .field("fresh", &self.fresh)
             .field("drop_existing", &self.drop_existing)
+            .field("block_source_writes", &self.block_source_writes)
+            .field("copy_bytes_per_second", &self.copy_bytes_per_second)
             .field("tuning", &self.tuning)
             .finish()
     }
@@ -105,6 +113,8 @@ impl SyncConfig {
             exclude: Vec::new(),
             fresh: false,
             drop_existing: false,
+            block_source_writes: false,
+            copy_bytes_per_second: crate::preflight::DEFAULT_COPY_BYTES_PER_SECOND,
             tuning: Tuning::default(),
         }
     }
@@ -321,7 +331,11 @@ impl Migration {
         let owner = uuid::Uuid::new_v4().to_string();
         // Read-only checks first: bad input must leave the destination untouched.
         let already = self.checked.load(std::sync::atomic::Ordering::Relaxed);
-        let checks = if already { Ok(()) } else { self.check().await };
+        let checks = if already {
+            Ok(())
+        } else {
+            self.check().await.map(|_| ())
+        };
         let checked = match checks {
             Ok(()) => self.take_lease(&owner).await,
             Err(e) => Err(e),
@@ -421,42 +435,36 @@ impl Migration {
         Ok(())
     }
 
-    /// Checks, without writing anything, that the migration can start or
-    /// resume: a stored migration must match; a new one needs an empty
-    /// destination and no collection the engine cannot sync.
-    pub async fn check(&self) -> Result<()> {
-        self.check_inner().await?;
+    /// Runs the preflight check, writing nothing: the report of
+    /// everything that would make this migration fail or lose data, and
+    /// what deserves attention. Fails with `PreflightBlocked` (the report
+    /// inside) when it holds a blocker; a stored migration must match, a
+    /// new one needs an empty destination and collections the engine can
+    /// migrate. Front ends show the warnings of the report it returns.
+    pub async fn check(&self) -> Result<crate::preflight::Report> {
+        let report = self.check_inner().await?;
+        if report.has_blockers() {
+            for f in report.blockers() {
+                tracing::info!(id = %f.id, title = %f.title, "preflight blocker");
+            }
+            return Err(report.into());
+        }
         self.checked
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
+        Ok(report)
     }
 
-    async fn check_inner(&self) -> Result<()> {
-        let ctx = &self.ctx;
-        let existing = ctx.store.load().await?;
-        match existing {
-            Some(m) if !self.config.fresh => self.check_stored(&m),
-            _ => {
-                if !self.config.drop_existing && !self.config.fresh {
-                    let existing_ns = catalog::list_namespaces(&ctx.dest, &ctx.scope).await?;
-                    if let Some(first) = existing_ns.first() {
-                        return Err(Error::DestinationNotEmpty {
-                            ns: first.ns.to_string(),
-                        });
-                    }
-                }
-                let source_ns = catalog::list_namespaces(&ctx.src, &ctx.scope).await?;
-                if let Some(ts) = source_ns.iter().find(|n| n.kind == NsKind::Timeseries) {
-                    return Err(Error::UnsupportedCollection {
-                        ns: ts.ns.to_string(),
-                        reason:
-                            "time-series collections have no change events to keep them in sync"
-                                .into(),
-                    });
-                }
-                Ok(())
-            }
-        }
+    async fn check_inner(&self) -> Result<crate::preflight::Report> {
+        let request = crate::preflight::CheckRequest {
+            include: self.config.include.clone(),
+            exclude: self.config.exclude.clone(),
+            drop_existing: self.config.drop_existing,
+            fresh: self.config.fresh,
+            block_source_writes: self.config.block_source_writes,
+            copy_bytes_per_second: self.config.copy_bytes_per_second,
+            ..crate::preflight::CheckRequest::default()
+        };
+        crate::preflight::run(&self.ctx.src, &self.ctx.dest, &request).await
     }
 
     fn check_stored(&self, m: &MigrationDoc) -> Result<()> {

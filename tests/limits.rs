@@ -206,7 +206,8 @@ async fn a_resume_token_that_fell_off_the_oplog_fails_with_history_lost() {
 
     roll_oplog_past(&src, saved_at).await;
 
-    // In-process: the engine reports history_lost.
+    // In-process: the preflight check finds the lost history before the
+    // migration takes its lease or opens a stream.
     let migration = Migration::connect(
         SyncConfig::new(source_uri.clone(), dest_uri.clone()),
         CancellationToken::new(),
@@ -217,7 +218,15 @@ async fn a_resume_token_that_fell_off_the_oplog_fails_with_history_lost() {
         .await
         .expect("the engine gives up in time")
         .expect_err("resuming past the oplog must fail");
-    assert_eq!(err.code(), "history_lost", "{err}");
+    assert_eq!(err.code(), "preflight_blocked", "{err}");
+    let mongoferry::Error::PreflightBlocked { report } = &err else {
+        unreachable!("the code says preflight_blocked")
+    };
+    assert_eq!(
+        report.blockers().map(|f| f.id.as_str()).collect::<Vec<_>>(),
+        vec!["history_lost"],
+        "{report:#?}"
+    );
 
     // The CLI: the same command fails, and says a fresh start is needed.
     let mut second = CliProcess::sync(&source_uri, &dest_uri, port, &[]);
@@ -263,7 +272,23 @@ async fn a_copy_whose_start_fell_off_the_oplog_fails_with_history_lost() {
 
     let port = api_port();
     let (source_uri, dest_uri) = (source.uri(), destination.uri());
-    let mut first = CliProcess::sync(&source_uri, &dest_uri, port, &["--copy-concurrency", "1"]);
+    // At the throughput it assumes, the preflight check sees that this
+    // copy cannot finish inside the oplog window, and refuses to start.
+    let mut refused = CliProcess::sync(&source_uri, &dest_uri, port, &["--copy-concurrency", "1"]);
+    let status = refused.wait_exit(Duration::from_secs(60)).await;
+    assert!(!status.success(), "{}", refused.stderr());
+    assert!(
+        refused
+            .stderr()
+            .contains("The source's oplog is too short for the copy"),
+        "{}",
+        refused.stderr()
+    );
+    assert!(stored_state(&dest).await.is_none(), "nothing was written");
+    // Told that the copy is fast, it starts; the watchdog is what stops
+    // this one.
+    let fast = ["--copy-concurrency", "1", "--copy-throughput", "100000"];
+    let mut first = CliProcess::sync(&source_uri, &dest_uri, port, &fast);
     wait_api(
         &mut first,
         port,
@@ -285,7 +310,7 @@ async fn a_copy_whose_start_fell_off_the_oplog_fails_with_history_lost() {
 
     roll_oplog_past(&src, start_at).await;
 
-    let mut second = CliProcess::sync(&source_uri, &dest_uri, port, &["--copy-concurrency", "1"]);
+    let mut second = CliProcess::sync(&source_uri, &dest_uri, port, &fast);
     let started = std::time::Instant::now();
     let status = second.wait_exit(Duration::from_secs(90)).await;
     let stderr = second.stderr();

@@ -186,8 +186,16 @@ async fn time_series_collections_are_refused_before_anything_is_written() {
         .await
         .unwrap();
     let err = migration.run().await.unwrap_err();
-    assert_eq!(err.code(), "unsupported_collection", "{err}");
+    // The preflight check refuses it, with the finding that says why.
+    assert_eq!(err.code(), "preflight_blocked", "{err}");
     assert!(err.to_string().contains("m.metrics"), "{err}");
+    let mongoferry::Error::PreflightBlocked { report } = &err else {
+        unreachable!("the code says preflight_blocked")
+    };
+    let blockers: Vec<_> = report.blockers().collect();
+    assert_eq!(blockers.len(), 1, "{report:#?}");
+    assert_eq!(blockers[0].id, "time_series_collection");
+    assert_eq!(blockers[0].namespace.as_deref(), Some("m.metrics"));
     let dbs = dest.list_database_names().await.unwrap();
     assert!(!dbs.contains(&"m".to_string()), "{dbs:?}");
     assert!(

@@ -2,6 +2,7 @@
 //! comparison, and running the CLI as a child process.
 #![allow(dead_code)]
 
+pub mod preflight;
 pub mod tls;
 
 use std::time::Duration;

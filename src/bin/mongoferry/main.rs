@@ -4,6 +4,7 @@
 
 mod api;
 mod bench;
+mod check;
 mod display;
 mod ping;
 mod profile;
@@ -47,6 +48,9 @@ enum Command {
     /// Test a connection: topology, version, user, TLS certificate, round
     /// trip, or why it fails.
     Ping(ping::PingArgs),
+    /// Check, without writing anything, whether a migration can start:
+    /// everything that would make it fail or lose data, with the fixes.
+    Check(check::CheckArgs),
 }
 
 #[derive(Args)]
@@ -106,6 +110,10 @@ struct SyncArgs {
     /// Ranges copied in parallel.
     #[arg(long, default_value_t = Tuning::default().copy_concurrency)]
     copy_concurrency: usize,
+    /// Copy throughput to assume, in MiB/s, when the preflight check weighs
+    /// the copy against the source's oplog window.
+    #[arg(long, value_name = "MIB_PER_S", default_value = check::DEFAULT_THROUGHPUT, value_parser = check::throughput)]
+    copy_throughput: u64,
 }
 
 fn main() -> ExitCode {
@@ -155,6 +163,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => bench::run(args).await,
         Command::Profile(args) => profile::run(args).await,
         Command::Ping(args) => ping::run(args).await,
+        Command::Check(args) => check::run(args).await,
     }
 }
 
@@ -195,15 +204,24 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     config.exclude = args.exclude;
     config.fresh = args.fresh;
     config.drop_existing = args.drop_existing;
+    config.block_source_writes = args.block_source_writes;
+    config.copy_bytes_per_second = args.copy_throughput;
     config.tuning.copy_concurrency = args.copy_concurrency;
 
     let cancel = CancellationToken::new();
+    // The preflight check runs first; a blocker stops here, before
+    // anything is written.
     let connected = match Migration::connect(config, cancel.clone()).await {
-        Ok(m) => m.check().await.map(|()| m),
+        Ok(m) => m.check().await.map(|report| (m, report)),
         Err(e) => Err(e),
     };
     let migration = match connected {
-        Ok(m) => m,
+        Ok((m, report)) => {
+            for w in report.warnings() {
+                eprintln!("warning: {}. {}", w.title.trim_end_matches('.'), w.remedy);
+            }
+            m
+        }
         Err(e) => {
             eprintln!("error: {} {}", e, e.remedy());
             return Ok(ExitCode::from(2));

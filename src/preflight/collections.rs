@@ -1,0 +1,207 @@
+//! Collection types: which kinds the engine cannot migrate faithfully
+//! (time-series, Queryable Encryption: blockers) and how the others it
+//! handles specially are treated (capped, clustered with a TTL, views
+//! whose source is left out). Pure: the inventory holds the options.
+
+use super::inventory::Inventory;
+use super::Finding;
+use crate::catalog::{self, NsKind};
+use crate::copy::number;
+use crate::scope::{Namespace, Scope};
+
+/// The verdict on a clustered collection with a TTL. During sync the
+/// engine creates it with the TTL held (`catalog::create_options`), and
+/// the server accepts a clustered collection's `expireAfterSeconds` only
+/// up to the seconds since 1970 (measured on 6.0.5: the expiry date
+/// must not fall before the epoch), so a held value above that makes the
+/// creation fail.
+fn clustered_ttl(ns: &str, options: &bson::Document, now_secs: u64) -> Finding {
+    let ttl = options
+        .get("expireAfterSeconds")
+        .map(|v| v.to_string())
+        .unwrap_or_default();
+    let held = number(catalog::create_options(options).get("expireAfterSeconds"));
+    if held >= now_secs {
+        return Finding::blocker(
+            "clustered_ttl",
+            format!("{ns} is a clustered collection with a TTL ({ttl} s) that cannot be held during sync"),
+            format!("To keep the destination's copy from expiring during sync, Mongoferry creates it with a TTL of {held} s, but the server accepts at most the seconds since 1970 (about {now_secs}) for a clustered collection, so creating it on the destination would fail."),
+            format!("Before starting, turn the TTL off on the source (db.runCommand({{collMod: \"{}\", expireAfterSeconds: \"off\"}})) and set it again on both sides after the commit, or exclude the collection. Not while the migration runs: Mongoferry would replay that change with the same held TTL.", ns.split_once('.').map(|(_, c)| c).unwrap_or(ns)),
+        )
+        .on(ns);
+    }
+    Finding::info(
+        "clustered_ttl",
+        format!("{ns} is a clustered collection with a TTL ({ttl} s)"),
+        format!("During sync its TTL is held on the destination ({held} s) so that it cannot delete copied documents; documents the source expires are deleted on the destination by the replayed deletes. The commit restores the source's TTL."),
+        "Nothing to do.",
+    )
+    .on(ns)
+}
+
+pub fn assess(inv: &Inventory, scope: &Scope, now_secs: u64) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for n in &inv.namespaces {
+        let ns = n.ns.ns.to_string();
+        let options = &n.ns.options;
+        match n.ns.kind {
+            NsKind::Timeseries => out.push(
+                Finding::blocker(
+                    "time_series_collection",
+                    format!("{ns} is a time-series collection"),
+                    "Time-series collections keep their data in internal bucket collections whose changes do not appear in the change stream, so the destination could not be kept in sync.",
+                    format!("Exclude it with --exclude {ns} and move it with mongodump and mongorestore (or $out into a time-series collection) during a short write pause."),
+                )
+                .on(&ns),
+            ),
+            NsKind::View => {
+                let on = options.get_str("viewOn").unwrap_or_default();
+                let source = Namespace::new(&n.ns.ns.db, on);
+                if !on.is_empty() && !scope.contains(&source) {
+                    out.push(
+                        Finding::warning(
+                            "view_source_excluded",
+                            format!("The view {ns} reads {source}, which is not migrated"),
+                            "The view is created on the destination, but the collection it reads is out of scope, so it will show nothing (or another collection of that name).",
+                            format!("Include {source} as well, or exclude the view with --exclude {ns}."),
+                        )
+                        .on(&ns),
+                    );
+                }
+            }
+            NsKind::Collection => {
+                if options.contains_key("encryptedFields") {
+                    out.push(
+                        Finding::blocker(
+                            "queryable_encryption",
+                            format!("{ns} uses Queryable Encryption"),
+                            format!("Its encrypted fields are kept consistent with the enxcol_.{}.* metadata collections and the __safeContent__ field by the server's encrypted write path; copying the documents as they are would leave the destination's copy unqueryable.", n.ns.ns.coll),
+                            format!("Exclude it and its metadata collections with --exclude {ns} --exclude '{}.enxcol_.{}.*', and move them with a tool that supports Queryable Encryption.", n.ns.ns.db, n.ns.ns.coll),
+                        )
+                        .on(&ns),
+                    );
+                }
+                if n.ns.is_clustered() && options.contains_key("expireAfterSeconds") {
+                    out.push(clustered_ttl(&ns, options, now_secs));
+                }
+                if n.ns.is_capped() {
+                    let size = match (&n.stats, options.get("size")) {
+                        (Some(s), _) => super::human_bytes(s.size),
+                        (None, Some(cap)) => format!("up to its cap of {}", super::human_bytes(number(Some(cap)))),
+                        (None, None) => "all of it".to_string(),
+                    };
+                    out.push(
+                        Finding::info(
+                            "capped_collection",
+                            format!("{ns} is a capped collection"),
+                            format!("It is synced like any collection, then copied again whole ({size}) at commit in insertion order, because replayed inserts could land after documents the source has already aged out. The commit takes longer by that copy."),
+                            "Nothing to do; keep capped collections small if the commit must be quick.",
+                        )
+                        .on(&ns),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::inventory::NsFacts;
+    use super::super::Severity::{self, *};
+    use super::*;
+    use crate::catalog::SourceNamespace;
+    use bson::{doc, Document};
+
+    fn ns(name: &str, kind: NsKind, options: Document) -> NsFacts {
+        NsFacts::bare(SourceNamespace {
+            ns: Namespace::parse(name).unwrap(),
+            kind,
+            uuid: None,
+            options,
+        })
+    }
+
+    fn ids(f: &[Finding]) -> Vec<(&str, Severity, Option<&str>)> {
+        f.iter()
+            .map(|f| (f.id.as_str(), f.severity, f.namespace.as_deref()))
+            .collect()
+    }
+
+    #[test]
+    fn each_collection_kind_gets_its_verdict() {
+        let inv = Inventory {
+            namespaces: vec![
+                ns("a.plain", NsKind::Collection, doc! {}),
+                ns(
+                    "a.ts",
+                    NsKind::Timeseries,
+                    doc! { "timeseries": { "timeField": "t" } },
+                ),
+                ns(
+                    "a.enc",
+                    NsKind::Collection,
+                    doc! { "encryptedFields": { "fields": [] } },
+                ),
+                ns(
+                    "a.cl",
+                    NsKind::Collection,
+                    doc! { "clusteredIndex": { "key": { "_id": 1 }, "unique": true }, "expireAfterSeconds": 60_i64 },
+                ),
+                ns(
+                    "a.cl_plain",
+                    NsKind::Collection,
+                    doc! { "clusteredIndex": { "key": { "_id": 1 }, "unique": true } },
+                ),
+                ns(
+                    "a.log",
+                    NsKind::Collection,
+                    doc! { "capped": true, "size": 4096 },
+                ),
+                ns(
+                    "a.v_ok",
+                    NsKind::View,
+                    doc! { "viewOn": "plain", "pipeline": [] },
+                ),
+                ns(
+                    "a.v_out",
+                    NsKind::View,
+                    doc! { "viewOn": "secret", "pipeline": [] },
+                ),
+            ],
+            ..Inventory::default()
+        };
+        let scope = Scope::new(&["a"], &["a.secret"]).unwrap();
+        // Today the engine holds a clustered TTL at 2^31-1 s, more than
+        // the seconds since 1970 that the server accepts.
+        assert_eq!(
+            ids(&assess(&inv, &scope, 1_795_000_000)),
+            vec![
+                ("time_series_collection", Blocker, Some("a.ts")),
+                ("queryable_encryption", Blocker, Some("a.enc")),
+                ("clustered_ttl", Blocker, Some("a.cl")),
+                ("capped_collection", Info, Some("a.log")),
+                ("view_source_excluded", Warning, Some("a.v_out")),
+            ]
+        );
+        // Once the held value fits, it is only explained.
+        let cl = assess(&inv, &scope, i32::MAX as u64 + 1);
+        let f = cl.iter().find(|f| f.id == "clustered_ttl").unwrap();
+        assert_eq!(f.severity, Info);
+    }
+
+    #[test]
+    fn a_clustered_ttl_blocker_says_how_to_get_around_it() {
+        let opts = doc! { "clusteredIndex": { "key": { "_id": 1 }, "unique": true }, "expireAfterSeconds": 60 };
+        let f = clustered_ttl("app.sessions", &opts, 1_795_000_000);
+        assert_eq!(f.severity, Blocker);
+        assert!(f.detail.contains("2147483647"), "{}", f.detail);
+        assert!(
+            f.remedy
+                .contains("collMod: \"sessions\", expireAfterSeconds: \"off\""),
+            "{}",
+            f.remedy
+        );
+    }
+}

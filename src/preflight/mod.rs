@@ -1,0 +1,629 @@
+//! The preflight compatibility check: everything that would make a
+//! migration fail or lose data, found before anything is written.
+//!
+//! [`run`] reads both clusters (never writes to either) and returns a
+//! [`Report`]: the totals in scope, for ETAs, and a list of [`Finding`]s,
+//! each a blocker, a warning or an info with a plain explanation and the
+//! fix. `Migration::check`, `mongoferry check` and `mongoferry sync` all
+//! use it; a migration refuses to start while the report holds a blocker.
+//!
+//! Each group of checks lives in its own file and is split in two: an
+//! async `gather` that reads what it needs from the servers, and a pure
+//! `assess` that turns those facts into findings. The decisions are
+//! therefore unit-tested with any figures, and the reads on real `mongod`.
+//! Gathering runs concurrently: the checks in parallel, and the per
+//! collection probes of the source in parallel too (see [`inventory`]).
+//!
+//! **Invariant:** nothing here writes to either cluster, and no finding
+//! carries a secret (connection strings are shown redacted, driver errors
+//! reduced to their message).
+//!
+//! # Finding ids
+//! Stable snake_case codes that clients match on: `source_standalone`,
+//! `destination_standalone`, `same_cluster`, `destination_sharded`,
+//! `source_sharded_destination_not`, `version_unparsed`,
+//! `source_version_unsupported`, `destination_version_unsupported`,
+//! `version_downgrade`, `minor_version_downgrade`, `version_upgrade`,
+//! `fcv_unreadable`, `fcv_changing`, `destination_fcv_too_low`,
+//! `source_fcv_blocks_write_blocking`, `fcv_older_than_source`,
+//! `not_authenticated`, `access_control_off`, `privileges_unreadable`,
+//! `source_privileges_missing`, `destination_privileges_missing`,
+//! `source_privileges_limited`, `destination_privileges_limited`,
+//! `oplog_window_too_short`, `oplog_window_tight`, `oplog_unreadable`,
+//! `oplog_not_checked`, `destination_not_empty`, `destination_namespace_dropped`,
+//! `destination_unreadable`, `scope_mismatch`, `source_mismatch`,
+//! `history_lost`, `resume`, `already_committed`, `previous_migration_discarded`,
+//! `insufficient_space`, `low_space`, `space_unknown`, `time_series_collection`,
+//! `queryable_encryption`, `clustered_ttl`, `capped_collection`,
+//! `view_source_excluded`, `admin_collections_skipped`, `inventory_failed`,
+//! `conflicting_indexes`, `unsupported_on_destination`, `prepare_unique_not_kept`,
+//! `ttl_index`, `unique_index`, `large_document`, `large_document_probe_sampled`,
+//! `probe_failed`, `dollar_field_names`, `dotted_field_names`,
+//! `duplicate_field_names`, `shard_keys`, `source_balancer_running`,
+//! `destination_balancer_running`, `sharding_unreadable`.
+
+mod collections;
+mod destination;
+mod indexes;
+pub mod inventory;
+mod oplog;
+pub mod privileges;
+mod sharding;
+mod space;
+mod topology;
+mod versions;
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::{Cluster, Topology};
+use crate::error::{Error, Result, Role};
+use crate::scope::Scope;
+
+/// What the copy is assumed to move per second when no figure is given:
+/// a conservative rate for two clusters on a network (the machine this
+/// project is measured on copies several times faster between local sets).
+pub const DEFAULT_COPY_BYTES_PER_SECOND: u64 = 20 * 1024 * 1024;
+
+/// Documents sampled per collection for the field-name checks.
+pub const DEFAULT_SAMPLE_SIZE: u32 = 1000;
+
+/// What to check: the migration as it would be started.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckRequest {
+    /// `--include` patterns; empty means every user namespace.
+    #[serde(default)]
+    pub include: Vec<String>,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// In-scope namespaces that exist on the destination will be dropped.
+    #[serde(default)]
+    pub drop_existing: bool,
+    /// A migration stored on the destination will be discarded.
+    #[serde(default)]
+    pub fresh: bool,
+    /// The commit will block writes on the source (`setUserWriteBlockMode`).
+    #[serde(default)]
+    pub block_source_writes: bool,
+    /// The copy throughput to assume when estimating the copy's duration.
+    #[serde(default = "default_throughput")]
+    pub copy_bytes_per_second: u64,
+    /// Bytes that must stay free on the destination's disk after the copy;
+    /// by default a tenth of the disk.
+    #[serde(default)]
+    pub keep_free_bytes: Option<u64>,
+    /// Documents sampled per collection for the field-name checks.
+    #[serde(default = "default_sample_size")]
+    pub sample_size: u32,
+}
+
+fn default_throughput() -> u64 {
+    DEFAULT_COPY_BYTES_PER_SECOND
+}
+
+fn default_sample_size() -> u32 {
+    DEFAULT_SAMPLE_SIZE
+}
+
+impl Default for CheckRequest {
+    fn default() -> Self {
+        CheckRequest {
+            include: Vec::new(),
+            exclude: Vec::new(),
+            drop_existing: false,
+            fresh: false,
+            block_source_writes: false,
+            copy_bytes_per_second: DEFAULT_COPY_BYTES_PER_SECOND,
+            keep_free_bytes: None,
+            sample_size: DEFAULT_SAMPLE_SIZE,
+        }
+    }
+}
+
+/// How serious a finding is.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The migration would fail or lose data: it will not start.
+    Blocker,
+    /// It will work, but something deserves attention first.
+    Warning,
+    /// How something will be handled; nothing to do.
+    Info,
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Severity::Blocker => "blocker",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        })
+    }
+}
+
+/// One thing the check found.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// A stable snake_case code (see the module docs).
+    pub id: String,
+    pub severity: Severity,
+    /// `db.collection` when the finding concerns one namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// One line: what is wrong.
+    pub title: String,
+    /// Why it matters, with the figures found.
+    pub detail: String,
+    /// What to do about it.
+    pub remedy: String,
+}
+
+impl Finding {
+    pub fn new(
+        severity: Severity,
+        id: &str,
+        title: impl Into<String>,
+        detail: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            id: id.to_string(),
+            severity,
+            namespace: None,
+            title: title.into(),
+            detail: detail.into(),
+            remedy: remedy.into(),
+        }
+    }
+
+    pub fn blocker(
+        id: &str,
+        title: impl Into<String>,
+        detail: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Finding {
+        Finding::new(Severity::Blocker, id, title, detail, remedy)
+    }
+
+    pub fn warning(
+        id: &str,
+        title: impl Into<String>,
+        detail: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Finding {
+        Finding::new(Severity::Warning, id, title, detail, remedy)
+    }
+
+    pub fn info(
+        id: &str,
+        title: impl Into<String>,
+        detail: impl Into<String>,
+        remedy: impl Into<String>,
+    ) -> Finding {
+        Finding::new(Severity::Info, id, title, detail, remedy)
+    }
+
+    /// The same finding, about one namespace.
+    pub fn on(mut self, ns: impl ToString) -> Finding {
+        self.namespace = Some(ns.to_string());
+        self
+    }
+}
+
+/// What is in scope on the source, for ETAs.
+#[derive(Serialize, Deserialize, Debug, Clone, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Totals {
+    pub databases: u64,
+    pub collections: u64,
+    pub views: u64,
+    pub documents: u64,
+    /// Uncompressed size of the documents.
+    pub data_bytes: u64,
+    /// On-disk size of the documents (compressed).
+    pub storage_bytes: u64,
+    pub index_bytes: u64,
+}
+
+/// One side of the migration as the check saw it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerSummary {
+    /// The connection string, redacted.
+    pub uri: String,
+    pub version: String,
+    /// The feature compatibility version, when it could be read.
+    pub feature_compatibility_version: Option<String>,
+    /// `standalone`, `replicaSet` or `sharded`.
+    pub topology: String,
+    pub replica_set: Option<String>,
+}
+
+/// The outcome of a check.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub source: ServerSummary,
+    pub destination: ServerSummary,
+    pub totals: Totals,
+    /// Blockers first, then warnings, then infos.
+    pub findings: Vec<Finding>,
+    /// The throughput the copy estimate assumes.
+    pub copy_bytes_per_second: u64,
+    /// Data bytes in scope divided by that throughput.
+    pub estimated_copy_seconds: f64,
+    /// How far back the source's oplog reaches (projected to when it is
+    /// full), when it could be read.
+    pub oplog_window_seconds: Option<f64>,
+    /// How long the check took.
+    pub elapsed_ms: u64,
+}
+
+impl Report {
+    pub fn blockers(&self) -> impl Iterator<Item = &Finding> {
+        self.of(Severity::Blocker)
+    }
+
+    pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
+        self.of(Severity::Warning)
+    }
+
+    pub fn of(&self, severity: Severity) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(move |f| f.severity == severity)
+    }
+
+    pub fn has_blockers(&self) -> bool {
+        self.blockers().next().is_some()
+    }
+
+    /// The findings with this id.
+    pub fn find(&self, id: &str) -> Vec<&Finding> {
+        self.findings.iter().filter(|f| f.id == id).collect()
+    }
+}
+
+/// The one-line sentence of an error that stops a migration on blockers.
+pub fn blocked_message(report: &Report) -> String {
+    let blockers: Vec<&Finding> = report.blockers().collect();
+    let titles: Vec<String> = blockers
+        .iter()
+        .map(|f| f.title.trim_end_matches('.').to_string())
+        .collect();
+    match titles.as_slice() {
+        [one] => format!("The migration cannot start: {one}."),
+        // A sentence, not a dump: a thousand blockers name the first few.
+        many if many.len() > 3 => format!(
+            "The migration cannot start ({} blockers): {}; and {} more.",
+            many.len(),
+            many[..3].join("; "),
+            many.len() - 3
+        ),
+        many => format!(
+            "The migration cannot start ({} blockers): {}.",
+            many.len(),
+            many.join("; ")
+        ),
+    }
+}
+
+/// What to do about the blockers of a report, in one sentence.
+pub fn blocked_remedy(report: &Report) -> String {
+    let blockers: Vec<&Finding> = report.blockers().collect();
+    match blockers.as_slice() {
+        [one] => one.remedy.clone(),
+        _ => "Fix each blocker ('mongoferry check' explains them one by one with their fixes), then start again.".to_string(),
+    }
+}
+
+/// Connects to both clusters and checks them. Connection failures are
+/// errors (the check could not run); everything else is a finding.
+pub async fn check(
+    source_uri: &str,
+    destination_uri: &str,
+    request: CheckRequest,
+) -> Result<Report> {
+    // Patterns first: bad input fails before any connection is made.
+    Scope::new(&request.include, &request.exclude)?;
+    let (src, dest) = tokio::try_join!(
+        Cluster::connect(Role::Source, source_uri),
+        Cluster::connect(Role::Destination, destination_uri),
+    )?;
+    run(&src, &dest, &request).await
+}
+
+/// Checks a migration between two connected clusters. Reads only.
+pub async fn run(
+    source: &Cluster,
+    destination: &Cluster,
+    request: &CheckRequest,
+) -> Result<Report> {
+    let started = Instant::now();
+    let scope = Scope::new(&request.include, &request.exclude)?;
+    let throughput = request.copy_bytes_per_second.max(1);
+
+    let (
+        inv,
+        src_fcv,
+        dest_fcv,
+        src_auth,
+        dest_auth,
+        oplog_facts,
+        dest_facts,
+        space_facts,
+        shard_facts,
+    ) = tokio::join!(
+        inventory::gather(source, &scope, request.sample_size),
+        versions::read_fcv(source),
+        versions::read_fcv(destination),
+        privileges::gather(source),
+        privileges::gather(destination),
+        oplog::gather(source),
+        destination::gather(destination, &scope),
+        space::gather(destination),
+        sharding::gather(source, destination, &scope),
+    );
+
+    let totals = inv.totals();
+    let estimated_copy_seconds = totals.data_bytes as f64 / throughput as f64;
+    let mut findings = Vec::new();
+    findings.extend(topology::assess(source, destination));
+    findings.extend(versions::assess(&versions::Facts {
+        source_version: source.version.clone(),
+        destination_version: destination.version.clone(),
+        source_fcv: src_fcv.clone(),
+        destination_fcv: dest_fcv.clone(),
+        block_source_writes: request.block_source_writes,
+    }));
+    let needs = privileges::Needs {
+        source_dbs: inv.databases(),
+        source_sharded: source.is_sharded(),
+        destination_sharded: destination.is_sharded() && source.is_sharded(),
+        block_source_writes: request.block_source_writes,
+        discard_stored: request.fresh && matches!(dest_facts.stored, Ok(Some(_))),
+    };
+    findings.extend(privileges::assess(Role::Source, &src_auth, &needs));
+    findings.extend(privileges::assess(Role::Destination, &dest_auth, &needs));
+    let resuming = !request.fresh && matches!(dest_facts.stored, Ok(Some(_)));
+    let (oplog_findings, window) = oplog::assess(
+        &oplog_facts,
+        &source.topology,
+        totals.data_bytes,
+        throughput,
+        resuming,
+    );
+    findings.extend(oplog_findings);
+    findings.extend(destination::assess(
+        &dest_facts,
+        request,
+        &scope,
+        &source.identity,
+        oplog_facts.oldest(),
+    ));
+    findings.extend(space::assess(
+        &space_facts,
+        &totals,
+        request.keep_free_bytes,
+    ));
+    findings.extend(inv.failure_findings());
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    findings.extend(collections::assess(&inv, &scope, now_secs));
+    let dest_features = versions::feature_level(
+        &destination.version,
+        dest_fcv.as_ref().ok().and_then(|f| f.as_deref()),
+    );
+    findings.extend(indexes::assess(&inv, dest_features));
+    findings.extend(sharding::assess(&shard_facts, &destination.topology));
+
+    // Blockers first; within a severity, the order the checks ran in.
+    findings.sort_by_key(|f| f.severity);
+    let report = Report {
+        source: summary(source, &src_fcv),
+        destination: summary(destination, &dest_fcv),
+        totals,
+        findings,
+        copy_bytes_per_second: throughput,
+        estimated_copy_seconds,
+        oplog_window_seconds: window,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    };
+    tracing::info!(
+        blockers = report.blockers().count(),
+        warnings = report.warnings().count(),
+        elapsed_ms = report.elapsed_ms,
+        collections = report.totals.collections,
+        "preflight check done"
+    );
+    Ok(report)
+}
+
+fn summary(c: &Cluster, fcv: &std::result::Result<Option<String>, String>) -> ServerSummary {
+    let (topology, replica_set) = match &c.topology {
+        Topology::Standalone => ("standalone", None),
+        Topology::ReplicaSet { name } => ("replicaSet", Some(name.clone())),
+        Topology::Sharded => ("sharded", None),
+    };
+    ServerSummary {
+        uri: c.display_uri.clone(),
+        version: c.version.clone(),
+        feature_compatibility_version: fcv.as_ref().ok().cloned().flatten(),
+        topology: topology.to_string(),
+        replica_set,
+    }
+}
+
+/// A driver error as a short, redacted sentence part for a finding.
+pub(crate) fn reason(e: &mongodb::error::Error) -> String {
+    crate::uri::redact_text(&crate::retry::message(e))
+}
+
+/// Whether a driver error is the server refusing for lack of privileges.
+pub(crate) fn is_unauthorized(e: &mongodb::error::Error) -> bool {
+    matches!(crate::retry::server_code(e), Some(13) | Some(18))
+}
+
+/// Bytes for people: "1.5 GiB".
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Seconds for people: "45 s", "12 min", "3.5 h", "2.1 days".
+pub fn human_duration(secs: f64) -> String {
+    if secs < 90.0 {
+        format!("{secs:.0} s")
+    } else if secs < 90.0 * 60.0 {
+        format!("{:.0} min", secs / 60.0)
+    } else if secs < 48.0 * 3600.0 {
+        format!("{:.1} h", secs / 3600.0)
+    } else {
+        format!("{:.1} days", secs / 86400.0)
+    }
+}
+
+/// "1 collection", "3 collections".
+pub(crate) fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// "a, b, c and 4 more": a bounded list for a finding's detail.
+pub(crate) fn list(items: &[String], max: usize) -> String {
+    if items.len() <= max {
+        return items.join(", ");
+    }
+    format!("{} and {} more", items[..max].join(", "), items.len() - max)
+}
+
+impl From<Report> for Error {
+    fn from(report: Report) -> Error {
+        Error::PreflightBlocked {
+            report: Box::new(report),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(findings: Vec<Finding>) -> Report {
+        let s = ServerSummary {
+            uri: "mongodb://h/".into(),
+            version: "6.0.5".into(),
+            feature_compatibility_version: Some("6.0".into()),
+            topology: "replicaSet".into(),
+            replica_set: Some("rs".into()),
+        };
+        Report {
+            source: s.clone(),
+            destination: s,
+            totals: Totals::default(),
+            findings,
+            copy_bytes_per_second: 1,
+            estimated_copy_seconds: 0.0,
+            oplog_window_seconds: None,
+            elapsed_ms: 0,
+        }
+    }
+
+    #[test]
+    fn findings_serialize_in_the_documented_shape() {
+        let f = Finding::blocker("destination_not_empty", "T", "D", "R").on("a.b");
+        let v = serde_json::to_value(&f).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"id": "destination_not_empty", "severity": "blocker", "namespace": "a.b", "title": "T", "detail": "D", "remedy": "R"})
+        );
+        let v = serde_json::to_value(Finding::info("x", "T", "D", "R")).unwrap();
+        assert!(v.get("namespace").is_none(), "{v}");
+        let t = serde_json::to_value(Totals::default()).unwrap();
+        for key in [
+            "databases",
+            "collections",
+            "documents",
+            "dataBytes",
+            "indexBytes",
+        ] {
+            assert!(t.get(key).is_some(), "{key} in {t}");
+        }
+        let back: CheckRequest =
+            serde_json::from_value(serde_json::json!({"include": ["a"]})).unwrap();
+        assert_eq!(back.copy_bytes_per_second, DEFAULT_COPY_BYTES_PER_SECOND);
+        assert_eq!(back.sample_size, DEFAULT_SAMPLE_SIZE);
+    }
+
+    #[test]
+    fn the_blocked_error_names_every_blocker_in_one_sentence() {
+        let one = report(vec![
+            Finding::blocker(
+                "a",
+                "The destination already holds shop.orders",
+                "d",
+                "Drop it.",
+            ),
+            Finding::warning("w", "Something else", "d", "r"),
+        ]);
+        let e = Error::from(one);
+        assert_eq!(e.code(), "preflight_blocked");
+        assert_eq!(
+            e.to_string(),
+            "The migration cannot start: The destination already holds shop.orders."
+        );
+        assert_eq!(e.remedy(), "Drop it.");
+        let two = report(vec![
+            Finding::blocker("a", "First.", "d", "r1"),
+            Finding::blocker("b", "Second", "d", "r2"),
+        ]);
+        let e = Error::from(two);
+        assert_eq!(
+            e.to_string(),
+            "The migration cannot start (2 blockers): First; Second."
+        );
+        assert!(e.remedy().contains("mongoferry check"), "{}", e.remedy());
+        let many = report(
+            (0..10)
+                .map(|i| Finding::blocker("x", format!("B{i}"), "d", "r"))
+                .collect(),
+        );
+        assert_eq!(
+            Error::from(many).to_string(),
+            "The migration cannot start (10 blockers): B0; B1; B2; and 7 more."
+        );
+    }
+
+    #[test]
+    fn people_read_sizes_and_durations() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 * 1024 * 1024 * 1024), "3.0 GiB");
+        assert_eq!(human_duration(12.0), "12 s");
+        assert_eq!(human_duration(600.0), "10 min");
+        assert_eq!(human_duration(3.0 * 3600.0), "3.0 h");
+        assert_eq!(human_duration(3.0 * 86400.0), "3.0 days");
+        let items: Vec<String> = (1..=5).map(|i| i.to_string()).collect();
+        assert_eq!(list(&items, 3), "1, 2, 3 and 2 more");
+        assert_eq!(list(&items[..2], 3), "1, 2");
+        assert_eq!(count(1, "collection"), "1 collection");
+        assert_eq!(count(3, "collection"), "3 collections");
+    }
+}

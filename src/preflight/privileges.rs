@@ -1,0 +1,731 @@
+//! Privileges: the actions each side's user actually holds
+//! (`connectionStatus` with `showPrivileges`) against what the engine
+//! needs, with the missing actions named and the built-in role that
+//! grants them.
+//!
+//! Resources are matched as the server matches them: `{db: "",
+//! collection: ""}` covers every normal collection of every database but
+//! `local` and `config` (and never `system.*` collections), `{db: D,
+//! collection: ""}` the normal collections of `D`, `{cluster: true}` the
+//! cluster, `{anyResource: true}` everything. The role named for each
+//! need is checked against the server's own built-in role definitions by
+//! `tests/preflight.rs`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bson::{doc, Bson, Document};
+
+use super::{reason, Finding, Severity};
+use crate::cluster::Cluster;
+use crate::error::Role;
+use crate::scope::METADATA_DB;
+
+/// A privilege resource as `connectionStatus` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    Cluster,
+    Any,
+    /// `db` or `coll` empty means "any".
+    Namespace {
+        db: String,
+        coll: String,
+    },
+    /// Resource kinds the engine needs nothing from (`system_buckets`).
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Privilege {
+    pub resource: Resource,
+    pub actions: BTreeSet<String>,
+}
+
+/// Who the connection is, as far as access control goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Auth {
+    /// The server does not enforce access control.
+    Off,
+    /// Access control is on and the connection string names no user.
+    NotAuthenticated,
+    Users {
+        /// `user@db`.
+        users: Vec<(String, String)>,
+        roles: Vec<String>,
+        privileges: Vec<Privilege>,
+    },
+    Unknown(String),
+}
+
+/// What a privilege is needed on.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    Cluster,
+    /// Every normal collection of every user database (what a
+    /// cluster-wide change stream requires).
+    AllDatabases,
+    /// The normal collections of one database.
+    Db(String),
+    Coll(String, String),
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Cluster => f.write_str("the cluster"),
+            Target::AllDatabases => f.write_str("all databases"),
+            Target::Db(d) => write!(f, "{d}"),
+            Target::Coll(d, c) => write!(f, "{d}.{c}"),
+        }
+    }
+}
+
+/// One need: actions on a target, the built-in role that grants them,
+/// and how bad it is to lack them.
+#[derive(Debug, Clone)]
+pub struct Need {
+    pub target: Target,
+    pub actions: &'static [&'static str],
+    pub role: &'static str,
+    pub severity: Severity,
+    pub why: &'static str,
+}
+
+/// What the migration will do, which decides what it needs.
+#[derive(Debug, Clone, Default)]
+pub struct Needs {
+    pub source_dbs: Vec<String>,
+    pub source_sharded: bool,
+    /// Collections will be sharded on the destination.
+    pub destination_sharded: bool,
+    pub block_source_writes: bool,
+    /// A stored migration will be discarded (`--fresh`).
+    pub discard_stored: bool,
+}
+
+const SOURCE_READ: &[&str] = &["find", "changeStream"];
+const SOURCE_LIST: &[&str] = &["listCollections", "listIndexes", "collStats"];
+const DEST_WRITE: &[&str] = &[
+    "find",
+    "insert",
+    "update",
+    "remove",
+    "createCollection",
+    "createIndex",
+    "dropCollection",
+    "dropIndex",
+    "listCollections",
+    "listIndexes",
+    "renameCollectionSameDB",
+];
+const DEST_RESTORE: &[&str] = &["collMod", "bypassDocumentValidation"];
+const STATE_WRITE: &[&str] = &[
+    "find",
+    "insert",
+    "update",
+    "remove",
+    "createCollection",
+    "createIndex",
+    "dropCollection",
+    "listCollections",
+];
+
+/// Reading the feature compatibility version (`getParameter`).
+fn fcv_need() -> Need {
+    Need {
+        target: Target::Cluster,
+        actions: &["getParameter"],
+        role: "clusterMonitor",
+        severity: Severity::Warning,
+        why: "to read the feature compatibility version, which decides what the destination accepts; without it the check falls back to the binary version",
+    }
+}
+
+/// The privileges one side needs for this migration.
+pub fn required(role: Role, n: &Needs) -> Vec<Need> {
+    let mut out = Vec::new();
+    match role {
+        Role::Source => {
+            out.push(Need {
+                target: Target::AllDatabases,
+                actions: SOURCE_READ,
+                role: "readAnyDatabase",
+                severity: Severity::Blocker,
+                why: "to read the collections and to follow the cluster-wide change stream, which the server allows only with find and changeStream on all databases",
+            });
+            for db in &n.source_dbs {
+                out.push(Need {
+                    target: Target::Db(db.clone()),
+                    actions: SOURCE_LIST,
+                    role: "readAnyDatabase",
+                    severity: Severity::Blocker,
+                    why: "to list the collections and indexes to migrate and to measure them",
+                });
+            }
+            if n.source_sharded {
+                for coll in ["collections", "chunks"] {
+                    out.push(Need {
+                        target: Target::Coll("config".into(), coll.into()),
+                        actions: &["find"],
+                        role: "clusterMonitor",
+                        severity: Severity::Blocker,
+                        why: "to read the shard keys and chunk bounds of sharded collections",
+                    });
+                }
+            } else {
+                out.push(Need {
+                    target: Target::Coll("local".into(), "oplog.rs".into()),
+                    actions: &["find", "collStats"],
+                    role: "clusterMonitor",
+                    severity: Severity::Warning,
+                    why: "to measure the oplog window, and to stop a copy early once its start has left the oplog (without it, such a copy runs to its end before failing)",
+                });
+                out.push(Need {
+                    target: Target::Cluster,
+                    actions: &["replSetGetConfig"],
+                    role: "clusterMonitor",
+                    severity: Severity::Warning,
+                    why: "to recognise the source by its replica set id; without it the source is recognised by its host names, so resuming through other host names is refused",
+                });
+            }
+            out.push(fcv_need());
+            if n.block_source_writes {
+                out.push(Need {
+                    target: Target::Cluster,
+                    actions: &["setUserWriteBlockMode"],
+                    role: "backup",
+                    severity: Severity::Blocker,
+                    why: "to block the source's writes at commit, as --block-source-writes asks",
+                });
+            }
+        }
+        Role::Destination => {
+            for db in &n.source_dbs {
+                out.push(Need {
+                    target: Target::Db(db.clone()),
+                    actions: DEST_WRITE,
+                    role: "readWriteAnyDatabase",
+                    severity: Severity::Blocker,
+                    why: "to create, fill and keep in sync the migrated collections and indexes",
+                });
+                out.push(Need {
+                    target: Target::Db(db.clone()),
+                    actions: DEST_RESTORE,
+                    role: "restore",
+                    severity: Severity::Blocker,
+                    why: "to hold TTLs and unique indexes during sync and restore them at commit (collMod), and to write documents exactly as the source has them whatever the validators (bypassDocumentValidation)",
+                });
+                out.push(Need {
+                    target: Target::Db(db.clone()),
+                    actions: &["dropDatabase"],
+                    role: "dbAdminAnyDatabase",
+                    severity: Severity::Warning,
+                    why: "to follow a dropDatabase on the source; without it the sync stops if the source drops a migrated database",
+                });
+                if n.destination_sharded {
+                    out.push(Need {
+                        target: Target::Db(db.clone()),
+                        actions: &["enableSharding", "splitChunk"],
+                        role: "clusterManager",
+                        severity: Severity::Blocker,
+                        why: "to shard and pre-split collections like the source's",
+                    });
+                }
+            }
+            out.push(fcv_need());
+            out.push(Need {
+                target: Target::Db(METADATA_DB.into()),
+                actions: STATE_WRITE,
+                role: "readWriteAnyDatabase",
+                severity: Severity::Blocker,
+                why: "to keep the migration's checkpoints in the __mongoferry database",
+            });
+            out.push(Need {
+                target: Target::Db(METADATA_DB.into()),
+                actions: &["dropDatabase"],
+                role: "dbAdminAnyDatabase",
+                severity: if n.discard_stored {
+                    Severity::Blocker
+                } else {
+                    Severity::Warning
+                },
+                why: "to discard a stored migration's state when starting again with --fresh",
+            });
+        }
+    }
+    out
+}
+
+/// Whether a held resource covers a needed target, as the server decides.
+pub fn covers(held: &Resource, target: &Target) -> bool {
+    let special = |d: &str| d == "local" || d == "config";
+    match (held, target) {
+        (Resource::Any, _) => true,
+        (Resource::Cluster, Target::Cluster) => true,
+        (Resource::Namespace { db, coll }, Target::AllDatabases) => {
+            db.is_empty() && coll.is_empty()
+        }
+        (Resource::Namespace { db, coll }, Target::Db(d)) => {
+            coll.is_empty() && (db == d || (db.is_empty() && !special(d)))
+        }
+        (Resource::Namespace { db, coll }, Target::Coll(d, c)) => {
+            let normal = !c.starts_with("system.");
+            // The named collection, in that database or in any; or the
+            // database's normal collections.
+            (coll == c && (db == d || db.is_empty()))
+                || (coll.is_empty() && normal && (db == d || (db.is_empty() && !special(d))))
+        }
+        _ => false,
+    }
+}
+
+/// The actions of `need` that no held privilege grants.
+pub fn missing(privileges: &[Privilege], need: &Need) -> Vec<&'static str> {
+    need.actions
+        .iter()
+        .copied()
+        .filter(|a| {
+            !privileges
+                .iter()
+                .any(|p| p.actions.contains(*a) && covers(&p.resource, &need.target))
+        })
+        .collect()
+}
+
+/// Reads who the connection is and what it may do.
+pub async fn gather(c: &Cluster) -> Auth {
+    let admin = c.client.database("admin");
+    let reply = match admin
+        .run_command(doc! { "connectionStatus": 1, "showPrivileges": true })
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return Auth::Unknown(reason(&e)),
+    };
+    let info = reply.get_document("authInfo").cloned().unwrap_or_default();
+    let users = parse_users(&info, "authenticatedUsers", "user");
+    if users.is_empty() {
+        // No user: either access control is off, or the server will
+        // refuse nearly everything. A command that needs authentication
+        // tells which.
+        return match admin
+            .run_command(doc! { "listDatabases": 1, "nameOnly": true })
+            .await
+        {
+            Ok(_) => Auth::Off,
+            Err(e) if super::is_unauthorized(&e) => Auth::NotAuthenticated,
+            Err(e) => Auth::Unknown(reason(&e)),
+        };
+    }
+    let roles = parse_users(&info, "authenticatedUserRoles", "role")
+        .into_iter()
+        .map(|(r, db)| format!("{r}@{db}"))
+        .collect();
+    let privileges = info
+        .get_array("authenticatedUserPrivileges")
+        .map(|a| a.iter().filter_map(parse_privilege).collect())
+        .unwrap_or_default();
+    Auth::Users {
+        users,
+        roles,
+        privileges,
+    }
+}
+
+fn parse_users(info: &Document, field: &str, name: &str) -> Vec<(String, String)> {
+    info.get_array(field)
+        .map(|a| {
+            a.iter()
+                .filter_map(|u| {
+                    let u = u.as_document()?;
+                    Some((
+                        u.get_str(name).ok()?.to_string(),
+                        u.get_str("db").ok()?.to_string(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn parse_privilege(v: &Bson) -> Option<Privilege> {
+    let p = v.as_document()?;
+    let r = p.get_document("resource").ok()?;
+    let resource = if r.get_bool("cluster").unwrap_or(false) {
+        Resource::Cluster
+    } else if r.get_bool("anyResource").unwrap_or(false) {
+        Resource::Any
+    } else if let (Ok(db), Ok(coll)) = (r.get_str("db"), r.get_str("collection")) {
+        Resource::Namespace {
+            db: db.to_string(),
+            coll: coll.to_string(),
+        }
+    } else {
+        Resource::Other
+    };
+    let actions = p
+        .get_array("actions")
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Privilege { resource, actions })
+}
+
+pub fn assess(side: Role, auth: &Auth, needs: &Needs) -> Vec<Finding> {
+    match auth {
+        Auth::Off => vec![Finding::info(
+            "access_control_off",
+            format!("The {side} does not enforce access control: privileges were not checked"),
+            format!("The {side} accepts unauthenticated connections, so every operation is allowed and there is nothing to check. Anyone who can reach it can read and change its data."),
+            format!("Enable authentication on the {side} (security.authorization: enabled) for production use."),
+        )],
+        Auth::NotAuthenticated => vec![Finding::blocker(
+            "not_authenticated",
+            format!("The {side} requires authentication, and the connection string names no user"),
+            format!("The {side} refused a command that needs an authenticated user; the migration could not read or write anything."),
+            format!("Put a user and password in the {side} connection string (mongodb://USER:PASSWORD@host/?authSource=admin)."),
+        )],
+        Auth::Unknown(e) => vec![Finding::warning(
+            "privileges_unreadable",
+            format!("The {side} user's privileges could not be read"),
+            format!("connectionStatus failed: {e}. The migration may stop later on a missing privilege."),
+            format!("Check the {side} user's roles against the privileges the migration needs (see the README)."),
+        )],
+        Auth::Users {
+            users,
+            roles,
+            privileges,
+        } => {
+            // Missing actions, grouped by the role that grants them.
+            let mut groups: BTreeMap<(Severity, &'static str), Vec<Lack>> = BTreeMap::new();
+            for need in required(side, needs) {
+                let lacking = missing(privileges, &need);
+                if !lacking.is_empty() {
+                    groups
+                        .entry((need.severity, need.role))
+                        .or_default()
+                        .push((need.target.clone(), lacking, need.why));
+                }
+            }
+            let (user, user_db) = users.first().cloned().unwrap_or_default();
+            groups
+                .into_iter()
+                .map(|((severity, role), lacks)| {
+                    finding(side, severity, role, &lacks, &user, &user_db, roles)
+                })
+                .collect()
+        }
+    }
+}
+
+/// A need not met: where, the actions missing there, and why they are
+/// needed.
+type Lack = (Target, Vec<&'static str>, &'static str);
+
+fn finding(
+    side: Role,
+    severity: Severity,
+    role: &str,
+    lacks: &[Lack],
+    user: &str,
+    user_db: &str,
+    roles: &[String],
+) -> Finding {
+    // "find, changeStream on all databases; collMod on shop, crm"
+    let mut by_actions: BTreeMap<Vec<&str>, Vec<String>> = BTreeMap::new();
+    let mut whys: Vec<&str> = Vec::new();
+    for (target, actions, why) in lacks {
+        by_actions
+            .entry(actions.clone())
+            .or_default()
+            .push(target.to_string());
+        if !whys.contains(why) {
+            whys.push(why);
+        }
+    }
+    let what: Vec<String> = by_actions
+        .iter()
+        .map(|(actions, targets)| format!("{} on {}", actions.join(", "), super::list(targets, 4)))
+        .collect();
+    let held = if roles.is_empty() {
+        "no roles".to_string()
+    } else {
+        roles.join(", ")
+    };
+    let (id, consequence) = match severity {
+        Severity::Blocker => (
+            format!("{side}_privileges_missing"),
+            "The migration would fail on them",
+        ),
+        _ => (
+            format!("{side}_privileges_limited"),
+            "The migration runs without them, with less safety",
+        ),
+    };
+    Finding::new(
+        severity,
+        &id,
+        format!("The {side} user {user} lacks {}", what.join("; ")),
+        format!(
+            "Mongoferry needs them {}. {consequence}. The user holds: {held}.",
+            whys.join("; and ")
+        ),
+        format!(
+            "Grant the built-in role {role}: db.getSiblingDB(\"{user_db}\").grantRolesToUser(\"{user}\", [{{role: \"{role}\", db: \"admin\"}}])."
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(db: &str, coll: &str) -> Resource {
+        Resource::Namespace {
+            db: db.into(),
+            coll: coll.into(),
+        }
+    }
+
+    fn privilege(resource: Resource, actions: &[&str]) -> Privilege {
+        Privilege {
+            resource,
+            actions: actions.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn resources_match_as_the_server_matches_them() {
+        let any_db = ns("", "");
+        assert!(covers(&any_db, &Target::AllDatabases));
+        assert!(covers(&any_db, &Target::Db("shop".into())));
+        assert!(covers(&any_db, &Target::Db("admin".into())));
+        assert!(
+            !covers(&any_db, &Target::Db("local".into())),
+            "readAnyDatabase cannot read local"
+        );
+        assert!(!covers(
+            &any_db,
+            &Target::Coll("local".into(), "oplog.rs".into())
+        ));
+        assert!(!covers(
+            &any_db,
+            &Target::Coll("shop".into(), "system.views".into())
+        ));
+        assert!(!covers(&any_db, &Target::Cluster));
+        let shop = ns("shop", "");
+        assert!(covers(&shop, &Target::Db("shop".into())));
+        assert!(covers(&shop, &Target::Coll("shop".into(), "orders".into())));
+        assert!(!covers(&shop, &Target::Db("crm".into())));
+        assert!(!covers(&shop, &Target::AllDatabases));
+        let local = ns("local", "");
+        assert!(covers(
+            &local,
+            &Target::Coll("local".into(), "oplog.rs".into())
+        ));
+        assert!(covers(
+            &ns("", "oplog.rs"),
+            &Target::Coll("local".into(), "oplog.rs".into())
+        ));
+        assert!(covers(&Resource::Any, &Target::Cluster));
+        assert!(covers(&Resource::Cluster, &Target::Cluster));
+        assert!(!covers(&Resource::Other, &Target::AllDatabases));
+    }
+
+    fn needs() -> Needs {
+        Needs {
+            source_dbs: vec!["shop".into(), "crm".into()],
+            ..Needs::default()
+        }
+    }
+
+    fn users(privileges: Vec<Privilege>) -> Auth {
+        Auth::Users {
+            users: vec![("mig".into(), "admin".into())],
+            roles: vec!["read@shop".into()],
+            privileges,
+        }
+    }
+
+    #[test]
+    fn a_reader_of_one_database_is_told_what_it_lacks_and_which_role_grants_it() {
+        let auth = users(vec![privilege(
+            ns("shop", ""),
+            &[
+                "find",
+                "changeStream",
+                "listCollections",
+                "listIndexes",
+                "collStats",
+            ],
+        )]);
+        let f = assess(Role::Source, &auth, &needs());
+        let blocker = f
+            .iter()
+            .find(|f| f.severity == Severity::Blocker)
+            .expect("a blocker");
+        assert_eq!(blocker.id, "source_privileges_missing");
+        assert!(
+            blocker
+                .title
+                .contains("find, changeStream on all databases"),
+            "{}",
+            blocker.title
+        );
+        assert!(
+            blocker
+                .title
+                .contains("listCollections, listIndexes, collStats on crm"),
+            "{}",
+            blocker.title
+        );
+        assert!(!blocker.title.contains("on shop"), "{}", blocker.title);
+        assert!(
+            blocker.remedy.contains("readAnyDatabase"),
+            "{}",
+            blocker.remedy
+        );
+        assert!(
+            blocker.remedy.contains("grantRolesToUser(\"mig\""),
+            "{}",
+            blocker.remedy
+        );
+        assert!(blocker.detail.contains("read@shop"), "{}", blocker.detail);
+        let warning = f
+            .iter()
+            .find(|f| f.severity == Severity::Warning)
+            .expect("a warning");
+        assert_eq!(warning.id, "source_privileges_limited");
+        assert!(
+            warning.remedy.contains("clusterMonitor"),
+            "{}",
+            warning.remedy
+        );
+    }
+
+    #[test]
+    fn the_roles_mongoferry_documents_are_enough() {
+        // The privileges of readAnyDatabase + clusterMonitor + backup (source)
+        // and readWriteAnyDatabase + restore + dbAdminAnyDatabase +
+        // clusterMonitor (destination), reduced to what the check looks at.
+        let source = users(vec![
+            privilege(
+                ns("", ""),
+                &[
+                    "find",
+                    "changeStream",
+                    "listCollections",
+                    "listIndexes",
+                    "collStats",
+                ],
+            ),
+            privilege(ns("local", ""), &["find", "collStats"]),
+            privilege(
+                Resource::Cluster,
+                &["replSetGetConfig", "setUserWriteBlockMode", "getParameter"],
+            ),
+        ]);
+        let mut n = needs();
+        n.block_source_writes = true;
+        assert!(assess(Role::Source, &source, &n).is_empty());
+        let dest = users(vec![
+            privilege(ns("", ""), DEST_WRITE),
+            privilege(
+                ns("", ""),
+                &["collMod", "bypassDocumentValidation", "dropDatabase"],
+            ),
+            privilege(Resource::Cluster, &["getParameter"]),
+        ]);
+        n.discard_stored = true;
+        assert!(assess(Role::Destination, &dest, &n).is_empty());
+    }
+
+    #[test]
+    fn write_blocking_and_fresh_starts_raise_what_is_required() {
+        let dest = users(vec![
+            privilege(ns("", ""), DEST_WRITE),
+            privilege(ns("", ""), DEST_RESTORE),
+            privilege(Resource::Cluster, &["getParameter"]),
+        ]);
+        let f = assess(Role::Destination, &dest, &needs());
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(
+            f[0].title
+                .contains("dropDatabase on shop, crm, __mongoferry"),
+            "{}",
+            f[0].title
+        );
+        let mut n = needs();
+        n.discard_stored = true;
+        let f = assess(Role::Destination, &dest, &n);
+        assert!(
+            f.iter().any(|f| f.severity == Severity::Blocker
+                && f.title.contains("dropDatabase on __mongoferry")),
+            "{f:#?}"
+        );
+
+        let src = users(vec![
+            privilege(
+                ns("", ""),
+                &[
+                    "find",
+                    "changeStream",
+                    "listCollections",
+                    "listIndexes",
+                    "collStats",
+                ],
+            ),
+            privilege(ns("local", ""), &["find", "collStats"]),
+            privilege(Resource::Cluster, &["replSetGetConfig", "getParameter"]),
+        ]);
+        assert!(assess(Role::Source, &src, &needs()).is_empty());
+        let mut n = needs();
+        n.block_source_writes = true;
+        let f = assess(Role::Source, &src, &n);
+        assert_eq!(f.len(), 1);
+        assert!(
+            f[0].title.contains("setUserWriteBlockMode on the cluster"),
+            "{}",
+            f[0].title
+        );
+        assert!(f[0].remedy.contains("backup"), "{}", f[0].remedy);
+    }
+
+    #[test]
+    fn without_access_control_nothing_is_checked_and_it_says_so() {
+        let f = assess(Role::Source, &Auth::Off, &needs());
+        assert_eq!(f.len(), 1);
+        assert_eq!(
+            (f[0].id.as_str(), f[0].severity),
+            ("access_control_off", Severity::Info)
+        );
+        let f = assess(Role::Destination, &Auth::NotAuthenticated, &needs());
+        assert_eq!(
+            (f[0].id.as_str(), f[0].severity),
+            ("not_authenticated", Severity::Blocker)
+        );
+    }
+
+    #[test]
+    fn privileges_parse_from_connection_status() {
+        let p = parse_privilege(&Bson::Document(
+            doc! { "resource": { "db": "", "collection": "" }, "actions": ["find"] },
+        ))
+        .unwrap();
+        assert_eq!(p.resource, ns("", ""));
+        assert!(p.actions.contains("find"));
+        let p = parse_privilege(&Bson::Document(
+            doc! { "resource": { "cluster": true }, "actions": [] },
+        ))
+        .unwrap();
+        assert_eq!(p.resource, Resource::Cluster);
+        let p = parse_privilege(&Bson::Document(
+            doc! { "resource": { "system_buckets": "" }, "actions": [] },
+        ))
+        .unwrap();
+        assert_eq!(p.resource, Resource::Other);
+    }
+}

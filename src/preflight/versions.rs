@@ -1,0 +1,304 @@
+//! Versions: both servers' versions and feature compatibility versions
+//! (FCV), against what the engine needs and the supported pairs. The
+//! destination's major version must not be older than the source's; a
+//! downgrade is a blocker.
+//!
+//! Measured on mongod 6.0.5 with FCV 5.0: `collMod` refuses to make an
+//! index unique (which commit does), `setUserWriteBlockMode` is refused,
+//! clustered collections and `changeStreamPreAndPostImages` cannot be
+//! created. Change streams with `showExpandedEvents` still work.
+
+use bson::doc;
+
+use super::{reason, Finding};
+use crate::cluster::Cluster;
+
+/// The oldest server the engine supports on either side: it needs
+/// `showExpandedEvents` change streams on the source and `collMod` with
+/// `prepareUnique` on the destination, both new in 6.0.
+pub const MIN_VERSION: (u32, u32) = (6, 0);
+
+/// A version as (major, minor, patch).
+pub type Version = (u32, u32, u32);
+
+/// Parses "6.0.5", "7.0.0-rc1", "8.0": `None` when it is not a version.
+pub fn parse(v: &str) -> Option<Version> {
+    let mut parts = v.split(['.', '-', '+']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    let patch = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+/// The feature level the destination accepts: its FCV when known,
+/// otherwise its binary version.
+pub fn feature_level(version: &str, fcv: Option<&str>) -> Option<(u32, u32)> {
+    fcv.and_then(parse)
+        .or_else(|| parse(version))
+        .map(|(a, b, _)| (a, b))
+}
+
+/// What the version checks look at.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub source_version: String,
+    pub destination_version: String,
+    /// `Ok(Some(fcv))`, `Ok(None)` while it is changing (the text says
+    /// so), or why it could not be read.
+    pub source_fcv: Result<Option<String>, String>,
+    pub destination_fcv: Result<Option<String>, String>,
+    pub block_source_writes: bool,
+}
+
+/// Reads `featureCompatibilityVersion`. `Ok(Some(v))` when settled; an
+/// FCV upgrade or downgrade in progress is `Err("changing …")`.
+pub async fn read_fcv(c: &Cluster) -> Result<Option<String>, String> {
+    // Through mongos the FCV is the config servers'; getParameter answers.
+    let reply = c
+        .client
+        .database("admin")
+        .run_command(doc! { "getParameter": 1, "featureCompatibilityVersion": 1 })
+        .await
+        .map_err(|e| reason(&e))?;
+    let Ok(f) = reply.get_document("featureCompatibilityVersion") else {
+        return Ok(None);
+    };
+    let version = f.get_str("version").ok().map(String::from);
+    if let Ok(target) = f.get_str("targetVersion") {
+        return Err(format!(
+            "changing: from {} to {target}",
+            version.unwrap_or_else(|| "?".into())
+        ));
+    }
+    Ok(version)
+}
+
+fn show((a, b, c): Version) -> String {
+    format!("{a}.{b}.{c}")
+}
+
+pub fn assess(f: &Facts) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let (Some(src), Some(dest)) = (parse(&f.source_version), parse(&f.destination_version)) else {
+        out.push(Finding::warning(
+            "version_unparsed",
+            "A server version could not be read",
+            format!(
+                "The source reports version '{}' and the destination '{}'; the version checks were skipped.",
+                f.source_version, f.destination_version
+            ),
+            "Check that both servers are MongoDB 6.0 or newer.",
+        ));
+        return out;
+    };
+    let min = format!("{}.{}", MIN_VERSION.0, MIN_VERSION.1);
+    if (src.0, src.1) < MIN_VERSION {
+        out.push(Finding::blocker(
+            "source_version_unsupported",
+            format!("The source runs MongoDB {}, older than {min}", show(src)),
+            format!("Mongoferry follows the source's DDL (created collections and indexes, renames, collMod) through change streams with showExpandedEvents, which MongoDB {min} introduced."),
+            format!("Upgrade the source to MongoDB {min} or newer, or migrate it with mongodump and mongorestore during a downtime."),
+        ));
+    }
+    if (dest.0, dest.1) < MIN_VERSION {
+        out.push(Finding::blocker(
+            "destination_version_unsupported",
+            format!("The destination runs MongoDB {}, older than {min}", show(dest)),
+            format!("At commit Mongoferry turns unique indexes, built non-unique during sync, back to unique with collMod prepareUnique, which MongoDB {min} introduced."),
+            format!("Upgrade the destination to MongoDB {min} or newer."),
+        ));
+    }
+    if dest.0 < src.0 {
+        out.push(Finding::blocker(
+            "version_downgrade",
+            format!("The destination (MongoDB {}) is older than the source (MongoDB {})", show(dest), show(src)),
+            "A downgrade is not supported: the source's data, indexes and collection options may use features the older destination lacks, and it would refuse them halfway through.",
+            format!("Upgrade the destination to MongoDB {}.x or newer.", src.0),
+        ));
+    } else if dest.0 == src.0 && dest.1 < src.1 {
+        out.push(Finding::warning(
+            "minor_version_downgrade",
+            format!("The destination (MongoDB {}) is an older release than the source (MongoDB {})", show(dest), show(src)),
+            "Features added by the source's rapid release are missing on the destination; collections or indexes that use them would be refused.",
+            format!("Upgrade the destination to MongoDB {}.{} or newer.", src.0, src.1),
+        ));
+    } else if dest.0 > src.0 {
+        out.push(Finding::info(
+            "version_upgrade",
+            format!("An upgrade: MongoDB {} to {}", show(src), show(dest)),
+            "Data, indexes and collection options move to the newer version; behaviour changes between the versions (query, aggregation, removed commands) concern your application, not the migration.",
+            "Test your application against the destination's version before the commit.",
+        ));
+    }
+    fcv_findings(f, &mut out);
+    out
+}
+
+fn fcv_findings(f: &Facts, out: &mut Vec<Finding>) {
+    let min = format!("{}.{}", MIN_VERSION.0, MIN_VERSION.1);
+    for (side, fcv) in [
+        ("source", &f.source_fcv),
+        ("destination", &f.destination_fcv),
+    ] {
+        match fcv {
+            Err(e) if e.starts_with("changing") => out.push(Finding::new(
+                if side == "destination" { super::Severity::Blocker } else { super::Severity::Warning },
+                "fcv_changing",
+                format!("The {side}'s feature compatibility version is {e}"),
+                "An FCV upgrade or downgrade is in progress; collection and index operations behave differently until it completes, and a sync across it is not supported.",
+                format!("Finish the change on the {side} (run setFeatureCompatibilityVersion again with the target version), then check again."),
+            )),
+            Err(e) => out.push(Finding::info(
+                "fcv_unreadable",
+                format!("The {side}'s feature compatibility version could not be read"),
+                format!("getParameter featureCompatibilityVersion failed: {e}. The checks use the binary version instead."),
+                format!("Grant the {side} user the clusterMonitor role to check it."),
+            )),
+            Ok(_) => {}
+        }
+    }
+    let src = f
+        .source_fcv
+        .as_ref()
+        .ok()
+        .and_then(|v| v.as_deref())
+        .and_then(parse);
+    let dest = f
+        .destination_fcv
+        .as_ref()
+        .ok()
+        .and_then(|v| v.as_deref())
+        .and_then(parse);
+    if let Some(d) = dest {
+        if (d.0, d.1) < MIN_VERSION {
+            out.push(Finding::blocker(
+                "destination_fcv_too_low",
+                format!("The destination's feature compatibility version is {}.{}", d.0, d.1),
+                format!("Below FCV {min} the destination refuses collMod prepareUnique and unique, which the commit uses to restore unique indexes, and it cannot create clustered collections or Queryable Encryption collections."),
+                format!("Run db.adminCommand({{setFeatureCompatibilityVersion: \"{min}\", confirm: true}}) on the destination (its binary is new enough), then check again."),
+            ));
+        }
+    }
+    if let Some(s) = src {
+        if (s.0, s.1) < MIN_VERSION && f.block_source_writes {
+            out.push(Finding::blocker(
+                "source_fcv_blocks_write_blocking",
+                format!("The source's feature compatibility version is {}.{}: it cannot block writes", s.0, s.1),
+                format!("Blocking the source's writes at commit uses setUserWriteBlockMode, which the server refuses below FCV {min}."),
+                format!("Raise the source's FCV to {min}, or commit without --block-source-writes after stopping the application's writes yourself."),
+            ));
+        }
+    }
+    // An older destination binary is already reported as a downgrade.
+    let binaries_downgrade = match (parse(&f.source_version), parse(&f.destination_version)) {
+        (Some(s), Some(d)) => (d.0, d.1) < (s.0, s.1),
+        _ => false,
+    };
+    if let (Some(s), Some(d)) = (src, dest) {
+        if (d.0, d.1) < (s.0, s.1) && (d.0, d.1) >= MIN_VERSION && !binaries_downgrade {
+            out.push(Finding::warning(
+                "fcv_older_than_source",
+                format!("The destination's FCV ({}.{}) is older than the source's ({}.{})", d.0, d.1, s.0, s.1),
+                "Collections and indexes that use features of the source's FCV would be refused by the destination (see any unsupported_on_destination findings).",
+                format!("Raise the destination's FCV to {}.{} with setFeatureCompatibilityVersion.", s.0, s.1),
+            ));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Severity::{self, *};
+    use super::*;
+
+    fn facts(src: &str, dest: &str) -> Facts {
+        Facts {
+            source_version: src.into(),
+            destination_version: dest.into(),
+            source_fcv: Ok(parse(src).map(|(a, b, _)| format!("{a}.{b}"))),
+            destination_fcv: Ok(parse(dest).map(|(a, b, _)| format!("{a}.{b}"))),
+            block_source_writes: false,
+        }
+    }
+
+    fn ids(f: &[Finding]) -> Vec<(&str, Severity)> {
+        f.iter().map(|f| (f.id.as_str(), f.severity)).collect()
+    }
+
+    #[test]
+    fn versions_parse_with_suffixes() {
+        assert_eq!(parse("6.0.5"), Some((6, 0, 5)));
+        assert_eq!(parse("7.0.0-rc1"), Some((7, 0, 0)));
+        assert_eq!(parse("8.0"), Some((8, 0, 0)));
+        assert_eq!(parse("unknown"), None);
+        assert_eq!(feature_level("7.0.2", Some("6.0")), Some((6, 0)));
+        assert_eq!(feature_level("7.0.2", None), Some((7, 0)));
+    }
+
+    #[test]
+    fn supported_pairs_need_a_destination_not_older_than_the_source() {
+        assert!(assess(&facts("6.0.5", "6.0.5")).is_empty());
+        assert!(
+            assess(&facts("6.0.5", "6.0.2")).is_empty(),
+            "a patch release apart is fine"
+        );
+        assert_eq!(
+            ids(&assess(&facts("6.0.5", "7.0.2"))),
+            vec![("version_upgrade", Info)]
+        );
+        assert_eq!(
+            ids(&assess(&facts("7.0.2", "6.0.5"))),
+            vec![("version_downgrade", Blocker)]
+        );
+        assert_eq!(
+            ids(&assess(&facts("7.3.1", "7.0.2"))),
+            vec![("minor_version_downgrade", Warning)]
+        );
+        let old = assess(&facts("5.0.9", "6.0.5"));
+        assert_eq!(
+            ids(&old),
+            vec![
+                ("source_version_unsupported", Blocker),
+                ("version_upgrade", Info)
+            ]
+        );
+        let both_old = assess(&facts("4.4.1", "4.4.1"));
+        assert!(ids(&both_old).contains(&("source_version_unsupported", Blocker)));
+        assert!(ids(&both_old).contains(&("destination_version_unsupported", Blocker)));
+        assert_eq!(
+            ids(&assess(&facts("x", "6.0.5"))),
+            vec![("version_unparsed", Warning)]
+        );
+    }
+
+    #[test]
+    fn feature_compatibility_versions_are_checked_on_both_sides() {
+        let mut f = facts("6.0.5", "6.0.5");
+        f.destination_fcv = Ok(Some("5.0".into()));
+        assert_eq!(ids(&assess(&f)), vec![("destination_fcv_too_low", Blocker)]);
+
+        let mut f = facts("6.0.5", "6.0.5");
+        f.source_fcv = Ok(Some("5.0".into()));
+        assert!(
+            assess(&f).is_empty(),
+            "an older source FCV is fine for the copy and the stream"
+        );
+        f.block_source_writes = true;
+        assert_eq!(
+            ids(&assess(&f)),
+            vec![("source_fcv_blocks_write_blocking", Blocker)]
+        );
+
+        let mut f = facts("7.0.2", "7.0.2");
+        f.destination_fcv = Ok(Some("6.0".into()));
+        assert_eq!(ids(&assess(&f)), vec![("fcv_older_than_source", Warning)]);
+
+        let mut f = facts("6.0.5", "6.0.5");
+        f.destination_fcv = Err("changing: from 6.0 to 5.0".into());
+        f.source_fcv = Err("not authorized on admin".into());
+        assert_eq!(
+            ids(&assess(&f)),
+            vec![("fcv_unreadable", Info), ("fcv_changing", Blocker)]
+        );
+    }
+}
