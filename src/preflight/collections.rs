@@ -5,7 +5,7 @@
 
 use super::inventory::Inventory;
 use super::Finding;
-use crate::catalog::{self, NsKind};
+use crate::catalog::NsKind;
 use crate::copy::number;
 use crate::scope::{Namespace, Scope};
 
