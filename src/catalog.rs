@@ -228,10 +228,11 @@ pub fn sync_index_spec(spec: &Document) -> Document {
 /// Collection options to create with on the destination.
 pub fn create_options(options: &Document) -> Document {
     let mut out = options.clone();
-    // A clustered collection's TTL deletes just like a TTL index.
-    if out.contains_key("expireAfterSeconds") {
-        out.insert("expireAfterSeconds", HELD_TTL_SECONDS);
-    }
+    // A clustered collection's TTL deletes just like a TTL index, so sync
+    // runs without it. It cannot be held at a huge value as an index TTL
+    // is: the server refuses a clustered `expireAfterSeconds` that reaches
+    // back before 1970. Commit sets the source's value with `collMod`.
+    out.remove("expireAfterSeconds");
     out
 }
 
@@ -381,8 +382,10 @@ pub fn sync_coll_mod(coll: &str, description: &Document) -> Document {
                     cmd.insert("index", ix);
                 }
             }
+            // A clustered collection's TTL stays off until commit (see
+            // `create_options`).
             ("expireAfterSeconds", _) => {
-                cmd.insert("expireAfterSeconds", HELD_TTL_SECONDS);
+                cmd.insert("expireAfterSeconds", "off");
             }
             _ => {
                 cmd.insert(k, v.clone());
@@ -440,11 +443,14 @@ mod tests {
     }
 
     #[test]
-    fn clustered_ttl_is_held_at_creation() {
+    fn clustered_ttl_is_off_until_commit() {
         let opts = doc! { "clusteredIndex": { "key": { "_id": 1 }, "unique": true }, "expireAfterSeconds": 5 };
+        let created = create_options(&opts);
+        assert!(!created.contains_key("expireAfterSeconds"), "{created}");
+        assert!(created.contains_key("clusteredIndex"));
         assert_eq!(
-            create_options(&opts).get_i64("expireAfterSeconds").unwrap(),
-            HELD_TTL_SECONDS
+            sync_coll_mod("c", &doc! { "expireAfterSeconds": 60 }),
+            doc! { "collMod": "c", "expireAfterSeconds": "off" }
         );
     }
 }

@@ -5,41 +5,29 @@
 
 use super::inventory::Inventory;
 use super::Finding;
-use crate::catalog::{self, NsKind};
+use crate::catalog::NsKind;
 use crate::copy::number;
 use crate::scope::{Namespace, Scope};
 
-/// The verdict on a clustered collection with a TTL. During sync the
-/// engine creates it with the TTL held (`catalog::create_options`), and
-/// the server accepts a clustered collection's `expireAfterSeconds` only
-/// up to the seconds since 1970 (measured on 6.0.5: the expiry date
-/// must not fall before the epoch), so a held value above that makes the
-/// creation fail.
-fn clustered_ttl(ns: &str, options: &bson::Document, now_secs: u64) -> Finding {
+/// The verdict on a clustered collection with a TTL: the engine creates
+/// it without its TTL during sync (`catalog::create_options`), since the
+/// server refuses a held value reaching back before 1970, and sets the
+/// source's TTL at commit.
+fn clustered_ttl(ns: &str, options: &bson::Document) -> Finding {
     let ttl = options
         .get("expireAfterSeconds")
         .map(|v| v.to_string())
         .unwrap_or_default();
-    let held = number(catalog::create_options(options).get("expireAfterSeconds"));
-    if held >= now_secs {
-        return Finding::blocker(
-            "clustered_ttl",
-            format!("{ns} is a clustered collection with a TTL ({ttl} s) that cannot be held during sync"),
-            format!("To keep the destination's copy from expiring during sync, Mongoferry creates it with a TTL of {held} s, but the server accepts at most the seconds since 1970 (about {now_secs}) for a clustered collection, so creating it on the destination would fail."),
-            format!("Before starting, turn the TTL off on the source (db.runCommand({{collMod: \"{}\", expireAfterSeconds: \"off\"}})) and set it again on both sides after the commit, or exclude the collection. Not while the migration runs: Mongoferry would replay that change with the same held TTL.", ns.split_once('.').map(|(_, c)| c).unwrap_or(ns)),
-        )
-        .on(ns);
-    }
     Finding::info(
         "clustered_ttl",
         format!("{ns} is a clustered collection with a TTL ({ttl} s)"),
-        format!("During sync its TTL is held on the destination ({held} s) so that it cannot delete copied documents; documents the source expires are deleted on the destination by the replayed deletes. The commit restores the source's TTL."),
+        "During sync its TTL is off on the destination so that it cannot delete copied documents; documents the source expires are deleted on the destination by the replayed deletes. The commit sets the source's TTL again.",
         "Nothing to do.",
     )
     .on(ns)
 }
 
-pub fn assess(inv: &Inventory, scope: &Scope, now_secs: u64) -> Vec<Finding> {
+pub fn assess(inv: &Inventory, scope: &Scope) -> Vec<Finding> {
     let mut out = Vec::new();
     for n in &inv.namespaces {
         let ns = n.ns.ns.to_string();
@@ -82,7 +70,7 @@ pub fn assess(inv: &Inventory, scope: &Scope, now_secs: u64) -> Vec<Finding> {
                     );
                 }
                 if n.ns.is_clustered() && options.contains_key("expireAfterSeconds") {
-                    out.push(clustered_ttl(&ns, options, now_secs));
+                    out.push(clustered_ttl(&ns, options));
                 }
                 if n.ns.is_capped() {
                     let size = match (&n.stats, options.get("size")) {
@@ -173,35 +161,15 @@ mod tests {
             ..Inventory::default()
         };
         let scope = Scope::new(&["a"], &["a.secret"]).unwrap();
-        // Today the engine holds a clustered TTL at 2^31-1 s, more than
-        // the seconds since 1970 that the server accepts.
         assert_eq!(
-            ids(&assess(&inv, &scope, 1_795_000_000)),
+            ids(&assess(&inv, &scope)),
             vec![
                 ("time_series_collection", Blocker, Some("a.ts")),
                 ("queryable_encryption", Blocker, Some("a.enc")),
-                ("clustered_ttl", Blocker, Some("a.cl")),
+                ("clustered_ttl", Info, Some("a.cl")),
                 ("capped_collection", Info, Some("a.log")),
                 ("view_source_excluded", Warning, Some("a.v_out")),
             ]
-        );
-        // Once the held value fits, it is only explained.
-        let cl = assess(&inv, &scope, i32::MAX as u64 + 1);
-        let f = cl.iter().find(|f| f.id == "clustered_ttl").unwrap();
-        assert_eq!(f.severity, Info);
-    }
-
-    #[test]
-    fn a_clustered_ttl_blocker_says_how_to_get_around_it() {
-        let opts = doc! { "clusteredIndex": { "key": { "_id": 1 }, "unique": true }, "expireAfterSeconds": 60 };
-        let f = clustered_ttl("app.sessions", &opts, 1_795_000_000);
-        assert_eq!(f.severity, Blocker);
-        assert!(f.detail.contains("2147483647"), "{}", f.detail);
-        assert!(
-            f.remedy
-                .contains("collMod: \"sessions\", expireAfterSeconds: \"off\""),
-            "{}",
-            f.remedy
         );
     }
 }

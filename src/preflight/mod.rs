@@ -414,11 +414,7 @@ pub async fn run(
         request.keep_free_bytes,
     ));
     findings.extend(inv.failure_findings());
-    let now_secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    findings.extend(collections::assess(&inv, &scope, now_secs));
+    findings.extend(collections::assess(&inv, &scope));
     let dest_features = versions::feature_level(
         &destination.version,
         dest_fcv.as_ref().ok().and_then(|f| f.as_deref()),

@@ -46,15 +46,15 @@ enum Command {
     /// Prove the destination equals the source, and list every difference
     /// (exit 0 identical, 1 different, 2 could not run).
     Verify(verify::VerifyArgs),
-    /// Check, without writing anything, whether a migration can start:
-    /// everything that would make it fail or lose data, with the fixes.
-    Check(check::CheckArgs),
     /// Save, list, show and remove connection profiles (secrets go to the
     /// OS keyring).
     Profile(profile::ProfileArgs),
     /// Test a connection: topology, version, user, TLS certificate, round
     /// trip, or why it fails.
     Ping(ping::PingArgs),
+    /// Check, without writing anything, whether a migration can start:
+    /// everything that would make it fail or lose data, with the fixes.
+    Check(check::CheckArgs),
 }
 
 #[derive(Args)]
@@ -196,9 +196,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(args) => bench::run(args).await,
         Command::Verify(args) => verify::run(args).await,
-        Command::Check(args) => check::run(args).await,
         Command::Profile(args) => profile::run(args).await,
         Command::Ping(args) => ping::run(args).await,
+        Command::Check(args) => check::run(args).await,
     }
 }
 
