@@ -10,8 +10,9 @@
  * stopped while the commit runs, so its verification is downtime: a full
  * comparison reads both sides whole, which takes seconds for a small
  * migration but hours for terabytes. For those, the quick checks still
- * catch every structural fault and any lost or extra document count in
- * seconds, and a full proof is best had beforehand with a live
- * `mongoferry verify`, which runs during the sync and converges.
+ * catch a missing or altered namespace, option, index or view, and any
+ * document count that differs, in seconds; a document-by-document proof
+ * is best had beforehand with `mongoferry verify --live`, which runs
+ * during the sync and converges.
  */
 export type CommitVerify = "auto" | "quick" | "full" | "none";
