@@ -230,7 +230,7 @@ impl Report {
                 _ => f,
             };
             let mut note = format!(
-                "copy_concurrency {c}, batch {} docs/{} KiB, read batch {}, _id ranges {} (<= {} MiB each)",
+                "copy_concurrency {c}, batch {} docs/{} KiB, read batch {}, ranges {} (<= {} MiB each)",
                 thousands(self.batch_docs as u64),
                 thousands(self.batch_kib as u64),
                 thousands(self.read_batch_docs as u64),
