@@ -23,6 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::catalog::{self, NsKind, SourceNamespace};
 use crate::checkpoint::{MigrationDoc, NamespaceDoc, PartitionDoc, ProblemDoc, RangeKey};
+use crate::cluster::Cluster;
 use crate::error::{Error, MongoContext, Result, Role};
 use crate::migration::Ctx;
 use crate::retry::{self, with_retry};
@@ -156,7 +157,7 @@ async fn plan_collection(ctx: &Ctx, src_ns: &SourceNamespace) -> Result<()> {
     let planned = if parts <= 1 {
         ranges(&key, Vec::new(), RangeKey::Natural, None)
     } else {
-        let sample = sample_ids(ctx, ns, parts).await?;
+        let sample = sample_ids(&ctx.src, ns, parts).await?;
         // Record ids are the storage order, so reading by them is
         // sequential where `_id` order (random UUIDs, mixed types) makes
         // every document a random read. They exist per node on a replica
@@ -174,14 +175,11 @@ async fn plan_collection(ctx: &Ctx, src_ns: &SourceNamespace) -> Result<()> {
     ctx.store.put_partitions(&planned).await
 }
 
-/// A sample of the collection's `_id`s, sorted in index order by the server.
-async fn sample_ids(ctx: &Ctx, ns: &Namespace, parts: usize) -> Result<Vec<Bson>> {
+/// A sample of the collection's `_id`s, sixteen for each of `parts`
+/// ranges, sorted in index order by the server.
+pub async fn sample_ids(src: &Cluster, ns: &Namespace, parts: usize) -> Result<Vec<Bson>> {
     let sample_size = (parts * 16).min(16_384) as i64;
-    let coll = ctx
-        .src
-        .client
-        .database(&ns.db)
-        .collection::<Document>(&ns.coll);
+    let coll = src.client.database(&ns.db).collection::<Document>(&ns.coll);
     let sample: Vec<Document> = coll
         .aggregate(vec![
             doc! { "$sample": { "size": sample_size } },

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use bson::{doc, rawdoc, Bson, Document, RawDocument, RawDocumentBuf, Timestamp};
+use bson::{doc, rawdoc, Bson, RawDocument, RawDocumentBuf, Timestamp};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -37,7 +37,7 @@ use super::{Ctx, Difference, DifferenceKind, FieldChange, Pair};
 use crate::catalog::NsKind;
 use crate::cluster::Cluster;
 use crate::copy;
-use crate::error::{Error, MongoContext, Result, Role};
+use crate::error::{Error, MongoContext, Result};
 use crate::retry::{self, with_retry, Backoff};
 use crate::scope::Namespace;
 
@@ -396,7 +396,7 @@ async fn plan(ctx: &Arc<Ctx>, p: &Pair) -> Result<Vec<Job>> {
         .max(docs.div_ceil(MAX_RANGE_DOCS) as usize)
         .min(MAX_RANGES);
         if parts > 1 {
-            sample_split_points(&ctx.src, ns, parts).await?
+            copy::split_points(&copy::sample_ids(&ctx.src, ns, parts).await?, parts)
         } else {
             Vec::new()
         }
@@ -427,29 +427,6 @@ async fn plan(ctx: &Arc<Ctx>, p: &Pair) -> Result<Vec<Job>> {
             tally: tally.clone(),
         })
         .collect())
-}
-
-/// `parts - 1` split points from a sorted sample of the source's `_id`s.
-async fn sample_split_points(src: &Cluster, ns: &Namespace, parts: usize) -> Result<Vec<Bson>> {
-    let sample_size = (parts * 16).min(16_384) as i64;
-    let coll = src.client.database(&ns.db).collection::<Document>(&ns.coll);
-    let op = format!("sample {ns}");
-    let sample: Vec<Document> = coll
-        .aggregate(vec![
-            doc! { "$sample": { "size": sample_size } },
-            doc! { "$project": { "_id": 1 } },
-            doc! { "$sort": { "_id": 1 } },
-        ])
-        .await
-        .ctx(Role::Source, &op)?
-        .try_collect()
-        .await
-        .ctx(Role::Source, &op)?;
-    let ids: Vec<Bson> = sample
-        .into_iter()
-        .filter_map(|d| d.get("_id").cloned())
-        .collect();
-    Ok(copy::split_points(&ids, parts))
 }
 
 /// What a reader reads.
