@@ -235,10 +235,11 @@ pub fn compare_options(
         }
         o
     };
-    let (mut s, mut d) = (normalize(src), normalize(dst));
-    if relaxed && s.contains_key("expireAfterSeconds") && is_held_ttl(d.get("expireAfterSeconds")) {
+    let (mut s, d) = (normalize(src), normalize(dst));
+    // During sync a clustered collection's TTL is off on the destination
+    // (`catalog::create_options`).
+    if relaxed && s.contains_key("expireAfterSeconds") && !d.contains_key("expireAfterSeconds") {
         s.remove("expireAfterSeconds");
-        d.remove("expireAfterSeconds");
     }
     option_fields(&s, &d, false)
 }
