@@ -7,6 +7,55 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use mongoferry::{MigrationHandle, Phase, Progress};
 
+/// A byte-count bar with an ETA, the one style every long wait uses.
+pub fn byte_bar() -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} {msg}\n  [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Waits for SIGINT or SIGTERM, says `message` and cancels: long commands
+/// then stop at a safe point.
+pub async fn cancel_on_signal(cancel: tokio_util::sync::CancellationToken, message: &str) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("{message}");
+    cancel.cancel();
+}
+
+/// `1234567` as `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string().into_bytes();
+    let head = match digits.len() % 3 {
+        0 => 3.min(digits.len()),
+        h => h,
+    };
+    let mut groups = vec![&digits[..head]];
+    groups.extend(digits[head..].chunks(3));
+    groups
+        .iter()
+        .map(|g| String::from_utf8_lossy(g))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn human_bytes(b: u64) -> String {
     indicatif::HumanBytes(b).to_string()
 }
@@ -49,14 +98,7 @@ fn line(p: &Progress) -> String {
 /// Shows progress until aborted.
 pub async fn show(handle: MigrationHandle) {
     if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {msg}\n  [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
+        let bar = byte_bar();
         loop {
             let p = handle.progress();
             bar.set_length(

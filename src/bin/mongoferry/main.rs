@@ -280,7 +280,11 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     }
     let handle = migration.handle();
     tokio::spawn(api::serve(listener, handle.clone()));
-    tokio::spawn(shutdown_on_signal(cancel.clone()));
+    // SIGINT or SIGTERM: stop at a safe point with the checkpoint saved.
+    tokio::spawn(display::cancel_on_signal(
+        cancel.clone(),
+        "Stopping at a safe point...",
+    ));
     if args.commit_when_ready {
         let h = handle.clone();
         let request = CommitRequest {
@@ -320,23 +324,4 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
     }
-}
-
-/// SIGINT or SIGTERM: stop at a safe point with the checkpoint saved.
-async fn shutdown_on_signal(cancel: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-    eprintln!("Stopping at a safe point...");
-    cancel.cancel();
 }

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use indicatif::HumanBytes;
 use mongoferry::progress::{VerificationState, VerificationStatus, VerifyPhase, VerifyProgress};
 use mongoferry::verify::{
     self, DifferenceSink, LiveOptions, NdjsonSink, NullSink, Verifier, VerifyMode, VerifyOptions,
@@ -20,6 +20,8 @@ use mongoferry::verify::{
 };
 use mongoferry::Scope;
 use tokio_util::sync::CancellationToken;
+
+use crate::display::thousands;
 
 #[derive(clap::Args)]
 pub struct VerifyArgs {
@@ -142,7 +144,10 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(could_not_run(&e)),
     };
     let cancel = CancellationToken::new();
-    tokio::spawn(cancel_on_signal(cancel.clone()));
+    tokio::spawn(crate::display::cancel_on_signal(
+        cancel.clone(),
+        "Stopping...",
+    ));
     let display = tokio::spawn(show(verifier.watch_progress()));
     let result = verifier.run(sink.as_mut(), &cancel).await;
     display.abort();
@@ -165,36 +170,6 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
-}
-
-async fn cancel_on_signal(cancel: CancellationToken) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-    eprintln!("Stopping...");
-    cancel.cancel();
-}
-
-fn thousands(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn line(p: &VerifyProgress) -> String {
@@ -230,14 +205,7 @@ fn line(p: &VerifyProgress) -> String {
 /// few seconds otherwise.
 async fn show(mut rx: tokio::sync::watch::Receiver<VerifyProgress>) {
     if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::new(0);
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} {msg}\n  [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec} ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
+        let bar = crate::display::byte_bar();
         loop {
             let p = rx.borrow_and_update().clone();
             bar.set_length(p.estimated_total_bytes.max(p.compared_bytes));

@@ -564,20 +564,7 @@ fn cpu_summary(u: &Usage) -> String {
     )
 }
 
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string().into_bytes();
-    let head = match digits.len() % 3 {
-        0 => 3.min(digits.len()),
-        h => h,
-    };
-    let mut groups = vec![&digits[..head]];
-    groups.extend(digits[head..].chunks(3));
-    groups
-        .iter()
-        .map(|g| String::from_utf8_lossy(g))
-        .collect::<Vec<_>>()
-        .join(",")
-}
+pub use crate::display::thousands;
 
 #[cfg(test)]
 mod tests {
