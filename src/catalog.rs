@@ -11,6 +11,7 @@ use bson::{doc, rawdoc, Binary, Bson, Document, RawBson, RawDocumentBuf};
 use futures_util::future::try_join_all;
 use futures_util::TryStreamExt;
 use mongodb::options::SelectionCriteria;
+use mongodb::raw_batch_cursor::RawBatchCursor;
 use std::sync::Arc;
 
 use crate::cluster::Cluster;
@@ -135,6 +136,37 @@ pub async fn find_raw_on(
     options: RawDocumentBuf,
     node: Option<&str>,
 ) -> Result<Option<mongodb::Cursor<RawDocumentBuf>>> {
+    let db = cluster.client.database(&ns.db);
+    let found = find_command(cluster, &db, ns, uuid, options, node).await;
+    absent_if_dropped(cluster, ns, found.map(|c| c.with_type::<RawDocumentBuf>()))
+}
+
+/// [`find_raw_on`], read a whole reply at a time: each batch's documents
+/// stay in the reply's buffer, `batch_size` to a reply after the first.
+pub async fn find_batches_on(
+    cluster: &Cluster,
+    ns: &Namespace,
+    uuid: Option<&Binary>,
+    options: RawDocumentBuf,
+    node: Option<&str>,
+    batch_size: u32,
+) -> Result<Option<RawBatchCursor>> {
+    let db = cluster.client.database(&ns.db);
+    let found = find_command(cluster, &db, ns, uuid, options, node)
+        .batch_size(batch_size)
+        .batch()
+        .await;
+    absent_if_dropped(cluster, ns, found)
+}
+
+fn find_command<'a>(
+    cluster: &Cluster,
+    db: &'a mongodb::Database,
+    ns: &Namespace,
+    uuid: Option<&Binary>,
+    options: RawDocumentBuf,
+    node: Option<&str>,
+) -> mongodb::action::RunCursorCommand<'a> {
     let mut cmd = match uuid.filter(|_| !cluster.is_sharded()) {
         Some(u) => rawdoc! { "find": RawBson::Binary(u.clone()) },
         None => rawdoc! { "find": ns.coll.as_str() },
@@ -143,7 +175,6 @@ pub async fn find_raw_on(
         cmd.append_ref(k, v);
     }
     cmd.append("readConcern", rawdoc! { "level": "majority" });
-    let db = cluster.client.database(&ns.db);
     let mut action = db.run_raw_cursor_command(cmd);
     if let Some(node) = node {
         let node = node.to_ascii_lowercase();
@@ -151,8 +182,16 @@ pub async fn find_raw_on(
             s.address().to_string().to_ascii_lowercase() == node
         })));
     }
-    match action.await {
-        Ok(c) => Ok(Some(c.with_type::<RawDocumentBuf>())),
+    action
+}
+
+fn absent_if_dropped<C>(
+    cluster: &Cluster,
+    ns: &Namespace,
+    found: mongodb::error::Result<C>,
+) -> Result<Option<C>> {
+    match found {
+        Ok(c) => Ok(Some(c)),
         // Dropped since: its drop event follows.
         Err(e) if server_code(&e) == Some(retry::NAMESPACE_NOT_FOUND) => Ok(None),
         Err(e) => Err(Error::mongo(cluster.role, format!("read {ns}"), e)),

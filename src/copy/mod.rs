@@ -17,9 +17,11 @@ use std::sync::Arc;
 
 use bson::{doc, rawdoc, Binary, Bson, Document, RawBson, RawDocumentBuf};
 use futures_util::{stream, StreamExt, TryStreamExt};
-use mongodb::error::ErrorKind;
-use mongodb::options::{Acknowledgment, WriteConcern};
+use mongodb::raw_batch_cursor::RawBatchCursor;
+use mongodb::Database;
 use tokio::sync::mpsc;
+
+use self::batch::{strip_record_id, InsertBatch, RECORD_ID};
 
 use crate::catalog::{self, NsKind, SourceNamespace};
 use crate::checkpoint::{MigrationDoc, NamespaceDoc, PartitionDoc, ProblemDoc, RangeKey};
@@ -29,6 +31,8 @@ use crate::migration::Ctx;
 use crate::retry::{self, with_retry};
 use crate::scope::Namespace;
 use crate::sharding;
+
+mod batch;
 
 /// Chooses `parts - 1` split points from a sample of `_id`s that the server
 /// returned sorted in index order. Repeated values are dropped, so a range
@@ -277,9 +281,6 @@ fn ids_array(values: &[Bson]) -> Result<bson::RawArrayBuf> {
     Ok(arr)
 }
 
-/// The field `showRecordId` appends to each document.
-const RECORD_ID: &str = "$recordId";
-
 /// Plans every in-scope namespace of the source.
 pub(crate) async fn plan(ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<()> {
     let namespaces = catalog::list_namespaces(&ctx.src, &ctx.scope).await?;
@@ -405,28 +406,14 @@ pub(crate) async fn copy_partition(
 ) -> Result<(u64, u64)> {
     let ns =
         Namespace::parse(&p.ns).ok_or_else(|| Error::Other(format!("bad namespace {}", p.ns)))?;
-    let (tx, mut rx) = mpsc::channel::<Vec<RawDocumentBuf>>(1);
+    let (tx, mut rx) = mpsc::channel::<InsertBatch>(1);
     let reader = read_range(ctx, &ns, uuid, p, tx);
     let writer = async {
-        let dest = ctx
-            .dest
-            .client
-            .database(&ns.db)
-            .collection::<RawDocumentBuf>(&ns.coll);
-        let w1 = WriteConcern::builder().w(Acknowledgment::Nodes(1)).build();
+        let db = ctx.dest.client.database(&ns.db);
         let (mut docs, mut bytes) = (0u64, 0u64);
         while let Some(batch) = rx.recv().await {
-            let n = batch.len() as u64;
-            let b: u64 = batch.iter().map(|d| d.as_bytes().len() as u64).sum();
-            let inserted = dest
-                .insert_many(&batch)
-                .ordered(false)
-                .bypass_document_validation(true)
-                .write_concern(w1.clone())
-                .await;
-            if let Err(e) = inserted {
-                handle_insert_error(ctx, &p.ns, &batch, e).await?;
-            }
+            insert(ctx, &db, &ns, &batch).await?;
+            let (n, b) = (batch.len() as u64, batch.doc_bytes() as u64);
             docs += n;
             bytes += b;
             ctx.tracker.add_copied(&p.ns, n, b);
@@ -444,34 +431,51 @@ fn bound(v: &Bson) -> Result<RawDocumentBuf> {
         .map_err(|e| Error::Other(e.to_string()))
 }
 
-/// Duplicates are copies already made; anything else is recorded per
-/// document, and the copy goes on.
-async fn handle_insert_error(
-    ctx: &Ctx,
-    ns: &str,
-    batch: &[RawDocumentBuf],
-    e: mongodb::error::Error,
-) -> Result<()> {
-    if let ErrorKind::InsertMany(im) = e.kind.as_ref() {
-        if im.write_concern_error.is_none() {
-            let problems: Vec<ProblemDoc> = im
-                .write_errors
-                .iter()
-                .flatten()
-                .filter(|w| w.code != retry::DUPLICATE_KEY)
-                .filter_map(|w| {
-                    let doc = batch.get(w.index)?;
-                    Some(ProblemDoc::new(ns, doc, w.code, &w.message))
-                })
-                .collect();
-            return ctx.record_problems(ns, problems).await;
-        }
+/// Inserts one batch. Duplicates are copies already made; any other
+/// document the destination rejects is recorded, and the copy goes on.
+async fn insert(ctx: &Ctx, db: &Database, ns: &Namespace, batch: &InsertBatch) -> Result<()> {
+    let op = || format!("insert into {ns}");
+    let reply = db
+        .run_raw_command(batch.command(&ns.coll)?)
+        .await
+        .map_err(|e| Error::mongo(Role::Destination, op(), e))?;
+    if let Ok(wce) = reply.get_document("writeConcernError") {
+        return Err(Error::Mongo {
+            role: Role::Destination,
+            op: op(),
+            message: crate::uri::redact_text(
+                wce.get_str("errmsg").unwrap_or("write concern error"),
+            ),
+            code: wce.get_i32("code").ok(),
+            // The documents are in; acknowledging them failed, and the
+            // range is copied again.
+            transient: true,
+        });
     }
-    Err(Error::mongo(
-        Role::Destination,
-        format!("insert into {ns}"),
-        e,
-    ))
+    let Ok(errors) = reply.get_array("writeErrors") else {
+        return Ok(());
+    };
+    let rejected: HashMap<usize, (i32, &str)> = errors
+        .iter()
+        .filter_map(Bson::as_document)
+        .filter_map(|e| {
+            let code = e.get_i32("code").ok()?;
+            let index = usize::try_from(e.get_i32("index").ok()?).ok()?;
+            Some((index, (code, e.get_str("errmsg").unwrap_or_default())))
+        })
+        .filter(|(_, (code, _))| *code != retry::DUPLICATE_KEY)
+        .collect();
+    if rejected.is_empty() {
+        return Ok(());
+    }
+    let key = ns.to_string();
+    let problems: Vec<ProblemDoc> = (0..batch.len())
+        .filter_map(|i| {
+            let (code, message) = rejected.get(&i)?;
+            Some(ProblemDoc::new(&key, batch.get(i)?, *code, message))
+        })
+        .collect();
+    ctx.record_problems(&key, problems).await
 }
 
 async fn read_range(
@@ -479,10 +483,11 @@ async fn read_range(
     ns: &Namespace,
     uuid: Option<&Binary>,
     p: &PartitionDoc,
-    tx: mpsc::Sender<Vec<RawDocumentBuf>>,
+    tx: mpsc::Sender<InsertBatch>,
 ) -> Result<()> {
+    let reply_docs = ctx.tuning.read_batch_docs.max(1);
     let mut options = rawdoc! {
-        "batchSize": ctx.tuning.read_batch_docs as i32,
+        "batchSize": reply_docs as i32,
     };
     // Record-id ranges are `(skip_through, stop_after]`.
     let (mut skip_through, mut stop_after) = (None, None);
@@ -497,12 +502,12 @@ async fn read_range(
             if let Some(max) = &p.max {
                 options.append("max", bound(max)?);
             }
-            catalog::find_raw(&ctx.src, ns, uuid, options).await?
+            catalog::find_batches_on(&ctx.src, ns, uuid, options, None, reply_docs).await?
         }
         RangeKey::Natural => {
             options.append("filter", rawdoc! {});
             options.append("hint", rawdoc! { "$natural": 1 });
-            catalog::find_raw(&ctx.src, ns, uuid, options).await?
+            catalog::find_batches_on(&ctx.src, ns, uuid, options, None, reply_docs).await?
         }
         RangeKey::RecordId => {
             stop_after = p.max.as_ref().and_then(record_id);
@@ -512,7 +517,7 @@ async fn read_range(
             match skip_through {
                 None => {
                     options.append("filter", rawdoc! {});
-                    catalog::find_raw_on(&ctx.src, ns, uuid, options, node).await?
+                    catalog::find_batches_on(&ctx.src, ns, uuid, options, node, reply_docs).await?
                 }
                 Some(after) => open_after(ctx, ns, uuid, &options, p, after).await?,
             }
@@ -522,38 +527,63 @@ async fn read_range(
     let Some(mut cursor) = cursor else {
         return Ok(());
     };
-    let mut batch: Vec<RawDocumentBuf> = Vec::new();
-    let mut batch_bytes = 0usize;
-    loop {
-        let next = tokio::select! {
+    let capacity = ctx.tuning.batch_bytes;
+    let mut batch = InsertBatch::with_capacity(capacity);
+    let mut scratch: Vec<u8> = Vec::new();
+    'read: loop {
+        let reply = tokio::select! {
             _ = ctx.cancel.cancelled() => return Err(Error::Interrupted),
-            n = cursor.try_next() => n.ctx(Role::Source, &format!("read {ns}"))?,
+            r = cursor.next() => r,
         };
-        let Some(mut doc) = next else { break };
-        if p.key == RangeKey::RecordId {
-            let (stripped, rid) = split_record_id(doc)?;
-            if stop_after.is_some_and(|last| rid > last) {
-                break; // dropping the cursor kills it
+        let Some(reply) = reply else { break };
+        let read_err = |e| Error::mongo(Role::Source, format!("read {ns}"), e);
+        let reply = reply.map_err(read_err)?;
+        for value in reply.doc_slices().map_err(read_err)? {
+            let value =
+                value.map_err(|e| Error::Other(format!("the source sent malformed BSON: {e}")))?;
+            let Some(mut doc) = value.as_document() else {
+                return Err(Error::Other(format!(
+                    "the source returned a non-document from {ns}"
+                )));
+            };
+            if p.key == RangeKey::RecordId {
+                let (stored, rid) = strip_record_id(doc, &mut scratch)?;
+                if stop_after.is_some_and(|last| rid > last) {
+                    break 'read; // dropping the cursor kills it
+                }
+                if skip_through.is_some_and(|first| rid <= first) {
+                    continue; // read from a start below the range's own
+                }
+                doc = stored;
             }
-            if skip_through.is_some_and(|first| rid <= first) {
-                continue; // read from a start below the range's own
-            }
-            doc = stripped;
-        }
-        batch_bytes += doc.as_bytes().len();
-        batch.push(doc);
-        if batch.len() >= ctx.tuning.batch_docs || batch_bytes >= ctx.tuning.batch_bytes {
-            ctx.gate().await?;
-            if tx.send(std::mem::take(&mut batch)).await.is_err() {
+            if !batch.fits(doc) && !send(ctx, &tx, &mut batch, capacity).await? {
                 return Ok(()); // the writer failed; its error is reported
             }
-            batch_bytes = 0;
+            batch.push(doc);
+            let full = batch.len() >= ctx.tuning.batch_docs.min(batch::MAX_DOCS)
+                || batch.doc_bytes() >= capacity;
+            if full && !send(ctx, &tx, &mut batch, capacity).await? {
+                return Ok(());
+            }
         }
     }
     if !batch.is_empty() {
         let _ = tx.send(batch).await;
     }
     Ok(())
+}
+
+/// Hands a full batch to the writer, once the migration is not paused.
+/// `false` when the writer has stopped.
+async fn send(
+    ctx: &Ctx,
+    tx: &mpsc::Sender<InsertBatch>,
+    batch: &mut InsertBatch,
+    capacity: usize,
+) -> Result<bool> {
+    ctx.gate().await?;
+    let full = std::mem::replace(batch, InsertBatch::with_capacity(capacity));
+    Ok(tx.send(full).await.is_ok())
 }
 
 fn record_id(v: &Bson) -> Option<i64> {
@@ -578,15 +608,16 @@ async fn open_after(
     options: &RawDocumentBuf,
     p: &PartitionDoc,
     after: i64,
-) -> Result<Option<mongodb::Cursor<RawDocumentBuf>>> {
+) -> Result<Option<RawBatchCursor>> {
     let node = p.node.as_deref();
+    let reply_docs = ctx.tuning.read_batch_docs.max(1);
     let starts = std::iter::once(after).chain(p.fallback_starts.iter().copied());
     for start in starts {
         let mut seek = options.clone();
         seek.append("filter", rawdoc! {});
         seek.append("$_requestResumeToken", true);
         seek.append("$_resumeAfter", rawdoc! { "$recordId": start });
-        match catalog::find_raw_on(&ctx.src, ns, uuid, seek, node).await {
+        match catalog::find_batches_on(&ctx.src, ns, uuid, seek, node, reply_docs).await {
             Err(e) if e.server_code() == Some(retry::KEY_NOT_FOUND) => {
                 tracing::debug!(%ns, start, "a range start was deleted; trying one below");
             }
@@ -596,35 +627,7 @@ async fn open_after(
     tracing::info!(%ns, range = p.n, "every reserve start of a range was deleted; scanning from the beginning");
     let mut scan = options.clone();
     scan.append("filter", rawdoc! {});
-    catalog::find_raw_on(&ctx.src, ns, uuid, scan, node).await
-}
-
-/// Takes off the `$recordId` field that `showRecordId` appends, returning
-/// the document as it is stored and its record id. The field is the last
-/// one, so this is a truncation, not a re-encoding.
-fn split_record_id(doc: RawDocumentBuf) -> Result<(RawDocumentBuf, i64)> {
-    // type byte, "$recordId\0", 8 bytes of int64
-    const TAIL: usize = 1 + RECORD_ID.len() + 1 + 8;
-    let mut bytes = doc.into_bytes();
-    let n = bytes.len();
-    let start = n.checked_sub(TAIL + 1).filter(|s| *s >= 4);
-    let Some(start) = start.filter(|&s| {
-        bytes[s] == 0x12
-            && &bytes[s + 1..s + 1 + RECORD_ID.len()] == RECORD_ID.as_bytes()
-            && bytes[s + 1 + RECORD_ID.len()] == 0
-    }) else {
-        return Err(Error::Other(
-            "the source returned a document without its record id".into(),
-        ));
-    };
-    let mut rid = [0u8; 8];
-    rid.copy_from_slice(&bytes[n - 9..n - 1]);
-    bytes.truncate(start);
-    bytes.push(0);
-    let len = bytes.len() as i32;
-    bytes[..4].copy_from_slice(&len.to_le_bytes());
-    let doc = RawDocumentBuf::from_bytes(bytes).map_err(|e| Error::Other(e.to_string()))?;
-    Ok((doc, i64::from_le_bytes(rid)))
+    catalog::find_batches_on(&ctx.src, ns, uuid, scan, node, reply_docs).await
 }
 
 /// Copies a whole collection outside the planned copy: a collection that
@@ -670,20 +673,6 @@ mod tests {
         assert_eq!(r[1].max, Some(Bson::String("m".into())));
         assert_eq!(r[2].max, None);
         assert_eq!(r[2].id, "a.b#2");
-    }
-
-    #[test]
-    fn record_id_is_split_off_without_reencoding() {
-        let stored = rawdoc! { "_id": 1, "a": { "b": [1, 2] }, "s": "x" };
-        let mut shown = stored.clone();
-        shown.append(RECORD_ID, 77i64);
-        let (doc, rid) = split_record_id(shown).unwrap();
-        assert_eq!(rid, 77);
-        assert_eq!(doc.as_bytes(), stored.as_bytes());
-        // A document whose last field is not the record id is refused, not
-        // silently cut.
-        assert!(split_record_id(stored).is_err());
-        assert!(split_record_id(rawdoc! {}).is_err());
     }
 
     #[test]
