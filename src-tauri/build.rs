@@ -29,7 +29,6 @@ const COMMANDS: &[&str] = &[
     "export_verification",
     "list_profiles",
     "save_profile",
-    "profile_uri",
 ];
 
 fn main() {

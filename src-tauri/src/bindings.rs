@@ -42,7 +42,6 @@ pub fn export(dir: &Path) -> Result<(), ExportError> {
     types::ExportRequest::export_all(&cfg)?;
     types::ProfileSummary::export_all(&cfg)?;
     types::SaveProfileRequest::export_all(&cfg)?;
-    types::ProfileRequest::export_all(&cfg)?;
     Ok(())
 }
 

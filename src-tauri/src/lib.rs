@@ -64,7 +64,6 @@ pub fn run() -> Result<(), tauri::Error> {
             commands::export_verification,
             commands::list_profiles,
             commands::save_profile,
-            commands::profile_uri,
         ])
         .build(tauri::generate_context!())?;
     app.run(|handle, event| {

@@ -13,11 +13,12 @@ use bson::{doc, Bson, Document};
 use mongoferry::scope::Namespace;
 
 use crate::commands::types::{
-    CollectionNode, DatabaseNode, DocumentPair, DocumentRequest, PreflightRequest, ScopeTree,
-    StartSyncRequest, TestConnectionRequest,
+    CollectionNode, DatabaseNode, DocumentPair, DocumentRequest, PreflightRequest, ScopeRequest,
+    ScopeTree, StartSyncRequest, TestConnectionRequest,
 };
 use crate::error::shell_error;
 use crate::error::IntoInfo;
+use crate::profiles::connection_uri;
 
 /// Size queries run at once while building the scope tree.
 const ESTIMATE_CONCURRENCY: usize = 8;
@@ -26,7 +27,8 @@ const ESTIMATE_CONCURRENCY: usize = 8;
 /// and the server's certificate. A failed test comes back as its
 /// classified error, with the remedy.
 pub async fn test_connection(request: TestConnectionRequest) -> Result<PingReport, ErrorInfo> {
-    let report = ping(request.side.into(), &request.uri, &PingOptions::default()).await;
+    let uri = connection_uri(&request.uri, request.profile.as_deref()).await?;
+    let report = ping(request.side.into(), &uri, &PingOptions::default()).await;
     if report.ok {
         return Ok(report);
     }
@@ -47,13 +49,20 @@ pub async fn preflight(request: PreflightRequest) -> Result<preflight::Report, E
         exclude: request.exclude,
         ..preflight::CheckRequest::default()
     };
-    preflight::check(&request.source_uri, &request.destination_uri, check)
+    let source = connection_uri(&request.source_uri, request.source_profile.as_deref()).await?;
+    let destination = connection_uri(
+        &request.destination_uri,
+        request.destination_profile.as_deref(),
+    )
+    .await?;
+    preflight::check(&source, &destination, check)
         .await
         .into_info()
 }
 
-pub async fn scope_tree(source_uri: &str) -> Result<ScopeTree, ErrorInfo> {
-    let src = Cluster::connect(Role::Source, source_uri)
+pub async fn scope_tree(request: ScopeRequest) -> Result<ScopeTree, ErrorInfo> {
+    let source_uri = connection_uri(&request.source_uri, request.source_profile.as_deref()).await?;
+    let src = Cluster::connect(Role::Source, &source_uri)
         .await
         .into_info()?;
     let namespaces = catalog::list_namespaces(&src, &Scope::all())

@@ -40,8 +40,9 @@ pub async fn list() -> Result<Vec<ProfileSummary>, ErrorInfo> {
 }
 
 pub async fn save(request: SaveProfileRequest) -> Result<ProfileSummary, ErrorInfo> {
+    let uri = connection_uri(&request.uri, request.profile.as_deref()).await?;
     blocking(move |store| {
-        let p = store.add_uri(&request.name, &request.uri, request.replace)?;
+        let p = store.add_uri(&request.name, &uri, request.replace)?;
         Ok(ProfileSummary {
             display_uri: p.display_uri(),
             name: p.name,
@@ -50,8 +51,28 @@ pub async fn save(request: SaveProfileRequest) -> Result<ProfileSummary, ErrorIn
     .await
 }
 
-/// The profile's full connection string, secrets from the keyring
-/// included, for the connection form (held in memory only).
+/// The connection string a request means. The web view holds only a
+/// saved profile's redacted string (`****` for its secrets), so while the
+/// string is still exactly that, the profile's own string is used, its
+/// secrets read from the keyring here; a string the user has edited since
+/// is used as typed.
+pub async fn connection_uri(uri: &str, profile: Option<&str>) -> Result<String, ErrorInfo> {
+    let Some(name) = profile else {
+        return Ok(uri.to_string());
+    };
+    let (name, shown) = (name.to_string(), uri.trim().to_string());
+    blocking(move |store| {
+        if store.get(&name)?.display_uri() == shown {
+            Ok(store.resolve(&name)?.uri.expose().to_string())
+        } else {
+            Ok(shown)
+        }
+    })
+    .await
+}
+
+/// A profile's full connection string, secrets from the keyring included,
+/// for the shell's own connections: it never goes to the web view.
 pub async fn resolve(name: String) -> Result<String, ErrorInfo> {
     blocking(move |store| Ok(store.resolve(&name)?.uri.expose().to_string())).await
 }

@@ -30,6 +30,7 @@ use crate::commands::types::{
     VerificationOutcome,
 };
 use crate::error::{shell_error, IntoInfo};
+use crate::profiles::connection_uri;
 use crate::progress::{self, EventSink};
 use crate::session::{Endpoint, RememberedMigration, SessionFile};
 
@@ -114,10 +115,20 @@ impl AppState {
     /// Connects, runs the engine's read-only checks, then runs the
     /// migration on a task. Errors before the run starts come back here;
     /// later ones arrive as `Event::Error` through [`AppState::watch`].
-    pub async fn start_sync(&self, request: StartSyncRequest) -> Result<SyncStarted, ErrorInfo> {
+    pub async fn start_sync(
+        &self,
+        mut request: StartSyncRequest,
+    ) -> Result<SyncStarted, ErrorInfo> {
         // Not held across the connection attempts below, which may take
         // seconds: progress and sandbox calls must not wait for them.
         self.ensure_idle().await?;
+        request.source_uri =
+            connection_uri(&request.source_uri, request.source_profile.as_deref()).await?;
+        request.destination_uri = connection_uri(
+            &request.destination_uri,
+            request.destination_profile.as_deref(),
+        )
+        .await?;
         let mut config = SyncConfig::new(&request.source_uri, &request.destination_uri);
         config.include = request.include.clone();
         config.exclude = request.exclude.clone();

@@ -16,9 +16,9 @@ use mongoferry::connection::PingReport;
 use mongoferry::preflight::Report;
 use mongoferry::VerifyProgress;
 use types::{
-    AppInfo, DocumentPair, DocumentRequest, ExportRequest, PreflightRequest, ProfileRequest,
-    ProfileSummary, ResumableMigration, SandboxInfo, SaveProfileRequest, ScopeRequest, ScopeTree,
-    StartSyncRequest, SyncStarted, TestConnectionRequest, VerificationOutcome, VerifyRequest,
+    AppInfo, DocumentPair, DocumentRequest, ExportRequest, PreflightRequest, ProfileSummary,
+    ResumableMigration, SandboxInfo, SaveProfileRequest, ScopeRequest, ScopeTree, StartSyncRequest,
+    SyncStarted, TestConnectionRequest, VerificationOutcome, VerifyRequest,
 };
 
 type Result<T> = std::result::Result<T, ErrorInfo>;
@@ -47,12 +47,6 @@ pub async fn list_profiles() -> Result<Vec<ProfileSummary>> {
 #[tauri::command]
 pub async fn save_profile(request: SaveProfileRequest) -> Result<ProfileSummary> {
     crate::profiles::save(request).await
-}
-
-/// A profile's connection string with its secrets, for the form.
-#[tauri::command]
-pub async fn profile_uri(request: ProfileRequest) -> Result<String> {
-    crate::profiles::resolve(request.name).await
 }
 
 /// The compatibility (preflight) check of both clusters.
@@ -99,7 +93,7 @@ pub async fn export_verification(state: State<'_, AppState>, request: ExportRequ
 /// The source's databases and collections, with counts and sizes.
 #[tauri::command]
 pub async fn scope_tree(request: ScopeRequest) -> Result<ScopeTree> {
-    crate::ops::scope_tree(&request.source_uri).await
+    crate::ops::scope_tree(request).await
 }
 
 #[tauri::command]

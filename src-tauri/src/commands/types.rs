@@ -37,6 +37,12 @@ impl From<Side> for mongoferry::Role {
 pub struct TestConnectionRequest {
     pub side: Side,
     pub uri: String,
+    /// The saved profile the connection string was picked from, if any.
+    /// The web view holds only a profile's redacted string; the shell
+    /// puts the secrets back from the keyring while the string is
+    /// unchanged (see `profiles::connection_uri`).
+    #[serde(default)]
+    pub profile: Option<String>,
 }
 
 /// One collection (or view) of the source, for the scope tree.
@@ -74,6 +80,9 @@ pub struct ScopeTree {
 #[serde(rename_all = "camelCase")]
 pub struct ScopeRequest {
     pub source_uri: String,
+    /// The saved profile `source_uri` was picked from, if any.
+    #[serde(default)]
+    pub source_profile: Option<String>,
 }
 
 /// What to migrate, from where to where.
@@ -87,8 +96,9 @@ pub struct StartSyncRequest {
     pub exclude: Vec<String>,
     /// Drop in-scope namespaces that already exist on the destination.
     pub drop_existing: bool,
-    /// The saved profiles the connection strings came from, if any: what
-    /// the app remembers for a resume when a string holds a password.
+    /// The saved profiles the connection strings came from, if any: where
+    /// their secrets are (see `profiles::connection_uri`), and what the app
+    /// remembers for a resume when a string holds a password.
     #[serde(default)]
     pub source_profile: Option<String>,
     #[serde(default)]
@@ -144,6 +154,11 @@ pub struct PreflightRequest {
     pub destination_uri: String,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// The saved profiles the connection strings were picked from, if any.
+    #[serde(default)]
+    pub source_profile: Option<String>,
+    #[serde(default)]
+    pub destination_profile: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, TS)]
@@ -205,10 +220,10 @@ pub struct SaveProfileRequest {
     pub uri: String,
     /// Replace a profile of the same name.
     pub replace: bool,
-}
-
-#[derive(Debug, Clone, Deserialize, TS)]
-#[serde(rename_all = "camelCase")]
-pub struct ProfileRequest {
-    pub name: String,
+    /// The saved profile the connection string was picked from, if any.
+    /// The web view holds only a profile's redacted string; the shell
+    /// puts the secrets back from the keyring while the string is
+    /// unchanged (see `profiles::connection_uri`).
+    #[serde(default)]
+    pub profile: Option<String>,
 }

@@ -218,12 +218,6 @@ export class FakeBackend implements Backend {
     this.profiles.set(request.name, request.uri);
     return { name: request.name, displayUri: request.uri.replace(/:[^:@/]*@/, ':****@') };
   }
-  async profileUri(name: string): Promise<string> {
-    this.log('profileUri', name);
-    const uri = this.profiles.get(name);
-    if (!uri) throw fail('profile_not_found', `No connection profile is named '${name}'.`, 'Pick one from the list.');
-    return uri;
-  }
   preflightCheck(request: PreflightRequest): Promise<Report> {
     this.log('preflightCheck', request);
     return this.preflight(request);

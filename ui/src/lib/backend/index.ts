@@ -32,8 +32,6 @@ export interface Backend {
   preflightCheck(request: PreflightRequest): Promise<Report>;
   listProfiles(): Promise<ProfileSummary[]>;
   saveProfile(request: SaveProfileRequest): Promise<ProfileSummary>;
-  /** A profile's connection string, secrets from the OS keyring included. */
-  profileUri(name: string): Promise<string>;
   scopeTree(request: ScopeRequest): Promise<ScopeTree>;
   startSync(request: StartSyncRequest): Promise<SyncStarted>;
   /** Streams progress and events to `onEvent`; resolves with the current snapshot. */

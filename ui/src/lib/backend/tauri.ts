@@ -21,7 +21,6 @@ export const tauriBackend: Backend = {
   preflightCheck: (request) => call('preflight_check', { request }),
   listProfiles: () => call('list_profiles'),
   saveProfile: (request) => call('save_profile', { request }),
-  profileUri: (name) => call('profile_uri', { request: { name } }),
   scopeTree: (request) => call('scope_tree', { request }),
   startSync: (request) => call('start_sync', { request }),
   watchMigration: (onEvent) => {

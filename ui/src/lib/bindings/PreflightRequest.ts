@@ -3,4 +3,8 @@
 /**
  * The clusters and scope a compatibility check looks at.
  */
-export type PreflightRequest = { sourceUri: string, destinationUri: string, include: Array<string>, exclude: Array<string>, };
+export type PreflightRequest = { sourceUri: string, destinationUri: string, include: Array<string>, exclude: Array<string>, 
+/**
+ * The saved profiles the connection strings were picked from, if any.
+ */
+sourceProfile: string | null, destinationProfile: string | null, };

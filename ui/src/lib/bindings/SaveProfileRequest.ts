@@ -7,4 +7,11 @@ export type SaveProfileRequest = { name: string, uri: string,
 /**
  * Replace a profile of the same name.
  */
-replace: boolean, };
+replace: boolean, 
+/**
+ * The saved profile the connection string was picked from, if any.
+ * The web view holds only a profile's redacted string; the shell
+ * puts the secrets back from the keyring while the string is
+ * unchanged (see `profiles::connection_uri`).
+ */
+profile: string | null, };

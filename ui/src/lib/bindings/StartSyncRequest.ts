@@ -13,7 +13,8 @@ include: Array<string>, exclude: Array<string>,
  */
 dropExisting: boolean, 
 /**
- * The saved profiles the connection strings came from, if any: what
- * the app remembers for a resume when a string holds a password.
+ * The saved profiles the connection strings came from, if any: where
+ * their secrets are (see `profiles::connection_uri`), and what the app
+ * remembers for a resume when a string holds a password.
  */
 sourceProfile: string | null, destinationProfile: string | null, };

@@ -89,7 +89,7 @@ export class ConnectionState {
     this.uri = uri;
   }
 
-  /** Fills the connection string from a saved profile, remembering which. */
+  /** Fills the connection string from a saved profile (its redacted form), remembering which. */
   setFromProfile(name: string, uri: string): void {
     this.setUri(uri);
     this.fromProfile = { name, uri };
@@ -115,7 +115,7 @@ export class ConnectionState {
     }
     this.status = { kind: 'testing' };
     try {
-      const report = await this.backend.testConnection({ side: this.side, uri });
+      const report = await this.backend.testConnection({ side: this.side, uri, profile: this.profileName });
       this.status = { kind: 'ok', report, uri };
     } catch (error) {
       this.status = { kind: 'failed', error: toErrorInfo(error) };

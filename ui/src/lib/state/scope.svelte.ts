@@ -43,14 +43,15 @@ export class ScopeState {
   }
 
   /** Loads the source's tree, all selected; a no-op for the same source. */
-  async load(sourceUri: string): Promise<void> {
-    if (this.loadedFor === sourceUri && this.status.kind === 'ready') return;
+  async load(sourceUri: string, sourceProfile: string | null = null): Promise<void> {
+    const key = `${sourceProfile ?? ''}\n${sourceUri}`;
+    if (this.loadedFor === key && this.status.kind === 'ready') return;
     this.status = { kind: 'loading' };
     try {
-      const tree = await this.backend.scopeTree({ sourceUri });
+      const tree = await this.backend.scopeTree({ sourceUri, sourceProfile });
       this.selected.clear();
       for (const db of tree.databases) for (const c of db.collections) this.selected.add(c.namespace);
-      this.loadedFor = sourceUri;
+      this.loadedFor = key;
       this.status = { kind: 'ready', tree };
     } catch (error) {
       this.status = { kind: 'failed', error: toErrorInfo(error) };

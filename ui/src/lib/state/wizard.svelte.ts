@@ -115,7 +115,12 @@ export class Wizard {
   private go(i: number): void {
     this.index = Math.max(0, Math.min(this.steps.length - 1, i));
     if (this.step.id === 'compatibility') void this.checkCompatibility();
-    if (this.step.id === 'scope') void this.scope.load(this.source.effectiveUri);
+    if (this.step.id === 'scope') void this.loadScope();
+  }
+
+  /** The source's databases and collections, for the scope step. */
+  loadScope(): Promise<void> {
+    return this.scope.load(this.source.effectiveUri, this.source.profileName);
   }
 
   /** The preflight check of both clusters, for everything on the source. */
@@ -126,6 +131,8 @@ export class Wizard {
         destinationUri: this.destination.effectiveUri,
         include: [],
         exclude: [],
+        sourceProfile: this.source.profileName,
+        destinationProfile: this.destination.profileName,
       },
       force,
     );
@@ -142,15 +149,24 @@ export class Wizard {
     }
   }
 
-  /** Fills one side's connection string from a saved profile. */
-  async useProfile(side: 'source' | 'destination', name: string): Promise<void> {
+  /**
+   * Fills one side's connection string from a saved profile: its redacted
+   * form. The secrets stay in the OS keyring; the shell puts them back
+   * when a request names the profile and the string is unchanged.
+   */
+  useProfile(side: 'source' | 'destination', name: string): void {
     const conn = side === 'source' ? this.source : this.destination;
     this.profileError = null;
-    try {
-      conn.setFromProfile(name, await this.backend.profileUri(name));
-    } catch (error) {
-      this.profileError = toErrorInfo(error);
+    const profile = this.profiles.find((p) => p.name === name);
+    if (!profile) {
+      this.profileError = {
+        code: 'profile_not_found',
+        message: `No connection profile is named '${name}'.`,
+        remedy: 'Pick one from the list.',
+      };
+      return;
     }
+    conn.setFromProfile(profile.name, profile.displayUri);
   }
 
   /** Saves one side's connection string as a profile. */
@@ -158,7 +174,12 @@ export class Wizard {
     const conn = side === 'source' ? this.source : this.destination;
     this.profileError = null;
     try {
-      await this.backend.saveProfile({ name: name.trim(), uri: conn.effectiveUri, replace: false });
+      await this.backend.saveProfile({
+        name: name.trim(),
+        uri: conn.effectiveUri,
+        replace: false,
+        profile: conn.profileName,
+      });
       await this.loadProfiles();
       return true;
     } catch (error) {

@@ -39,7 +39,7 @@ describe('WizardView', () => {
     expect(screen.getByTestId('source-result').textContent).toContain('replica set rs0, MongoDB 6.0.5');
     expect(button('next').disabled).toBe(false);
     expect(backend.called('testConnection')).toEqual([
-      [{ side: 'source', uri: 'mongodb://127.0.0.1:1/?replicaSet=s' }],
+      [{ side: 'source', uri: 'mongodb://127.0.0.1:1/?replicaSet=s', profile: null }],
     ]);
     // Changing the string after the test asks for a new test.
     await fireEvent.input(byTestId('source-uri'), { target: { value: 'mongodb://elsewhere' } });
@@ -186,6 +186,8 @@ describe('WizardView', () => {
           destinationUri: 'mongodb://127.0.0.1:2/?replicaSet=d',
           include: [],
           exclude: [],
+          sourceProfile: null,
+          destinationProfile: null,
         },
       ],
     ]);
@@ -259,15 +261,42 @@ describe('saved profiles', () => {
     await fireEvent.click(byTestId('source-save-profile'));
     await screen.findByText(/Saved “prod”/);
     expect(backend.called('saveProfile')).toEqual([
-      [{ name: 'prod', uri: 'mongodb://alice:pw@db1:27017/?replicaSet=rs', replace: false }],
+      [{ name: 'prod', uri: 'mongodb://alice:pw@db1:27017/?replicaSet=rs', replace: false, profile: null }],
     ]);
     const select = (await screen.findByTestId('source-profile')) as HTMLSelectElement;
     expect(select.textContent).toContain('prod — mongodb://alice:****@db1:27017/?replicaSet=rs');
     await fireEvent.input(byTestId('source-uri'), { target: { value: '' } });
     await fireEvent.change(select, { target: { value: 'prod' } });
+    // The form shows the profile's redacted string: the password stays in
+    // the keyring, and the shell puts it back for requests naming the profile.
     await waitFor(() =>
-      expect((byTestId('source-uri') as HTMLInputElement).value).toBe('mongodb://alice:pw@db1:27017/?replicaSet=rs'),
+      expect((byTestId('source-uri') as HTMLInputElement).value).toBe('mongodb://alice:****@db1:27017/?replicaSet=rs'),
     );
+  });
+
+  it('never holds a saved password: requests name the profile instead', async () => {
+    const backend = new FakeBackend();
+    backend.profiles.set('prod', 'mongodb://alice:pw@db1:27017/?replicaSet=rs');
+    renderWizard(backend);
+    const select = (await screen.findByTestId('source-profile')) as HTMLSelectElement;
+    await fireEvent.change(select, { target: { value: 'prod' } });
+    await fireEvent.click(byTestId('source-test'));
+    await screen.findByTestId('source-result');
+    const [test] = backend.called('testConnection')[0] as [{ uri: string; profile: string | null }];
+    expect(test).toMatchObject({ uri: 'mongodb://alice:****@db1:27017/?replicaSet=rs', profile: 'prod' });
+    // Saving it again under another name names the profile it came from.
+    await fireEvent.input(screen.getByLabelText('Profile name'), { target: { value: 'copy' } });
+    await fireEvent.click(byTestId('source-save-profile'));
+    await screen.findByText(/Saved “copy”/);
+    const [saved] = backend.called('saveProfile')[0] as [{ profile: string | null }];
+    expect(saved.profile).toBe('prod');
+    // Once edited, the string is the user's own and names no profile.
+    await fireEvent.input(byTestId('source-uri'), { target: { value: 'mongodb://bob:pw2@db2:27017/' } });
+    await fireEvent.click(byTestId('source-test'));
+    await waitFor(() => expect(backend.called('testConnection')).toHaveLength(2));
+    const [edited] = backend.called('testConnection')[1] as [{ profile: string | null }];
+    expect(edited.profile).toBeNull();
+    expect(JSON.stringify(backend.calls)).not.toContain(':pw@');
   });
 
   it('starts the sync naming the profile a connection came from', async () => {
@@ -276,7 +305,7 @@ describe('saved profiles', () => {
     renderWizard(backend);
     const select = (await screen.findByTestId('source-profile')) as HTMLSelectElement;
     await fireEvent.change(select, { target: { value: 'prod' } });
-    await waitFor(() => expect((byTestId('source-uri') as HTMLInputElement).value).toContain('alice'));
+    await waitFor(() => expect((byTestId('source-uri') as HTMLInputElement).value).toContain('alice:****@'));
     await fireEvent.click(byTestId('source-test'));
     await screen.findByTestId('source-result');
     await fireEvent.click(button('next'));
