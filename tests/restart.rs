@@ -129,9 +129,12 @@ async fn restart_during_copy(side: Side) {
     )
     .await;
     let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
+    // Small batches, one range at a time: the copy must still be running
+    // when the restarted server is back, however fast the copy path is.
     config.tuning.copy_concurrency = 1;
     config.tuning.partition_bytes = 4 * 1024 * 1024;
-    config.tuning.batch_docs = 1000;
+    config.tuning.batch_docs = 100;
+    config.tuning.read_batch_docs = 100;
     let (handle, task) = start_migration(config).await;
     let failed = watch_for_failure(&handle);
     wait_for(
@@ -147,6 +150,10 @@ async fn restart_during_copy(side: Side) {
     }
     .unwrap_or_else(|e| panic!("restart of the {side:?}: {e}"));
     let p = handle.progress();
+    eprintln!(
+        "{side:?} back with {} of 60000 documents copied",
+        p.collection_copy.copied_docs
+    );
     assert!(
         p.collection_copy.copied_docs < 60_000,
         "the restart was meant to happen during the copy: {p:#?}"
