@@ -466,37 +466,20 @@ async fn check_write_reply(
     reply: &Document,
     docs: &[&RawDocument],
 ) -> Result<()> {
-    if let Ok(wce) = reply.get_document("writeConcernError") {
-        return Err(Error::Mongo {
-            role: Role::Destination,
-            op: format!("write to {ns}"),
-            message: wce
-                .get_str("errmsg")
-                .unwrap_or("write concern failed")
-                .to_string(),
-            code: wce.get_i32("code").ok(),
-            transient: true,
-        });
-    }
-    let Ok(errors) = reply.get_array("writeErrors") else {
-        return Ok(());
-    };
+    let op = || format!("write to {ns}");
     let mut problems = Vec::new();
-    for e in errors.iter().filter_map(|e| e.as_document()) {
-        let code = e.get_i32("code").unwrap_or(0);
-        let message = e.get_str("errmsg").unwrap_or_default();
-        if retry::TRANSIENT_WRITE_CODES.contains(&code) {
+    for e in retry::write_errors(reply, op)? {
+        if retry::TRANSIENT_WRITE_CODES.contains(&e.code) {
             return Err(Error::Mongo {
                 role: Role::Destination,
-                op: format!("write to {ns}"),
-                message: message.to_string(),
-                code: Some(code),
+                op: op(),
+                message: crate::uri::redact_text(e.message),
+                code: Some(e.code),
                 transient: true,
             });
         }
-        let index = e.get_i32("index").unwrap_or(0).max(0) as usize;
-        if let Some(doc) = docs.get(index) {
-            problems.push(ProblemDoc::new(&ns.to_string(), doc, code, message));
+        if let Some(doc) = docs.get(e.index) {
+            problems.push(ProblemDoc::new(&ns.to_string(), doc, e.code, e.message));
         }
     }
     ctx.record_problems(&ns.to_string(), problems).await

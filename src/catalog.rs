@@ -137,7 +137,20 @@ pub async fn find_raw_on(
     node: Option<&str>,
 ) -> Result<Option<mongodb::Cursor<RawDocumentBuf>>> {
     let db = cluster.client.database(&ns.db);
-    let found = find_command(cluster, &db, ns, uuid, options, node).await;
+    let found = find_command(cluster, &db, ns, uuid, options, node, None).await;
+    absent_if_dropped(cluster, ns, found.map(|c| c.with_type::<RawDocumentBuf>()))
+}
+
+/// A `find` of `ns` by name whose majority read waits until the cluster
+/// has reached `after`, when given (a causally consistent re-read).
+pub async fn find_raw_after(
+    cluster: &Cluster,
+    ns: &Namespace,
+    options: RawDocumentBuf,
+    after: Option<bson::Timestamp>,
+) -> Result<Option<mongodb::Cursor<RawDocumentBuf>>> {
+    let db = cluster.client.database(&ns.db);
+    let found = find_command(cluster, &db, ns, None, options, None, after).await;
     absent_if_dropped(cluster, ns, found.map(|c| c.with_type::<RawDocumentBuf>()))
 }
 
@@ -152,7 +165,7 @@ pub async fn find_batches_on(
     batch_size: u32,
 ) -> Result<Option<RawBatchCursor>> {
     let db = cluster.client.database(&ns.db);
-    let found = find_command(cluster, &db, ns, uuid, options, node)
+    let found = find_command(cluster, &db, ns, uuid, options, node, None)
         .batch_size(batch_size)
         .batch()
         .await;
@@ -166,6 +179,7 @@ fn find_command<'a>(
     uuid: Option<&Binary>,
     options: RawDocumentBuf,
     node: Option<&str>,
+    after: Option<bson::Timestamp>,
 ) -> mongodb::action::RunCursorCommand<'a> {
     let mut cmd = match uuid.filter(|_| !cluster.is_sharded()) {
         Some(u) => rawdoc! { "find": RawBson::Binary(u.clone()) },
@@ -174,7 +188,11 @@ fn find_command<'a>(
     for (k, v) in options.iter().flatten() {
         cmd.append_ref(k, v);
     }
-    cmd.append("readConcern", rawdoc! { "level": "majority" });
+    let mut concern = rawdoc! { "level": "majority" };
+    if let Some(t) = after {
+        concern.append("afterClusterTime", t);
+    }
+    cmd.append("readConcern", concern);
     let mut action = db.run_raw_cursor_command(cmd);
     if let Some(node) = node {
         let node = node.to_ascii_lowercase();

@@ -17,7 +17,7 @@ use crate::connection::classify::{self, Context};
 use crate::connection::tls::{self as conn_tls, TlsSettings, Verification};
 use crate::connection::{tls_warnings, ConnectionWarning};
 use crate::error::{Error, MongoContext, Result, Role};
-use crate::uri::{hosts_of, redact_text, redact_uri};
+use crate::uri::{hosts_of, redact_uri};
 
 /// The shape of a deployment.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
@@ -59,12 +59,23 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-/// A connection string made ready for the driver.
-#[derive(Debug, Clone)]
+/// A connection string made ready for the driver. Its `Debug` shows the
+/// hosts and the TLS settings only: the driver's options print a TLS key's
+/// password.
+#[derive(Clone)]
 pub struct Prepared {
     pub options: ClientOptions,
     /// The TLS settings as the connection string asked for them.
     pub tls: TlsSettings,
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("hosts", &self.options.hosts)
+            .field("tls", &self.tls)
+            .finish()
+    }
 }
 
 impl Prepared {
@@ -107,7 +118,7 @@ pub async fn prepare(role: Role, uri: &str) -> Result<Prepared> {
             },
             _ => Error::InvalidUri {
                 role,
-                reason: redact_text(&crate::retry::message(&e)),
+                reason: crate::retry::redacted_message(&e),
             },
         })?;
     if allow_invalid_hostnames && matches!(opts.tls, None | Some(mongodb::options::Tls::Disabled)) {
@@ -141,12 +152,6 @@ pub async fn prepare(role: Role, uri: &str) -> Result<Prepared> {
         }
     }
     Ok(Prepared { options: opts, tls })
-}
-
-/// Parses a connection string into driver options with the engine's
-/// defaults. Fails with `InvalidUri` and a redacted reason.
-pub async fn client_options(role: Role, uri: &str) -> Result<ClientOptions> {
-    Ok(prepare(role, uri).await?.options)
 }
 
 /// For a `tlsAllowInvalidHostnames` connection: checks every server's
@@ -205,7 +210,7 @@ impl Cluster {
         let client =
             Client::with_options(prepared.options.clone()).map_err(|e| Error::InvalidUri {
                 role,
-                reason: redact_text(&crate::retry::message(&e)),
+                reason: crate::retry::redacted_message(&e),
             })?;
         let admin = client.database("admin");
         let hello = match admin.run_command(doc! { "hello": 1 }).await {
@@ -295,7 +300,7 @@ pub(crate) async fn refine(role: Role, prepared: &Prepared, err: Error) -> Error
     ) {
         return err;
     }
-    if let Some(m) = crate::connection::ping::set_name_mismatch(role, prepared).await {
+    if let Some(m) = set_name_mismatch(role, prepared).await {
         return m;
     }
     if prepared.tls.enabled {
@@ -353,4 +358,29 @@ async fn identity(client: &Client, topology: &Topology, hosts: &str) -> String {
         }
         Topology::Standalone => format!("standalone@{hosts}"),
     }
+}
+
+/// After a server selection timeout with `replicaSet` given: asks the
+/// first seed directly what its replica set is called. The driver drops
+/// servers whose set name differs, so the timeout alone does not say so.
+async fn set_name_mismatch(role: Role, prepared: &Prepared) -> Option<Error> {
+    let expected = prepared.options.repl_set_name.clone()?;
+    let mut opts: ClientOptions = prepared.options.clone();
+    opts.hosts.truncate(1);
+    opts.repl_set_name = None;
+    opts.direct_connection = Some(true);
+    // hello needs no login, and a bad password must not hide the answer.
+    opts.credential = None;
+    let client = Client::with_options(opts).ok()?;
+    let hello = client
+        .database("admin")
+        .run_command(doc! { "hello": 1 })
+        .await
+        .ok()?;
+    let actual = hello.get_str("setName").ok()?.to_string();
+    (actual != expected).then_some(Error::ReplicaSetNameMismatch {
+        role,
+        expected,
+        actual,
+    })
 }

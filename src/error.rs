@@ -352,7 +352,7 @@ impl Error {
         Error::Mongo {
             role,
             op: op.into(),
-            message: crate::uri::redact_text(&crate::retry::message(&err)),
+            message: crate::retry::redacted_message(&err),
             code,
             transient: crate::retry::is_transient(&err),
         }

@@ -9,12 +9,14 @@ use std::time::Duration;
 use mongodb::error::{Error as DriverError, ErrorKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Role};
 
 pub const DUPLICATE_KEY: i32 = 11000;
 pub const NAMESPACE_NOT_FOUND: i32 = 26;
 pub const NAMESPACE_EXISTS: i32 = 48;
 pub const KEY_NOT_FOUND: i32 = 211;
+pub const UNAUTHORIZED: i32 = 13;
+pub const AUTHENTICATION_FAILED: i32 = 18;
 pub const INDEX_NOT_FOUND: i32 = 27;
 pub const INDEX_OPTIONS_CONFLICT: i32 = 85;
 pub const INDEX_KEY_SPECS_CONFLICT: i32 = 86;
@@ -64,6 +66,12 @@ pub fn server_code(err: &DriverError) -> Option<i32> {
         }),
         _ => None,
     }
+}
+
+/// [`message`], with any connection-string secret in it masked: what an
+/// error or a finding may show.
+pub fn redacted_message(err: &DriverError) -> String {
+    crate::uri::redact_text(&message(err))
 }
 
 /// The error's own message, without the driver's Debug decoration.
@@ -172,6 +180,47 @@ impl Backoff {
 /// and reports them (a restart or election takes seconds; an outage of
 /// this length needs a person).
 pub const GIVE_UP_AFTER: Duration = Duration::from_secs(600);
+
+/// One statement a write command (`insert`, `update`, `delete`) rejected.
+#[derive(Debug)]
+pub struct WriteError<'a> {
+    /// The statement's position in the command.
+    pub index: usize,
+    pub code: i32,
+    pub message: &'a str,
+}
+
+/// The statements a destination write command's reply rejected. A write
+/// concern error is the whole command's, and transient: the statements may
+/// be in, and the caller's idempotent batch is sent again.
+pub fn write_errors<'a>(
+    reply: &'a bson::Document,
+    op: impl Fn() -> String,
+) -> Result<Vec<WriteError<'a>>> {
+    if let Ok(wce) = reply.get_document("writeConcernError") {
+        return Err(Error::Mongo {
+            role: Role::Destination,
+            op: op(),
+            message: crate::uri::redact_text(
+                wce.get_str("errmsg").unwrap_or("write concern failed"),
+            ),
+            code: wce.get_i32("code").ok(),
+            transient: true,
+        });
+    }
+    let Ok(errors) = reply.get_array("writeErrors") else {
+        return Ok(Vec::new());
+    };
+    Ok(errors
+        .iter()
+        .filter_map(bson::Bson::as_document)
+        .map(|e| WriteError {
+            index: e.get_i32("index").unwrap_or(0).max(0) as usize,
+            code: e.get_i32("code").unwrap_or(0),
+            message: e.get_str("errmsg").unwrap_or_default(),
+        })
+        .collect())
+}
 
 /// Runs `op` until it succeeds, fails for good, or transient failures have
 /// lasted longer than [`GIVE_UP_AFTER`]. Cancellation returns `Interrupted`.

@@ -92,13 +92,17 @@ pub fn redact_text(text: &str) -> String {
     let secret_opts = SECRET_OPTS.get_or_init(|| {
         // authMechanismProperties may carry AWS_SESSION_TOKEN, so all of
         // it goes, as do the secret options in any letter case.
-        Regex::new(r#"(?i)((?:tlsCertificateKeyFilePassword|sslPEMKeyPassword|proxyPassword|authMechanismProperties|password)=)[^&\s"']*"#)
-            .expect("static regex")
+        let names = SECRET_OPTIONS.join("|");
+        Regex::new(&format!(
+            r#"(?i)((?:{names}|authMechanismProperties)=)[^&\s"']*"#
+        ))
+        .expect("static regex")
     });
     let secret_props = SECRET_PROPS.get_or_init(|| {
         // The same property outside a URI (a profile's properties shown
         // as text, a driver message).
-        Regex::new(r#"(?i)(AWS_SESSION_TOKEN\s*[:=]\s*)[^,&\s"']*"#).expect("static regex")
+        let names = SECRET_MECHANISM_PROPERTIES.join("|");
+        Regex::new(&format!(r#"(?i)((?:{names})\s*[:=]\s*)[^,&\s"']*"#)).expect("static regex")
     });
     let s = userinfo.replace_all(text, "$1:****@");
     let s = secret_opts.replace_all(&s, "${1}****");
@@ -108,6 +112,8 @@ pub fn redact_text(text: &str) -> String {
 /// The host list of a connection string, for messages ("db1:27017,db2:27017").
 pub fn hosts_of(uri: &str) -> String {
     let rest = uri.split_once("://").map(|(_, r)| r).unwrap_or(uri);
+    // Options may hold an '@' of their own (in a password): not the hosts.
+    let rest = rest.split('?').next().unwrap_or(rest);
     let rest = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
     rest.split(['/', '?']).next().unwrap_or("").to_string()
 }

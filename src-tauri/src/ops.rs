@@ -14,7 +14,7 @@ use mongoferry::scope::Namespace;
 
 use crate::commands::types::{
     CollectionNode, DatabaseNode, DocumentPair, DocumentRequest, PreflightRequest, ScopeRequest,
-    ScopeTree, StartSyncRequest, TestConnectionRequest,
+    ScopeTree, TestConnectionRequest,
 };
 use crate::error::shell_error;
 use crate::error::IntoInfo;
@@ -119,7 +119,8 @@ pub async fn scope_tree(request: ScopeRequest) -> Result<ScopeTree, ErrorInfo> {
 /// Reads one document by `_id` on both sides of a migration and renders
 /// each as indented relaxed extended JSON. Read-only.
 pub async fn document_pair(
-    migration: &StartSyncRequest,
+    src: &Cluster,
+    dest: &Cluster,
     request: &DocumentRequest,
 ) -> Result<DocumentPair, ErrorInfo> {
     let ns = Namespace::parse(&request.namespace).ok_or_else(|| {
@@ -136,13 +137,8 @@ pub async fn document_pair(
             "Pick a difference from the table.",
         )
     })?;
-    let (src, dest) = tokio::try_join!(
-        Cluster::connect(Role::Source, &migration.source_uri),
-        Cluster::connect(Role::Destination, &migration.destination_uri),
-    )
-    .into_info()?;
     let (source, destination) =
-        tokio::try_join!(find_pretty(&src, &ns, &id), find_pretty(&dest, &ns, &id))?;
+        tokio::try_join!(find_pretty(src, &ns, &id), find_pretty(dest, &ns, &id))?;
     Ok(DocumentPair {
         source,
         destination,

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use std::path::Path;
 
-use mongoferry::verify::{self, Difference, DifferenceSink, Verifier, VerifyMode, VerifyOptions};
+use mongoferry::verify::{Difference, DifferenceSink, Verifier, VerifyMode, VerifyOptions};
 use mongoferry::VerifyProgress;
 
 use crate::commands::types::{
@@ -36,20 +36,38 @@ use crate::session::{Endpoint, RememberedMigration, SessionFile};
 
 /// The running (or finished) migration of this window.
 struct Running {
-    /// What was started; verification compares the same clusters and scope.
-    request: StartSyncRequest,
+    /// The migration's own connections and scope: verification and the
+    /// document view read the same clusters, and no connection string
+    /// (secrets included) is kept once connected.
+    clusters: Clusters,
     handle: MigrationHandle,
     cancel: CancellationToken,
     task: JoinHandle<()>,
     forwarder: Option<JoinHandle<()>>,
 }
 
+/// The two clusters of a migration, connected, and its scope.
+#[derive(Clone)]
+struct Clusters {
+    source: Cluster,
+    destination: Cluster,
+    include: Vec<String>,
+    exclude: Vec<String>,
+}
+
 /// Two local replica sets with sample data and a light write load.
 struct Sandbox {
     pair: Pair,
-    source_uri: String,
-    destination_uri: String,
     load: Option<(CancellationToken, JoinHandle<()>)>,
+}
+
+impl Sandbox {
+    async fn stop_load(&mut self) {
+        if let Some((stop, task)) = self.load.take() {
+            stop.cancel();
+            let _ = task.await;
+        }
+    }
 }
 
 /// The sandbox's sample data: (database, collection, documents).
@@ -85,12 +103,10 @@ struct Inner {
 /// Keeps the first differences a verification reports.
 struct KeepFirst {
     kept: Vec<Difference>,
-    seen: u64,
 }
 
 impl DifferenceSink for KeepFirst {
     fn record(&mut self, difference: &Difference) -> mongoferry::Result<()> {
-        self.seen += 1;
         if self.kept.len() < MAX_KEPT_DIFFERENCES {
             self.kept.push(difference.clone());
         }
@@ -119,9 +135,6 @@ impl AppState {
         &self,
         mut request: StartSyncRequest,
     ) -> Result<SyncStarted, ErrorInfo> {
-        // Not held across the connection attempts below, which may take
-        // seconds: progress and sandbox calls must not wait for them.
-        self.ensure_idle().await?;
         request.source_uri =
             connection_uri(&request.source_uri, request.source_profile.as_deref()).await?;
         request.destination_uri = connection_uri(
@@ -129,21 +142,42 @@ impl AppState {
             request.destination_profile.as_deref(),
         )
         .await?;
+        self.start_resolved(request).await
+    }
+
+    /// [`start_sync`](Self::start_sync) of connection strings that hold
+    /// their secrets already.
+    async fn start_resolved(&self, request: StartSyncRequest) -> Result<SyncStarted, ErrorInfo> {
+        // Not held across the connection attempts below, which may take
+        // seconds: progress and sandbox calls must not wait for them.
+        self.ensure_idle().await?;
         let mut config = SyncConfig::new(&request.source_uri, &request.destination_uri);
         config.include = request.include.clone();
         config.exclude = request.exclude.clone();
-        let started = request.clone();
         config.drop_existing = request.drop_existing;
         let cancel = CancellationToken::new();
         let migration = Migration::connect(config, cancel.clone())
             .await
-            .map_err(|e| e.info())?;
+            .into_info()?;
         let resumed = Store::new(migration.destination())
             .load()
             .await
-            .map_err(|e| e.info())?
+            .into_info()?
             .is_some();
-        migration.check().await.map_err(|e| e.info())?;
+        migration.check().await.into_info()?;
+        let clusters = Clusters {
+            source: migration.source().clone(),
+            destination: migration.destination().clone(),
+            include: request.include.clone(),
+            exclude: request.exclude.clone(),
+        };
+        let mut inner = self.inner.lock().await;
+        if let Some(running) = &inner.migration {
+            if !running.task.is_finished() {
+                return Err(busy(&running.handle));
+            }
+        }
+        // Remembered only once this one is sure to run.
         let endpoints = (
             Endpoint::choose(&request.source_uri, request.source_profile.as_deref()),
             Endpoint::choose(
@@ -165,12 +199,6 @@ impl AppState {
             tracing::warn!(%error, "could not remember the migration for a later resume");
             false
         });
-        let mut inner = self.inner.lock().await;
-        if let Some(running) = &inner.migration {
-            if !running.task.is_finished() {
-                return Err(busy(&running.handle));
-            }
-        }
         let handle = migration.handle();
         let task = tokio::spawn(async move {
             match migration.run().await {
@@ -183,7 +211,7 @@ impl AppState {
             old.stop_forwarding();
         }
         inner.migration = Some(Running {
-            request: started,
+            clusters,
             handle,
             cancel,
             task,
@@ -261,10 +289,10 @@ impl AppState {
         mode: VerifyMode,
         sink: impl progress::Sink<VerifyProgress>,
     ) -> Result<VerificationOutcome, ErrorInfo> {
-        let (request, cancel) = {
+        let (clusters, cancel) = {
             let mut inner = self.inner.lock().await;
             let running = inner.migration.as_ref().ok_or_else(no_migration)?;
-            let request = running.request.clone();
+            let clusters = running.clusters.clone();
             if inner
                 .verification
                 .cancel
@@ -279,29 +307,24 @@ impl AppState {
             }
             let cancel = CancellationToken::new();
             inner.verification.cancel = Some(cancel.clone());
-            (request, cancel)
+            (clusters, cancel)
         };
         let result = async {
-            let (src, dest) = verify::connect(&request.source_uri, &request.destination_uri)
-                .await
-                .into_info()?;
             let options = VerifyOptions {
                 mode,
-                include: request.include.clone(),
-                exclude: request.exclude.clone(),
+                include: clusters.include,
+                exclude: clusters.exclude,
                 ..VerifyOptions::default()
             };
-            let verifier = Verifier::new(src, dest, options).into_info()?;
+            let verifier =
+                Verifier::new(clusters.source, clusters.destination, options).into_info()?;
             let interval = Duration::from_secs(1) / progress::MAX_UPDATES_PER_SECOND;
             let forwarder = tokio::spawn(progress::forward_latest(
                 verifier.watch_progress(),
                 sink,
                 interval,
             ));
-            let mut kept = KeepFirst {
-                kept: Vec::new(),
-                seen: 0,
-            };
+            let mut kept = KeepFirst { kept: Vec::new() };
             let report = verifier.run(&mut kept, &cancel).await;
             // The forwarder sends the final snapshot once the verifier,
             // and with it the progress channel, is gone.
@@ -309,7 +332,7 @@ impl AppState {
             let _ = tokio::time::timeout(Duration::from_secs(2), forwarder).await;
             let report = report.into_info()?;
             Ok(VerificationOutcome {
-                truncated: kept.seen > kept.kept.len() as u64,
+                truncated: report.differences > kept.kept.len() as u64,
                 differences: kept.kept,
                 report,
             })
@@ -331,8 +354,8 @@ impl AppState {
 
     /// Both sides' copies of one document, for a side-by-side view.
     pub async fn documents(&self, request: DocumentRequest) -> Result<DocumentPair, ErrorInfo> {
-        let migration = self.running_request().await?;
-        crate::ops::document_pair(&migration, &request).await
+        let clusters = self.clusters().await?;
+        crate::ops::document_pair(&clusters.source, &clusters.destination, &request).await
     }
 
     /// Writes the last verification's report and differences as JSON.
@@ -367,12 +390,12 @@ impl AppState {
         })
     }
 
-    async fn running_request(&self) -> Result<StartSyncRequest, ErrorInfo> {
+    async fn clusters(&self) -> Result<Clusters, ErrorInfo> {
         let inner = self.inner.lock().await;
         inner
             .migration
             .as_ref()
-            .map(|r| r.request.clone())
+            .map(|r| r.clusters.clone())
             .ok_or_else(no_migration)
     }
 
@@ -451,7 +474,7 @@ impl AppState {
             exclude: remembered.exclude,
             drop_existing: false,
         };
-        self.start_sync(request).await
+        self.start_resolved(request).await
     }
 
     /// Stops offering to resume the remembered migration. Its state stays
@@ -473,23 +496,19 @@ impl AppState {
         if let Some(s) = &inner.sandbox {
             return Ok(sandbox_info(s));
         }
-        let pair = Pair::start().await.map_err(|e| e.info())?;
-        let client = pair.source.client().await.map_err(|e| e.info())?;
+        let pair = Pair::start().await.into_info()?;
+        let client = pair.source.client().await.into_info()?;
         let namespaces: Vec<Namespace> = SANDBOX_DATA
             .iter()
             .map(|(db, coll, _)| Namespace::new(*db, *coll))
             .collect();
         for ((_, _, count), ns) in SANDBOX_DATA.iter().zip(&namespaces) {
-            workload::seed(&client, ns, *count, 600)
-                .await
-                .map_err(|e| e.info())?;
+            workload::seed(&client, ns, *count, 600).await.into_info()?;
         }
         let first_new = SANDBOX_DATA.iter().map(|d| d.2).max().unwrap_or(0);
         let stop = CancellationToken::new();
         let load = tokio::spawn(run_load(client, namespaces, first_new, stop.clone()));
         let sandbox = Sandbox {
-            source_uri: pair.source.uri(),
-            destination_uri: pair.destination.uri(),
             pair,
             load: Some((stop, load)),
         };
@@ -509,10 +528,7 @@ impl AppState {
                 "Choose \"Try it with a local sandbox\" on the Source step first.",
             )
         })?;
-        if let Some((stop, task)) = sandbox.load.take() {
-            stop.cancel();
-            let _ = task.await;
-        }
+        sandbox.stop_load().await;
         Ok(sandbox_info(sandbox))
     }
 
@@ -537,10 +553,7 @@ impl AppState {
             }
         }
         if let Some(mut sandbox) = inner.sandbox.take() {
-            if let Some((stop, task)) = sandbox.load.take() {
-                stop.cancel();
-                let _ = task.await;
-            }
+            sandbox.stop_load().await;
             for rs in [&mut sandbox.pair.source, &mut sandbox.pair.destination] {
                 if let Err(e) = rs.stop().await {
                     tracing::warn!(error = %e, "a sandbox mongod did not stop cleanly");
@@ -582,8 +595,8 @@ async fn run_load(
 
 fn sandbox_info(s: &Sandbox) -> SandboxInfo {
     SandboxInfo {
-        source_uri: s.source_uri.clone(),
-        destination_uri: s.destination_uri.clone(),
+        source_uri: s.pair.source.uri(),
+        destination_uri: s.pair.destination.uri(),
         documents: SANDBOX_DATA.iter().map(|d| d.2).sum(),
         collections: SANDBOX_DATA
             .iter()

@@ -10,11 +10,8 @@
 use mongodb::error::{Error as DriverError, ErrorKind};
 
 use crate::error::{Error, Role};
+use crate::retry::{AUTHENTICATION_FAILED, UNAUTHORIZED};
 use crate::uri::redact_text;
-
-/// Server error codes that mean "who you are is fine, what you asked is not".
-const UNAUTHORIZED: i32 = 13;
-const AUTHENTICATION_FAILED: i32 = 18;
 
 /// What a failure is classified against.
 #[derive(Debug, Clone, Copy)]
@@ -34,7 +31,7 @@ pub struct Context<'a> {
 /// `action` says what was being done ("read the server's status").
 pub fn classify(ctx: &Context<'_>, action: &str, err: &DriverError) -> Error {
     let role = ctx.role;
-    let detail = redact_text(&crate::retry::message(err));
+    let detail = crate::retry::redacted_message(err);
     match err.kind.as_ref() {
         ErrorKind::Authentication { .. } => Error::AuthenticationFailed { role, detail },
         ErrorKind::Command(c) if c.code == AUTHENTICATION_FAILED => {

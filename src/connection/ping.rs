@@ -11,7 +11,6 @@
 use std::time::{Duration, Instant};
 
 use bson::{doc, Document};
-use mongodb::options::ClientOptions;
 use mongodb::Client;
 use serde::{Deserialize, Serialize};
 
@@ -405,29 +404,4 @@ async fn topology(client: &Client, hello: &Document) -> TopologyInfo {
         primary,
         members,
     }
-}
-
-/// After a server selection timeout with `replicaSet` given: asks the
-/// first seed directly what its replica set is called. The driver drops
-/// servers whose set name differs, so the timeout alone does not say so.
-pub(crate) async fn set_name_mismatch(role: Role, prepared: &Prepared) -> Option<Error> {
-    let expected = prepared.options.repl_set_name.clone()?;
-    let mut opts: ClientOptions = prepared.options.clone();
-    opts.hosts.truncate(1);
-    opts.repl_set_name = None;
-    opts.direct_connection = Some(true);
-    // hello needs no login, and a bad password must not hide the answer.
-    opts.credential = None;
-    let client = Client::with_options(opts).ok()?;
-    let hello = client
-        .database("admin")
-        .run_command(doc! { "hello": 1 })
-        .await
-        .ok()?;
-    let actual = hello.get_str("setName").ok()?.to_string();
-    (actual != expected).then_some(Error::ReplicaSetNameMismatch {
-        role,
-        expected,
-        actual,
-    })
 }

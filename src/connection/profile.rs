@@ -186,14 +186,6 @@ impl Secrets {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-
-    /// Whether `text` contains any of these secrets (for checks that
-    /// nothing leaked).
-    pub fn appear_in(&self, text: &str) -> bool {
-        self.0
-            .values()
-            .any(|v| !v.is_empty() && text.contains(v.as_str()))
-    }
 }
 
 impl fmt::Debug for Secrets {
@@ -506,7 +498,7 @@ impl Profile {
         let (uri, _) = super::tls::split_invalid_hostnames(&uri);
         mongodb::options::ConnectionString::parse(&uri)
             .map(|_| ())
-            .map_err(|e| invalid(crate::uri::redact_text(&crate::retry::message(&e))))
+            .map_err(|e| invalid(crate::retry::redacted_message(&e)))
     }
 
     /// Whether connections made with this profile use TLS.

@@ -359,11 +359,6 @@ fn hello_message() -> Vec<u8> {
 }
 
 fn io_failure(e: &std::io::Error, settings: &TlsSettings) -> ProbeFailure {
-    eprintln!(
-        "DEBUG io_failure kind={:?} e={e} inner={:?}",
-        e.kind(),
-        e.get_ref()
-    );
     if let Some(tls) = e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
         return tls_failure(tls, settings);
     }
@@ -650,7 +645,7 @@ pub fn describe(der: &[u8]) -> Option<PeerCertificate> {
     })
 }
 
-fn rfc3339(unix_seconds: i64) -> String {
+pub(crate) fn rfc3339(unix_seconds: i64) -> String {
     bson::DateTime::from_millis(unix_seconds.saturating_mul(1000))
         .try_to_rfc3339_string()
         .unwrap_or_else(|_| unix_seconds.to_string())

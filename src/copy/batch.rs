@@ -83,13 +83,16 @@ impl InsertBatch {
         self.doc_bytes
     }
 
-    /// The document at `index`, for naming the one a write error is about.
-    pub fn get(&self, index: usize) -> Option<&RawDocument> {
+    /// The documents, in order: a write error names one by its position.
+    pub fn iter(&self) -> impl Iterator<Item = &RawDocument> {
         self.array
             .iter()
-            .nth(index)?
-            .ok()
-            .and_then(|(_, v)| v.as_document())
+            .filter_map(|e| e.ok().and_then(|(_, v)| v.as_document()))
+    }
+
+    #[cfg(test)]
+    fn get(&self, index: usize) -> Option<&RawDocument> {
+        self.iter().nth(index)
     }
 
     /// The `insert` command for collection `coll`: unordered, so that one

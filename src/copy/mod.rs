@@ -70,22 +70,31 @@ pub fn partition_count(bytes: u64, partition_bytes: u64, concurrency: usize, max
     by_size.max(by_readers).clamp(1, max.max(1))
 }
 
-/// Turns split points into ranges covering everything, from no lower
-/// bound to no upper bound.
-pub fn ranges(ns: &str, points: Vec<Bson>, key: RangeKey, node: Option<&str>) -> Vec<PartitionDoc> {
+/// The `(min, max]` bounds between split points, from no lower bound to
+/// no upper bound (MinKey to MaxKey: every type).
+pub fn bounds(points: Vec<Bson>) -> Vec<(Option<Bson>, Option<Bson>)> {
     let mut bounds: Vec<Option<Bson>> = vec![None];
     bounds.extend(points.into_iter().map(Some));
     bounds.push(None);
     bounds
         .windows(2)
+        .map(|w| (w[0].clone(), w[1].clone()))
+        .collect()
+}
+
+/// Turns split points into ranges covering everything, from no lower
+/// bound to no upper bound.
+pub fn ranges(ns: &str, points: Vec<Bson>, key: RangeKey, node: Option<&str>) -> Vec<PartitionDoc> {
+    bounds(points)
+        .into_iter()
         .enumerate()
-        .map(|(n, w)| PartitionDoc {
+        .map(|(n, (min, max))| PartitionDoc {
             id: format!("{ns}#{n}"),
             ns: ns.to_string(),
             n: n as u32,
             key,
-            min: w[0].clone(),
-            max: w[1].clone(),
+            min,
+            max,
             node: node.map(str::to_string),
             fallback_starts: Vec::new(),
             done: false,
@@ -439,40 +448,22 @@ async fn insert(ctx: &Ctx, db: &Database, ns: &Namespace, batch: &InsertBatch) -
         .run_raw_command(batch.command(&ns.coll)?)
         .await
         .map_err(|e| Error::mongo(Role::Destination, op(), e))?;
-    if let Ok(wce) = reply.get_document("writeConcernError") {
-        return Err(Error::Mongo {
-            role: Role::Destination,
-            op: op(),
-            message: crate::uri::redact_text(
-                wce.get_str("errmsg").unwrap_or("write concern error"),
-            ),
-            code: wce.get_i32("code").ok(),
-            // The documents are in; acknowledging them failed, and the
-            // range is copied again.
-            transient: true,
-        });
-    }
-    let Ok(errors) = reply.get_array("writeErrors") else {
-        return Ok(());
-    };
-    let rejected: HashMap<usize, (i32, &str)> = errors
-        .iter()
-        .filter_map(Bson::as_document)
-        .filter_map(|e| {
-            let code = e.get_i32("code").ok()?;
-            let index = usize::try_from(e.get_i32("index").ok()?).ok()?;
-            Some((index, (code, e.get_str("errmsg").unwrap_or_default())))
-        })
-        .filter(|(_, (code, _))| *code != retry::DUPLICATE_KEY)
+    // A write concern error fails the range, which is copied again.
+    let rejected: HashMap<usize, retry::WriteError> = retry::write_errors(&reply, op)?
+        .into_iter()
+        .filter(|e| e.code != retry::DUPLICATE_KEY)
+        .map(|e| (e.index, e))
         .collect();
     if rejected.is_empty() {
         return Ok(());
     }
     let key = ns.to_string();
-    let problems: Vec<ProblemDoc> = (0..batch.len())
-        .filter_map(|i| {
-            let (code, message) = rejected.get(&i)?;
-            Some(ProblemDoc::new(&key, batch.get(i)?, *code, message))
+    let problems: Vec<ProblemDoc> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(i, doc)| {
+            let e = rejected.get(&i)?;
+            Some(ProblemDoc::new(&key, doc, e.code, e.message))
         })
         .collect();
     ctx.record_problems(&key, problems).await
@@ -487,14 +478,13 @@ async fn read_range(
 ) -> Result<()> {
     let reply_docs = ctx.tuning.read_batch_docs.max(1);
     let mut options = rawdoc! {
+        "filter": {},
         "batchSize": reply_docs as i32,
     };
     // Record-id ranges are `(skip_through, stop_after]`.
     let (mut skip_through, mut stop_after) = (None, None);
-    let node = p.node.as_deref().filter(|_| p.key == RangeKey::RecordId);
     let cursor = match p.key {
         RangeKey::Id => {
-            options.append("filter", rawdoc! {});
             options.append("hint", rawdoc! { "_id": 1 });
             if let Some(min) = &p.min {
                 options.append("min", bound(min)?);
@@ -505,21 +495,21 @@ async fn read_range(
             catalog::find_batches_on(&ctx.src, ns, uuid, options, None, reply_docs).await?
         }
         RangeKey::Natural => {
-            options.append("filter", rawdoc! {});
             options.append("hint", rawdoc! { "$natural": 1 });
             catalog::find_batches_on(&ctx.src, ns, uuid, options, None, reply_docs).await?
         }
         RangeKey::RecordId => {
-            stop_after = p.max.as_ref().and_then(record_id);
-            skip_through = p.min.as_ref().and_then(record_id);
+            stop_after = p.max.as_ref().and_then(Bson::as_i64);
+            skip_through = p.min.as_ref().and_then(Bson::as_i64);
             options.append("hint", rawdoc! { "$natural": 1 });
             options.append("showRecordId", true);
+            // Only record-id ranges name the member they were planned on.
+            let node = p.node.as_deref();
             match skip_through {
                 None => {
-                    options.append("filter", rawdoc! {});
                     catalog::find_batches_on(&ctx.src, ns, uuid, options, node, reply_docs).await?
                 }
-                Some(after) => open_after(ctx, ns, uuid, &options, p, after).await?,
+                Some(after) => open_after(ctx, ns, uuid, options, p, after, reply_docs).await?,
             }
         }
     };
@@ -528,6 +518,7 @@ async fn read_range(
         return Ok(());
     };
     let capacity = ctx.tuning.batch_bytes;
+    let max_docs = ctx.tuning.batch_docs.min(batch::MAX_DOCS);
     let mut batch = InsertBatch::with_capacity(capacity);
     let mut scratch: Vec<u8> = Vec::new();
     'read: loop {
@@ -560,8 +551,7 @@ async fn read_range(
                 return Ok(()); // the writer failed; its error is reported
             }
             batch.push(doc);
-            let full = batch.len() >= ctx.tuning.batch_docs.min(batch::MAX_DOCS)
-                || batch.doc_bytes() >= capacity;
+            let full = batch.len() >= max_docs || batch.doc_bytes() >= capacity;
             if full && !send(ctx, &tx, &mut batch, capacity).await? {
                 return Ok(());
             }
@@ -586,13 +576,6 @@ async fn send(
     Ok(tx.send(full).await.is_ok())
 }
 
-fn record_id(v: &Bson) -> Option<i64> {
-    match v {
-        Bson::Int64(i) => Some(*i),
-        _ => None,
-    }
-}
-
 /// Opens a collection scan that starts right after record id `after`, and
 /// returns it with the record id up to which the caller must skip.
 /// `$_resumeAfter` seeks straight to a record id but fails when that
@@ -605,16 +588,15 @@ async fn open_after(
     ctx: &Ctx,
     ns: &Namespace,
     uuid: Option<&Binary>,
-    options: &RawDocumentBuf,
+    options: RawDocumentBuf,
     p: &PartitionDoc,
     after: i64,
+    reply_docs: u32,
 ) -> Result<Option<RawBatchCursor>> {
     let node = p.node.as_deref();
-    let reply_docs = ctx.tuning.read_batch_docs.max(1);
     let starts = std::iter::once(after).chain(p.fallback_starts.iter().copied());
     for start in starts {
         let mut seek = options.clone();
-        seek.append("filter", rawdoc! {});
         seek.append("$_requestResumeToken", true);
         seek.append("$_resumeAfter", rawdoc! { "$recordId": start });
         match catalog::find_batches_on(&ctx.src, ns, uuid, seek, node, reply_docs).await {
@@ -625,9 +607,7 @@ async fn open_after(
         }
     }
     tracing::info!(%ns, range = p.n, "every reserve start of a range was deleted; scanning from the beginning");
-    let mut scan = options.clone();
-    scan.append("filter", rawdoc! {});
-    catalog::find_batches_on(&ctx.src, ns, uuid, scan, node, reply_docs).await
+    catalog::find_batches_on(&ctx.src, ns, uuid, options, node, reply_docs).await
 }
 
 /// Copies a whole collection outside the planned copy: a collection that

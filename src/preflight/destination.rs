@@ -78,9 +78,7 @@ pub async fn gather(dest: &Cluster, scope: &Scope) -> Facts {
 }
 
 fn at(t: Timestamp) -> String {
-    bson::DateTime::from_millis(t.time as i64 * 1000)
-        .try_to_rfc3339_string()
-        .unwrap_or_else(|_| t.time.to_string())
+    crate::connection::tls::rfc3339(t.time as i64)
 }
 
 /// Where the change stream of a stored migration would resume from.

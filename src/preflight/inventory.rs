@@ -89,7 +89,6 @@ pub struct NsFacts {
     pub ns: SourceNamespace,
     /// Its own sizes, when they were read (see the module docs).
     pub stats: Option<Sizes>,
-    pub stats_error: Option<String>,
     pub indexes: Vec<Document>,
     pub probe: Probe,
     pub large_docs: Vec<LargeDoc>,
@@ -101,7 +100,6 @@ impl NsFacts {
         NsFacts {
             ns,
             stats: None,
-            stats_error: None,
             indexes: Vec::new(),
             probe: Probe::NotNeeded,
             large_docs: Vec::new(),
@@ -295,7 +293,6 @@ async fn probe_namespace(
         Some(Ok(s)) => facts.stats = Some(s),
         Some(Err(e)) => {
             facts.probe = Probe::Failed(format!("its size could not be read: {e}"));
-            facts.stats_error = Some(e);
         }
         None => {}
     }

@@ -460,13 +460,15 @@ fn summary(c: &Cluster, fcv: &std::result::Result<Option<String>, String>) -> Se
 }
 
 /// A driver error as a short, redacted sentence part for a finding.
-pub(crate) fn reason(e: &mongodb::error::Error) -> String {
-    crate::uri::redact_text(&crate::retry::message(e))
-}
+pub(crate) use crate::retry::redacted_message as reason;
 
 /// Whether a driver error is the server refusing for lack of privileges.
 pub(crate) fn is_unauthorized(e: &mongodb::error::Error) -> bool {
-    matches!(crate::retry::server_code(e), Some(13) | Some(18))
+    use crate::retry::{AUTHENTICATION_FAILED, UNAUTHORIZED};
+    matches!(
+        crate::retry::server_code(e),
+        Some(UNAUTHORIZED | AUTHENTICATION_FAILED)
+    )
 }
 
 /// Bytes for people: "1.5 GiB".

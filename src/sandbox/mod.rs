@@ -51,9 +51,6 @@ pub fn find_mongod() -> Result<PathBuf> {
     }
 }
 
-/// The server's code for a command refused for lack of privileges.
-const UNAUTHORIZED: i32 = 13;
-
 /// A free TCP port on the loopback interface.
 pub fn free_port() -> Result<u16> {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -181,7 +178,7 @@ impl ReplicaSet {
             .database("admin")
             .run_command(doc! { "replSetInitiate": {
                 "_id": &rs.name,
-                "members": [{ "_id": 0, "host": format!("127.0.0.1:{}", rs.port) }],
+                "members": [{ "_id": 0, "host": rs.host() }],
             } })
             .await;
         if let Err(e) = init {
@@ -307,27 +304,27 @@ impl ReplicaSet {
             ),
             None => String::new(),
         };
-        let mut uri = format!(
-            "mongodb://{userinfo}127.0.0.1:{}/?replicaSet={}",
-            self.port, self.name
-        );
-        if self.options.auth.is_some() {
-            uri.push_str("&authSource=admin");
-        }
-        uri.push_str(&self.tls_query());
-        uri
+        self.uri_with(&userinfo, self.options.auth.is_some())
     }
 
     /// `mongodb://127.0.0.1:PORT/?replicaSet=NAME` with the TLS options of
     /// [`uri`](Self::uri) but no credentials, for tests that log in as
     /// someone else.
     pub fn uri_without_credentials(&self) -> String {
-        format!(
-            "mongodb://127.0.0.1:{}/?replicaSet={}{}",
-            self.port,
-            self.name,
-            self.tls_query()
-        )
+        self.uri_with("", false)
+    }
+
+    fn uri_with(&self, userinfo: &str, auth_source: bool) -> String {
+        let mut uri = format!(
+            "mongodb://{userinfo}{}/?replicaSet={}",
+            self.host(),
+            self.name
+        );
+        if auth_source {
+            uri.push_str("&authSource=admin");
+        }
+        uri.push_str(&self.tls_query());
+        uri
     }
 
     /// `127.0.0.1:PORT`
@@ -350,11 +347,6 @@ impl ReplicaSet {
             ));
         }
         q
-    }
-
-    /// The options this replica set was started with.
-    pub fn options(&self) -> &SandboxOptions {
-        &self.options
     }
 
     pub fn dbpath(&self) -> PathBuf {
@@ -433,10 +425,12 @@ impl ReplicaSet {
                 // answers but refuses getCmdLineOpts. It is ours if our
                 // own log says that it is listening on this port: two
                 // processes cannot both bind it.
-                if crate::retry::server_code(e) == Some(UNAUTHORIZED) && self.log_says_listening() {
+                if crate::retry::server_code(e) == Some(crate::retry::UNAUTHORIZED)
+                    && self.log_says_listening()
+                {
                     return Ok(());
                 }
-                last_error = crate::uri::redact_text(&crate::retry::message(e));
+                last_error = crate::retry::redacted_message(e);
             }
             if let Ok(opts) = answer {
                 let theirs = opts

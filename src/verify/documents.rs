@@ -34,7 +34,7 @@ use tokio::task::JoinHandle;
 
 use super::diff::{self, id_key, id_key_owned, value_key};
 use super::{Ctx, Difference, DifferenceKind, FieldChange, Pair};
-use crate::catalog::NsKind;
+use crate::catalog::{self, NsKind};
 use crate::cluster::Cluster;
 use crate::copy;
 use crate::error::{Error, MongoContext, Result};
@@ -245,7 +245,7 @@ impl Matcher {
                     let Some((k, old)) = self.pending[j].pop_oldest() else {
                         break;
                     };
-                    if self.deferred[0].len() + self.deferred[1].len() < DEFERRED_CAP {
+                    if self.deferred_len() < DEFERRED_CAP {
                         self.deferred[j].insert(k);
                     }
                     out.push(Matched::Unresolved(old));
@@ -257,8 +257,12 @@ impl Matcher {
 
     /// One side is read to its end: what the other side holds waiting can
     /// no longer pair, and what was deferred for it will not come.
+    /// Ending a side a second time does nothing.
     pub fn end(&mut self, side: Side, out: &mut Vec<Matched>) {
         let i = side as usize;
+        if self.ended[i] {
+            return;
+        }
         self.ended[i] = true;
         self.deferred[1 - i].clear();
         while let Some((_, d)) = self.pending[1 - i].pop_oldest() {
@@ -401,14 +405,7 @@ async fn plan(ctx: &Arc<Ctx>, p: &Pair) -> Result<Vec<Job>> {
             Vec::new()
         }
     };
-    // From no lower bound to no upper bound: MinKey to MaxKey, every type.
-    let mut bounds: Vec<Option<Bson>> = vec![None];
-    bounds.extend(points.into_iter().map(Some));
-    bounds.push(None);
-    let ranges: Vec<(Option<Bson>, Option<Bson>)> = bounds
-        .windows(2)
-        .map(|w| (w[0].clone(), w[1].clone()))
-        .collect();
+    let ranges = copy::bounds(points);
     let tally = Arc::new(Tally {
         left: AtomicUsize::new(ranges.len()),
         started: OnceLock::new(),
@@ -514,7 +511,7 @@ async fn read_once(
     last: &mut Option<(Bson, Vec<u8>)>,
 ) -> Result<()> {
     let options = find_options(cluster, spec, last.as_ref().map(|(id, _)| id))?;
-    let Some(mut cursor) = find(cluster, &spec.ns, options, after).await? else {
+    let Some(mut cursor) = catalog::find_raw_after(cluster, &spec.ns, options, after).await? else {
         return Ok(()); // dropped meanwhile: nothing to read
     };
     let op = format!("read {}", spec.ns);
@@ -744,20 +741,16 @@ async fn compare_range(ctx: &Arc<Ctx>, job: &Job) -> Result<()> {
     let mut lookups = Lookups::default();
     let mut counted = Counted::default();
     let mut out: Vec<Matched> = Vec::new();
-    let mut ended = [false, false];
     loop {
         let (s, d) = tokio::try_join!(src.next(), dst.next())?;
         if s.is_none() && d.is_none() {
             break;
         }
-        for (side, next) in [
-            (Side::Source, s.is_none()),
-            (Side::Destination, d.is_none()),
-        ] {
-            if next && !ended[side as usize] {
-                ended[side as usize] = true;
-                matcher.end(side, &mut out);
-            }
+        if s.is_none() {
+            matcher.end(Side::Source, &mut out);
+        }
+        if d.is_none() {
+            matcher.end(Side::Destination, &mut out);
         }
         if let Some(s) = &s {
             counted.source(ctx, s);
@@ -880,35 +873,6 @@ pub(crate) fn difference(
     Ok(Some(d))
 }
 
-/// A `find` by collection name with majority read concern, after `after`
-/// when given; `None` when the collection does not exist.
-async fn find(
-    cluster: &Cluster,
-    ns: &Namespace,
-    options: RawDocumentBuf,
-    after: Option<Timestamp>,
-) -> Result<Option<mongodb::Cursor<RawDocumentBuf>>> {
-    let mut cmd = rawdoc! { "find": ns.coll.as_str() };
-    for (k, v) in options.iter().flatten() {
-        cmd.append_ref(k, v);
-    }
-    let mut concern = rawdoc! { "level": "majority" };
-    if let Some(t) = after {
-        concern.append("afterClusterTime", t);
-    }
-    cmd.append("readConcern", concern);
-    match cluster
-        .client
-        .database(&ns.db)
-        .run_raw_cursor_command(cmd)
-        .await
-    {
-        Ok(c) => Ok(Some(c.with_type::<RawDocumentBuf>())),
-        Err(e) if retry::server_code(&e) == Some(retry::NAMESPACE_NOT_FOUND) => Ok(None),
-        Err(e) => Err(Error::mongo(cluster.role, format!("read {ns}"), e)),
-    }
-}
-
 /// Reads the documents with these `_id`s from one side.
 async fn fetch(
     ctx: &Ctx,
@@ -926,7 +890,9 @@ async fn fetch(
     }
     let options =
         RawDocumentBuf::from_document(&options).map_err(|e| Error::Other(e.to_string()))?;
-    let Some(cursor) = find(cluster, ns, options, ctx.read_after(cluster)).await? else {
+    let Some(cursor) =
+        catalog::find_raw_after(cluster, ns, options, ctx.read_after(cluster)).await?
+    else {
         return Ok(Vec::new());
     };
     cursor

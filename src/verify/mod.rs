@@ -597,10 +597,8 @@ impl Verifier {
             Some(v) => v,
             None => migration_in_progress(&self.dest).await?,
         };
-        let after = [
-            self.src.cluster_time().await.ok(),
-            self.dest.cluster_time().await.ok(),
-        ];
+        let (src_time, dest_time) = tokio::join!(self.src.cluster_time(), self.dest.cluster_time());
+        let after = [src_time.ok(), dest_time.ok()];
         let cancel = cancel.child_token();
         let (tx, rx) = mpsc::channel(1024);
         // Quick mode compares no document, so live it only waits for

@@ -58,6 +58,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::measure::{Figure, BENCH_DB, DOCS_COLL};
 use self::report::Report;
+use crate::display::thousands;
 
 #[derive(clap::Args)]
 pub struct BenchArgs {
@@ -138,7 +139,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let load_tasks = lag::load_tasks(args.write_rate);
     step(&format!(
         "seeding {} documents of ~{} B into {BENCH_DB}.{DOCS_COLL}",
-        report::thousands(args.docs),
+        thousands(args.docs),
         args.doc_size
     ));
     let seed = measure::seed(&src, args.docs, args.doc_size).await?;
@@ -148,7 +149,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     step(&format!(
         "seeded in {:.1} s ({} docs/s, {:.1} MB/s)",
         seed.seconds,
-        report::thousands(seed.docs_per_second() as u64),
+        thousands(seed.docs_per_second() as u64),
         seed.mb_per_second()
     ));
 
@@ -214,8 +215,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let verify = measure::verify(&src, &dest).await?;
     step(&format!(
         "verified: source {} docs, destination {} docs, dbHash {}",
-        report::thousands(verify.source_docs),
-        report::thousands(verify.destination_docs),
+        thousands(verify.source_docs),
+        thousands(verify.destination_docs),
         if verify.hash_match {
             "match"
         } else {
@@ -238,7 +239,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     measure::clean_destination(&dest).await?;
     step(&format!(
         "CEILING: building {} documents in memory",
-        report::thousands(args.docs)
+        thousands(args.docs)
     ));
     let docs = Arc::new(measure::build_docs(args.docs, args.doc_size).await?);
     for round in 0..args.rounds.max(1) {
@@ -437,8 +438,8 @@ async fn wait_copy(m: &mut Running, args: &BenchArgs) -> anyhow::Result<Figure> 
             last_note = Instant::now();
             step(&format!(
                 "  {} of ~{} docs copied",
-                report::thousands(c.copied_docs),
-                report::thousands(c.estimated_total_docs)
+                thousands(c.copied_docs),
+                thousands(c.estimated_total_docs)
             ));
         }
         tokio::select! {
@@ -484,7 +485,7 @@ fn ranges_of(p: &Progress, args: &BenchArgs, copy_concurrency: usize) -> u64 {
 fn announce(name: &str, f: &Figure) {
     step(&format!(
         "{name}: {} docs/s, {:.1} MB/s",
-        report::thousands(f.docs_per_second() as u64),
+        thousands(f.docs_per_second() as u64),
         f.mb_per_second()
     ));
 }

@@ -6,24 +6,16 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use crate::args::ClusterArgs;
+
 use mongoferry::preflight::{
     self, human_bytes, human_duration, CheckRequest, Finding, Report, Severity,
 };
 
 #[derive(clap::Args)]
 pub struct CheckArgs {
-    /// Source connection string (or MONGOFERRY_SOURCE).
-    #[arg(long, env = "MONGOFERRY_SOURCE", hide_env_values = true)]
-    source: String,
-    /// Destination connection string (or MONGOFERRY_DESTINATION).
-    #[arg(long, env = "MONGOFERRY_DESTINATION", hide_env_values = true)]
-    destination: String,
-    /// Namespaces to migrate: 'db', 'db.coll', '*' wildcards. Repeatable.
-    #[arg(long = "include", value_name = "PATTERN")]
-    include: Vec<String>,
-    /// Namespaces to leave out. Repeatable.
-    #[arg(long = "exclude", value_name = "PATTERN")]
-    exclude: Vec<String>,
+    #[command(flatten)]
+    clusters: ClusterArgs,
     /// In-scope namespaces on the destination will be dropped.
     #[arg(long)]
     drop_existing: bool,
@@ -55,26 +47,26 @@ pub fn throughput(s: &str) -> Result<u64, String> {
 
 pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let request = CheckRequest {
-        include: args.include,
-        exclude: args.exclude,
+        include: args.clusters.include,
+        exclude: args.clusters.exclude,
         drop_existing: args.drop_existing,
         fresh: args.fresh,
         block_source_writes: args.block_source_writes,
         copy_bytes_per_second: args.copy_throughput,
         ..CheckRequest::default()
     };
-    let report = match preflight::check(&args.source, &args.destination, request).await {
-        Ok(r) => r,
-        Err(e) => {
-            if args.json {
-                out(&serde_json::to_string_pretty(
-                    &serde_json::json!({ "error": e.info() }),
-                )?);
+    let report =
+        match preflight::check(&args.clusters.source, &args.clusters.destination, request).await {
+            Ok(r) => r,
+            Err(e) => {
+                if args.json {
+                    out(&serde_json::to_string_pretty(
+                        &serde_json::json!({ "error": e.info() }),
+                    )?);
+                }
+                return Ok(crate::display::could_not_run(&e));
             }
-            eprintln!("error: {} {}", e, e.remedy());
-            return Ok(ExitCode::from(2));
-        }
-    };
+        };
     if args.json {
         out(&serde_json::to_string_pretty(&report)?);
     } else {

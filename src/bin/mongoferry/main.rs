@@ -3,6 +3,7 @@
 //! to exit codes (0 committed, 1 failed, 2 bad input, 130 interrupted).
 
 mod api;
+mod args;
 mod bench;
 mod check;
 mod display;
@@ -257,10 +258,7 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
             }
             m
         }
-        Err(e) => {
-            eprintln!("error: {} {}", e, e.remedy());
-            return Ok(ExitCode::from(2));
-        }
+        Err(e) => return Ok(display::could_not_run(&e)),
     };
     eprintln!(
         "Source {} (MongoDB {}) -> destination {} (MongoDB {}). Control API on http://127.0.0.1:{}/api/v1",

@@ -21,22 +21,13 @@ use mongoferry::verify::{
 use mongoferry::Scope;
 use tokio_util::sync::CancellationToken;
 
-use crate::display::thousands;
+use crate::args::ClusterArgs;
+use crate::display::{could_not_run, thousands};
 
 #[derive(clap::Args)]
 pub struct VerifyArgs {
-    /// Source connection string (or MONGOFERRY_SOURCE).
-    #[arg(long, env = "MONGOFERRY_SOURCE", hide_env_values = true)]
-    source: String,
-    /// Destination connection string (or MONGOFERRY_DESTINATION).
-    #[arg(long, env = "MONGOFERRY_DESTINATION", hide_env_values = true)]
-    destination: String,
-    /// Namespaces to verify: 'db', 'db.coll', '*' wildcards. Repeatable.
-    #[arg(long = "include", value_name = "PATTERN")]
-    include: Vec<String>,
-    /// Namespaces to leave out. Repeatable.
-    #[arg(long = "exclude", value_name = "PATTERN")]
-    exclude: Vec<String>,
+    #[command(flatten)]
+    clusters: ClusterArgs,
     /// quick: namespaces, options, indexes, views and counts; full: also
     /// every document.
     #[arg(long, value_enum, default_value_t = ModeArg::Full)]
@@ -82,15 +73,9 @@ enum RelaxArg {
     Deny,
 }
 
-/// A one-line error and the exit code for "could not run".
-fn could_not_run(e: &mongoferry::Error) -> ExitCode {
-    eprintln!("error: {} {}", e, e.remedy());
-    ExitCode::from(2)
-}
-
 pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     // Bad input fails before anything is touched.
-    if let Err(e) = Scope::new(&args.include, &args.exclude) {
+    if let Err(e) = Scope::new(&args.clusters.include, &args.clusters.exclude) {
         return Ok(could_not_run(&e));
     }
     if args.concurrency == 0 || !args.settle.is_finite() || args.settle < 0.0 {
@@ -106,7 +91,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         },
         None => Box::new(NullSink),
     };
-    let (src, dest) = match verify::connect(&args.source, &args.destination).await {
+    let (src, dest) = match verify::connect(&args.clusters.source, &args.clusters.destination).await
+    {
         Ok(c) => c,
         Err(e) => return Ok(could_not_run(&e)),
     };
@@ -116,8 +102,8 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
             ModeArg::Full => VerifyMode::Full,
         },
         strict_field_order: args.strict_field_order,
-        include: args.include.clone(),
-        exclude: args.exclude.clone(),
+        include: args.clusters.include.clone(),
+        exclude: args.clusters.exclude.clone(),
         concurrency: args.concurrency,
         allow_sync_relaxations: match args.sync_relaxations {
             RelaxArg::Auto => None,

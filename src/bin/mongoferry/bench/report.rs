@@ -564,7 +564,7 @@ fn cpu_summary(u: &Usage) -> String {
     )
 }
 
-pub use crate::display::thousands;
+use crate::display::thousands;
 
 #[cfg(test)]
 mod tests {

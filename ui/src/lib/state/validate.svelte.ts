@@ -79,7 +79,5 @@ export class ValidateState {
 
 /** A difference's `_id` for display (relaxed extended JSON where simple). */
 export function idText(d: Difference): string {
-  const id = d.id;
-  if (id === undefined || id === null) return '—';
-  return typeof id === 'string' ? JSON.stringify(id) : JSON.stringify(id);
+  return d.id == null ? '—' : JSON.stringify(d.id);
 }
