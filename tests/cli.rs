@@ -7,6 +7,8 @@ mod support;
 use std::time::Duration;
 
 use mongoferry::Namespace;
+use reqwest::Method;
+use serde_json::json;
 
 use support::*;
 
@@ -285,6 +287,31 @@ async fn commit_before_can_commit_and_a_second_sync_on_the_same_port_are_refused
     assert_eq!(reply["error"], "not_ready_to_commit", "{reply}");
     let description = reply["errorDescription"].as_str().unwrap_or_default();
     assert!(description.contains("copy"), "{reply}");
+    // mongosync's runbooks send `curl -XPOST --data '{ }'`, which says
+    // form data: the body is still read as JSON, and the answer is the
+    // same refusal, not a plain-text 415.
+    let form = [("Content-Type", "application/x-www-form-urlencoded")];
+    let (code, reply) = api_raw(port, Method::POST, "/api/v1/commit", &form, "{ }").await;
+    assert_eq!((code, &reply["error"]), (400, &json!("not_ready_to_commit")), "{reply}");
+    // Every other mistake is answered in the same JSON shape.
+    let (code, reply) = api_raw(port, Method::POST, "/api/v1/commit", &[], "{blockSourceWrites").await;
+    assert_eq!((code, &reply["error"]), (400, &json!("invalid_request")), "{reply}");
+    assert_eq!(reply["success"], false, "{reply}");
+    let (code, reply) = api_raw(port, Method::GET, "/api/v1/nothing", &[], "").await;
+    assert_eq!((code, &reply["error"]), (404, &json!("not_found")), "{reply}");
+    let (code, reply) = api_raw(port, Method::GET, "/api/v1/commit", &[], "").await;
+    assert_eq!((code, &reply["error"]), (405, &json!("method_not_allowed")), "{reply}");
+    // A web page cannot drive it: a foreign Host (DNS rebinding) or Origin
+    // is refused before anything runs.
+    let rebound = [("Host", "attacker.example:27182")];
+    let (code, reply) = api_raw(port, Method::POST, "/api/v1/pause", &rebound, "{}").await;
+    assert_eq!((code, &reply["error"]), (403, &json!("forbidden")), "{reply}");
+    let page = [("Origin", "http://attacker.example")];
+    let (code, reply) = api_raw(port, Method::POST, "/api/v1/pause", &page, "{}").await;
+    assert_eq!((code, &reply["error"]), (403, &json!("forbidden")), "{reply}");
+    let p = api_progress(port).await.expect("progress");
+    assert_eq!(p["state"], "RUNNING", "a refused pause paused: {p:#}");
+
     // So does the CLI client.
     let out = run_cli(&["commit", "--port", &port_s], Duration::from_secs(30)).await;
     assert_clear_failure("commit before canCommit", &out);

@@ -425,6 +425,29 @@ pub async fn api_post(
     (status, resp.json().await.expect("a JSON reply"))
 }
 
+/// Any request to the control API, as a client other than ours might send
+/// it: the HTTP status and the reply, which must be JSON whatever happened.
+pub async fn api_raw(
+    port: u16,
+    method: reqwest::Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, serde_json::Value) {
+    let mut req = http()
+        .request(method, format!("http://127.0.0.1:{port}{path}"))
+        .body(body.to_string());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.expect("the control API answers");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("a reply body");
+    let json = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{path} answered {status} with non-JSON ({e}): {text}"));
+    (status, json)
+}
+
 /// Polls the API of `sync` until `f(progress)` holds; fails if the process
 /// exits, if the migration fails, or after `timeout`.
 pub async fn wait_api(
