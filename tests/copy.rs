@@ -127,3 +127,58 @@ async fn delete_by_record_id(c: &mongodb::Client, ns: &Namespace, rids: &[i64]) 
         .expect("delete")
         .deleted_count
 }
+
+/// A range is read by whole replies, and only the reply that reaches past
+/// its end is read again with each document's record id: every document
+/// is copied by exactly the range that holds its record id, none twice and
+/// none by no range, whatever the reply size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_document_is_copied_by_exactly_one_record_id_range() {
+    let (pair, src, dest) = clusters().await;
+    let orders = Namespace::new("shop", "orders");
+    seed_all(&src, &[(orders.clone(), 20_000, 300)]).await;
+    // Record ids are not dense: some documents are gone before the copy.
+    src.database("shop")
+        .collection::<Document>("orders")
+        .delete_many(doc! { "n": { "$mod": [7, 3] } })
+        .await
+        .unwrap();
+    let mut stored: Vec<i64> = Vec::new();
+    let mut cursor = src
+        .database("shop")
+        .run_cursor_command(doc! {
+            "find": "orders",
+            "projection": { "_id": 1 },
+            "hint": { "$natural": 1 },
+            "showRecordId": true,
+        })
+        .await
+        .unwrap();
+    while let Some(d) = cursor.try_next().await.unwrap() {
+        stored.push(d.get_i64("$recordId").unwrap());
+    }
+
+    let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
+    config.tuning.partition_bytes = 256 * 1024;
+    // Replies of an odd size, so that they straddle range ends anywhere.
+    config.tuning.read_batch_docs = 97;
+    let (handle, run) = start_migration(config).await;
+    commit_and_wait(&handle, run, Duration::from_secs(120)).await;
+    assert_same(&src, &dest).await;
+
+    let ranges = partitions(&dest, "shop.orders").await;
+    assert!(ranges.len() > 8, "{ranges:?}");
+    let mut copied = 0;
+    for p in &ranges {
+        assert_eq!(p.get_str("key"), Ok("recordId"), "{p:?}");
+        let (min, max) = (p.get_i64("min").ok(), p.get_i64("max").ok());
+        let expected = stored
+            .iter()
+            .filter(|&&r| min.is_none_or(|m| r > m) && max.is_none_or(|m| r <= m))
+            .count() as i64;
+        let docs = p.get_i64("docs").unwrap();
+        assert_eq!(docs, expected, "range {min:?}..{max:?} copied {docs} documents: {p:?}");
+        copied += docs;
+    }
+    assert_eq!(copied, stored.len() as i64, "every document once");
+}

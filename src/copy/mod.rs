@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use bson::{doc, rawdoc, Binary, Bson, Document, RawBson, RawDocumentBuf};
 use futures_util::{stream, StreamExt, TryStreamExt};
-use mongodb::raw_batch_cursor::RawBatchCursor;
+use mongodb::raw_batch_cursor::{RawBatch, RawBatchCursor};
 use mongodb::Database;
 use tokio::sync::mpsc;
 
@@ -181,7 +181,11 @@ async fn plan_collection(ctx: &Ctx, src_ns: &SourceNamespace) -> Result<()> {
             sample_record_ids(ctx, ns, src_ns.uuid.as_ref(), &sample).await?
         };
         match by_record_id {
-            Some((node, sampled)) => record_id_ranges(&key, &node, &sampled, parts),
+            Some((node, sampled)) => {
+                let points = record_id_points(ctx, ns, src_ns.uuid.as_ref(), &node, &sampled, parts)
+                    .await?;
+                record_id_ranges(&key, &node, &points, &sampled)
+            }
             None => ranges(&key, split_points(&sample, parts), RangeKey::Id, None),
         }
     };
@@ -257,20 +261,19 @@ async fn sample_record_ids(
 /// How many record ids below its start a range keeps in reserve.
 const FALLBACK_STARTS: usize = 8;
 
-/// Record-id ranges from sorted sampled record ids, each with the sampled
-/// ids just below its start in reserve.
-pub fn record_id_ranges(ns: &str, node: &str, sampled: &[i64], parts: usize) -> Vec<PartitionDoc> {
-    let as_bson: Vec<Bson> = sampled.iter().copied().map(Bson::Int64).collect();
+/// Record-id ranges split at `points`, each with the known record ids
+/// (`known`, sorted) just below its start in reserve.
+pub fn record_id_ranges(ns: &str, node: &str, points: &[i64], known: &[i64]) -> Vec<PartitionDoc> {
     let mut out = ranges(
         ns,
-        split_points(&as_bson, parts),
+        points.iter().copied().map(Bson::Int64).collect(),
         RangeKey::RecordId,
         Some(node),
     );
     for p in &mut out {
         if let Some(Bson::Int64(min)) = p.min {
-            let below = sampled.partition_point(|&r| r < min);
-            p.fallback_starts = sampled[..below]
+            let below = known.partition_point(|&r| r < min);
+            p.fallback_starts = known[..below]
                 .iter()
                 .rev()
                 .take(FALLBACK_STARTS)
@@ -279,6 +282,143 @@ pub fn record_id_ranges(ns: &str, node: &str, sampled: &[i64], parts: usize) -> 
         }
     }
     out
+}
+
+/// Split points for `parts` record-id ranges: quantiles of the sampled
+/// record ids, plus record ids found by probing wherever the sample left a
+/// range much wider than its share of the collection's record ids.
+///
+/// `$sample` is not uniform over recently written data: on a freshly
+/// loaded 1 GB collection (the benchmark's) all its picks lay in the first
+/// half of the record ids, which left the last range holding half the
+/// documents and the copy running on one reader for half its time. Record
+/// ids of a plain collection are handed out in insert order, so the gap
+/// shows against the first and last record ids, and a record id in it
+/// that exists is found by trying a few (`$_resumeAfter` fails on a
+/// missing one).
+async fn record_id_points(
+    ctx: &Ctx,
+    ns: &Namespace,
+    uuid: Option<&Binary>,
+    node: &str,
+    sampled: &[i64],
+    parts: usize,
+) -> Result<Vec<i64>> {
+    let as_bson: Vec<Bson> = sampled.iter().copied().map(Bson::Int64).collect();
+    let mut points: Vec<i64> = split_points(&as_bson, parts)
+        .iter()
+        .filter_map(Bson::as_i64)
+        .collect();
+    let Some((first, last)) = edge_record_ids(ctx, ns, uuid, node).await? else {
+        return Ok(points);
+    };
+    let wanted = gap_targets(&points, first, last, parts, ctx.tuning.max_partitions);
+    for target in wanted {
+        if let Some(found) = existing_record_id(ctx, ns, uuid, node, target).await? {
+            points.push(found);
+        }
+    }
+    points.sort_unstable();
+    points.dedup();
+    Ok(points)
+}
+
+/// Record ids at which to split the ranges between `points` (and the
+/// collection's `first` and `last` record ids) that are more than twice as
+/// wide as `parts` equal ranges would be, so that none stays wider; at
+/// most `max_ranges` ranges in all.
+pub fn gap_targets(points: &[i64], first: i64, last: i64, parts: usize, max_ranges: usize) -> Vec<i64> {
+    let parts = parts.max(1) as i64;
+    let width = ((last - first) / parts).max(1);
+    let mut edges = Vec::with_capacity(points.len() + 2);
+    edges.push(first - 1);
+    edges.extend(points.iter().copied().filter(|&p| p >= first && p < last));
+    edges.push(last);
+    let mut budget = max_ranges.saturating_sub(points.len() + 1);
+    let mut out = Vec::new();
+    for w in edges.windows(2) {
+        let (lo, hi) = (w[0], w[1]);
+        if hi - lo <= 2 * width {
+            continue;
+        }
+        let mut t = lo + width;
+        while t < hi - width / 2 && budget > 0 {
+            out.push(t);
+            budget -= 1;
+            t += width;
+        }
+    }
+    out
+}
+
+/// The first and last record ids of the collection on `node`; `None`
+/// when it is empty.
+async fn edge_record_ids(
+    ctx: &Ctx,
+    ns: &Namespace,
+    uuid: Option<&Binary>,
+    node: &str,
+) -> Result<Option<(i64, i64)>> {
+    let mut edges = [None, None];
+    for (edge, direction) in edges.iter_mut().zip([1, -1]) {
+        let options = rawdoc! {
+            "filter": {},
+            "projection": { "_id": 1 },
+            "hint": { "$natural": direction },
+            "showRecordId": true,
+            "limit": 1,
+        };
+        *edge = first_record_id(ctx, ns, uuid, node, options).await?;
+    }
+    Ok(edges[0].zip(edges[1]))
+}
+
+/// A record id that exists on `node` at `target` or a few past it.
+async fn existing_record_id(
+    ctx: &Ctx,
+    ns: &Namespace,
+    uuid: Option<&Binary>,
+    node: &str,
+    target: i64,
+) -> Result<Option<i64>> {
+    const TRIES: i64 = 8;
+    for candidate in target..target + TRIES {
+        let options = rawdoc! {
+            "filter": {},
+            "projection": { "_id": 1 },
+            "hint": { "$natural": 1 },
+            "showRecordId": true,
+            "limit": 1,
+            "$_requestResumeToken": true,
+            "$_resumeAfter": { "$recordId": candidate },
+        };
+        match first_record_id(ctx, ns, uuid, node, options).await {
+            // The document after it was found, so `candidate` exists.
+            Ok(Some(_)) => return Ok(Some(candidate)),
+            Ok(None) => return Ok(None), // the last document: no use
+            Err(e) if e.server_code() == Some(retry::KEY_NOT_FOUND) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+/// The record id of the first document `options` finds on `node`.
+async fn first_record_id(
+    ctx: &Ctx,
+    ns: &Namespace,
+    uuid: Option<&Binary>,
+    node: &str,
+    options: RawDocumentBuf,
+) -> Result<Option<i64>> {
+    let Some(cursor) = catalog::find_raw_on(&ctx.src, ns, uuid, options, Some(node)).await? else {
+        return Ok(None);
+    };
+    let found: Vec<RawDocumentBuf> = cursor
+        .try_collect()
+        .await
+        .ctx(Role::Source, &format!("read record ids of {ns}"))?;
+    Ok(found.first().and_then(|d| d.get_i64(RECORD_ID).ok()))
 }
 
 fn ids_array(values: &[Bson]) -> Result<bson::RawArrayBuf> {
@@ -481,8 +621,7 @@ async fn read_range(
         "filter": {},
         "batchSize": reply_docs as i32,
     };
-    // Record-id ranges are `(skip_through, stop_after]`.
-    let (mut skip_through, mut stop_after) = (None, None);
+    let mut record_ids = None;
     let cursor = match p.key {
         RangeKey::Id => {
             options.append("hint", rawdoc! { "_id": 1 });
@@ -492,25 +631,29 @@ async fn read_range(
             if let Some(max) = &p.max {
                 options.append("max", bound(max)?);
             }
-            catalog::find_batches_on(&ctx.src, ns, uuid, options, None, reply_docs).await?
+            catalog::find_batches_on(&ctx.src, ns, uuid, options.clone(), None, reply_docs).await?
         }
         RangeKey::Natural => {
             options.append("hint", rawdoc! { "$natural": 1 });
-            catalog::find_batches_on(&ctx.src, ns, uuid, options, None, reply_docs).await?
+            catalog::find_batches_on(&ctx.src, ns, uuid, options.clone(), None, reply_docs).await?
         }
         RangeKey::RecordId => {
-            stop_after = p.max.as_ref().and_then(Bson::as_i64);
-            skip_through = p.min.as_ref().and_then(Bson::as_i64);
             options.append("hint", rawdoc! { "$natural": 1 });
-            options.append("showRecordId", true);
-            // Only record-id ranges name the member they were planned on.
-            let node = p.node.as_deref();
-            match skip_through {
-                None => {
-                    catalog::find_batches_on(&ctx.src, ns, uuid, options, node, reply_docs).await?
-                }
-                Some(after) => open_after(ctx, ns, uuid, options, p, after, reply_docs).await?,
-            }
+            // Each reply then ends with the record id of its last document.
+            options.append("$_requestResumeToken", true);
+            let mut scan = RecordIdScan {
+                stop_after: p.max.as_ref().and_then(Bson::as_i64),
+                skip_through: p.min.as_ref().and_then(Bson::as_i64),
+                shown: false,
+            };
+            let opened = open_record_ids(ctx, ns, uuid, &options, p, scan.skip_through, false)
+                .await?
+                .map(|(cursor, shown)| {
+                    scan.shown = shown;
+                    cursor
+                });
+            record_ids = Some(scan);
+            opened
         }
     };
     // Dropped on the source since it was planned: nothing to copy.
@@ -529,6 +672,23 @@ async fn read_range(
         let Some(reply) = reply else { break };
         let read_err = |e| Error::mongo(Role::Source, format!("read {ns}"), e);
         let reply = reply.map_err(read_err)?;
+        if let Some(scan) = record_ids.as_mut().filter(|s| !s.shown) {
+            let last = batch_end(&reply);
+            if scan.stop_after.is_some_and(|end| last.is_none_or(|l| l > end)) {
+                // This reply reaches past the range's end, and its
+                // documents do not say where. Read from the last document
+                // taken, this time with each document's record id, and stop
+                // exactly at the end: one reply shown, not the range.
+                drop(cursor);
+                let reopened =
+                    open_record_ids(ctx, ns, uuid, &options, p, scan.skip_through, true).await?;
+                let Some((c, _)) = reopened else { break };
+                cursor = c;
+                scan.shown = true;
+                continue;
+            }
+            scan.skip_through = last.or(scan.skip_through);
+        }
         for value in reply.doc_slices().map_err(read_err)? {
             let value =
                 value.map_err(|e| Error::Other(format!("the source sent malformed BSON: {e}")))?;
@@ -537,12 +697,12 @@ async fn read_range(
                     "the source returned a non-document from {ns}"
                 )));
             };
-            if p.key == RangeKey::RecordId {
+            if let Some(scan) = record_ids.as_ref().filter(|s| s.shown) {
                 let (stored, rid) = strip_record_id(doc, &mut scratch)?;
-                if stop_after.is_some_and(|last| rid > last) {
+                if scan.stop_after.is_some_and(|last| rid > last) {
                     break 'read; // dropping the cursor kills it
                 }
-                if skip_through.is_some_and(|first| rid <= first) {
+                if scan.skip_through.is_some_and(|first| rid <= first) {
                     continue; // read from a start below the range's own
                 }
                 doc = stored;
@@ -576,38 +736,89 @@ async fn send(
     Ok(tx.send(full).await.is_ok())
 }
 
-/// Opens a collection scan that starts right after record id `after`, and
-/// returns it with the record id up to which the caller must skip.
+/// Where the scan of a record-id range `(skip_through, stop_after]`
+/// stands.
+///
+/// Asking the server to show each document's record id (`showRecordId`)
+/// makes it rebuild every document with one more field: half again the
+/// source's CPU for a scan, measured on 6.0.5. So a range is read without
+/// it, by whole replies, each of which ends with the record id of its last
+/// document (`postBatchResumeToken`); only the one reply that reaches past
+/// the range's end, and a scan that had to start below the range, are read
+/// with each document's record id shown.
+struct RecordIdScan {
+    stop_after: Option<i64>,
+    /// Before `shown`: the record id of the last document taken. After:
+    /// documents up to it are skipped.
+    skip_through: Option<i64>,
+    /// Whether each document carries its record id.
+    shown: bool,
+}
+
+/// The record id of the last document of a reply to a natural-order scan
+/// with `$_requestResumeToken`.
+fn batch_end(reply: &RawBatch) -> Option<i64> {
+    reply
+        .as_raw_document()
+        .get_document("cursor")
+        .ok()?
+        .get_document("postBatchResumeToken")
+        .ok()?
+        .get_i64(RECORD_ID)
+        .ok()
+}
+
+/// Opens a collection scan that starts right after record id `after`, or
+/// at the beginning without one; the cursor comes with whether each of its
+/// documents shows its record id, as asked by `shown`, or because the
+/// caller must skip through `after` itself.
+///
 /// `$_resumeAfter` seeks straight to a record id but fails when that
-/// document has been deleted since the plan sampled it; the read then
-/// starts at the nearest record id below it that still exists (the range
-/// keeps a few in reserve), or at last at the beginning, and the caller
-/// skips what lies before `after`. Record ids cannot be filtered on
+/// document has been deleted since it was seen; the scan then starts at the
+/// nearest record id below it that still exists (the range's own start, or
+/// one the range keeps in reserve below that), or at last at the
+/// beginning, and skips up to `after`. Record ids cannot be filtered on
 /// server-side: `{$meta: "recordId"}` is not available to a query filter.
-async fn open_after(
+async fn open_record_ids(
     ctx: &Ctx,
     ns: &Namespace,
     uuid: Option<&Binary>,
-    options: RawDocumentBuf,
+    options: &RawDocumentBuf,
     p: &PartitionDoc,
-    after: i64,
-    reply_docs: u32,
-) -> Result<Option<RawBatchCursor>> {
+    after: Option<i64>,
+    shown: bool,
+) -> Result<Option<(RawBatchCursor, bool)>> {
     let node = p.node.as_deref();
-    let starts = std::iter::once(after).chain(p.fallback_starts.iter().copied());
-    for start in starts {
-        let mut seek = options.clone();
-        seek.append("$_requestResumeToken", true);
-        seek.append("$_resumeAfter", rawdoc! { "$recordId": start });
-        match catalog::find_batches_on(&ctx.src, ns, uuid, seek, node, reply_docs).await {
+    let reply_docs = ctx.tuning.read_batch_docs.max(1);
+    let open = |start: Option<i64>, shown: bool| {
+        let mut o = options.clone();
+        if shown {
+            o.append("showRecordId", true);
+        }
+        if let Some(start) = start {
+            o.append("$_resumeAfter", rawdoc! { "$recordId": start });
+        }
+        catalog::find_batches_on(&ctx.src, ns, uuid, o, node, reply_docs)
+    };
+    let Some(after) = after else {
+        return Ok(open(None, shown).await?.map(|c| (c, shown)));
+    };
+    let range_start = p.min.as_ref().and_then(Bson::as_i64);
+    let below = range_start
+        .filter(|&s| s < after)
+        .into_iter()
+        .chain(p.fallback_starts.iter().copied());
+    for (tried, start) in std::iter::once(after).chain(below).enumerate() {
+        let shown = shown || tried > 0;
+        match open(Some(start), shown).await {
             Err(e) if e.server_code() == Some(retry::KEY_NOT_FOUND) => {
-                tracing::debug!(%ns, start, "a range start was deleted; trying one below");
+                tracing::debug!(%ns, start, "a scan's start was deleted; trying one below");
             }
-            other => return other,
+            other => return Ok(other?.map(|c| (c, shown))),
         }
     }
     tracing::info!(%ns, range = p.n, "every reserve start of a range was deleted; scanning from the beginning");
-    catalog::find_batches_on(&ctx.src, ns, uuid, options, node, reply_docs).await
+    Ok(open(None, true).await?.map(|c| (c, true)))
 }
 
 /// Copies a whole collection outside the planned copy: a collection that
@@ -658,7 +869,7 @@ mod tests {
     #[test]
     fn record_id_ranges_keep_the_ids_below_their_start_in_reserve() {
         let sampled: Vec<i64> = (1..=40).map(|i| i * 10).collect();
-        let r = record_id_ranges("a.b", "h:1", &sampled, 4);
+        let r = record_id_ranges("a.b", "h:1", &[110, 210, 310], &sampled);
         assert_eq!(r.len(), 4);
         assert!(r.iter().all(|p| p.key == RangeKey::RecordId));
         assert_eq!(r[0].min, None);
@@ -667,6 +878,23 @@ mod tests {
         assert_eq!(r[1].fallback_starts, vec![100, 90, 80, 70, 60, 50, 40, 30]);
         assert_eq!(r[3].max, None);
         assert_eq!(r[2].node.as_deref(), Some("h:1"));
+    }
+
+    #[test]
+    fn ranges_the_sample_left_too_wide_are_divided() {
+        // A sample that saw only the first half of record ids 1..=1000.
+        let points = [125, 250, 375];
+        let targets = gap_targets(&points, 1, 1000, 8, 512);
+        assert_eq!(targets, vec![499, 623, 747, 871]);
+        // An even sample needs nothing.
+        let even: Vec<i64> = (1..8).map(|i| i * 125).collect();
+        assert!(gap_targets(&even, 1, 1000, 8, 512).is_empty());
+        // No sample at all: evenly from first to last.
+        assert_eq!(gap_targets(&[], 101, 200, 4, 512), vec![124, 148, 172]);
+        // Never more ranges than allowed.
+        assert_eq!(gap_targets(&points, 1, 1000, 8, 6).len(), 2);
+        // A collection of a few record ids is never split finer than one.
+        assert!(gap_targets(&[], 5, 6, 8, 512).len() <= 1);
     }
 
     #[test]
