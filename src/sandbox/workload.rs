@@ -23,7 +23,23 @@ pub fn mixed_id(n: u64) -> Bson {
             b[4..].copy_from_slice(&n.to_be_bytes());
             b
         })),
-        1 => Bson::Int32((n % 2_000_000_000) as i32),
+        // Types that bracket queries at the ends of the order, and types
+        // that hold few distinct values, once each.
+        1 => match n {
+            19 => Bson::MinKey,
+            28 => Bson::MaxKey,
+            37 => Bson::Null,
+            46 => Bson::Boolean(false),
+            55 => Bson::Boolean(true),
+            _ if n % 27 == 10 => Bson::DateTime(bson::DateTime::from_millis(
+                1_600_000_000_000 + n as i64,
+            )),
+            _ if n % 27 == 19 => Bson::Timestamp(bson::Timestamp {
+                time: (n % 4_000_000_000) as u32 + 1,
+                increment: 1,
+            }),
+            _ => Bson::Int32((n % 2_000_000_000) as i32),
+        },
         2 => Bson::Int64(n as i64 + 10_000_000_000),
         3 => Bson::Double(n as f64 + 0.5),
         4 => Bson::String(format!("key-{n:012}")),
@@ -79,15 +95,19 @@ pub async fn seed(client: &Client, ns: &Namespace, count: u64, size: usize) -> R
     Ok(())
 }
 
+/// Writes the server acknowledged, by kind, and the writes it refused or
+/// never answered (a restart mid-load, in some tests).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WorkloadStats {
     pub inserts: u64,
     pub updates: u64,
     pub replaces: u64,
     pub deletes: u64,
+    pub failed: u64,
 }
 
 impl WorkloadStats {
+    /// Acknowledged writes.
     pub fn total(&self) -> u64 {
         self.inserts + self.updates + self.replaces + self.deletes
     }
@@ -125,16 +145,14 @@ pub async fn run(
         let ns = &namespaces[rng.gen_range(0..namespaces.len())];
         let coll = client.database(&ns.db).collection::<Document>(&ns.coll);
         let existing = mixed_id(rng.gen_range(0..next.max(1)));
-        let res = match rng.gen_range(0..100) {
+        let (res, counter) = match rng.gen_range(0..100) {
             0..=39 => {
                 next += 1;
-                stats.inserts += 1;
-                coll.insert_one(sample_doc(mixed_id(next), next, rng.gen_range(100..1500)))
-                    .await
-                    .map(|_| ())
+                let doc = sample_doc(mixed_id(next), next, rng.gen_range(100..1500));
+                let res = coll.insert_one(doc).await.map(|_| ());
+                (res, &mut stats.inserts)
             }
             40..=69 => {
-                stats.updates += 1;
                 let update = match rng.gen_range(0..4) {
                     0 => doc! { "$set": { "address.city": format!("city {}", rng.gen::<u16>()) } },
                     1 => doc! { "$push": { "tags": format!("p{}", rng.gen::<u16>()) } },
@@ -143,28 +161,36 @@ pub async fn run(
                         doc! { "$set": { "history.0.v": rng.gen::<i32>(), "nested.deep.x": rng.gen::<i32>() } }
                     }
                 };
-                coll.update_one(doc! { "_id": existing }, update)
+                let res = coll
+                    .update_one(doc! { "_id": existing }, update)
                     .await
-                    .map(|_| ())
+                    .map(|_| ());
+                (res, &mut stats.updates)
             }
             70..=84 => {
-                stats.replaces += 1;
                 let n = rng.gen::<u32>() as u64;
                 let mut d = sample_doc(existing.clone(), n, rng.gen_range(100..800));
                 d.remove("_id");
-                coll.replace_one(doc! { "_id": existing }, d)
+                let res = coll
+                    .replace_one(doc! { "_id": existing }, d)
                     .await
-                    .map(|_| ())
+                    .map(|_| ());
+                (res, &mut stats.replaces)
             }
             _ => {
-                stats.deletes += 1;
-                coll.delete_one(doc! { "_id": existing }).await.map(|_| ())
+                let res = coll.delete_one(doc! { "_id": existing }).await.map(|_| ());
+                (res, &mut stats.deletes)
             }
         };
-        // A restart of the source mid-load is part of some tests: keep going.
-        if let Err(e) = res {
-            tracing::debug!(error = %e, "workload write failed");
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        match res {
+            Ok(()) => *counter += 1,
+            // A restart of the source mid-load is part of some tests: keep
+            // going.
+            Err(e) => {
+                stats.failed += 1;
+                tracing::debug!(error = %e, "workload write failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
     Ok(stats)
