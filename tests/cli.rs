@@ -356,3 +356,48 @@ async fn commit_before_can_commit_and_a_second_sync_on_the_same_port_are_refused
     assert!(status.success(), "stderr:\n{}", sync.stderr());
     assert_same(&src, &dest).await;
 }
+
+/// `mongoferry bench` on a small data set: it starts its own replica
+/// sets, measures every phase, and its JSON carries each figure and ratio
+/// the README promises. Its targets are for a million documents and are
+/// not judged here; that it runs, copies everything and verifies is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_benchmark_runs_end_to_end_on_a_small_data_set() {
+    let out = run_cli(
+        &[
+            "bench",
+            "--docs",
+            "3000",
+            "--lag-seconds",
+            "2",
+            "--write-rate",
+            "200",
+            "--json",
+        ],
+        Duration::from_secs(300),
+    )
+    .await;
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let report: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("bench --json prints JSON ({e}): {}", out.stdout));
+    // The copy also carries the few documents of the lag phase's load
+    // collections.
+    assert!(report["copy"]["docs"].as_u64().unwrap_or(0) >= 3000, "{report:#}");
+    for phase in ["copy", "naive"] {
+        assert!(report[phase]["docsPerSecond"].as_f64().unwrap_or(0.0) > 0.0, "{phase}: {report:#}");
+    }
+    assert_eq!(report["ceiling"]["figure"]["docs"], 3000, "{report:#}");
+    assert!(report["ratios"]["copyToNaive"].as_f64().is_some(), "{report:#}");
+    assert!(report["ratios"]["copyToCeiling"].as_f64().is_some(), "{report:#}");
+    assert_eq!(report["verification"]["identical"], true, "{report:#}");
+    assert!(report["rssDuringCopy"].is_object(), "{report:#}");
+    assert!(report["lag"].is_object(), "{report:#}");
+    assert_eq!(report["lag"]["markersMissing"], 0, "{report:#}");
+    let after = &report["verify"];
+    assert_eq!(after["sourceDocs"], after["destinationDocs"], "{report:#}");
+    assert_eq!(after["hashMatch"], true, "{report:#}");
+    let targets = report["targets"].as_array().expect("targets");
+    for name in ["copy/ceiling", "copy/naive", "peak RSS during copy", "lag p99 (end to end)"] {
+        assert!(targets.iter().any(|t| t["name"] == name), "no {name} target: {report:#}");
+    }
+}

@@ -292,11 +292,18 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move {
             let mut rx = h.watch_progress();
             while rx.changed().await.is_ok() {
-                if rx.borrow_and_update().can_commit {
-                    if let Err(e) = h.commit(request.clone()) {
+                if !rx.borrow_and_update().can_commit {
+                    continue;
+                }
+                match h.commit(request.clone()) {
+                    Ok(()) => break,
+                    // The lag grew again between the two looks: wait for
+                    // the next canCommit.
+                    Err(mongoferry::Error::NotReadyToCommit { .. }) => continue,
+                    Err(e) => {
                         eprintln!("commit: {} {}", e, e.remedy());
+                        break;
                     }
-                    break;
                 }
             }
         });
