@@ -1,6 +1,7 @@
 //! The namespaces of a migration: listing them on the source with their
 //! options and indexes, creating them on the destination, and the index
-//! settings that are relaxed during sync and restored at commit.
+//! settings that are relaxed during sync and restored at commit; and the
+//! collections' storage statistics (`$collStats`), summed over shards.
 //!
 //! **Invariant:** while a migration syncs, no destination index is unique
 //! (except `_id`) and no TTL index expires anything; `finalize_indexes`
@@ -10,7 +11,7 @@ use bson::spec::BinarySubtype;
 use bson::{doc, rawdoc, Binary, Bson, Document, RawBson, RawDocumentBuf};
 use futures_util::future::try_join_all;
 use futures_util::TryStreamExt;
-use mongodb::options::SelectionCriteria;
+use mongodb::options::{CollectionOptions, ReadConcern, SelectionCriteria};
 use mongodb::raw_batch_cursor::RawBatchCursor;
 use std::sync::Arc;
 
@@ -49,6 +50,77 @@ impl SourceNamespace {
     pub fn is_clustered(&self) -> bool {
         self.options.contains_key("clusteredIndex")
     }
+}
+
+/// A server-reported count or size as `u64`, whatever numeric type the
+/// server chose; 0 when absent or negative.
+pub fn number(v: Option<&Bson>) -> u64 {
+    match v {
+        Some(Bson::Int32(i)) => (*i).max(0) as u64,
+        Some(Bson::Int64(i)) => (*i).max(0) as u64,
+        Some(Bson::Double(d)) => d.max(0.0) as u64,
+        _ => 0,
+    }
+}
+
+/// The storage statistics of one collection (`$collStats`
+/// `storageStats`), summed over shards.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StorageStats {
+    /// How many reports were summed: one per shard through `mongos`, one
+    /// on a replica set; 0 when the server sent none.
+    pub reports: usize,
+    pub count: u64,
+    /// Uncompressed size of the documents.
+    pub size: u64,
+    /// Size on disk of the documents.
+    pub storage_size: u64,
+    /// Size on disk of the indexes (`totalIndexSize`).
+    pub index_size: u64,
+    /// A capped collection's cap (the oplog's size limit); 0 otherwise.
+    pub max_size: u64,
+}
+
+impl StorageStats {
+    /// Adds one `$collStats` result document; one without `storageStats`
+    /// is passed over.
+    fn add(&mut self, report: &Document) {
+        let Ok(st) = report.get_document("storageStats") else {
+            return;
+        };
+        self.reports += 1;
+        self.count += number(st.get("count"));
+        self.size += number(st.get("size"));
+        self.storage_size += number(st.get("storageSize"));
+        self.index_size += number(st.get("totalIndexSize"));
+        self.max_size += number(st.get("maxSize"));
+    }
+}
+
+/// Reads the storage statistics of `ns` with `$collStats`, summed over
+/// shards. The driver's error is returned as it is, for the caller to word.
+pub async fn storage_stats(
+    cluster: &Cluster,
+    ns: &Namespace,
+) -> mongodb::error::Result<StorageStats> {
+    let db = cluster.client.database(&ns.db);
+    let coll = if ns.db == "local" {
+        // `local` does not take the majority read concern a source uses.
+        let options = CollectionOptions::builder()
+            .read_concern(ReadConcern::local())
+            .build();
+        db.collection_with_options::<Document>(&ns.coll, options)
+    } else {
+        db.collection::<Document>(&ns.coll)
+    };
+    let mut cursor = coll
+        .aggregate(vec![doc! { "$collStats": { "storageStats": {} } }])
+        .await?;
+    let mut stats = StorageStats::default();
+    while let Some(report) = cursor.try_next().await? {
+        stats.add(&report);
+    }
+    Ok(stats)
 }
 
 /// Lists the in-scope namespaces of a cluster, querying its databases in
@@ -497,6 +569,27 @@ mod tests {
             cmd,
             doc! { "collMod": "c", "validator": { "a": 1 }, "validationLevel": "moderate" }
         );
+    }
+
+    #[test]
+    fn storage_stats_are_summed_over_shards_whatever_their_number_types() {
+        let mut st = StorageStats::default();
+        st.add(&doc! { "shard": "a", "storageStats": { "count": 2, "size": 100_i64, "storageSize": 40.0, "totalIndexSize": 8, "maxSize": 1_000_i64 } });
+        st.add(&doc! { "shard": "b", "storageStats": { "count": 3_i64, "size": 50, "storageSize": 20, "totalIndexSize": -1 } });
+        st.add(&doc! { "shard": "c" });
+        assert_eq!(
+            st,
+            StorageStats {
+                reports: 2,
+                count: 5,
+                size: 150,
+                storage_size: 60,
+                index_size: 8,
+                max_size: 1_000,
+            }
+        );
+        assert_eq!(number(None), 0);
+        assert_eq!(number(Some(&Bson::String("7".into()))), 0);
     }
 
     #[test]

@@ -29,6 +29,40 @@ pub enum Topology {
     Sharded,
 }
 
+impl Topology {
+    /// What a `hello` reply says the deployment is: `mongos` answers
+    /// `msg: "isdbgrid"`, a replica set member names its set.
+    pub fn from_hello(hello: &Document) -> Topology {
+        if hello.get_str("msg") == Ok("isdbgrid") {
+            Topology::Sharded
+        } else if let Ok(name) = hello.get_str("setName") {
+            Topology::ReplicaSet {
+                name: name.to_string(),
+            }
+        } else {
+            Topology::Standalone
+        }
+    }
+
+    /// `standalone`, `replicaSet` or `sharded`: the `kind` it serializes with.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Topology::Standalone => "standalone",
+            Topology::ReplicaSet { .. } => "replicaSet",
+            Topology::Sharded => "sharded",
+        }
+    }
+}
+
+/// The `host:port` names a `hello` reply lists under `field` (`hosts`,
+/// `passives`, `arbiters`).
+pub(crate) fn hello_hosts<'a>(hello: &'a Document, field: &str) -> Vec<&'a str> {
+    hello
+        .get_array(field)
+        .map(|a| a.iter().filter_map(|h| h.as_str()).collect())
+        .unwrap_or_default()
+}
+
 /// A connected cluster: one side of a migration.
 #[derive(Clone)]
 pub struct Cluster {
@@ -223,25 +257,14 @@ impl Cluster {
         if verification == Verification::ChainOnly {
             // Members the seed list did not name are checked as well.
             let seeds = prepared.hosts();
-            let others: Vec<mongodb::options::ServerAddress> = hello
-                .get_array("hosts")
-                .map(|a| a.iter().filter_map(|h| h.as_str()).collect::<Vec<_>>())
-                .unwrap_or_default()
+            let others: Vec<mongodb::options::ServerAddress> = hello_hosts(&hello, "hosts")
                 .into_iter()
                 .filter(|h| !seeds.iter().any(|s| s == h))
                 .filter_map(|h| mongodb::options::ServerAddress::parse(h).ok())
                 .collect();
             verify_chains(role, &others, &prepared.tls).await?;
         }
-        let topology = if hello.get_str("msg") == Ok("isdbgrid") {
-            Topology::Sharded
-        } else if let Ok(name) = hello.get_str("setName") {
-            Topology::ReplicaSet {
-                name: name.to_string(),
-            }
-        } else {
-            Topology::Standalone
-        };
+        let topology = Topology::from_hello(&hello);
         let build = admin
             .run_command(doc! { "buildInfo": 1 })
             .await
@@ -383,4 +406,33 @@ async fn set_name_mismatch(role: Role, prepared: &Prepared) -> Option<Error> {
         expected,
         actual,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topology_is_read_from_hello_and_named_as_it_serializes() {
+        let cases = [
+            (
+                doc! { "msg": "isdbgrid", "setName": "x" },
+                Topology::Sharded,
+            ),
+            (
+                doc! { "setName": "rs0", "hosts": ["a:1", "b:2"] },
+                Topology::ReplicaSet { name: "rs0".into() },
+            ),
+            (doc! { "isWritablePrimary": true }, Topology::Standalone),
+        ];
+        for (hello, expected) in cases {
+            let t = Topology::from_hello(&hello);
+            assert_eq!(t, expected, "{hello}");
+            let json = serde_json::to_value(&t).unwrap_or_default();
+            assert_eq!(json["kind"], t.kind(), "{json}");
+        }
+        let hello = doc! { "hosts": ["a:1", 7, "b:2"] };
+        assert_eq!(hello_hosts(&hello, "hosts"), vec!["a:1", "b:2"]);
+        assert!(hello_hosts(&hello, "arbiters").is_empty());
+    }
 }

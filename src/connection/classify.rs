@@ -9,6 +9,7 @@
 
 use mongodb::error::{Error as DriverError, ErrorKind};
 
+use super::tls::ProbeFailure;
 use crate::error::{Error, Role};
 use crate::retry::{AUTHENTICATION_FAILED, UNAUTHORIZED};
 use crate::uri::redact_text;
@@ -73,71 +74,54 @@ pub fn classify(ctx: &Context<'_>, action: &str, err: &DriverError) -> Error {
 }
 
 /// Reads the per-server failure out of a driver message (a server
-/// selection timeout embeds each server's last error as text).
+/// selection timeout embeds each server's last error as text). What the
+/// text names is a [`ProbeFailure`], worded by the same constructor as a
+/// failure of Mongoferry's own handshake.
 pub fn from_text(ctx: &Context<'_>, message: &str) -> Option<Error> {
     let role = ctx.role;
     let m = message.to_ascii_lowercase();
     let host = failing_host(message).unwrap_or_else(|| ctx.hosts.to_string());
     let has = |needle: &str| m.contains(&needle.to_ascii_lowercase());
-    if has("UnknownIssuer") || has("BadSignature") {
-        return Some(Error::TlsUntrustedCa {
-            role,
-            host,
-            detail: String::new(),
-        });
-    }
     // rustls spells some failures as Debug names, others as sentences.
-    if has("NotValidForName") || has("certificate not valid for name") {
-        return Some(Error::TlsHostnameMismatch {
-            role,
-            host: host_only(&host),
-            detail: String::new(),
-        });
-    }
-    if has("invalid peer certificate: Expired")
+    let failure = if has("UnknownIssuer") || has("BadSignature") {
+        ProbeFailure::UntrustedCa
+    } else if has("NotValidForName") || has("certificate not valid for name") {
+        ProbeFailure::HostnameMismatch
+    } else if has("invalid peer certificate: Expired")
         || has("certificate expired")
         || has("NotValidYet")
         || has("certificate not valid yet")
     {
-        return Some(Error::TlsCertificateExpired {
-            role,
-            host,
-            detail: String::new(),
-        });
-    }
-    if has("CertificateRequired")
+        ProbeFailure::Expired
+    } else if has("CertificateRequired")
         || (ctx.client_certificate && (has("alert: UnknownCA") || has("alert: BadCertificate")))
     {
-        return Some(Error::TlsClientCertificateRequired { role, host });
-    }
-    if has("failed to lookup address")
+        ProbeFailure::ClientCertificateRequired
+    } else if has("failed to lookup address")
         || has("name or service not known")
         || has("no such host")
         || has("nodename nor servname")
         || has("DNS resolution")
     {
-        return Some(Error::DnsFailure {
-            role,
-            host: host_only(&host),
-        });
-    }
-    if has("connection refused") {
-        return Some(Error::ConnectionRefused { role, hosts: host });
-    }
-    if !ctx.tls && (has("connection reset") || has("unexpected end of file") || has("early eof")) {
+        ProbeFailure::Dns
+    } else if has("connection refused") {
+        ProbeFailure::Refused
+    } else if !ctx.tls
+        && (has("connection reset") || has("unexpected end of file") || has("early eof"))
+    {
+        // Not a handshake failure: the server closed a plain connection.
         return Some(Error::TlsRequired { role, host });
-    }
-    if ctx.tls && (has("InvalidContentType") || has("corrupt message") || has("InvalidMessage")) {
-        return Some(Error::TlsHandshakeFailed {
-            role,
-            host,
-            detail: "the server did not answer in TLS; check that it has TLS enabled".into(),
-        });
-    }
-    if has("timed out") || has("deadline has elapsed") {
-        return Some(Error::ConnectTimeout { role, hosts: host });
-    }
-    None
+    } else if ctx.tls
+        && (has("InvalidContentType") || has("corrupt message") || has("InvalidMessage"))
+    {
+        ProbeFailure::NotTls
+    } else if has("timed out") || has("deadline has elapsed") {
+        ProbeFailure::Timeout
+    } else {
+        return None;
+    };
+    // The text carries no certificate to describe.
+    Some(failure.into_error(role, &host, None))
 }
 
 /// The first `Address: host:port` in a topology description.
@@ -146,10 +130,6 @@ fn failing_host(message: &str) -> Option<String> {
     let rest = &message[start..];
     let end = rest.find([',', ' ', '}'])?;
     Some(rest[..end].to_string())
-}
-
-fn host_only(host_port: &str) -> String {
-    super::tls::host_name(host_port)
 }
 
 #[cfg(test)]
@@ -213,6 +193,7 @@ mod tests {
 
     #[test]
     fn host_names_are_stripped_of_ports() {
+        use super::super::tls::host_name as host_only;
         assert_eq!(host_only("db1:27017"), "db1");
         assert_eq!(host_only("[::1]:27017"), "::1");
         assert_eq!(host_only("db1"), "db1");

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::classify::{self, Context};
 use super::tls::{self, PeerCertificate, Verification};
 use super::{tls_warnings, ConnectionWarning};
-use crate::cluster::{prepare, Prepared};
+use crate::cluster::{hello_hosts, prepare, Prepared, Topology};
 use crate::error::{Error, ErrorInfo, Role};
 use crate::uri::{hosts_of, redact_uri};
 
@@ -332,17 +332,11 @@ fn auth_report(status: &Document) -> AuthReport {
 }
 
 async fn topology(client: &Client, hello: &Document) -> TopologyInfo {
-    if hello.get_str("msg") == Ok("isdbgrid") {
+    let shape = Topology::from_hello(hello);
+    let kind = shape.kind().to_string();
+    let Topology::ReplicaSet { name: set_name } = shape else {
         return TopologyInfo {
-            kind: "sharded".into(),
-            set_name: None,
-            primary: None,
-            members: Vec::new(),
-        };
-    }
-    let Ok(set_name) = hello.get_str("setName") else {
-        return TopologyInfo {
-            kind: "standalone".into(),
+            kind,
             set_name: None,
             primary: None,
             members: Vec::new(),
@@ -379,11 +373,7 @@ async fn topology(client: &Client, hello: &Document) -> TopologyInfo {
                 ("passives", Some("PASSIVE")),
                 ("arbiters", Some("ARBITER")),
             ] {
-                for h in hello
-                    .get_array(field)
-                    .map(|a| a.iter().filter_map(|h| h.as_str()).collect::<Vec<_>>())
-                    .unwrap_or_default()
-                {
+                for h in hello_hosts(hello, field) {
                     let state = if primary.as_deref() == Some(h) {
                         Some("PRIMARY".to_string())
                     } else {
@@ -399,8 +389,8 @@ async fn topology(client: &Client, hello: &Document) -> TopologyInfo {
         }
     };
     TopologyInfo {
-        kind: "replicaSet".into(),
-        set_name: Some(set_name.to_string()),
+        kind,
+        set_name: Some(set_name),
         primary,
         members,
     }

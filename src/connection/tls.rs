@@ -26,7 +26,7 @@ use tokio_rustls::rustls::{
     self,
     client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
     client::{ResolvesClientCert, WebPkiServerVerifier},
-    crypto::{ring as provider, CryptoProvider},
+    crypto::ring as provider,
     pki_types::{
         pem::PemObject, CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime,
     },
@@ -434,7 +434,6 @@ fn client_config(
         .map_err(|e| ProbeFailure::Config(e.to_string()))?;
     let verifier = Arc::new(Recorder {
         inner,
-        provider: provider.clone(),
         verification: settings.verification(),
         seen,
     });
@@ -533,7 +532,6 @@ fn client_identity(
 #[derive(Debug)]
 struct Recorder {
     inner: Arc<WebPkiServerVerifier>,
-    provider: Arc<CryptoProvider>,
     verification: Verification,
     seen: Arc<Mutex<Option<Vec<u8>>>>,
 }
@@ -574,18 +572,15 @@ impl ServerCertVerifier for Recorder {
         }
     }
 
+    // The handshake's signatures are always checked, whatever the
+    // verification: by the inner verifier, with the provider's algorithms.
     fn verify_tls12_signature(
         &self,
         message: &[u8],
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.inner.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -594,18 +589,11 @@ impl ServerCertVerifier for Recorder {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.inner.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.inner.supported_verify_schemes()
     }
 }
 

@@ -106,35 +106,14 @@ pub fn ranges(ns: &str, points: Vec<Bson>, key: RangeKey, node: Option<&str>) ->
 
 /// Document count and uncompressed data size, summed over shards.
 pub async fn estimate(src: &crate::cluster::Cluster, ns: &Namespace) -> Result<(u64, u64)> {
-    let coll = src.client.database(&ns.db).collection::<Document>(&ns.coll);
-    let stats: Vec<Document> = coll
-        .aggregate(vec![doc! { "$collStats": { "storageStats": {} } }])
-        .await
-        .ctx(Role::Source, &format!("read the size of {ns}"))?
-        .try_collect()
+    let stats = catalog::storage_stats(src, ns)
         .await
         .ctx(Role::Source, &format!("read the size of {ns}"))?;
-    let mut docs = 0u64;
-    let mut bytes = 0u64;
-    for s in stats {
-        if let Ok(st) = s.get_document("storageStats") {
-            docs += number(st.get("count"));
-            bytes += number(st.get("size"));
-        }
-    }
-    Ok((docs, bytes))
+    Ok((stats.count, stats.size))
 }
 
-/// A server-reported count or size as `u64`, whatever numeric type the
-/// server chose; 0 when absent or negative.
-pub fn number(v: Option<&Bson>) -> u64 {
-    match v {
-        Some(Bson::Int32(i)) => (*i).max(0) as u64,
-        Some(Bson::Int64(i)) => (*i).max(0) as u64,
-        Some(Bson::Double(d)) => d.max(0.0) as u64,
-        _ => 0,
-    }
-}
+/// A server-reported count or size as `u64` (see [`catalog::number`]).
+pub use crate::catalog::number;
 
 /// Plans one collection: records it, creates it on the destination, splits
 /// it into ranges and records those.
@@ -182,8 +161,8 @@ async fn plan_collection(ctx: &Ctx, src_ns: &SourceNamespace) -> Result<()> {
         };
         match by_record_id {
             Some((node, sampled)) => {
-                let points = record_id_points(ctx, ns, src_ns.uuid.as_ref(), &node, &sampled, parts)
-                    .await?;
+                let points =
+                    record_id_points(ctx, ns, src_ns.uuid.as_ref(), &node, &sampled, parts).await?;
                 record_id_ranges(&key, &node, &points, &sampled)
             }
             None => ranges(&key, split_points(&sample, parts), RangeKey::Id, None),
@@ -327,7 +306,13 @@ async fn record_id_points(
 /// collection's `first` and `last` record ids) that are more than twice as
 /// wide as `parts` equal ranges would be, so that none stays wider; at
 /// most `max_ranges` ranges in all.
-pub fn gap_targets(points: &[i64], first: i64, last: i64, parts: usize, max_ranges: usize) -> Vec<i64> {
+pub fn gap_targets(
+    points: &[i64],
+    first: i64,
+    last: i64,
+    parts: usize,
+    max_ranges: usize,
+) -> Vec<i64> {
     let parts = parts.max(1) as i64;
     let width = ((last - first) / parts).max(1);
     let mut edges = Vec::with_capacity(points.len() + 2);
@@ -674,7 +659,10 @@ async fn read_range(
         let reply = reply.map_err(read_err)?;
         if let Some(scan) = record_ids.as_mut().filter(|s| !s.shown) {
             let last = batch_end(&reply);
-            if scan.stop_after.is_some_and(|end| last.is_none_or(|l| l > end)) {
+            if scan
+                .stop_after
+                .is_some_and(|end| last.is_none_or(|l| l > end))
+            {
                 // This reply reaches past the range's end, and its
                 // documents do not say where. Read from the last document
                 // taken, this time with each document's record id, and stop

@@ -5,8 +5,7 @@
 
 use super::inventory::Inventory;
 use super::Finding;
-use crate::catalog::NsKind;
-use crate::copy::number;
+use crate::catalog::{number, NsKind};
 use crate::scope::{Namespace, Scope};
 
 /// The verdict on a clustered collection with a TTL: the engine creates

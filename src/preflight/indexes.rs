@@ -13,6 +13,7 @@
 use bson::{Bson, Document};
 
 use super::inventory::{Inventory, NsFacts, Probe, FULL_SCAN_BYTES, NEAR_LIMIT_BYTES};
+use super::versions::Version;
 use super::{count, human_bytes, list, Finding};
 use crate::catalog::is_builtin_index;
 
@@ -20,7 +21,7 @@ use crate::catalog::is_builtin_index;
 /// introduced it.
 struct Feature {
     what: String,
-    since: (u32, u32),
+    since: Version,
 }
 
 /// The features of a collection and its indexes that need a recent FCV.
@@ -30,13 +31,13 @@ fn features(n: &NsFacts) -> Vec<Feature> {
     if o.contains_key("clusteredIndex") {
         out.push(Feature {
             what: "a clustered collection".into(),
-            since: (5, 3),
+            since: Version::new(5, 3),
         });
     }
     if o.contains_key("changeStreamPreAndPostImages") {
         out.push(Feature {
             what: "the changeStreamPreAndPostImages option".into(),
-            since: (6, 0),
+            since: Version::new(6, 0),
         });
     }
     for spec in &n.indexes {
@@ -48,7 +49,7 @@ fn features(n: &NsFacts) -> Vec<Feature> {
                     "the compound wildcard index {}",
                     spec.get_str("name").unwrap_or("?")
                 ),
-                since: (7, 0),
+                since: Version::new(7, 0),
             });
         }
     }
@@ -86,7 +87,7 @@ fn conflicting(indexes: &[Document]) -> Option<(String, String)> {
     None
 }
 
-pub fn assess(inv: &Inventory, dest_level: Option<(u32, u32)>) -> Vec<Finding> {
+pub fn assess(inv: &Inventory, dest_level: Option<Version>) -> Vec<Finding> {
     let mut out = Vec::new();
     let mut ttl = Vec::new();
     let mut unique = Vec::new();
@@ -109,7 +110,7 @@ pub fn assess(inv: &Inventory, dest_level: Option<(u32, u32)>) -> Vec<Finding> {
             let lacking: Vec<String> = features(n)
                 .into_iter()
                 .filter(|f| f.since > level)
-                .map(|f| format!("{} (needs {}.{})", f.what, f.since.0, f.since.1))
+                .map(|f| format!("{} (needs {})", f.what, f.since))
                 .collect();
             if !lacking.is_empty() {
                 out.push(
@@ -117,10 +118,8 @@ pub fn assess(inv: &Inventory, dest_level: Option<(u32, u32)>) -> Vec<Finding> {
                         "unsupported_on_destination",
                         format!("{ns} uses what the destination does not support"),
                         format!(
-                            "It has {}, and the destination's feature level is {}.{}: it would refuse to create it.",
+                            "It has {}, and the destination's feature level is {level}: it would refuse to create it.",
                             lacking.join(", "),
-                            level.0,
-                            level.1
                         ),
                         "Raise the destination's feature compatibility version (setFeatureCompatibilityVersion) or upgrade it, or exclude the collection.",
                     )
@@ -289,7 +288,7 @@ mod tests {
             )],
             ..Inventory::default()
         };
-        let f = assess(&inv, Some((6, 0)));
+        let f = assess(&inv, Some(Version::new(6, 0)));
         assert_eq!(
             ids(&f),
             vec![("conflicting_indexes", Blocker), ("unique_index", Info)]
@@ -314,7 +313,7 @@ mod tests {
             ..Inventory::default()
         };
         assert_eq!(
-            ids(&assess(&inv, Some((6, 0)))),
+            ids(&assess(&inv, Some(Version::new(6, 0)))),
             vec![("unique_index", Info)]
         );
     }
@@ -346,7 +345,7 @@ mod tests {
             ],
             ..Inventory::default()
         };
-        let f = assess(&inv, Some((5, 0)));
+        let f = assess(&inv, Some(Version::new(5, 0)));
         let on: Vec<_> = f
             .iter()
             .map(|f| (f.id.as_str(), f.namespace.as_deref()))
@@ -365,9 +364,9 @@ mod tests {
             "{}",
             f[2].detail
         );
-        let f = assess(&inv, Some((6, 0)));
+        let f = assess(&inv, Some(Version::new(6, 0)));
         assert_eq!(f.len(), 1, "only the 7.0 index is left: {f:#?}");
-        assert!(assess(&inv, Some((7, 0))).is_empty());
+        assert!(assess(&inv, Some(Version::new(7, 0))).is_empty());
         assert!(
             assess(&inv, None).is_empty(),
             "unknown level: nothing claimed"
@@ -390,7 +389,7 @@ mod tests {
             ..Inventory::default()
         };
         assert_eq!(
-            ids(&assess(&inv, Some((6, 0)))),
+            ids(&assess(&inv, Some(Version::new(6, 0)))),
             vec![
                 ("prepare_unique_not_kept", Warning),
                 ("ttl_index", Info),
@@ -422,7 +421,7 @@ mod tests {
             ..Inventory::default()
         };
         assert_eq!(
-            ids(&assess(&inv, Some((6, 0)))),
+            ids(&assess(&inv, Some(Version::new(6, 0)))),
             vec![
                 ("large_document", Info),
                 ("duplicate_field_names", Warning),

@@ -20,9 +20,8 @@ use bson::{doc, Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 use futures_util::{stream, StreamExt, TryStreamExt};
 
 use super::{reason, Finding, Totals};
-use crate::catalog::{self, NsKind, SourceNamespace};
+use crate::catalog::{self, number, NsKind, SourceNamespace, StorageStats};
 use crate::cluster::Cluster;
-use crate::copy::number;
 use crate::scope::Scope;
 
 /// A document at least this large is "near 16 MB".
@@ -49,6 +48,17 @@ pub struct Sizes {
     pub size: u64,
     pub storage_size: u64,
     pub index_size: u64,
+}
+
+impl From<StorageStats> for Sizes {
+    fn from(s: StorageStats) -> Sizes {
+        Sizes {
+            count: s.count,
+            size: s.size,
+            storage_size: s.storage_size,
+            index_size: s.index_size,
+        }
+    }
 }
 
 /// How a collection was probed for large documents.
@@ -321,28 +331,10 @@ async fn index_specs(src: &Cluster, ns: &SourceNamespace) -> Result<Vec<Document
 }
 
 async fn coll_stats(src: &Cluster, ns: &SourceNamespace) -> Result<Sizes, String> {
-    let coll = src
-        .client
-        .database(&ns.ns.db)
-        .collection::<Document>(&ns.ns.coll);
-    let stats: Vec<Document> = coll
-        .aggregate(vec![doc! { "$collStats": { "storageStats": {} } }])
+    catalog::storage_stats(src, &ns.ns)
         .await
-        .map_err(|e| reason(&e))?
-        .try_collect()
-        .await
-        .map_err(|e| reason(&e))?;
-    let mut out = Sizes::default();
-    // One document per shard on a sharded cluster.
-    for s in stats {
-        if let Ok(st) = s.get_document("storageStats") {
-            out.count += number(st.get("count"));
-            out.size += number(st.get("size"));
-            out.storage_size += number(st.get("storageSize"));
-            out.index_size += number(st.get("totalIndexSize"));
-        }
-    }
-    Ok(out)
+        .map(Sizes::from)
+        .map_err(|e| reason(&e))
 }
 
 /// Finds documents near 16 MB: the whole collection when it is small

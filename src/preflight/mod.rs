@@ -415,10 +415,7 @@ pub async fn run(
     ));
     findings.extend(inv.failure_findings());
     findings.extend(collections::assess(&inv, &scope));
-    let dest_features = versions::feature_level(
-        &destination.version,
-        dest_fcv.as_ref().ok().and_then(|f| f.as_deref()),
-    );
+    let dest_features = versions::feature_level(&destination.version, versions::settled(&dest_fcv));
     findings.extend(indexes::assess(&inv, dest_features));
     findings.extend(sharding::assess(&shard_facts, &destination.topology));
 
@@ -445,16 +442,15 @@ pub async fn run(
 }
 
 fn summary(c: &Cluster, fcv: &std::result::Result<Option<String>, String>) -> ServerSummary {
-    let (topology, replica_set) = match &c.topology {
-        Topology::Standalone => ("standalone", None),
-        Topology::ReplicaSet { name } => ("replicaSet", Some(name.clone())),
-        Topology::Sharded => ("sharded", None),
+    let replica_set = match &c.topology {
+        Topology::ReplicaSet { name } => Some(name.clone()),
+        Topology::Standalone | Topology::Sharded => None,
     };
     ServerSummary {
         uri: c.display_uri.clone(),
         version: c.version.clone(),
-        feature_compatibility_version: fcv.as_ref().ok().cloned().flatten(),
-        topology: topology.to_string(),
+        feature_compatibility_version: versions::settled(fcv).map(str::to_string),
+        topology: c.topology.kind().to_string(),
         replica_set,
     }
 }

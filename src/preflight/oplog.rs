@@ -12,8 +12,9 @@ use bson::{doc, Document, Timestamp};
 use mongodb::options::{CollectionOptions, ReadConcern};
 
 use super::{human_bytes, human_duration, reason, Finding};
+use crate::catalog;
 use crate::cluster::{Cluster, Topology};
-use crate::copy::number;
+use crate::scope::Namespace;
 
 /// The smallest oplog `replSetResizeOplog` accepts, in MB.
 const MIN_OPLOG_MB: u64 = 990;
@@ -67,17 +68,8 @@ pub async fn gather(src: &Cluster) -> Facts {
         }
     };
     let stats = async {
-        let mut c = oplog
-            .aggregate(vec![doc! { "$collStats": { "storageStats": {} } }])
-            .await?;
-        let mut out = (0, 0);
-        while c.advance().await? {
-            let d: Document = c.deserialize_current()?;
-            if let Ok(st) = d.get_document("storageStats") {
-                out = (number(st.get("size")), number(st.get("maxSize")));
-            }
-        }
-        Ok::<_, mongodb::error::Error>(out)
+        let st = catalog::storage_stats(src, &Namespace::new("local", "oplog.rs")).await?;
+        Ok::<_, mongodb::error::Error>((st.size, st.max_size))
     };
     let retention = async {
         src.client

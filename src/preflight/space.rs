@@ -8,13 +8,12 @@
 //! WiredTiger default, snappy, on both); the disk read is the one of the
 //! member that answered, normally the primary.
 
-use bson::{doc, Document};
-use futures_util::TryStreamExt;
+use bson::doc;
 
 use super::{human_bytes, reason, Finding, Totals};
+use crate::catalog::{self, number};
 use crate::cluster::{Cluster, Topology};
-use crate::copy::number;
-use crate::scope::METADATA_DB;
+use crate::scope::{Namespace, METADATA_DB};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
@@ -56,18 +55,10 @@ async fn oplog(dest: &Cluster) -> Option<(u64, u64)> {
     if !matches!(dest.topology, Topology::ReplicaSet { .. }) {
         return None;
     }
-    let stats: Vec<Document> = dest
-        .client
-        .database("local")
-        .collection::<Document>("oplog.rs")
-        .aggregate(vec![doc! { "$collStats": { "storageStats": {} } }])
-        .await
-        .ok()?
-        .try_collect()
+    let st = catalog::storage_stats(dest, &Namespace::new("local", "oplog.rs"))
         .await
         .ok()?;
-    let st = stats.first()?.get_document("storageStats").ok()?;
-    Some((number(st.get("size")), number(st.get("maxSize"))))
+    (st.reports > 0).then_some((st.size, st.max_size))
 }
 
 pub fn assess(facts: &Facts, totals: &Totals, keep_free: Option<u64>) -> Vec<Finding> {

@@ -8,34 +8,86 @@
 //! clustered collections and `changeStreamPreAndPostImages` cannot be
 //! created. Change streams with `showExpandedEvents` still work.
 
+use std::fmt;
+
 use bson::doc;
 
 use super::{reason, Finding};
 use crate::cluster::Cluster;
 
+/// A release line or a feature level (FCV): `major.minor`, ordered as
+/// versions are, shown as "6.0".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl Version {
+    pub const fn new(major: u32, minor: u32) -> Version {
+        Version { major, minor }
+    }
+
+    /// Parses "6.0", "6.0.5", "7.0.0-rc1" to their `major.minor`: `None`
+    /// when it is not a version.
+    pub fn parse(v: &str) -> Option<Version> {
+        Release::parse(v).map(|r| r.line)
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// A server binary's version, shown as "6.0.5".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Release {
+    pub line: Version,
+    pub patch: u32,
+}
+
+impl Release {
+    pub const fn new(major: u32, minor: u32, patch: u32) -> Release {
+        Release {
+            line: Version::new(major, minor),
+            patch,
+        }
+    }
+
+    /// Parses "6.0.5", "7.0.0-rc1" (6.0.0), "8.0" (8.0.0): `None` when it
+    /// is not a version.
+    pub fn parse(v: &str) -> Option<Release> {
+        let mut parts = v.split(['.', '-', '+']);
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        let patch = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        Some(Release::new(major, minor, patch))
+    }
+}
+
+impl fmt::Display for Release {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.line, self.patch)
+    }
+}
+
 /// The oldest server the engine supports on either side: it needs
 /// `showExpandedEvents` change streams on the source and `collMod` with
 /// `prepareUnique` on the destination, both new in 6.0.
-pub const MIN_VERSION: (u32, u32) = (6, 0);
-
-/// A version as (major, minor, patch).
-pub type Version = (u32, u32, u32);
-
-/// Parses "6.0.5", "7.0.0-rc1", "8.0": `None` when it is not a version.
-pub fn parse(v: &str) -> Option<Version> {
-    let mut parts = v.split(['.', '-', '+']);
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    let patch = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
-    Some((major, minor, patch))
-}
+pub const MIN_VERSION: Version = Version::new(6, 0);
 
 /// The feature level the destination accepts: its FCV when known,
 /// otherwise its binary version.
-pub fn feature_level(version: &str, fcv: Option<&str>) -> Option<(u32, u32)> {
-    fcv.and_then(parse)
-        .or_else(|| parse(version))
-        .map(|(a, b, _)| (a, b))
+pub fn feature_level(version: &str, fcv: Option<&str>) -> Option<Version> {
+    fcv.and_then(Version::parse)
+        .or_else(|| Version::parse(version))
+}
+
+/// The FCV as [`read_fcv`] returned it, when it was read and is settled.
+pub fn settled(fcv: &Result<Option<String>, String>) -> Option<&str> {
+    fcv.as_ref().ok().and_then(|v| v.as_deref())
 }
 
 /// What the version checks look at.
@@ -73,13 +125,12 @@ pub async fn read_fcv(c: &Cluster) -> Result<Option<String>, String> {
     Ok(version)
 }
 
-fn show((a, b, c): Version) -> String {
-    format!("{a}.{b}.{c}")
-}
-
 pub fn assess(f: &Facts) -> Vec<Finding> {
     let mut out = Vec::new();
-    let (Some(src), Some(dest)) = (parse(&f.source_version), parse(&f.destination_version)) else {
+    let (Some(src), Some(dest)) = (
+        Release::parse(&f.source_version),
+        Release::parse(&f.destination_version),
+    ) else {
         out.push(Finding::warning(
             "version_unparsed",
             "A server version could not be read",
@@ -91,41 +142,41 @@ pub fn assess(f: &Facts) -> Vec<Finding> {
         ));
         return out;
     };
-    let min = format!("{}.{}", MIN_VERSION.0, MIN_VERSION.1);
-    if (src.0, src.1) < MIN_VERSION {
+    let min = MIN_VERSION;
+    if src.line < min {
         out.push(Finding::blocker(
             "source_version_unsupported",
-            format!("The source runs MongoDB {}, older than {min}", show(src)),
+            format!("The source runs MongoDB {src}, older than {min}"),
             format!("Mongoferry follows the source's DDL (created collections and indexes, renames, collMod) through change streams with showExpandedEvents, which MongoDB {min} introduced."),
             format!("Upgrade the source to MongoDB {min} or newer, or migrate it with mongodump and mongorestore during a downtime."),
         ));
     }
-    if (dest.0, dest.1) < MIN_VERSION {
+    if dest.line < min {
         out.push(Finding::blocker(
             "destination_version_unsupported",
-            format!("The destination runs MongoDB {}, older than {min}", show(dest)),
+            format!("The destination runs MongoDB {dest}, older than {min}"),
             format!("At commit Mongoferry turns unique indexes, built non-unique during sync, back to unique with collMod prepareUnique, which MongoDB {min} introduced."),
             format!("Upgrade the destination to MongoDB {min} or newer."),
         ));
     }
-    if dest.0 < src.0 {
+    if dest.line.major < src.line.major {
         out.push(Finding::blocker(
             "version_downgrade",
-            format!("The destination (MongoDB {}) is older than the source (MongoDB {})", show(dest), show(src)),
+            format!("The destination (MongoDB {dest}) is older than the source (MongoDB {src})"),
             "A downgrade is not supported: the source's data, indexes and collection options may use features the older destination lacks, and it would refuse them halfway through.",
-            format!("Upgrade the destination to MongoDB {}.x or newer.", src.0),
+            format!("Upgrade the destination to MongoDB {}.x or newer.", src.line.major),
         ));
-    } else if dest.0 == src.0 && dest.1 < src.1 {
+    } else if dest.line < src.line {
         out.push(Finding::warning(
             "minor_version_downgrade",
-            format!("The destination (MongoDB {}) is an older release than the source (MongoDB {})", show(dest), show(src)),
+            format!("The destination (MongoDB {dest}) is an older release than the source (MongoDB {src})"),
             "Features added by the source's rapid release are missing on the destination; collections or indexes that use them would be refused.",
-            format!("Upgrade the destination to MongoDB {}.{} or newer.", src.0, src.1),
+            format!("Upgrade the destination to MongoDB {} or newer.", src.line),
         ));
-    } else if dest.0 > src.0 {
+    } else if dest.line.major > src.line.major {
         out.push(Finding::info(
             "version_upgrade",
-            format!("An upgrade: MongoDB {} to {}", show(src), show(dest)),
+            format!("An upgrade: MongoDB {src} to {dest}"),
             "Data, indexes and collection options move to the newer version; behaviour changes between the versions (query, aggregation, removed commands) concern your application, not the migration.",
             "Test your application against the destination's version before the commit.",
         ));
@@ -135,7 +186,7 @@ pub fn assess(f: &Facts) -> Vec<Finding> {
 }
 
 fn fcv_findings(f: &Facts, out: &mut Vec<Finding>) {
-    let min = format!("{}.{}", MIN_VERSION.0, MIN_VERSION.1);
+    let min = MIN_VERSION;
     for (side, fcv) in [
         ("source", &f.source_fcv),
         ("destination", &f.destination_fcv),
@@ -157,50 +208,43 @@ fn fcv_findings(f: &Facts, out: &mut Vec<Finding>) {
             Ok(_) => {}
         }
     }
-    let src = f
-        .source_fcv
-        .as_ref()
-        .ok()
-        .and_then(|v| v.as_deref())
-        .and_then(parse);
-    let dest = f
-        .destination_fcv
-        .as_ref()
-        .ok()
-        .and_then(|v| v.as_deref())
-        .and_then(parse);
+    let src = settled(&f.source_fcv).and_then(Version::parse);
+    let dest = settled(&f.destination_fcv).and_then(Version::parse);
     if let Some(d) = dest {
-        if (d.0, d.1) < MIN_VERSION {
+        if d < min {
             out.push(Finding::blocker(
                 "destination_fcv_too_low",
-                format!("The destination's feature compatibility version is {}.{}", d.0, d.1),
+                format!("The destination's feature compatibility version is {d}"),
                 format!("Below FCV {min} the destination refuses collMod prepareUnique and unique, which the commit uses to restore unique indexes, and it cannot create clustered collections or Queryable Encryption collections."),
                 format!("Run db.adminCommand({{setFeatureCompatibilityVersion: \"{min}\", confirm: true}}) on the destination (its binary is new enough), then check again."),
             ));
         }
     }
     if let Some(s) = src {
-        if (s.0, s.1) < MIN_VERSION && f.block_source_writes {
+        if s < min && f.block_source_writes {
             out.push(Finding::blocker(
                 "source_fcv_blocks_write_blocking",
-                format!("The source's feature compatibility version is {}.{}: it cannot block writes", s.0, s.1),
+                format!("The source's feature compatibility version is {s}: it cannot block writes"),
                 format!("Blocking the source's writes at commit uses setUserWriteBlockMode, which the server refuses below FCV {min}."),
                 format!("Raise the source's FCV to {min}, or commit without --block-source-writes after stopping the application's writes yourself."),
             ));
         }
     }
     // An older destination binary is already reported as a downgrade.
-    let binaries_downgrade = match (parse(&f.source_version), parse(&f.destination_version)) {
-        (Some(s), Some(d)) => (d.0, d.1) < (s.0, s.1),
+    let binaries_downgrade = match (
+        Version::parse(&f.source_version),
+        Version::parse(&f.destination_version),
+    ) {
+        (Some(s), Some(d)) => d < s,
         _ => false,
     };
     if let (Some(s), Some(d)) = (src, dest) {
-        if (d.0, d.1) < (s.0, s.1) && (d.0, d.1) >= MIN_VERSION && !binaries_downgrade {
+        if d < s && d >= min && !binaries_downgrade {
             out.push(Finding::warning(
                 "fcv_older_than_source",
-                format!("The destination's FCV ({}.{}) is older than the source's ({}.{})", d.0, d.1, s.0, s.1),
+                format!("The destination's FCV ({d}) is older than the source's ({s})"),
                 "Collections and indexes that use features of the source's FCV would be refused by the destination (see any unsupported_on_destination findings).",
-                format!("Raise the destination's FCV to {}.{} with setFeatureCompatibilityVersion.", s.0, s.1),
+                format!("Raise the destination's FCV to {s} with setFeatureCompatibilityVersion."),
             ));
         }
     }
@@ -215,8 +259,8 @@ mod tests {
         Facts {
             source_version: src.into(),
             destination_version: dest.into(),
-            source_fcv: Ok(parse(src).map(|(a, b, _)| format!("{a}.{b}"))),
-            destination_fcv: Ok(parse(dest).map(|(a, b, _)| format!("{a}.{b}"))),
+            source_fcv: Ok(Version::parse(src).map(|v| v.to_string())),
+            destination_fcv: Ok(Version::parse(dest).map(|v| v.to_string())),
             block_source_writes: false,
         }
     }
@@ -227,12 +271,15 @@ mod tests {
 
     #[test]
     fn versions_parse_with_suffixes() {
-        assert_eq!(parse("6.0.5"), Some((6, 0, 5)));
-        assert_eq!(parse("7.0.0-rc1"), Some((7, 0, 0)));
-        assert_eq!(parse("8.0"), Some((8, 0, 0)));
-        assert_eq!(parse("unknown"), None);
-        assert_eq!(feature_level("7.0.2", Some("6.0")), Some((6, 0)));
-        assert_eq!(feature_level("7.0.2", None), Some((7, 0)));
+        assert_eq!(Release::parse("6.0.5"), Some(Release::new(6, 0, 5)));
+        assert_eq!(Release::parse("7.0.0-rc1"), Some(Release::new(7, 0, 0)));
+        assert_eq!(Release::parse("8.0"), Some(Release::new(8, 0, 0)));
+        assert_eq!(Release::parse("unknown"), None);
+        assert_eq!(
+            feature_level("7.0.2", Some("6.0")),
+            Some(Version::new(6, 0))
+        );
+        assert_eq!(feature_level("7.0.2", None), Some(Version::new(7, 0)));
     }
 
     #[test]
