@@ -292,23 +292,54 @@ async fn commit_before_can_commit_and_a_second_sync_on_the_same_port_are_refused
     // same refusal, not a plain-text 415.
     let form = [("Content-Type", "application/x-www-form-urlencoded")];
     let (code, reply) = api_raw(port, Method::POST, "/api/v1/commit", &form, "{ }").await;
-    assert_eq!((code, &reply["error"]), (400, &json!("not_ready_to_commit")), "{reply}");
+    assert_eq!(
+        (code, &reply["error"]),
+        (400, &json!("not_ready_to_commit")),
+        "{reply}"
+    );
     // Every other mistake is answered in the same JSON shape.
-    let (code, reply) = api_raw(port, Method::POST, "/api/v1/commit", &[], "{blockSourceWrites").await;
-    assert_eq!((code, &reply["error"]), (400, &json!("invalid_request")), "{reply}");
+    let (code, reply) = api_raw(
+        port,
+        Method::POST,
+        "/api/v1/commit",
+        &[],
+        "{blockSourceWrites",
+    )
+    .await;
+    assert_eq!(
+        (code, &reply["error"]),
+        (400, &json!("invalid_request")),
+        "{reply}"
+    );
     assert_eq!(reply["success"], false, "{reply}");
     let (code, reply) = api_raw(port, Method::GET, "/api/v1/nothing", &[], "").await;
-    assert_eq!((code, &reply["error"]), (404, &json!("not_found")), "{reply}");
+    assert_eq!(
+        (code, &reply["error"]),
+        (404, &json!("not_found")),
+        "{reply}"
+    );
     let (code, reply) = api_raw(port, Method::GET, "/api/v1/commit", &[], "").await;
-    assert_eq!((code, &reply["error"]), (405, &json!("method_not_allowed")), "{reply}");
+    assert_eq!(
+        (code, &reply["error"]),
+        (405, &json!("method_not_allowed")),
+        "{reply}"
+    );
     // A web page cannot drive it: a foreign Host (DNS rebinding) or Origin
     // is refused before anything runs.
     let rebound = [("Host", "attacker.example:27182")];
     let (code, reply) = api_raw(port, Method::POST, "/api/v1/pause", &rebound, "{}").await;
-    assert_eq!((code, &reply["error"]), (403, &json!("forbidden")), "{reply}");
+    assert_eq!(
+        (code, &reply["error"]),
+        (403, &json!("forbidden")),
+        "{reply}"
+    );
     let page = [("Origin", "http://attacker.example")];
     let (code, reply) = api_raw(port, Method::POST, "/api/v1/pause", &page, "{}").await;
-    assert_eq!((code, &reply["error"]), (403, &json!("forbidden")), "{reply}");
+    assert_eq!(
+        (code, &reply["error"]),
+        (403, &json!("forbidden")),
+        "{reply}"
+    );
     let p = api_progress(port).await.expect("progress");
     assert_eq!(p["state"], "RUNNING", "a refused pause paused: {p:#}");
 
@@ -382,13 +413,25 @@ async fn the_benchmark_runs_end_to_end_on_a_small_data_set() {
         .unwrap_or_else(|e| panic!("bench --json prints JSON ({e}): {}", out.stdout));
     // The copy also carries the few documents of the lag phase's load
     // collections.
-    assert!(report["copy"]["docs"].as_u64().unwrap_or(0) >= 3000, "{report:#}");
+    assert!(
+        report["copy"]["docs"].as_u64().unwrap_or(0) >= 3000,
+        "{report:#}"
+    );
     for phase in ["copy", "naive"] {
-        assert!(report[phase]["docsPerSecond"].as_f64().unwrap_or(0.0) > 0.0, "{phase}: {report:#}");
+        assert!(
+            report[phase]["docsPerSecond"].as_f64().unwrap_or(0.0) > 0.0,
+            "{phase}: {report:#}"
+        );
     }
     assert_eq!(report["ceiling"]["figure"]["docs"], 3000, "{report:#}");
-    assert!(report["ratios"]["copyToNaive"].as_f64().is_some(), "{report:#}");
-    assert!(report["ratios"]["copyToCeiling"].as_f64().is_some(), "{report:#}");
+    assert!(
+        report["ratios"]["copyToNaive"].as_f64().is_some(),
+        "{report:#}"
+    );
+    assert!(
+        report["ratios"]["copyToCeiling"].as_f64().is_some(),
+        "{report:#}"
+    );
     assert_eq!(report["verification"]["identical"], true, "{report:#}");
     assert!(report["rssDuringCopy"].is_object(), "{report:#}");
     assert!(report["lag"].is_object(), "{report:#}");
@@ -397,7 +440,15 @@ async fn the_benchmark_runs_end_to_end_on_a_small_data_set() {
     assert_eq!(after["sourceDocs"], after["destinationDocs"], "{report:#}");
     assert_eq!(after["hashMatch"], true, "{report:#}");
     let targets = report["targets"].as_array().expect("targets");
-    for name in ["copy/ceiling", "copy/naive", "peak RSS during copy", "lag p99 (end to end)"] {
-        assert!(targets.iter().any(|t| t["name"] == name), "no {name} target: {report:#}");
+    for name in [
+        "copy/ceiling",
+        "copy/naive",
+        "peak RSS during copy",
+        "lag p99 (end to end)",
+    ] {
+        assert!(
+            targets.iter().any(|t| t["name"] == name),
+            "no {name} target: {report:#}"
+        );
     }
 }

@@ -177,7 +177,10 @@ async fn each_document_is_copied_by_exactly_one_record_id_range() {
             .filter(|&&r| min.is_none_or(|m| r > m) && max.is_none_or(|m| r <= m))
             .count() as i64;
         let docs = p.get_i64("docs").unwrap();
-        assert_eq!(docs, expected, "range {min:?}..{max:?} copied {docs} documents: {p:?}");
+        assert_eq!(
+            docs, expected,
+            "range {min:?}..{max:?} copied {docs} documents: {p:?}"
+        );
         copied += docs;
     }
     assert_eq!(copied, stored.len() as i64, "every document once");

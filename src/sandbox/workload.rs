@@ -31,9 +31,9 @@ pub fn mixed_id(n: u64) -> Bson {
             37 => Bson::Null,
             46 => Bson::Boolean(false),
             55 => Bson::Boolean(true),
-            _ if n % 27 == 10 => Bson::DateTime(bson::DateTime::from_millis(
-                1_600_000_000_000 + n as i64,
-            )),
+            _ if n % 27 == 10 => {
+                Bson::DateTime(bson::DateTime::from_millis(1_600_000_000_000 + n as i64))
+            }
             _ if n % 27 == 19 => Bson::Timestamp(bson::Timestamp {
                 time: (n % 4_000_000_000) as u32 + 1,
                 increment: 1,
