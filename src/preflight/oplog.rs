@@ -3,10 +3,15 @@
 //! The change stream replays from the copy's start, so the oplog must
 //! still hold that point when the copy ends.
 //!
-//! An oplog that is not full yet reaches back to the server's first
-//! write, not to its true window; at the current write rate it will hold
-//! `span × maxSize / usedSize`, so that projection is the window used.
-//! `storage.oplogMinRetentionHours`, when set, keeps entries longer.
+//! The copy's start falls out of the oplog once `maxSize` bytes have been
+//! written after it, so the window is `maxSize / write rate`, whether the
+//! oplog is full yet or not. The write rate is the last minute's, where
+//! the oplog reaches back further than that, and the whole oplog's
+//! otherwise: a source that was just bulk loaded (a restore, a seed) and
+//! is quiet since has an oplog that spans seconds, yet keeps the copy's
+//! start for as long as it stays quiet; judging it by the load's rate
+//! refused migrations that were safe. `storage.oplogMinRetentionHours`,
+//! when set, keeps entries longer.
 
 use bson::{doc, Document, Timestamp};
 use mongodb::options::{CollectionOptions, ReadConcern};
@@ -18,6 +23,9 @@ use crate::scope::Namespace;
 
 /// The smallest oplog `replSetResizeOplog` accepts, in MB.
 const MIN_OPLOG_MB: u64 = 990;
+
+/// How far back the recent write rate is measured, in seconds.
+const RECENT_SECONDS: u32 = 60;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Facts {
@@ -31,6 +39,9 @@ pub enum Facts {
         used_bytes: u64,
         max_bytes: u64,
         min_retention_hours: f64,
+        /// Oplog bytes written in the last [`RECENT_SECONDS`] before
+        /// `last`; `None` when the oplog does not reach back that far.
+        recent_bytes: Option<u64>,
     },
 }
 
@@ -69,7 +80,7 @@ pub async fn gather(src: &Cluster) -> Facts {
     };
     let stats = async {
         let st = catalog::storage_stats(src, &Namespace::new("local", "oplog.rs")).await?;
-        Ok::<_, mongodb::error::Error>((st.size, st.max_size))
+        Ok::<_, mongodb::error::Error>((st.size, st.max_size, st.count))
     };
     let retention = async {
         src.client
@@ -94,37 +105,82 @@ pub async fn gather(src: &Cluster) -> Facts {
     };
     let (first, last, stats, min_retention_hours) = tokio::join!(end(1), end(-1), stats, retention);
     match (first, last, stats) {
-        (Ok(Some(first)), Ok(Some(last)), Ok((used_bytes, max_bytes))) => Facts::Read {
-            first,
-            last,
-            used_bytes,
-            max_bytes,
-            min_retention_hours,
-        },
+        (Ok(Some(first)), Ok(Some(last)), Ok((used_bytes, max_bytes, entries))) => {
+            let since = last.time.saturating_sub(RECENT_SECONDS);
+            let recent_bytes = if first.time < since {
+                // The oplog's collection scan seeks to a `ts` lower bound,
+                // so this reads only the last minute's entries.
+                let recent = oplog
+                    .count_documents(
+                        doc! { "ts": { "$gt": Timestamp { time: since, increment: u32::MAX } } },
+                    )
+                    .await;
+                match recent {
+                    Ok(n) => Some(n.saturating_mul(used_bytes / entries.max(1))),
+                    Err(e) => return Facts::Unreadable(reason(&e)),
+                }
+            } else {
+                None
+            };
+            Facts::Read {
+                first,
+                last,
+                used_bytes,
+                max_bytes,
+                min_retention_hours,
+                recent_bytes,
+            }
+        }
         (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Facts::Unreadable(reason(&e)),
         _ => Facts::Unreadable("the oplog is empty".into()),
     }
 }
 
-/// How long the oplog holds an entry, in seconds, at the current rate.
-pub fn window_seconds(facts: &Facts) -> Option<f64> {
+/// The oplog's write rate in bytes a second: the last minute's where the
+/// oplog reaches back that far, the whole oplog's otherwise.
+fn write_rate(facts: &Facts) -> Option<f64> {
     let Facts::Read {
         first,
         last,
         used_bytes,
-        max_bytes,
-        min_retention_hours,
+        recent_bytes,
+        ..
     } = facts
     else {
         return None;
     };
-    let span = (last.time as f64 - first.time as f64).max(1.0);
-    let growth = if *used_bytes > 0 && max_bytes > used_bytes {
-        *max_bytes as f64 / *used_bytes as f64
-    } else {
-        1.0
+    Some(match recent_bytes {
+        Some(b) => (*b).max(1) as f64 / RECENT_SECONDS as f64,
+        None => (*used_bytes).max(1) as f64 / (last.time as f64 - first.time as f64).max(1.0),
+    })
+}
+
+/// How long the oplog holds an entry, in seconds, at the current rate.
+pub fn window_seconds(facts: &Facts) -> Option<f64> {
+    let Facts::Read {
+        max_bytes,
+        used_bytes,
+        min_retention_hours,
+        ..
+    } = facts
+    else {
+        return None;
     };
-    Some((span * growth).max(min_retention_hours * 3600.0))
+    let capacity = (*max_bytes).max(*used_bytes) as f64;
+    let window = match facts {
+        // The whole oplog's rate: the span, scaled to a full oplog (the
+        // same as dividing by the rate, without the rounding).
+        Facts::Read {
+            first,
+            last,
+            recent_bytes: None,
+            ..
+        } => {
+            (last.time as f64 - first.time as f64).max(1.0) * capacity / (*used_bytes).max(1) as f64
+        }
+        _ => capacity / write_rate(facts)?,
+    };
+    Some(window.max(min_retention_hours * 3600.0))
 }
 
 /// `resuming`: a stored migration will carry on, so no copy starts over
@@ -175,7 +231,7 @@ pub fn assess(
             };
             let span = (last.time as f64 - first.time as f64).max(1.0);
             // What would hold twice the copy at the current write rate.
-            let per_second = *used_bytes as f64 / span;
+            let per_second = write_rate(facts).unwrap_or(0.0);
             let wanted_mb = ((per_second * copy * 2.0) / 1e6).ceil() as u64;
             let wanted_mb = wanted_mb.max(MIN_OPLOG_MB);
             let figures = format!(
@@ -220,6 +276,10 @@ mod tests {
     use super::*;
 
     fn read(span: u32, used: u64, max: u64) -> Facts {
+        read_recent(span, used, max, None)
+    }
+
+    fn read_recent(span: u32, used: u64, max: u64, recent_bytes: Option<u64>) -> Facts {
         Facts::Read {
             first: Timestamp {
                 time: 1000,
@@ -232,6 +292,7 @@ mod tests {
             used_bytes: used,
             max_bytes: max,
             min_retention_hours: 0.0,
+            recent_bytes,
         }
     }
 
@@ -298,8 +359,30 @@ mod tests {
             used_bytes,
             max_bytes,
             min_retention_hours: 24.0,
+            recent_bytes: None,
         };
         assert_eq!(window_seconds(&kept), Some(86400.0));
+    }
+
+    #[test]
+    fn a_quiet_minute_after_a_bulk_load_is_the_rate_that_counts() {
+        // 990 MB loaded in 30 s, then two quiet minutes: the oplog spans
+        // 150 s, but the last minute wrote 60 kB (no-ops): its start stays
+        // for days at that rate.
+        let loaded = read_recent(150, 990 * MB, 990 * MB, Some(60_000));
+        let w = window_seconds(&loaded).unwrap();
+        assert!(w > 86_400.0, "{w}");
+        let (out, _) = assess(&loaded, &rs(), 100 * 1024 * MB, 20 * MB, false);
+        assert!(out.is_empty(), "{out:#?}");
+        // A minute as busy as the load: the window is what the load left.
+        let busy = read_recent(150, 990 * MB, 990 * MB, Some(990 * MB / 150 * 60));
+        let w = window_seconds(&busy).unwrap();
+        assert!((w - 150.0).abs() < 1.0, "{w}");
+        let (out, _) = assess(&busy, &rs(), 100 * 1024 * MB, 20 * MB, false);
+        assert_eq!(out[0].id, "oplog_window_too_short");
+        // A busier last minute than the oplog's average shortens it.
+        let spike = read_recent(3600, 990 * MB, 990 * MB, Some(990 * MB / 10));
+        assert!((window_seconds(&spike).unwrap() - 600.0).abs() < 1.0);
     }
 
     #[test]
