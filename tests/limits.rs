@@ -325,3 +325,59 @@ async fn a_copy_whose_start_fell_off_the_oplog_fails_with_history_lost() {
         started.elapsed()
     );
 }
+
+/// A sync that stood still (paused, here) while the source's oplog moved
+/// past its resume point cannot go on: it fails with `history_lost` and
+/// says a fresh start is needed, instead of retrying for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_running_sync_whose_history_left_the_oplog_fails_with_history_lost() {
+    let (source, destination) = tokio::join!(
+        ReplicaSet::start_with("source", &["--oplogSize", "1", "--syncdelay", "1"]),
+        ReplicaSet::start("destination"),
+    );
+    let (source, destination) = (source.unwrap(), destination.unwrap());
+    let src = client(&source).await;
+    let dest = client(&destination).await;
+    seed_all(&src, &[(Namespace::new("app", "users"), 500, 300)]).await;
+
+    let mut config = SyncConfig::new(source.uri(), destination.uri());
+    config.copy_bytes_per_second = 1 << 30;
+    let (handle, run) = start_migration(config).await;
+    wait_for(&handle, "the sync", Duration::from_secs(60), |p| {
+        p.phase == mongoferry::Phase::Applying
+    })
+    .await;
+    src.database("app")
+        .collection::<Document>("users")
+        .insert_one(doc! { "_id": "after-the-copy" })
+        .await
+        .unwrap();
+    wait_for(
+        &handle,
+        "the insert to be applied",
+        Duration::from_secs(30),
+        |p| p.total_events_applied > 0,
+    )
+    .await;
+    handle.pause().expect("pause");
+    wait_for(&handle, "the pause", Duration::from_secs(30), |p| {
+        p.state == mongoferry::State::Paused
+    })
+    .await;
+    let token = stored_state(&dest)
+        .await
+        .and_then(|s| s.get_document("resumeToken").ok().cloned())
+        .expect("a saved resume token");
+    roll_oplog_past(&src, token_time(&token).expect("the token's time")).await;
+
+    handle.resume().expect("resume");
+    let err = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .expect("the engine gives up in time")
+        .expect("the migration task does not panic")
+        .expect_err("a sync past its history must fail");
+    assert_eq!(err.code(), "history_lost", "{err}");
+    assert!(err.remedy().contains("--fresh"), "{}", err.remedy());
+    let p = handle.progress();
+    assert_eq!(p.state, mongoferry::State::Failed, "{p:#?}");
+}
