@@ -1075,10 +1075,16 @@ impl Tracker {
             (Some(s), Some(a)) if p.phase != Phase::Done => Some(secs_between(s, a)),
             _ => p.lag_time_seconds,
         };
-        let copy_eta = m.copy_bytes.eta(
-            p.collection_copy.estimated_copied_bytes,
-            p.collection_copy.estimated_total_bytes,
-        );
+        // No total yet (the copy is still being planned) is not a total
+        // of zero: there is no ETA until the plan says what to copy.
+        let copy_eta = (p.collection_copy.estimated_total_bytes > 0)
+            .then(|| {
+                m.copy_bytes.eta(
+                    p.collection_copy.estimated_copied_bytes,
+                    p.collection_copy.estimated_total_bytes,
+                )
+            })
+            .flatten();
         let eta = match p.phase {
             Phase::Copying => copy_eta,
             Phase::Committing => match (m.commit_target, reference) {
