@@ -8,28 +8,11 @@ mod support;
 use std::time::Duration;
 
 use bson::{doc, Document};
-use futures_util::TryStreamExt;
 use mongodb::options::IndexOptions;
 use mongodb::{Client, IndexModel};
 use mongoferry::{Phase, SyncConfig};
 
 use support::*;
-
-/// The destination's spec of index `name` on `db.coll`.
-async fn index_spec(c: &Client, db: &str, coll: &str, name: &str) -> Document {
-    let specs: Vec<Document> = c
-        .database(db)
-        .run_cursor_command(doc! { "listIndexes": coll })
-        .await
-        .expect("listIndexes")
-        .try_collect()
-        .await
-        .expect("listIndexes");
-    specs
-        .into_iter()
-        .find(|s| s.get_str("name") == Ok(name))
-        .unwrap_or_else(|| panic!("no index {name} on {db}.{coll}"))
-}
 
 async fn problems(dest: &Client) -> u64 {
     dest.database("__mongoferry")

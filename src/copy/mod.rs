@@ -218,13 +218,9 @@ async fn sample_record_ids(
         "showRecordId": true,
         "batchSize": sample.len() as i32 + 1,
     };
-    let Some(cursor) = catalog::find_raw_on(&ctx.src, ns, uuid, options, Some(node)).await? else {
+    let Some(found) = record_id_docs(ctx, ns, uuid, node, options).await? else {
         return Ok(None);
     };
-    let found: Vec<RawDocumentBuf> = cursor
-        .try_collect()
-        .await
-        .ctx(Role::Source, &format!("read record ids of {ns}"))?;
     let mut ids: Vec<i64> = found
         .iter()
         .filter_map(|d| d.get_i64(RECORD_ID).ok())
@@ -396,14 +392,27 @@ async fn first_record_id(
     node: &str,
     options: RawDocumentBuf,
 ) -> Result<Option<i64>> {
+    let found = record_id_docs(ctx, ns, uuid, node, options).await?;
+    Ok(found.and_then(|f| f.first().and_then(|d| d.get_i64(RECORD_ID).ok())))
+}
+
+/// The few documents `options` (with `showRecordId`) finds on `node`;
+/// `None` when the collection has been dropped since.
+async fn record_id_docs(
+    ctx: &Ctx,
+    ns: &Namespace,
+    uuid: Option<&Binary>,
+    node: &str,
+    options: RawDocumentBuf,
+) -> Result<Option<Vec<RawDocumentBuf>>> {
     let Some(cursor) = catalog::find_raw_on(&ctx.src, ns, uuid, options, Some(node)).await? else {
         return Ok(None);
     };
-    let found: Vec<RawDocumentBuf> = cursor
+    let found = cursor
         .try_collect()
         .await
         .ctx(Role::Source, &format!("read record ids of {ns}"))?;
-    Ok(found.first().and_then(|d| d.get_i64(RECORD_ID).ok()))
+    Ok(Some(found))
 }
 
 fn ids_array(values: &[Bson]) -> Result<bson::RawArrayBuf> {

@@ -74,7 +74,18 @@ fn comparable_options(spec: &Document) -> Document {
     o
 }
 
-async fn indexes(c: &Client, db: &str, coll: &str) -> Vec<Document> {
+/// The spec of index `name` on `db.coll`; fails the test when it is not
+/// there.
+pub async fn index_spec(c: &Client, db: &str, coll: &str, name: &str) -> Document {
+    indexes(c, db, coll)
+        .await
+        .into_iter()
+        .find(|s| s.get_str("name") == Ok(name))
+        .unwrap_or_else(|| panic!("no index {name} on {db}.{coll}"))
+}
+
+/// The index specs of `db.coll`, by name, without the `ns` old servers add.
+pub async fn indexes(c: &Client, db: &str, coll: &str) -> Vec<Document> {
     let mut v: Vec<Document> = c
         .database(db)
         .run_cursor_command(doc! { "listIndexes": coll })
