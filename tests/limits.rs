@@ -17,6 +17,20 @@ use support::*;
 /// The server's largest document.
 const MAX_BSON: usize = 16 * 1024 * 1024;
 
+/// A source with a 1 MB oplog, checkpointed every second so that the
+/// oplog is truncated promptly (mongod keeps it back to its last
+/// checkpoint), a destination, and a client of each.
+async fn small_oplog_pair() -> (ReplicaSet, ReplicaSet, Client, Client) {
+    let (source, destination) = tokio::join!(
+        ReplicaSet::start_with("source", &["--oplogSize", "1", "--syncdelay", "1"]),
+        ReplicaSet::start("destination"),
+    );
+    let (source, destination) = (source.unwrap(), destination.unwrap());
+    let src = client(&source).await;
+    let dest = client(&destination).await;
+    (source, destination, src, dest)
+}
+
 /// A document of exactly `size` bytes of BSON.
 fn doc_of_size(id: Bson, tag: &str, size: usize) -> Document {
     let mut d = doc! { "_id": id, "tag": tag, "pad": "" };
@@ -166,15 +180,7 @@ async fn roll_oplog_past(c: &Client, point: bson::Timestamp) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_resume_token_that_fell_off_the_oplog_fails_with_history_lost() {
-    // A 1 MB oplog, and checkpoints every second so that it is truncated
-    // promptly (mongod keeps the oplog back to its last checkpoint).
-    let (source, destination) = tokio::join!(
-        ReplicaSet::start_with("source", &["--oplogSize", "1", "--syncdelay", "1"]),
-        ReplicaSet::start("destination"),
-    );
-    let (source, destination) = (source.unwrap(), destination.unwrap());
-    let src = client(&source).await;
-    let dest = client(&destination).await;
+    let (source, destination, src, dest) = small_oplog_pair().await;
     seed_all(&src, &[(Namespace::new("app", "users"), 2000, 300)]).await;
 
     let port = api_port();
@@ -254,13 +260,7 @@ async fn a_resume_token_that_fell_off_the_oplog_fails_with_history_lost() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_copy_whose_start_fell_off_the_oplog_fails_with_history_lost() {
-    let (source, destination) = tokio::join!(
-        ReplicaSet::start_with("source", &["--oplogSize", "1", "--syncdelay", "1"]),
-        ReplicaSet::start("destination"),
-    );
-    let (source, destination) = (source.unwrap(), destination.unwrap());
-    let src = client(&source).await;
-    let dest = client(&destination).await;
+    let (source, destination, src, dest) = small_oplog_pair().await;
     seed_all(
         &src,
         &[
@@ -331,13 +331,7 @@ async fn a_copy_whose_start_fell_off_the_oplog_fails_with_history_lost() {
 /// says a fresh start is needed, instead of retrying for ever.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_running_sync_whose_history_left_the_oplog_fails_with_history_lost() {
-    let (source, destination) = tokio::join!(
-        ReplicaSet::start_with("source", &["--oplogSize", "1", "--syncdelay", "1"]),
-        ReplicaSet::start("destination"),
-    );
-    let (source, destination) = (source.unwrap(), destination.unwrap());
-    let src = client(&source).await;
-    let dest = client(&destination).await;
+    let (source, destination, src, dest) = small_oplog_pair().await;
     seed_all(&src, &[(Namespace::new("app", "users"), 500, 300)]).await;
 
     let mut config = SyncConfig::new(source.uri(), destination.uri());
