@@ -17,6 +17,13 @@
 //! source's documents are looked up on the destination, then the
 //! destination's `_id`s on the source.
 //!
+//! A document found on one side only is a difference unless a TTL of the
+//! source may delete it before the verification ends ([`super::ttl`]):
+//! each side's TTL monitor deletes expired documents on its own schedule,
+//! so such a document is counted as skipped instead. The check happens
+//! where every lone document is settled, [`lookup_compare`], with the
+//! cutoff taken at that moment.
+//!
 //! **Memory is bounded** whatever the size of the data: per range, two
 //! channels of one batch each, the matcher's waiting documents (capped by
 //! [`PENDING_BUDGET`], beyond which the oldest are settled by lookup), and
@@ -33,7 +40,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::diff::{self, id_key, id_key_owned, value_key};
-use super::{Ctx, Difference, DifferenceKind, FieldChange, Pair};
+use super::{ttl, Ctx, Difference, DifferenceKind, FieldChange, Pair};
 use crate::catalog::{self, NsKind};
 use crate::cluster::Cluster;
 use crate::copy;
@@ -381,6 +388,9 @@ async fn plan(ctx: &Arc<Ctx>, p: &Pair) -> Result<Vec<Job>> {
         return Ok(Vec::new());
     };
     let ns = &p.ns;
+    // Read again here, so a collection renamed over this name during a
+    // live verification is judged by its own TTLs.
+    ttl::read(ctx, ns, Some(s)).await?;
     let (docs, bytes) = copy::estimate(&ctx.src, ns).await?;
     ctx.meter.estimated_docs.fetch_add(docs, Ordering::Relaxed);
     ctx.meter
@@ -915,15 +925,21 @@ async fn fetch_both(
 /// Looks `ids` up on both sides and compares what each holds: the
 /// authoritative comparison of documents that were not paired in step,
 /// and of rechecked ones. Returns every id with its difference, if any.
+/// A document on one side only that a TTL may delete before the
+/// verification ends is no difference; it is counted as skipped.
 pub(crate) async fn lookup_compare(
     ctx: &Ctx,
     ns: &Namespace,
     ids: &[Bson],
 ) -> Result<Vec<(Bson, Option<Difference>)>> {
+    let ttls = ttl::of(ctx, ns).await?;
     let (src_docs, dst_docs) = with_retry(&format!("compare {ns} by _id"), &ctx.cancel, || {
         fetch_both(ctx, ns, ids)
     })
     .await?;
+    // Taken after the reads, when the comparison happens.
+    let cutoffs = (!ttls.is_empty()).then(|| ttls.now());
+    let mut expiring = 0u64;
     let by_key = |docs: Vec<RawDocumentBuf>| -> Result<HashMap<Vec<u8>, RawDocumentBuf>> {
         docs.into_iter()
             .map(|d| Ok((value_key(&id_of(&d)?), d)))
@@ -935,6 +951,17 @@ pub(crate) async fn lookup_compare(
     for id in ids {
         let k = value_key(id);
         let (s, d) = (src.remove(&k), dst.remove(&k));
+        let lone = match (&s, &d) {
+            (Some(one), None) | (None, Some(one)) => Some(one),
+            _ => None,
+        };
+        if let (Some(c), Some(one)) = (&cutoffs, lone) {
+            if c.may_expire(one) {
+                expiring += 1;
+                out.push((id.clone(), None));
+                continue;
+            }
+        }
         let found = difference(
             ns,
             s.as_deref(),
@@ -942,6 +969,10 @@ pub(crate) async fn lookup_compare(
             ctx.options.strict_field_order,
         )?;
         out.push((id.clone(), found));
+    }
+    if expiring > 0 {
+        tracing::debug!(%ns, documents = expiring, "documents on one side only that a TTL may delete: not differences");
+        ctx.expiring_skipped(ns, expiring);
     }
     Ok(out)
 }

@@ -10,6 +10,11 @@
 //! long on one side and int on the other) are not a difference in
 //! metadata: servers normalize them differently from version to version.
 //!
+//! A TTL collection's counts leave out, on both sides, the documents a TTL
+//! may delete before the verification ends (see [`super::ttl`]): each
+//! side's TTL monitor deletes them on its own schedule, so their numbers
+//! may differ without the data differing.
+//!
 //! This module only reads, with `listCollections`, `listIndexes` and
 //! `count`.
 
@@ -21,6 +26,7 @@ use futures_util::{stream, StreamExt, TryStreamExt};
 use mongodb::options::Hint;
 
 use super::diff::{self, numeric_text};
+use super::ttl::{self, Ttls};
 use super::{kind_name, Ctx, Difference, DifferenceKind, FieldChange, FieldDifference, Pair};
 use crate::catalog::{NsKind, HELD_TTL_SECONDS};
 use crate::cluster::Cluster;
@@ -318,12 +324,15 @@ pub(crate) async fn list_indexes_raw(cluster: &Cluster, ns: &Namespace) -> Resul
 
 /// Exact document count of a collection (covered by the `_id` index where
 /// there is one) or of a time-series collection, counted once the node
-/// holds everything up to `after` (a causally consistent session).
+/// holds everything up to `after` (a causally consistent session). With a
+/// `filter` (a TTL collection's documents that will not expire), only the
+/// documents it matches, by whatever plan the server chooses.
 pub(crate) async fn count(
     cluster: &Cluster,
     ns: &Namespace,
     kind: NsKind,
     after: Option<bson::Timestamp>,
+    filter: Option<Document>,
 ) -> Result<u64> {
     let op = format!("count the documents of {ns}");
     let mut session = cluster
@@ -339,9 +348,10 @@ pub(crate) async fn count(
         .client
         .database(&ns.db)
         .collection::<Document>(&ns.coll);
-    let counted = match kind {
-        NsKind::Timeseries => coll.count_documents(doc! {}).session(&mut session).await,
-        _ => {
+    let counted = match (kind, filter) {
+        (_, Some(filter)) => coll.count_documents(filter).session(&mut session).await,
+        (NsKind::Timeseries, None) => coll.count_documents(doc! {}).session(&mut session).await,
+        (_, None) => {
             coll.count_documents(doc! {})
                 .hint(Hint::Keys(doc! { "_id": 1 }))
                 .session(&mut session)
@@ -352,14 +362,15 @@ pub(crate) async fn count(
 }
 
 /// Quick mode: compares the document counts of every namespace both sides
-/// hold. Live, a count that differs is taken again until it matches or
-/// has stopped moving for the settle time.
+/// hold (of a TTL collection, the documents no TTL may delete before the
+/// verification ends). Live, a count that differs is taken again until it
+/// matches or has stopped moving for the settle time.
 pub(crate) async fn counts(ctx: &Arc<Ctx>, pairs: &[Pair]) -> Result<()> {
-    let countable: Vec<(Namespace, NsKind)> = pairs
+    let countable: Vec<(Namespace, NsKind, crate::catalog::SourceNamespace)> = pairs
         .iter()
         .filter_map(|p| match (&p.src, &p.dst) {
             (Some(s), Some(d)) if s.kind == d.kind && s.kind != NsKind::View => {
-                Some((p.ns.clone(), s.kind))
+                Some((p.ns.clone(), s.kind, s.clone()))
             }
             _ => None,
         })
@@ -369,10 +380,13 @@ pub(crate) async fn counts(ctx: &Arc<Ctx>, pairs: &[Pair]) -> Result<()> {
         .namespaces_done
         .fetch_add(skipped as u64, std::sync::atomic::Ordering::Relaxed);
     let results = stream::iter(countable)
-        .map(|(ns, kind)| {
+        .map(|(ns, kind, src)| {
             let ctx = ctx.clone();
             async move {
-                let r = count_until_settled(&ctx, &ns, kind).await;
+                let r = match ttl::read(&ctx, &ns, Some(&src)).await {
+                    Ok(ttls) => count_until_settled(&ctx, &ns, kind, &ttls).await,
+                    Err(e) => Err(e),
+                };
                 ctx.meter
                     .namespaces_done
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -404,15 +418,33 @@ pub(crate) async fn counts(ctx: &Arc<Ctx>, pairs: &[Pair]) -> Result<()> {
     Ok(())
 }
 
-async fn both_counts(ctx: &Ctx, ns: &Namespace, kind: NsKind) -> Result<(u64, u64)> {
+/// Both sides' counts; of a TTL collection, the documents that no TTL may
+/// delete before the verification ends, with one cutoff taken now for
+/// both sides.
+async fn both_counts(ctx: &Ctx, ns: &Namespace, kind: NsKind, ttls: &Ttls) -> Result<(u64, u64)> {
+    let filter = (!ttls.is_empty()).then(|| ttls.now().lasting_filter());
+    let (src_filter, dest_filter) = (filter.clone(), filter);
     tokio::try_join!(
-        count(&ctx.src, ns, kind, ctx.read_after(&ctx.src)),
-        count(&ctx.dest, ns, kind, ctx.read_after(&ctx.dest))
+        count(&ctx.src, ns, kind, ctx.read_after(&ctx.src), src_filter),
+        count(&ctx.dest, ns, kind, ctx.read_after(&ctx.dest), dest_filter)
     )
 }
 
-async fn count_until_settled(ctx: &Ctx, ns: &Namespace, kind: NsKind) -> Result<(u64, u64)> {
-    let mut last = both_counts(ctx, ns, kind).await?;
+async fn count_until_settled(
+    ctx: &Ctx,
+    ns: &Namespace,
+    kind: NsKind,
+    ttls: &Ttls,
+) -> Result<(u64, u64)> {
+    if !ttls.is_empty() {
+        let minutes = ttl::EXPIRY_MARGIN.as_secs() / 60;
+        ctx.stats(&ns.to_string(), |s| {
+            s.note = Some(format!(
+                "a TTL collection: documents expired or expiring within {minutes} minutes are not counted on either side"
+            ));
+        });
+    }
+    let mut last = both_counts(ctx, ns, kind, ttls).await?;
     let Some(live) = &ctx.options.live else {
         return Ok(last);
     };
@@ -424,7 +456,7 @@ async fn count_until_settled(ctx: &Ctx, ns: &Namespace, kind: NsKind) -> Result<
             _ = ctx.cancel.cancelled() => return Err(Error::Interrupted),
             _ = tokio::time::sleep(interval) => {}
         }
-        let now = both_counts(ctx, ns, kind).await?;
+        let now = both_counts(ctx, ns, kind, ttls).await?;
         if now != last {
             still_since = Instant::now();
             last = now;

@@ -12,6 +12,15 @@
 //!   change or differ are compared again until they are stable
 //!   ([`recheck`]), so the result converges once writes stop.
 //!
+//! **TTL collections** ([`ttl`]): a document that a TTL of the source may
+//! delete before the verification ends is not a difference when only one
+//! side holds it, since each side's TTL monitor deletes it on its own
+//! schedule (and at commit the destination's starts as soon as its TTLs
+//! are restored). Full and live modes count such documents
+//! ([`VerifyReport::expiring_skipped`]) instead of reporting them; counts
+//! leave them out on both sides. Documents both sides hold are compared
+//! as any other.
+//!
 //! Differences stream to a [`DifferenceSink`] as they are found (NDJSON on
 //! disk for the CLI); the [`VerifyReport`] keeps counts and a few samples,
 //! so memory does not grow with the number of differences or documents.
@@ -24,6 +33,7 @@ pub mod diff;
 pub mod documents;
 pub mod metadata;
 pub mod recheck;
+pub mod ttl;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -303,6 +313,10 @@ pub struct NamespaceSummary {
     pub documents_compared: u64,
     pub bytes_compared: u64,
     pub differences: u64,
+    /// Documents found on one side only that a TTL of the source may
+    /// delete before the verification ends: not differences.
+    #[serde(default)]
+    pub expiring_skipped: u64,
     pub seconds: f64,
     /// Why documents were not compared one by one, where they were not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -330,6 +344,16 @@ pub struct VerifyReport {
     /// Live: document comparisons repeated because the document changed
     /// or differed.
     pub rechecks: u64,
+    /// Documents found on one side only that a TTL index (or a clustered
+    /// or time-series collection's TTL) of the source may delete before
+    /// the verification ends, and so not reported as differences: each
+    /// side's TTL monitor deletes them on its own schedule. Full and live
+    /// modes (quick mode leaves them out of its counts); a document
+    /// rechecked live may count twice. Absent from reports written before
+    /// it existed.
+    #[serde(default)]
+    #[cfg_attr(feature = "ts", ts(as = "Option<u64>", optional))]
+    pub expiring_skipped: u64,
     pub seconds: f64,
     pub namespaces: Vec<NamespaceSummary>,
     /// The first differences found (the sink receives them all).
@@ -423,6 +447,7 @@ pub(crate) struct NsStats {
     pub destination_documents: Option<u64>,
     pub documents_compared: u64,
     pub bytes_compared: u64,
+    pub expiring_skipped: u64,
     pub seconds: f64,
     pub note: Option<String>,
 }
@@ -438,6 +463,7 @@ pub(crate) struct Meter {
     pub namespaces_done: AtomicU64,
     pub differences: AtomicU64,
     pub rechecks: AtomicU64,
+    pub expiring_skipped: AtomicU64,
     pub phase: Mutex<VerifyPhase>,
 }
 
@@ -455,6 +481,8 @@ pub(crate) struct Ctx {
     /// that no write acknowledged before the start is missed, even one
     /// written with `w: 1` a moment before. `None` on a standalone.
     after: [Option<bson::Timestamp>; 2],
+    /// The TTLs of each collection, read from the source.
+    pub(crate) ttls: ttl::TtlCache,
     stats: Mutex<HashMap<String, NsStats>>,
     tx: mpsc::Sender<Difference>,
 }
@@ -488,6 +516,12 @@ impl Ctx {
             }
             None => self.report(d).await,
         }
+    }
+
+    /// Documents on one side only that a TTL may delete: not differences.
+    pub fn expiring_skipped(&self, ns: &Namespace, n: u64) {
+        self.meter.expiring_skipped.fetch_add(n, Ordering::Relaxed);
+        self.stats(&ns.to_string(), |s| s.expiring_skipped += n);
     }
 
     pub fn stats<T>(&self, ns: &str, f: impl FnOnce(&mut NsStats) -> T) -> T {
@@ -618,6 +652,7 @@ impl Verifier {
             meter: Meter::default(),
             rechecks,
             after,
+            ttls: ttl::TtlCache::default(),
             stats: Mutex::new(HashMap::new()),
             tx,
         });
@@ -661,6 +696,7 @@ impl Verifier {
                     documents_compared: s.map(|s| s.documents_compared).unwrap_or(0),
                     bytes_compared: s.map(|s| s.bytes_compared).unwrap_or(0),
                     differences: collected.by_ns.get(&key).copied().unwrap_or(0),
+                    expiring_skipped: s.map(|s| s.expiring_skipped).unwrap_or(0),
                     seconds: s.map(|s| s.seconds).unwrap_or(0.0),
                     note: s.and_then(|s| s.note.clone()),
                     namespace: key,
@@ -680,6 +716,7 @@ impl Verifier {
             documents_compared: summaries.iter().map(|s| s.documents_compared).sum(),
             bytes_compared: summaries.iter().map(|s| s.bytes_compared).sum(),
             rechecks: ctx.meter.rechecks.load(Ordering::Relaxed),
+            expiring_skipped: ctx.meter.expiring_skipped.load(Ordering::Relaxed),
             seconds: started.elapsed().as_secs_f64(),
             namespaces: summaries,
             samples: collected.samples,
@@ -688,6 +725,7 @@ impl Verifier {
             identical = report.identical,
             differences = report.differences,
             documents = report.documents_compared,
+            expiring_skipped = report.expiring_skipped,
             seconds = report.seconds,
             "verification finished"
         );
@@ -863,7 +901,11 @@ async fn work(ctx: &Arc<Ctx>, scope: &Scope) -> Result<Vec<Namespace>> {
     }
     for (ns, note) in notes(&pairs, ctx.options.mode) {
         ctx.stats(&ns.to_string(), |s| {
-            s.note.get_or_insert(note);
+            // A TTL collection's counts already have their note.
+            s.note = Some(match s.note.take() {
+                Some(counted) => format!("{note}; {counted}"),
+                None => note,
+            });
         });
     }
     Ok(all)

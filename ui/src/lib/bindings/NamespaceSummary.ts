@@ -16,7 +16,12 @@ sourceDocuments: number | null, destinationDocuments: number | null,
 /**
  * Source documents compared one by one with their counterpart.
  */
-documentsCompared: number, bytesCompared: number, differences: number, seconds: number, 
+documentsCompared: number, bytesCompared: number, differences: number, 
+/**
+ * Documents found on one side only that a TTL of the source may
+ * delete before the verification ends: not differences.
+ */
+expiringSkipped: number, seconds: number, 
 /**
  * Why documents were not compared one by one, where they were not.
  */
