@@ -15,20 +15,10 @@ use tokio::sync::{broadcast, watch};
 /// At most this many progress snapshots a second reach the UI.
 pub const MAX_UPDATES_PER_SECOND: u32 = 10;
 
-/// Where forwarded events go. `send` returns false once the observer is
-/// gone (the window closed or reloaded), which ends the forwarding.
-pub trait EventSink: Send + 'static {
-    fn send(&self, event: Event) -> bool;
-}
-
-impl EventSink for tauri::ipc::Channel<Event> {
-    fn send(&self, event: Event) -> bool {
-        tauri::ipc::Channel::send(self, event).is_ok()
-    }
-}
-
-/// Where snapshots of a watched value go; `send` returns false once the
-/// observer is gone.
+/// Where forwarded values go: the web view's `tauri::ipc::Channel`, or a
+/// recorder in tests, which run without a window. `send` returns false
+/// once the observer is gone (the window closed or reloaded), which ends
+/// the forwarding.
 pub trait Sink<T>: Send + 'static {
     fn send(&self, value: T) -> bool;
 }
@@ -70,7 +60,7 @@ pub async fn forward_latest<T: Clone + Send + Sync + 'static>(
 pub async fn forward(
     mut progress: watch::Receiver<Progress>,
     mut events: broadcast::Receiver<Event>,
-    sink: impl EventSink,
+    sink: impl Sink<Event>,
     min_interval: Duration,
 ) {
     let mut tick = tokio::time::interval(min_interval);
@@ -130,7 +120,7 @@ mod tests {
     #[derive(Clone, Default)]
     struct Recorder(Arc<Mutex<Vec<(tokio::time::Instant, Event)>>>);
 
-    impl EventSink for Recorder {
+    impl Sink<Event> for Recorder {
         fn send(&self, event: Event) -> bool {
             self.0
                 .lock()
@@ -210,7 +200,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn ends_when_the_sink_is_gone() {
         struct Gone;
-        impl EventSink for Gone {
+        impl Sink<Event> for Gone {
             fn send(&self, _: Event) -> bool {
                 false
             }

@@ -14,7 +14,7 @@ use mongoferry::cluster::Cluster;
 use mongoferry::sandbox::{workload, Pair};
 use mongoferry::scope::Namespace;
 use mongoferry::{
-    CommitRequest, ErrorInfo, Migration, MigrationHandle, Progress, Role, SyncConfig,
+    CommitRequest, ErrorInfo, Event, Migration, MigrationHandle, Progress, Role, SyncConfig,
 };
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -31,7 +31,7 @@ use crate::commands::types::{
 };
 use crate::error::{shell_error, IntoInfo};
 use crate::profiles::connection_uri;
-use crate::progress::{self, EventSink};
+use crate::progress::{self, Sink};
 use crate::session::{Endpoint, RememberedMigration, SessionFile};
 
 /// The running (or finished) migration of this window.
@@ -226,7 +226,7 @@ impl AppState {
     /// Sends the migration's progress and events to `sink` (replacing an
     /// earlier observer, such as the page before a reload) and returns the
     /// current snapshot.
-    pub async fn watch(&self, sink: impl EventSink) -> Result<Progress, ErrorInfo> {
+    pub async fn watch(&self, sink: impl Sink<Event>) -> Result<Progress, ErrorInfo> {
         let mut inner = self.inner.lock().await;
         let running = inner.migration.as_mut().ok_or_else(no_migration)?;
         if let Some(old) = running.forwarder.take() {
@@ -273,12 +273,18 @@ impl AppState {
     }
 
     async fn handle(&self) -> Result<MigrationHandle, ErrorInfo> {
+        self.running(|r| r.handle.clone()).await
+    }
+
+    async fn clusters(&self) -> Result<Clusters, ErrorInfo> {
+        self.running(|r| r.clusters.clone()).await
+    }
+
+    /// What `of` reads from this window's migration, or the error that
+    /// there is none.
+    async fn running<T>(&self, of: impl FnOnce(&Running) -> T) -> Result<T, ErrorInfo> {
         let inner = self.inner.lock().await;
-        inner
-            .migration
-            .as_ref()
-            .map(|r| r.handle.clone())
-            .ok_or_else(no_migration)
+        inner.migration.as_ref().map(of).ok_or_else(no_migration)
     }
 
     /// Verifies the destination of this window's migration against its
@@ -287,7 +293,7 @@ impl AppState {
     pub async fn verify(
         &self,
         mode: VerifyMode,
-        sink: impl progress::Sink<VerifyProgress>,
+        sink: impl Sink<VerifyProgress>,
     ) -> Result<VerificationOutcome, ErrorInfo> {
         let (clusters, cancel) = {
             let mut inner = self.inner.lock().await;
@@ -388,15 +394,6 @@ impl AppState {
             }
             .info()
         })
-    }
-
-    async fn clusters(&self) -> Result<Clusters, ErrorInfo> {
-        let inner = self.inner.lock().await;
-        inner
-            .migration
-            .as_ref()
-            .map(|r| r.clusters.clone())
-            .ok_or_else(no_migration)
     }
 
     /// The remembered migration, if the destination still holds it
@@ -530,10 +527,6 @@ impl AppState {
         })?;
         sandbox.stop_load().await;
         Ok(sandbox_info(sandbox))
-    }
-
-    pub async fn sandbox(&self) -> Option<SandboxInfo> {
-        self.inner.lock().await.sandbox.as_ref().map(sandbox_info)
     }
 
     /// Stops everything this window runs: the migration at a safe point

@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 use bson::{doc, Document};
 use mongoferry::{CommitRequest, CommitVerify, Event, Progress, State};
 use mongoferry_desktop::commands::types::StartSyncRequest;
-use mongoferry_desktop::progress::{EventSink, Sink};
+use mongoferry_desktop::progress::Sink;
 use mongoferry_desktop::session::SessionFile;
 use mongoferry_desktop::state::AppState;
 
 #[derive(Clone, Default)]
 struct Events(std::sync::Arc<std::sync::Mutex<Vec<Event>>>);
 
-impl EventSink for Events {
+impl Sink<Event> for Events {
     fn send(&self, event: Event) -> bool {
         self.0.lock().map(|mut v| v.push(event)).is_ok()
     }

@@ -114,11 +114,6 @@ pub async fn watch_migration(
 }
 
 #[tauri::command]
-pub async fn migration_progress(state: State<'_, AppState>) -> Result<Progress> {
-    state.progress().await
-}
-
-#[tauri::command]
 pub async fn pause_migration(state: State<'_, AppState>) -> Result<Progress> {
     state.pause().await
 }
@@ -161,11 +156,6 @@ pub async fn start_sandbox(state: State<'_, AppState>) -> Result<SandboxInfo> {
 #[tauri::command]
 pub async fn stop_sandbox_load(state: State<'_, AppState>) -> Result<SandboxInfo> {
     state.stop_sandbox_load().await
-}
-
-#[tauri::command]
-pub async fn sandbox_info(state: State<'_, AppState>) -> Result<Option<SandboxInfo>> {
-    Ok(state.sandbox().await)
 }
 
 #[cfg(test)]

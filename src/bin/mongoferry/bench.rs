@@ -43,6 +43,7 @@ mod measure;
 mod report;
 mod rss;
 
+use std::future::Future;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -153,40 +154,43 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         seed.mb_per_second()
     ));
 
+    let phases = Phases {
+        src: &src,
+        dest: &dest,
+    };
+
     // 1. Mongoferry's copy, first: nothing else has grown the heap yet.
     let primary = args.copy_concurrency[0];
-    measure::settle(&src, &dest).await?;
-    step(&format!("MONGOFERRY: copy with copy_concurrency {primary}"));
-    let rss_sampler = rss::Sampler::start();
-    let before = cpu::Snapshot::take(&src, &dest).await?;
-    let (cancel, mut migration) = start_migration(&pair, &args, primary).await?;
-    let mut copy = match wait_copy(&mut migration, &args).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: the migration failed during the copy: {e:#}");
-            return Ok(ExitCode::from(1));
-        }
+    let copied = phases
+        .measure(Destination::AsLeft, &copy_title(primary), "copy", async {
+            let rss = rss::Sampler::start();
+            let copied = copy(&pair, &args, primary).await?;
+            report.rss = Some(rss.finish());
+            Ok(copied)
+        })
+        .await?;
+    let Some(Copied {
+        figure,
+        mut migration,
+    }) = copied
+    else {
+        return Ok(ExitCode::from(1));
     };
-    report.rss = Some(rss_sampler.finish());
-    copy.usage = Some(before.usage(&src, &dest).await?);
-    announce("copy", &copy);
-    report.copies.push((primary, copy));
+    report.copies.push((primary, figure));
 
     // 2. A full verification of what was copied, while the sync is idle.
-    measure::settle(&src, &dest).await?;
-    step("VERIFY: full verification of the copied database, both sides read in parallel");
-    let verify_rss = rss::Sampler::start();
-    let before = cpu::Snapshot::take(&src, &dest).await?;
-    let (mut verification, outcome) = match verify_copy(&pair, &args).await {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: the full verification could not run: {e:#}");
-            return Ok(ExitCode::from(1));
-        }
+    let title = "VERIFY: full verification of the copied database, both sides read in parallel";
+    let verified = phases
+        .measure(Destination::AsLeft, title, "verify", async {
+            let rss = rss::Sampler::start();
+            let verified = verify_copy(&pair, &args).await;
+            report.verify_rss = Some(rss.finish());
+            Ok(reported(verified, "the full verification could not run"))
+        })
+        .await?;
+    let Some((verification, outcome)) = verified else {
+        return Ok(ExitCode::from(1));
     };
-    report.verify_rss = Some(verify_rss.finish());
-    verification.usage = Some(before.usage(&src, &dest).await?);
-    announce("verify", &verification);
     if !outcome.identical {
         step(&format!(
             "VERIFY found {} differences, the first: {:?}",
@@ -211,7 +215,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
-    drop(cancel);
     let verify = measure::verify(&src, &dest).await?;
     step(&format!(
         "verified: source {} docs, destination {} docs, dbHash {}",
@@ -227,7 +230,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
     // Further copy-concurrency values, for tuning, in the same run.
     for &c in &args.copy_concurrency[1..] {
-        match copy_again(&pair, &src, &dest, &args, c).await? {
+        match copy_again(&phases, &pair, &args, c).await? {
             Some(copy) => report.copies.push((c, copy)),
             None => return Ok(ExitCode::from(1)),
         }
@@ -244,36 +247,31 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let docs = Arc::new(measure::build_docs(args.docs, args.doc_size).await?);
     for round in 0..args.rounds.max(1) {
         if round > 0 {
-            match copy_again(&pair, &src, &dest, &args, primary).await? {
+            match copy_again(&phases, &pair, &args, primary).await? {
                 Some(copy) => report.copy_rounds.push(copy),
                 None => return Ok(ExitCode::from(1)),
             }
         }
-        measure::clean_destination(&dest).await?;
-        measure::settle(&src, &dest).await?;
-        step(&format!(
+        let title = format!(
             "CEILING: {} parallel unordered insertMany of {} docs",
             args.ceiling_concurrency, args.ceiling_batch
-        ));
-        let before = cpu::Snapshot::take(&src, &dest).await?;
-        let mut ceiling = measure::ceiling(
+        );
+        let ceiling = measure::ceiling(
             &dest,
             docs.clone(),
             args.ceiling_concurrency,
             args.ceiling_batch,
-        )
-        .await?;
-        ceiling.usage = Some(before.usage(&src, &dest).await?);
-        announce("ceiling", &ceiling);
+        );
+        let ceiling = phases
+            .measure(Destination::Clean, &title, "ceiling", ceiling)
+            .await?;
         report.ceilings.push(ceiling);
 
-        measure::clean_destination(&dest).await?;
-        measure::settle(&src, &dest).await?;
-        step("NAIVE: one cursor, insertMany of 1,000 at a time");
-        let before = cpu::Snapshot::take(&src, &dest).await?;
-        let mut naive = measure::naive(&src, &dest).await?;
-        naive.usage = Some(before.usage(&src, &dest).await?);
-        announce("naive", &naive);
+        let title = "NAIVE: one cursor, insertMany of 1,000 at a time";
+        let naive = measure::naive(&src, &dest);
+        let naive = phases
+            .measure(Destination::Clean, title, "naive", naive)
+            .await?;
         report.naives.push(naive);
     }
     drop(docs);
@@ -334,31 +332,26 @@ async fn verify_copy(pair: &Pair, args: &BenchArgs) -> anyhow::Result<(Figure, V
 /// later round; the migration is stopped once its copy is done. `None`
 /// when the migration failed (reported on stderr).
 async fn copy_again(
+    phases: &Phases<'_>,
     pair: &Pair,
-    src: &Client,
-    dest: &Client,
     args: &BenchArgs,
     copy_concurrency: usize,
 ) -> anyhow::Result<Option<Figure>> {
-    measure::clean_destination(dest).await?;
-    measure::settle(src, dest).await?;
-    step(&format!(
-        "MONGOFERRY: copy with copy_concurrency {copy_concurrency}"
-    ));
-    let before = cpu::Snapshot::take(src, dest).await?;
-    let (cancel, mut migration) = start_migration(pair, args, copy_concurrency).await?;
-    let mut copy = match wait_copy(&mut migration, args).await {
-        Ok(copy) => copy,
-        Err(e) => {
-            eprintln!("error: the migration failed during the copy: {e:#}");
-            return Ok(None);
-        }
+    let title = copy_title(copy_concurrency);
+    let measurement = copy(pair, args, copy_concurrency);
+    let Some(copied) = phases
+        .measure(Destination::Clean, &title, "copy", measurement)
+        .await?
+    else {
+        return Ok(None);
     };
-    copy.usage = Some(before.usage(src, dest).await?);
-    cancel.cancel();
-    let _ = migration.join.await;
-    announce("copy", &copy);
-    Ok(Some(copy))
+    copied.migration.cancel.cancel();
+    let _ = copied.migration.join.await;
+    Ok(Some(copied.figure))
+}
+
+fn copy_title(copy_concurrency: usize) -> String {
+    format!("MONGOFERRY: copy with copy_concurrency {copy_concurrency}")
 }
 
 /// A progress line on stderr.
@@ -366,10 +359,110 @@ fn step(message: &str) {
     eprintln!("[bench] {message}");
 }
 
+/// The two clusters every phase measures, and what each phase does around
+/// its measurement.
+struct Phases<'a> {
+    src: &'a Client,
+    dest: &'a Client,
+}
+
+/// What a phase finds on the destination.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Destination {
+    /// What the previous phase left there.
+    AsLeft,
+    /// Nothing that any phase wrote.
+    Clean,
+}
+
+impl Phases<'_> {
+    /// Runs one measured phase: cleans the destination if asked, then
+    /// checkpoints both sides, so that no earlier phase's writes weigh on
+    /// this one; says `title`; runs `measurement` between two readings of
+    /// the CPU and cache counters; and gives the figure it made, if any,
+    /// that usage, and announces it as `name`.
+    async fn measure<T: Measured>(
+        &self,
+        destination: Destination,
+        title: &str,
+        name: &str,
+        measurement: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        if destination == Destination::Clean {
+            measure::clean_destination(self.dest).await?;
+        }
+        measure::settle(self.src, self.dest).await?;
+        step(title);
+        let before = cpu::Snapshot::take(self.src, self.dest).await?;
+        let mut measured = measurement.await?;
+        if let Some(figure) = measured.figure() {
+            figure.usage = Some(before.usage(self.src, self.dest).await?);
+            announce(name, figure);
+        }
+        Ok(measured)
+    }
+}
+
+/// What a phase measured: a figure, or nothing when its measurement failed
+/// in a way the bench reports and exits 1 for.
+trait Measured {
+    fn figure(&mut self) -> Option<&mut Figure>;
+}
+
+impl Measured for Figure {
+    fn figure(&mut self) -> Option<&mut Figure> {
+        Some(self)
+    }
+}
+
+impl Measured for (Figure, VerifyReport) {
+    fn figure(&mut self) -> Option<&mut Figure> {
+        Some(&mut self.0)
+    }
+}
+
+impl Measured for Copied {
+    fn figure(&mut self) -> Option<&mut Figure> {
+        Some(&mut self.figure)
+    }
+}
+
+impl<T: Measured> Measured for Option<T> {
+    fn figure(&mut self) -> Option<&mut Figure> {
+        self.as_mut().and_then(Measured::figure)
+    }
+}
+
+/// The value of a measurement whose failure ends the bench with exit code
+/// 1 rather than an error: `None`, the failure reported on stderr.
+fn reported<T>(result: anyhow::Result<T>, what: &str) -> Option<T> {
+    result.map_err(|e| eprintln!("error: {what}: {e:#}")).ok()
+}
+
+/// The engine's copy of the bench database: a new migration, run until
+/// its copy ends. `None` when it failed during the copy (reported on stderr).
+async fn copy(
+    pair: &Pair,
+    args: &BenchArgs,
+    copy_concurrency: usize,
+) -> anyhow::Result<Option<Copied>> {
+    let mut migration = start_migration(pair, args, copy_concurrency).await?;
+    let figure = wait_copy(&mut migration, args).await;
+    Ok(reported(figure, "the migration failed during the copy")
+        .map(|figure| Copied { figure, migration }))
+}
+
+/// A copy's figure, and the migration that made it, still running.
+struct Copied {
+    figure: Figure,
+    migration: Running,
+}
+
 /// A migration running in its own task.
 struct Running {
     handle: mongoferry::MigrationHandle,
     join: JoinHandle<mongoferry::Result<Progress>>,
+    cancel: CancellationToken,
     copy_concurrency: usize,
 }
 
@@ -377,7 +470,7 @@ async fn start_migration(
     pair: &Pair,
     args: &BenchArgs,
     copy_concurrency: usize,
-) -> anyhow::Result<(CancellationToken, Running)> {
+) -> anyhow::Result<Running> {
     let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
     config.include = vec![BENCH_DB.to_string()];
     config.fresh = true;
@@ -397,14 +490,12 @@ async fn start_migration(
         .map_err(|e| anyhow::anyhow!("{e} {}", e.remedy()))?;
     let handle = migration.handle();
     let join = tokio::spawn(migration.run());
-    Ok((
+    Ok(Running {
+        handle,
+        join,
         cancel,
-        Running {
-            handle,
-            join,
-            copy_concurrency,
-        },
-    ))
+        copy_concurrency,
+    })
 }
 
 /// Waits for the copy phase to end; times it from the start of `run()`.

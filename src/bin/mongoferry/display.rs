@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mongoferry::{MigrationHandle, Phase, Progress};
 
 /// A byte-count bar with an ETA, the one style every long wait uses.
-pub fn byte_bar() -> ProgressBar {
+fn byte_bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(
@@ -102,28 +102,48 @@ fn line(p: &Progress) -> String {
     }
 }
 
-/// Shows progress until aborted.
-pub async fn show(handle: MigrationHandle) {
+/// Where a long wait stands.
+pub struct Reading {
+    /// Bytes done so far.
+    pub done: u64,
+    /// Bytes expected in all (an estimate: the bar grows if `done` passes it).
+    pub expected: u64,
+    /// What the wait is at, in a line.
+    pub line: String,
+}
+
+/// Shows progress on stderr until aborted: a bar refreshed four times a
+/// second on a terminal, a line every five seconds otherwise.
+pub async fn show_progress(mut read: impl FnMut() -> Reading) {
     if std::io::stderr().is_terminal() {
         let bar = byte_bar();
         loop {
-            let p = handle.progress();
-            bar.set_length(
-                p.collection_copy
-                    .estimated_total_bytes
-                    .max(p.collection_copy.estimated_copied_bytes),
-            );
-            bar.set_position(p.collection_copy.estimated_copied_bytes);
-            bar.set_message(line(&p));
+            let r = read();
+            bar.set_length(r.expected.max(r.done));
+            bar.set_position(r.done);
+            bar.set_message(r.line);
             bar.tick();
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     } else {
         loop {
             tokio::time::sleep(Duration::from_secs(5)).await;
-            eprintln!("{}", line(&handle.progress()));
+            eprintln!("{}", read().line);
         }
     }
+}
+
+/// Shows a migration's progress until aborted.
+pub async fn show(handle: MigrationHandle) {
+    show_progress(|| {
+        let p = handle.progress();
+        Reading {
+            done: p.collection_copy.estimated_copied_bytes,
+            expected: p.collection_copy.estimated_total_bytes,
+            line: line(&p),
+        }
+    })
+    .await
 }
 
 pub fn summary(p: &Progress) {

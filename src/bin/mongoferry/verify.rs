@@ -7,10 +7,8 @@
 //! With `--report FILE` every difference is written to FILE as NDJSON as
 //! it is found; the terminal shows only the first ones.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use indicatif::HumanBytes;
 use mongoferry::progress::{VerificationState, VerificationStatus, VerifyPhase, VerifyProgress};
@@ -22,7 +20,7 @@ use mongoferry::Scope;
 use tokio_util::sync::CancellationToken;
 
 use crate::args::ClusterArgs;
-use crate::display::{could_not_run, thousands};
+use crate::display::{could_not_run, thousands, Reading};
 
 #[derive(clap::Args)]
 pub struct VerifyArgs {
@@ -190,22 +188,15 @@ fn line(p: &VerifyProgress) -> String {
 /// Progress on stderr until aborted: a bar on a terminal, a line every
 /// few seconds otherwise.
 async fn show(mut rx: tokio::sync::watch::Receiver<VerifyProgress>) {
-    if std::io::stderr().is_terminal() {
-        let bar = crate::display::byte_bar();
-        loop {
-            let p = rx.borrow_and_update().clone();
-            bar.set_length(p.estimated_total_bytes.max(p.compared_bytes));
-            bar.set_position(p.compared_bytes);
-            bar.set_message(line(&p));
-            bar.tick();
-            tokio::time::sleep(Duration::from_millis(250)).await;
+    crate::display::show_progress(|| {
+        let p = rx.borrow_and_update();
+        Reading {
+            done: p.compared_bytes,
+            expected: p.estimated_total_bytes,
+            line: line(&p),
         }
-    } else {
-        loop {
-            tokio::time::sleep(Duration::from_secs(5)).await;
-            eprintln!("{}", line(&rx.borrow_and_update()));
-        }
-    }
+    })
+    .await
 }
 
 /// The report for people: a table per namespace, the first differences,

@@ -106,23 +106,28 @@ pub fn w1() -> WriteConcern {
 
 /// A client with room for the bench's parallel tasks.
 pub async fn client(uri: &str) -> anyhow::Result<Client> {
-    let mut opts = ClientOptions::parse(uri)
-        .await
-        .with_context(|| format!("parse {uri}"))?;
-    opts.app_name = Some("mongoferry-bench".into());
-    opts.max_pool_size = Some(64);
-    Client::with_options(opts).context("create a client")
+    client_with(uri, "mongoferry-bench", None).await
 }
 
 /// A client whose writes default to `{w: 1}`: the lag phase's load, so
 /// that it reaches its rate without one task per journal flush.
 pub async fn load_client(uri: &str) -> anyhow::Result<Client> {
+    client_with(uri, "mongoferry-bench-load", Some(w1())).await
+}
+
+async fn client_with(
+    uri: &str,
+    app_name: &str,
+    write_concern: Option<WriteConcern>,
+) -> anyhow::Result<Client> {
     let mut opts = ClientOptions::parse(uri)
         .await
         .with_context(|| format!("parse {uri}"))?;
-    opts.app_name = Some("mongoferry-bench-load".into());
+    opts.app_name = Some(app_name.into());
     opts.max_pool_size = Some(64);
-    opts.write_concern = Some(w1());
+    if write_concern.is_some() {
+        opts.write_concern = write_concern;
+    }
     Client::with_options(opts).context("create a client")
 }
 

@@ -253,10 +253,6 @@ export class FakeBackend implements Backend {
     this.listener = onEvent;
     return this.current;
   }
-  async migrationProgress(): Promise<Progress> {
-    this.log('migrationProgress');
-    return this.current;
-  }
   async pauseMigration(): Promise<Progress> {
     this.log('pauseMigration');
     this.current = { ...this.current, state: 'PAUSED' };
@@ -299,10 +295,6 @@ export class FakeBackend implements Backend {
     this.log('stopSandboxLoad');
     if (!this.sandbox) throw fail('no_sandbox', 'No local sandbox is running.', 'Start one.');
     this.sandbox = { ...this.sandbox, writeLoadRunning: false };
-    return this.sandbox;
-  }
-  async sandboxInfo(): Promise<SandboxInfo | null> {
-    this.log('sandboxInfo');
     return this.sandbox;
   }
   async pickFile(title: string): Promise<string | null> {

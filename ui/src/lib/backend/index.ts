@@ -36,7 +36,6 @@ export interface Backend {
   startSync(request: StartSyncRequest): Promise<SyncStarted>;
   /** Streams progress and events to `onEvent`; resolves with the current snapshot. */
   watchMigration(onEvent: (event: Event) => void): Promise<Progress>;
-  migrationProgress(): Promise<Progress>;
   pauseMigration(): Promise<Progress>;
   resumeMigration(): Promise<Progress>;
   commitMigration(request: CommitRequest): Promise<Progress>;
@@ -45,7 +44,6 @@ export interface Backend {
   forgetRemembered(): Promise<void>;
   startSandbox(): Promise<SandboxInfo>;
   stopSandboxLoad(): Promise<SandboxInfo>;
-  sandboxInfo(): Promise<SandboxInfo | null>;
   /** Verifies the destination; resolves when done, streaming progress meanwhile. */
   runVerification(mode: VerifyMode, onProgress: (progress: VerifyProgress) => void): Promise<VerificationOutcome>;
   cancelVerification(): Promise<void>;

@@ -28,7 +28,6 @@ export const tauriBackend: Backend = {
     onEventChannel.onmessage = onEvent;
     return call('watch_migration', { onEvent: onEventChannel });
   },
-  migrationProgress: () => call('migration_progress'),
   pauseMigration: () => call('pause_migration'),
   resumeMigration: () => call('resume_migration'),
   commitMigration: (request) => call('commit_migration', { request }),
@@ -37,7 +36,6 @@ export const tauriBackend: Backend = {
   forgetRemembered: () => call('forget_remembered'),
   startSandbox: () => call('start_sandbox'),
   stopSandboxLoad: () => call('stop_sandbox_load'),
-  sandboxInfo: () => call('sandbox_info'),
   runVerification: (mode, onProgress) => {
     const channel = new Channel<VerifyProgress>();
     channel.onmessage = onProgress;
