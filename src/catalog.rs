@@ -213,6 +213,42 @@ pub async fn find_raw_on(
     absent_if_dropped(cluster, ns, found.map(|c| c.with_type::<RawDocumentBuf>()))
 }
 
+/// Whether `doc`'s `_id` is `MaxKey`.
+pub fn has_max_key_id(doc: &bson::RawDocument) -> bool {
+    matches!(doc.get("_id"), Ok(Some(bson::RawBsonRef::MaxKey)))
+}
+
+/// The document of `ns` whose `_id` is `MaxKey`, if there is one.
+///
+/// A read of the `_id` index with a `min` bound and no `max` ends before
+/// `MaxKey`: the bound the server puts in for the missing `max` is
+/// `MaxKey`, and upper bounds are exclusive. (A clustered collection's
+/// bounds bound its scan instead, which reaches it.) So the last range of
+/// an `_id`-ordered read fetches this one document on its own.
+pub async fn max_key_document(
+    cluster: &Cluster,
+    ns: &Namespace,
+    uuid: Option<&Binary>,
+    after: Option<bson::Timestamp>,
+    ids_only: bool,
+) -> Result<Option<RawDocumentBuf>> {
+    let mut options = rawdoc! { "filter": { "_id": RawBson::MaxKey }, "limit": 1 };
+    if ids_only {
+        options.append("projection", rawdoc! { "_id": 1 });
+    }
+    let db = cluster.client.database(&ns.db);
+    let found = find_command(cluster, &db, ns, uuid, options, None, after).await;
+    let Some(cursor) = absent_if_dropped(cluster, ns, found)? else {
+        return Ok(None);
+    };
+    let docs: Vec<RawDocumentBuf> = cursor
+        .with_type::<RawDocumentBuf>()
+        .try_collect()
+        .await
+        .map_err(|e| Error::mongo(cluster.role, format!("read {ns}"), e))?;
+    Ok(docs.into_iter().next())
+}
+
 /// A `find` of `ns` by name whose majority read waits until the cluster
 /// has reached `after`, when given (a causally consistent re-read).
 pub async fn find_raw_after(

@@ -658,6 +658,10 @@ async fn read_range(
     let max_docs = ctx.tuning.batch_docs.min(batch::MAX_DOCS);
     let mut batch = InsertBatch::with_capacity(capacity);
     let mut scratch: Vec<u8> = Vec::new();
+    // The last `_id` range read through the `_id` index stops short of
+    // `_id: MaxKey` (see `catalog::max_key_document`).
+    let short_of_max_key = p.key == RangeKey::Id && p.min.is_some() && p.max.is_none();
+    let mut ended_at_max_key = false;
     'read: loop {
         let reply = tokio::select! {
             _ = ctx.cancel.cancelled() => return Err(Error::Interrupted),
@@ -704,6 +708,9 @@ async fn read_range(
                 }
                 doc = stored;
             }
+            if short_of_max_key {
+                ended_at_max_key = catalog::has_max_key_id(doc);
+            }
             if !batch.fits(doc) && !send(ctx, &tx, &mut batch, capacity).await? {
                 return Ok(()); // the writer failed; its error is reported
             }
@@ -712,6 +719,14 @@ async fn read_range(
             if full && !send(ctx, &tx, &mut batch, capacity).await? {
                 return Ok(());
             }
+        }
+    }
+    if short_of_max_key && !ended_at_max_key {
+        if let Some(doc) = catalog::max_key_document(&ctx.src, ns, uuid, None, false).await? {
+            if !batch.fits(&doc) && !send(ctx, &tx, &mut batch, capacity).await? {
+                return Ok(());
+            }
+            batch.push(&doc);
         }
     }
     if !batch.is_empty() {

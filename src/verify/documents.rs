@@ -520,7 +520,13 @@ async fn read_once(
     cancel: &tokio_util::sync::CancellationToken,
     last: &mut Option<(Bson, Vec<u8>)>,
 ) -> Result<()> {
-    let options = find_options(cluster, spec, last.as_ref().map(|(id, _)| id))?;
+    let from = last.as_ref().map(|(id, _)| id);
+    let options = find_options(cluster, spec, from)?;
+    // A read bounded below and not above stops short of `_id: MaxKey`
+    // (see `catalog::max_key_document`), unless it was handed over already.
+    let short_of_max_key =
+        !spec.natural && spec.max.is_none() && from.or(spec.min.as_ref()).is_some();
+    let mut ended_at_max_key = matches!(from, Some(Bson::MaxKey));
     let Some(mut cursor) = catalog::find_raw_after(cluster, &spec.ns, options, after).await? else {
         return Ok(()); // dropped meanwhile: nothing to read
     };
@@ -541,10 +547,21 @@ async fn read_once(
                 continue;
             }
         }
+        if short_of_max_key {
+            ended_at_max_key = catalog::has_max_key_id(&doc);
+        }
         bytes += doc.as_bytes().len();
         batch.push(doc);
         if bytes >= batch_bytes || batch.len() >= BATCH_DOCS {
             hand_over(&mut batch, &mut bytes, tx, last).await?;
+        }
+    }
+    if short_of_max_key && !ended_at_max_key {
+        if let Some(doc) =
+            catalog::max_key_document(cluster, &spec.ns, None, after, spec.ids_only).await?
+        {
+            bytes += doc.as_bytes().len();
+            batch.push(doc);
         }
     }
     hand_over(&mut batch, &mut bytes, tx, last).await
