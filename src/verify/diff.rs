@@ -100,9 +100,11 @@ pub fn id_key_owned(doc: &RawDocument) -> Result<Vec<u8>> {
 pub fn bson_key(id: &Bson) -> Vec<u8> {
     // A one-field document encodes the value exactly as it sits in a
     // document: its type byte, the key "k", then the value.
+    // Null, MinKey and MaxKey have no value bytes: their type byte alone
+    // tells them apart, so an 8-byte document is a key too.
     let doc = bson::doc! { "k": id.clone() };
     match bson::to_vec(&doc) {
-        Ok(bytes) if bytes.len() > 8 => {
+        Ok(bytes) if bytes.len() >= 8 => {
             let mut k = vec![bytes[4]];
             k.extend_from_slice(&bytes[7..bytes.len() - 1]);
             k
@@ -572,5 +574,13 @@ mod tests {
         );
         let no_id = rawdoc! { "a": 1 };
         assert!(id_key(&no_id).is_err());
+        // Values without value bytes are told apart by their type.
+        let empty = [Bson::Null, Bson::MinKey, Bson::MaxKey, Bson::Undefined];
+        let keys: std::collections::HashSet<Vec<u8>> = empty.iter().map(value_key).collect();
+        assert_eq!(keys.len(), empty.len(), "{keys:?}");
+        for id in &empty {
+            let d = raw(doc! { "_id": id.clone() });
+            assert_eq!(id_key_owned(&d).unwrap(), bson_key(id), "{id:?}");
+        }
     }
 }
