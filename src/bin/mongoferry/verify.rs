@@ -286,12 +286,20 @@ fn table(r: &VerifyReport, report_file: Option<&PathBuf>) -> String {
         let _ = writeln!(s);
     }
     let docs = format!(
-        "{} documents ({}) compared in {:.1} s{}",
+        "{} documents ({}) compared in {:.1} s{}{}",
         thousands(r.documents_compared),
         HumanBytes(r.bytes_compared),
         r.seconds,
         if r.live {
             format!(", {} rechecks", thousands(r.rechecks))
+        } else {
+            String::new()
+        },
+        if r.expiring_skipped > 0 {
+            format!(
+                "; {} on one side only were left out because a TTL index may delete them before the verification ends",
+                thousands(r.expiring_skipped)
+            )
         } else {
             String::new()
         }
@@ -344,5 +352,32 @@ pub fn commit_line(v: &VerificationStatus) -> String {
             thousands(r.differences)
         ),
         _ => format!("Verification at commit ({mode}) did not finish."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_says_how_many_expiring_documents_were_left_out() {
+        let report = |expiring: u64| -> VerifyReport {
+            serde_json::from_value(serde_json::json!({
+                "mode": "full", "strictFieldOrder": false, "live": false,
+                "syncRelaxationsAllowed": false, "source": "s", "destination": "d",
+                "identical": true, "differences": 0, "differencesByKind": {},
+                "documentsCompared": 1200, "bytesCompared": 4096, "rechecks": 0,
+                "seconds": 1.5, "namespaces": [], "samples": [],
+                "expiringSkipped": expiring,
+            }))
+            .expect("a report")
+        };
+        let shown = table(&report(3), None);
+        assert!(shown.contains("IDENTICAL"), "{shown}");
+        assert!(
+            shown.contains("3 on one side only were left out because a TTL index"),
+            "{shown}"
+        );
+        assert!(!table(&report(0), None).contains("TTL"));
     }
 }
