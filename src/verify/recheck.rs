@@ -16,8 +16,12 @@
 //! ends once writes stop and the sync has caught up.
 //!
 //! Memory: one entry (namespace, `_id`, times) per document changed and
-//! not yet rechecked; the recheck takes at most [`RECHECK_BATCH`] of them
-//! at a time.
+//! not yet rechecked, [`MAX_QUEUED`] at most: once the queue is full, the
+//! change-stream readers wait for rechecks to make room before they read
+//! on (the stream keeps its place, and the verification does not count as
+//! caught up meanwhile), so endless writes to ever new documents cannot
+//! grow it without bound. The recheck takes at most [`RECHECK_BATCH`] of
+//! them at a time.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -39,6 +43,12 @@ use crate::scope::{Namespace, Scope, METADATA_DB};
 
 /// Documents rechecked per round, at most.
 pub const RECHECK_BATCH: usize = 5_000;
+
+/// Documents the queue holds at most, about 200 bytes each.
+pub const MAX_QUEUED: usize = 200_000;
+
+/// How often a change-stream reader waiting for room looks again.
+const ROOM_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]
 struct Entry {
@@ -65,6 +75,7 @@ pub struct Rechecks {
     state: Mutex<State>,
     interval: Duration,
     settle: Duration,
+    capacity: usize,
 }
 
 /// One document due for a recheck.
@@ -78,10 +89,22 @@ pub struct Due {
 
 impl Rechecks {
     pub fn new(live: &LiveOptions) -> Rechecks {
+        Rechecks::with_capacity(live, MAX_QUEUED)
+    }
+
+    fn with_capacity(live: &LiveOptions, capacity: usize) -> Rechecks {
         Rechecks {
             state: Mutex::new(State::default()),
             interval: Duration::from_secs_f64(live.recheck_interval_seconds.max(0.01)),
             settle: Duration::from_secs_f64(live.settle_seconds.max(0.0)),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Waits until the queue has room for another document.
+    pub async fn room(&self) {
+        while self.len() >= self.capacity {
+            tokio::time::sleep(ROOM_POLL).await;
         }
     }
 
@@ -290,6 +313,7 @@ async fn watch(
     let mut backoff = Backoff::default();
     let mut failing_since: Option<tokio::time::Instant> = None;
     loop {
+        rechecks.room().await;
         match stream.next_if_any().await {
             Ok(event) => {
                 failing_since = None;
@@ -520,6 +544,27 @@ mod tests {
         r.changed(&ns, &Bson::String("k".into()));
         assert_eq!(r.resolve(&due[0], None, Instant::now()), None);
         assert_eq!(r.len(), 1, "the stale recheck must not clear it");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_holds_the_readers_until_a_recheck_makes_room() {
+        let r = Arc::new(Rechecks::with_capacity(&live(0.0, 0.0), 2));
+        let ns = Namespace::new("a", "b");
+        r.changed(&ns, &Bson::Int32(1));
+        r.room().await; // one of two: room
+        r.changed(&ns, &Bson::Int32(2));
+        let waiting = tokio::spawn({
+            let r = r.clone();
+            async move { r.room().await }
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!waiting.is_finished(), "a full queue makes the reader wait");
+        let due = r.due(Instant::now() + Duration::from_secs(1));
+        assert_eq!(r.resolve(&due[0], None, Instant::now()), None);
+        tokio::time::timeout(Duration::from_secs(1), waiting)
+            .await
+            .expect("room once a document left the queue")
+            .unwrap();
     }
 
     #[test]
