@@ -352,7 +352,6 @@ pub struct VerifyReport {
     /// rechecked live may count twice. Absent from reports written before
     /// it existed.
     #[serde(default)]
-    #[cfg_attr(feature = "ts", ts(as = "Option<u64>", optional))]
     pub expiring_skipped: u64,
     pub seconds: f64,
     pub namespaces: Vec<NamespaceSummary>,

@@ -126,6 +126,7 @@ export function verificationOutcome(differences: VerificationOutcome['difference
       documentsCompared: 1500,
       bytesCompared: 3_000_000,
       rechecks: 0,
+      expiringSkipped: 0,
       seconds: 1.5,
       namespaces: [],
       samples: differences.slice(0, 20),

@@ -30,7 +30,7 @@ rechecks: number,
  * rechecked live may count twice. Absent from reports written before
  * it existed.
  */
-expiringSkipped?: number, seconds: number, namespaces: Array<NamespaceSummary>, 
+expiringSkipped: number, seconds: number, namespaces: Array<NamespaceSummary>, 
 /**
  * The first differences found (the sink receives them all).
  */

@@ -216,6 +216,7 @@ describe('WizardView', () => {
     await fireEvent.click(button('next'));
     await fireEvent.click(byTestId('verify-quick'));
     expect((await screen.findByTestId('verify-result')).textContent).toContain('1 difference(s) found.');
+    expect(screen.queryByTestId('verify-expiring')).toBeNull();
     await fireEvent.click(screen.getByRole('button', { name: '{"$numberInt":"1"}' }));
     const pair = await screen.findByTestId('document-pair');
     expect(pair.textContent).toContain('"n": 1');
@@ -226,6 +227,25 @@ describe('WizardView', () => {
     expect(backend.called('exportVerification')).toEqual([['/tmp/mongoferry-verification.json']]);
   });
 
+
+  it('says how many documents a TTL may delete were left out of the comparison', async () => {
+    const backend = await toSyncStep(renderWizard());
+    backend.verify = async (_mode, onProgress) => {
+      onProgress(verifyProgress());
+      const outcome = verificationOutcome();
+      outcome.report.expiringSkipped = 1234;
+      return outcome;
+    };
+    await fireEvent.click(byTestId('start-sync'));
+    backend.emit({ kind: 'progress', ...progress({ state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0 }) });
+    await waitFor(() => expect(button('next').disabled).toBe(false));
+    await fireEvent.click(button('next'));
+    await waitFor(() => expect(button('next').disabled).toBe(false));
+    await fireEvent.click(button('next'));
+    await fireEvent.click(byTestId('verify-quick'));
+    expect((await screen.findByTestId('verify-result')).textContent).toContain('The destination is identical to the source.');
+    expect(byTestId('verify-expiring').textContent).toContain('1,234 document(s) found on one side only were left out');
+  });
   it('pauses and resumes the sync', async () => {
     const backend = await toSyncStep(renderWizard());
     await fireEvent.click(byTestId('start-sync'));
