@@ -16,12 +16,12 @@
 //! ends once writes stop and the sync has caught up.
 //!
 //! Memory: one entry (namespace, `_id`, times) per document changed and
-//! not yet rechecked, [`MAX_QUEUED`] at most: once the queue is full, the
-//! change-stream readers wait for rechecks to make room before they read
-//! on (the stream keeps its place, and the verification does not count as
-//! caught up meanwhile), so endless writes to ever new documents cannot
-//! grow it without bound. The recheck takes at most [`RECHECK_BATCH`] of
-//! them at a time.
+//! not yet rechecked, [`MAX_QUEUED`] at most: a change to another document
+//! once the queue is full queues its whole collection for another full
+//! comparison instead, so endless writes to ever new documents cannot grow
+//! it without bound, and the change-stream readers never stop reading (a
+//! reader that waited could see its place leave the oplog). The recheck
+//! takes at most [`RECHECK_BATCH`] of them at a time.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -46,9 +46,6 @@ pub const RECHECK_BATCH: usize = 5_000;
 
 /// Documents the queue holds at most, about 200 bytes each.
 pub const MAX_QUEUED: usize = 200_000;
-
-/// How often a change-stream reader waiting for room looks again.
-const ROOM_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug)]
 struct Entry {
@@ -101,31 +98,27 @@ impl Rechecks {
         }
     }
 
-    /// Waits until the queue has room for another document.
-    pub async fn room(&self) {
-        while self.len() >= self.capacity {
-            tokio::time::sleep(ROOM_POLL).await;
-        }
-    }
-
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A change event touched this document.
+    /// A change event touched this document. With the queue full, a
+    /// document not in it already queues its collection for a rescan.
     pub fn changed(&self, ns: &Namespace, id: &Bson) {
         let now = Instant::now();
         let mut st = self.state();
-        let e = st
-            .entries
-            .entry((ns.to_string(), value_key(id)))
-            .or_insert_with(|| Entry {
-                ns: ns.clone(),
-                id: id.clone(),
-                generation: 0,
-                last_change: now,
-                last_check: None,
-            });
+        let key = (ns.to_string(), value_key(id));
+        if st.entries.len() >= self.capacity && !st.entries.contains_key(&key) {
+            st.rescans.insert(ns.clone());
+            return;
+        }
+        let e = st.entries.entry(key).or_insert_with(|| Entry {
+            ns: ns.clone(),
+            id: id.clone(),
+            generation: 0,
+            last_change: now,
+            last_check: None,
+        });
         e.generation += 1;
         e.last_change = now;
     }
@@ -313,7 +306,6 @@ async fn watch(
     let mut backoff = Backoff::default();
     let mut failing_since: Option<tokio::time::Instant> = None;
     loop {
-        rechecks.room().await;
         match stream.next_if_any().await {
             Ok(event) => {
                 failing_since = None;
@@ -546,25 +538,17 @@ mod tests {
         assert_eq!(r.len(), 1, "the stale recheck must not clear it");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_full_queue_holds_the_readers_until_a_recheck_makes_room() {
-        let r = Arc::new(Rechecks::with_capacity(&live(0.0, 0.0), 2));
-        let ns = Namespace::new("a", "b");
-        r.changed(&ns, &Bson::Int32(1));
-        r.room().await; // one of two: room
-        r.changed(&ns, &Bson::Int32(2));
-        let waiting = tokio::spawn({
-            let r = r.clone();
-            async move { r.room().await }
-        });
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        assert!(!waiting.is_finished(), "a full queue makes the reader wait");
-        let due = r.due(Instant::now() + Duration::from_secs(1));
-        assert_eq!(r.resolve(&due[0], None, Instant::now()), None);
-        tokio::time::timeout(Duration::from_secs(1), waiting)
-            .await
-            .expect("room once a document left the queue")
-            .unwrap();
+    #[test]
+    fn a_full_queue_rescans_the_collection_of_a_new_document_instead() {
+        let r = Rechecks::with_capacity(&live(0.0, 0.0), 2);
+        let (a, b) = (Namespace::new("a", "b"), Namespace::new("a", "c"));
+        r.changed(&a, &Bson::Int32(1));
+        r.changed(&a, &Bson::Int32(2));
+        r.changed(&a, &Bson::Int32(1)); // already queued: still tracked
+        assert!(r.take_rescans().is_empty());
+        r.changed(&b, &Bson::Int32(3));
+        assert_eq!(r.len(), 2, "the queue does not grow past its capacity");
+        assert_eq!(r.take_rescans(), vec![b]);
     }
 
     #[test]
