@@ -949,7 +949,10 @@ pub(crate) async fn lookup_compare(
     ns: &Namespace,
     ids: &[Bson],
 ) -> Result<Vec<(Bson, Option<Difference>)>> {
-    let ttls = ttl::of(ctx, ns).await?;
+    let ttls = with_retry(&format!("read the TTLs of {ns}"), &ctx.cancel, || {
+        ttl::of(ctx, ns)
+    })
+    .await?;
     let (src_docs, dst_docs) = with_retry(&format!("compare {ns} by _id"), &ctx.cancel, || {
         fetch_both(ctx, ns, ids)
     })

@@ -456,11 +456,14 @@ async fn count_until_settled(
             _ = ctx.cancel.cancelled() => return Err(Error::Interrupted),
             _ = tokio::time::sleep(interval) => {}
         }
+        // Settled on the gap, not on the counts: a TTL collection's counts
+        // move whenever a date passes the moving cutoff, on both sides.
         let now = both_counts(ctx, ns, kind, ttls).await?;
-        if now != last {
+        let gap = |(s, d): (u64, u64)| s as i128 - d as i128;
+        if gap(now) != gap(last) {
             still_since = Instant::now();
-            last = now;
         }
+        last = now;
     }
     Ok(last)
 }
