@@ -79,7 +79,7 @@ async fn sandbox_migration_through_the_shell_state() {
             let o = status.get_document("opcounters").expect("opcounters");
             ["insert", "update", "delete"]
                 .iter()
-                .map(|k| mongoferry::copy::number(o.get(*k)))
+                .map(|k| mongoferry::catalog::number(o.get(*k)))
                 .sum::<u64>()
         }
     };

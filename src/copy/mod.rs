@@ -7,7 +7,9 @@
 //! scans bounded by the scan itself (`$_resumeAfter`, then a stop past the
 //! upper bound); `_id` ranges are read with `hint({_id: 1})` plus
 //! `min`/`max`, which are index bounds rather than a query filter, so a
-//! range holds every BSON type between its bounds.
+//! range holds every BSON type between its bounds (the last range, whose
+//! implicit upper bound excludes `_id: MaxKey`, fetches that one document
+//! on its own).
 //!
 //! Memory is bounded by `copy_concurrency × 2 × batch_bytes`, whatever the
 //! size of the data.
@@ -112,9 +114,6 @@ pub async fn estimate(src: &crate::cluster::Cluster, ns: &Namespace) -> Result<(
     Ok((stats.count, stats.size))
 }
 
-/// A server-reported count or size as `u64` (see [`catalog::number`]).
-pub use crate::catalog::number;
-
 /// Plans one collection: records it, creates it on the destination, splits
 /// it into ranges and records those.
 async fn plan_collection(ctx: &Ctx, src_ns: &SourceNamespace) -> Result<()> {
@@ -163,7 +162,12 @@ async fn plan_collection(ctx: &Ctx, src_ns: &SourceNamespace) -> Result<()> {
             Some((node, sampled)) => {
                 let points =
                     record_id_points(ctx, ns, src_ns.uuid.as_ref(), &node, &sampled, parts).await?;
-                record_id_ranges(&key, &node, &points, &sampled)
+                // Probed split points exist too: reserves for the ranges
+                // after them.
+                let mut known: Vec<i64> = sampled.iter().chain(&points).copied().collect();
+                known.sort_unstable();
+                known.dedup();
+                record_id_ranges(&key, &node, &points, &known)
             }
             None => ranges(&key, split_points(&sample, parts), RangeKey::Id, None),
         }
@@ -288,15 +292,29 @@ async fn record_id_points(
         return Ok(points);
     };
     let wanted = gap_targets(&points, first, last, parts, ctx.tuning.max_partitions);
-    for target in wanted {
-        if let Some(found) = existing_record_id(ctx, ns, uuid, node, target).await? {
-            points.push(found);
+    // A gap of deleted record ids (a TTL or queue collection) is no gap in
+    // the data: stop probing once several targets in a row find nothing,
+    // and never probe more than a bounded number.
+    let mut misses = 0;
+    for target in wanted.into_iter().take(MAX_PROBED_TARGETS) {
+        match existing_record_id(ctx, ns, uuid, node, target).await? {
+            Some(found) => {
+                points.push(found);
+                misses = 0;
+            }
+            None if misses + 1 >= MAX_MISSED_TARGETS => break,
+            None => misses += 1,
         }
     }
     points.sort_unstable();
     points.dedup();
     Ok(points)
 }
+
+/// Probed split points per collection, at most.
+const MAX_PROBED_TARGETS: usize = 64;
+/// Probed split points that find nothing in a row before probing stops.
+const MAX_MISSED_TARGETS: usize = 4;
 
 /// Record ids at which to split the ranges between `points` (and the
 /// collection's `first` and `last` record ids) that are more than twice as

@@ -240,6 +240,6 @@ pub async fn disk(c: &mongodb::Client) -> (u64, u64) {
         .run_command(doc! { "dbStats": 1 })
         .await
         .expect("dbStats");
-    let n = |k: &str| mongoferry::copy::number(r.get(k));
+    let n = |k: &str| mongoferry::catalog::number(r.get(k));
     (n("fsTotalSize"), n("fsUsedSize"))
 }

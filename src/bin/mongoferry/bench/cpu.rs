@@ -127,7 +127,7 @@ fn cpu_seconds(pid: &str) -> f64 {
     ticks as f64 / clock_ticks()
 }
 
-use mongoferry::copy::number;
+use mongoferry::catalog::number;
 
 async fn side(client: &Client) -> anyhow::Result<Side> {
     let status: Document = client
