@@ -230,8 +230,11 @@ pub fn assess(
                 return (Vec::new(), None);
             };
             let span = (last.time as f64 - first.time as f64).max(1.0);
-            // What would hold twice the copy at the current write rate.
-            let per_second = write_rate(facts).unwrap_or(0.0);
+            // What would hold twice the copy at the current write rate,
+            // or the whole oplog's if that is higher: a size to suggest
+            // must not count on a quiet minute lasting.
+            let whole = *used_bytes as f64 / span;
+            let per_second = write_rate(facts).unwrap_or(0.0).max(whole);
             let wanted_mb = ((per_second * copy * 2.0) / 1e6).ceil() as u64;
             let wanted_mb = wanted_mb.max(MIN_OPLOG_MB);
             let figures = format!(
