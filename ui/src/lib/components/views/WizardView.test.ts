@@ -31,6 +31,17 @@ async function toSyncStep(backend: FakeBackend) {
   return backend;
 }
 
+/** From the sync step: a migration that has committed, on to Validate, and a quick check. */
+async function committedThenQuickCheck(backend: FakeBackend) {
+  await fireEvent.click(byTestId('start-sync'));
+  backend.emit({ kind: 'progress', ...progress({ state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0 }) });
+  await waitFor(() => expect(button('next').disabled).toBe(false));
+  await fireEvent.click(button('next'));
+  await waitFor(() => expect(button('next').disabled).toBe(false));
+  await fireEvent.click(button('next'));
+  await fireEvent.click(byTestId('verify-quick'));
+}
+
 describe('WizardView', () => {
   it('enables Next only after a successful connection test', async () => {
     const backend = renderWizard();
@@ -208,13 +219,7 @@ describe('WizardView', () => {
         },
       ]);
     };
-    await fireEvent.click(byTestId('start-sync'));
-    backend.emit({ kind: 'progress', ...progress({ state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0 }) });
-    await waitFor(() => expect(button('next').disabled).toBe(false));
-    await fireEvent.click(button('next'));
-    await waitFor(() => expect(button('next').disabled).toBe(false));
-    await fireEvent.click(button('next'));
-    await fireEvent.click(byTestId('verify-quick'));
+    await committedThenQuickCheck(backend);
     expect((await screen.findByTestId('verify-result')).textContent).toContain('1 difference(s) found.');
     expect(screen.queryByTestId('verify-expiring')).toBeNull();
     await fireEvent.click(screen.getByRole('button', { name: '{"$numberInt":"1"}' }));
@@ -227,7 +232,6 @@ describe('WizardView', () => {
     expect(backend.called('exportVerification')).toEqual([['/tmp/mongoferry-verification.json']]);
   });
 
-
   it('says how many documents a TTL may delete were left out of the comparison', async () => {
     const backend = await toSyncStep(renderWizard());
     backend.verify = async (_mode, onProgress) => {
@@ -236,16 +240,11 @@ describe('WizardView', () => {
       outcome.report.expiringSkipped = 1234;
       return outcome;
     };
-    await fireEvent.click(byTestId('start-sync'));
-    backend.emit({ kind: 'progress', ...progress({ state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0 }) });
-    await waitFor(() => expect(button('next').disabled).toBe(false));
-    await fireEvent.click(button('next'));
-    await waitFor(() => expect(button('next').disabled).toBe(false));
-    await fireEvent.click(button('next'));
-    await fireEvent.click(byTestId('verify-quick'));
+    await committedThenQuickCheck(backend);
     expect((await screen.findByTestId('verify-result')).textContent).toContain('The destination is identical to the source.');
     expect(byTestId('verify-expiring').textContent).toContain('1,234 document(s) found on one side only were left out');
   });
+
   it('pauses and resumes the sync', async () => {
     const backend = await toSyncStep(renderWizard());
     await fireEvent.click(byTestId('start-sync'));
