@@ -360,14 +360,7 @@ async fn edge_record_ids(
 ) -> Result<Option<(i64, i64)>> {
     let mut edges = [None, None];
     for (edge, direction) in edges.iter_mut().zip([1, -1]) {
-        let options = rawdoc! {
-            "filter": {},
-            "projection": { "_id": 1 },
-            "hint": { "$natural": direction },
-            "showRecordId": true,
-            "limit": 1,
-        };
-        *edge = first_record_id(ctx, ns, uuid, node, options).await?;
+        *edge = first_record_id(ctx, ns, uuid, node, one_record_id(direction)).await?;
     }
     Ok(edges[0].zip(edges[1]))
 }
@@ -382,15 +375,9 @@ async fn existing_record_id(
 ) -> Result<Option<i64>> {
     const TRIES: i64 = 8;
     for candidate in target..target + TRIES {
-        let options = rawdoc! {
-            "filter": {},
-            "projection": { "_id": 1 },
-            "hint": { "$natural": 1 },
-            "showRecordId": true,
-            "limit": 1,
-            "$_requestResumeToken": true,
-            "$_resumeAfter": { "$recordId": candidate },
-        };
+        let mut options = one_record_id(1);
+        options.append("$_requestResumeToken", true);
+        options.append("$_resumeAfter", rawdoc! { "$recordId": candidate });
         match first_record_id(ctx, ns, uuid, node, options).await {
             // The document after it was found, so `candidate` exists.
             Ok(Some(_)) => return Ok(Some(candidate)),
@@ -400,6 +387,18 @@ async fn existing_record_id(
         }
     }
     Ok(None)
+}
+
+/// A natural-order scan, forward (1) or backward (-1), for the record id
+/// of one document.
+fn one_record_id(direction: i32) -> RawDocumentBuf {
+    rawdoc! {
+        "filter": {},
+        "projection": { "_id": 1 },
+        "hint": { "$natural": direction },
+        "showRecordId": true,
+        "limit": 1,
+    }
 }
 
 /// The record id of the first document `options` finds on `node`.
