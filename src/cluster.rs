@@ -228,7 +228,32 @@ pub fn majority_journaled() -> WriteConcern {
         .build()
 }
 
+/// How long a closing client waits for its pending cleanups (cursors to
+/// kill, sessions to end) before it stops without them.
+const CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+/// Ends a client's sessions and stops its connection pools and monitors.
+///
+/// Without it, dropping the last handle leaves that work to a background
+/// task; a process that exits right after races the task against the
+/// runtime's shutdown, and the driver panics when it loses (its pool worker
+/// is gone). Whoever created a client and is about to let the process end
+/// closes it first. Pending cleanups get [`CLOSE_GRACE`], then are dropped:
+/// the server reaps cursors and sessions left behind.
+pub async fn close_client(client: &Client) {
+    let graceful = client.clone().shutdown();
+    if tokio::time::timeout(CLOSE_GRACE, graceful).await.is_err() {
+        client.clone().shutdown().immediate(true).await;
+    }
+}
+
 impl Cluster {
+    /// Closes this cluster's connections; see [`close_client`]. Every clone
+    /// shares them, so none may be used afterwards.
+    pub async fn close(&self) {
+        close_client(&self.client).await;
+    }
+
     /// Connects, checks the server answers, and learns its topology.
     pub async fn connect(role: Role, uri: &str) -> Result<Cluster> {
         let prepared = prepare(role, uri).await?;

@@ -183,19 +183,32 @@ pub async fn ping(role: Role, uri: &str, options: &PingOptions) -> PingReport {
         Ok(c) => c,
         Err(e) => return report.fail(classify::classify(&ctx, "connect", &e)),
     };
+    let report = interrogate(role, &prepared, ctx, &client, report).await;
+    crate::cluster::close_client(&client).await;
+    report
+}
+
+/// The questions a ping asks over a connected `client`.
+async fn interrogate(
+    role: Role,
+    prepared: &Prepared,
+    ctx: Context<'_>,
+    client: &Client,
+    mut report: PingReport,
+) -> PingReport {
     let admin = client.database("admin");
     let hello = match admin.run_command(doc! { "hello": 1 }).await {
         Ok(h) => h,
         Err(e) => {
             let err =
-                crate::cluster::refine(role, &prepared, classify::classify(&ctx, "connect", &e))
+                crate::cluster::refine(role, prepared, classify::classify(&ctx, "connect", &e))
                     .await;
             report.reachable = !unreachable_error(&err);
             return report.fail(err);
         }
     };
     report.reachable = true;
-    report.round_trip_ms = Some(round_trip(&client).await);
+    report.round_trip_ms = Some(round_trip(client).await);
 
     // Who we are first: it names the user in a "not authorized" error.
     let status = admin
@@ -213,7 +226,7 @@ pub async fn ping(role: Role, uri: &str, options: &PingOptions) -> PingReport {
     };
     report.authentication = Some(auth);
 
-    report.topology = Some(topology(&client, &hello).await);
+    report.topology = Some(topology(client, &hello).await);
     match admin.run_command(doc! { "buildInfo": 1 }).await {
         Ok(b) => report.server_version = b.get_str("version").ok().map(str::to_string),
         Err(e) => {

@@ -337,7 +337,9 @@ pub async fn check(
         Cluster::connect(Role::Source, source_uri),
         Cluster::connect(Role::Destination, destination_uri),
     )?;
-    run(&src, &dest, &request).await
+    let report = run(&src, &dest, &request).await;
+    tokio::join!(src.close(), dest.close());
+    report
 }
 
 /// Checks a migration between two connected clusters. Reads only.

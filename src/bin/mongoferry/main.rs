@@ -223,21 +223,25 @@ async fn control(
     }
 }
 
-async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
+async fn sync(mut args: SyncArgs) -> anyhow::Result<ExitCode> {
     // Bind first: a second sync on the same port must fail before it
     // touches either cluster.
     let listener = api::bind(args.port).await?;
-    let source =
-        profile::resolve_uri(mongoferry::Role::Source, args.source, args.source_profile).await?;
+    let source = profile::resolve_uri(
+        mongoferry::Role::Source,
+        args.source.take(),
+        args.source_profile.take(),
+    )
+    .await?;
     let destination = profile::resolve_uri(
         mongoferry::Role::Destination,
-        args.destination,
-        args.destination_profile,
+        args.destination.take(),
+        args.destination_profile.take(),
     )
     .await?;
     let mut config = SyncConfig::new(source, destination);
-    config.include = args.include;
-    config.exclude = args.exclude;
+    config.include = std::mem::take(&mut args.include);
+    config.exclude = std::mem::take(&mut args.exclude);
     config.fresh = args.fresh;
     config.drop_existing = args.drop_existing;
     config.block_source_writes = args.block_source_writes;
@@ -245,21 +249,34 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
     config.tuning.copy_concurrency = args.copy_concurrency;
 
     let cancel = CancellationToken::new();
+    let migration = match Migration::connect(config, cancel.clone()).await {
+        Ok(m) => m,
+        Err(e) => return Ok(display::could_not_run(&e)),
+    };
+    let clusters = (migration.source().clone(), migration.destination().clone());
+    let code = run_sync(migration, &args, listener, cancel).await;
+    tokio::join!(clusters.0.close(), clusters.1.close());
+    Ok(code)
+}
+
+/// Checks, then runs the migration with its control API, display and
+/// signal handling; the exit code says how it ended.
+async fn run_sync(
+    migration: Migration,
+    args: &SyncArgs,
+    listener: tokio::net::TcpListener,
+    cancel: CancellationToken,
+) -> ExitCode {
     // The preflight check runs first; a blocker stops here, before
     // anything is written.
-    let connected = match Migration::connect(config, cancel.clone()).await {
-        Ok(m) => m.check().await.map(|report| (m, report)),
-        Err(e) => Err(e),
-    };
-    let migration = match connected {
-        Ok((m, report)) => {
+    match migration.check().await {
+        Ok(report) => {
             for w in report.warnings() {
                 eprintln!("warning: {}. {}", w.title.trim_end_matches('.'), w.remedy);
             }
-            m
         }
-        Err(e) => return Ok(display::could_not_run(&e)),
-    };
+        Err(e) => return display::could_not_run(&e),
+    }
     eprintln!(
         "Source {} (MongoDB {}) -> destination {} (MongoDB {}). Control API on http://127.0.0.1:{}/api/v1",
         migration.source().display_uri,
@@ -318,15 +335,15 @@ async fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
             if let Some(v) = &p.verification {
                 eprintln!("{}", verify::commit_line(v));
             }
-            Ok(ExitCode::SUCCESS)
+            ExitCode::SUCCESS
         }
         Err(mongoferry::Error::Interrupted) => {
             eprintln!("Stopped; progress is saved. Run the same command again to resume.");
-            Ok(ExitCode::from(130))
+            ExitCode::from(130)
         }
         Err(e) => {
             eprintln!("error: {} {}", e, e.remedy());
-            Ok(ExitCode::from(1))
+            ExitCode::from(1)
         }
     }
 }

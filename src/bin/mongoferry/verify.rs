@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use indicatif::HumanBytes;
+use mongoferry::cluster::Cluster;
 use mongoferry::progress::{VerificationState, VerificationStatus, VerifyPhase, VerifyProgress};
 use mongoferry::verify::{
     self, DifferenceSink, LiveOptions, NdjsonSink, NullSink, Verifier, VerifyMode, VerifyOptions,
@@ -123,6 +124,20 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         options.mode,
         if args.live { ", live" } else { "" }
     );
+    let clusters = (src.clone(), dest.clone());
+    let code = verify(src, dest, options, sink.as_mut(), &args).await;
+    tokio::join!(clusters.0.close(), clusters.1.close());
+    code
+}
+
+/// Runs the verification and reports it; the exit code says how it ended.
+async fn verify(
+    src: Cluster,
+    dest: Cluster,
+    options: VerifyOptions,
+    sink: &mut dyn DifferenceSink,
+    args: &VerifyArgs,
+) -> anyhow::Result<ExitCode> {
     let verifier = match Verifier::new(src, dest, options) {
         Ok(v) => v,
         Err(e) => return Ok(could_not_run(&e)),
@@ -133,7 +148,7 @@ pub async fn run(args: VerifyArgs) -> anyhow::Result<ExitCode> {
         "Stopping...",
     ));
     let display = tokio::spawn(show(verifier.watch_progress()));
-    let result = verifier.run(sink.as_mut(), &cancel).await;
+    let result = verifier.run(sink, &cancel).await;
     display.abort();
     let _ = display.await;
     let report = match result {
