@@ -80,6 +80,9 @@ pub enum Error {
     #[error("The migration cannot commit yet: {reason}.")]
     NotReadyToCommit { reason: String },
 
+    #[error("More than {limit} documents differ while the source is still changing, too many to compare again until they settle.")]
+    TooManyLiveDifferences { limit: usize },
+
     #[error("The migration cannot {action} while it is {state}.")]
     InvalidState { action: String, state: String },
 
@@ -233,6 +236,7 @@ impl Error {
             Error::LeaseHeld => "lease_held",
             Error::HistoryLost => "history_lost",
             Error::NotReadyToCommit { .. } => "not_ready_to_commit",
+            Error::TooManyLiveDifferences { .. } => "too_many_live_differences",
             Error::InvalidState { .. } => "invalid_state",
             Error::UnsupportedCollection { .. } => "unsupported_collection",
             Error::PreflightBlocked { .. } => "preflight_blocked",
@@ -281,6 +285,7 @@ impl Error {
             Error::AlreadyCommitted => "Nothing is left to do; pass --fresh to start a new migration into this destination.".into(),
             Error::HistoryLost => "Start the migration afresh with --fresh, and make the source's oplog larger (replSetResizeOplog) so that it spans the whole copy.".into(),
             Error::NotReadyToCommit { .. } => "Wait until canCommit is true in the progress report, then commit again.".into(),
+            Error::TooManyLiveDifferences { .. } => "Wait until the sync has finished its copy and canCommit is true, then verify again; or stop writes to the source and run a verification that is not live.".into(),
             Error::InvalidState { .. } => "Check the migration's state with 'mongoferry progress' and try the action that state allows.".into(),
             Error::UnsupportedCollection { .. } => "Exclude that collection with --exclude and move it with mongodump and mongorestore.".into(),
             Error::PreflightBlocked { report } => crate::preflight::blocked_remedy(report),

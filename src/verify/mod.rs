@@ -507,12 +507,10 @@ impl Ctx {
     /// live one queues it to be compared again until it is stable.
     pub async fn document_difference(&self, id: &bson::Bson, d: Difference) -> Result<()> {
         match &self.rechecks {
-            Some(r) => {
-                if let Some(ns) = Namespace::parse(&d.namespace) {
-                    r.suspect(&ns, id);
-                }
-                Ok(())
-            }
+            Some(r) => match Namespace::parse(&d.namespace) {
+                Some(ns) => r.suspect(&ns, id),
+                None => Ok(()),
+            },
             None => self.report(d).await,
         }
     }

@@ -15,13 +15,15 @@
 //! flight is missed. While the source keeps changing it keeps going: it
 //! ends once writes stop and the sync has caught up.
 //!
-//! Memory: one entry (namespace, `_id`, times) per document changed and
-//! not yet rechecked, [`MAX_QUEUED`] at most: a change to another document
-//! once the queue is full queues its whole collection for another full
-//! comparison instead, so endless writes to ever new documents cannot grow
-//! it without bound, and the change-stream readers never stop reading (a
-//! reader that waited could see its place leave the oplog). The recheck
-//! takes at most [`RECHECK_BATCH`] of them at a time.
+//! Memory: one entry (namespace, `_id`, times) per document changed or
+//! found different and not yet settled, [`MAX_QUEUED`] at most. A change
+//! to another document once the queue is full queues its whole collection
+//! for another full comparison instead, so endless writes to ever new
+//! documents cannot grow it without bound, and the change-stream readers
+//! never stop reading (a reader that waited could see its place leave the
+//! oplog). A difference found once it is full ends the verification with
+//! [`Error::TooManyLiveDifferences`]: that many differences mean the sync
+//! is far behind. The recheck takes at most [`RECHECK_BATCH`] at a time.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -124,18 +126,28 @@ impl Rechecks {
     }
 
     /// A comparison found this document different: compare it again.
-    pub fn suspect(&self, ns: &Namespace, id: &Bson) {
+    ///
+    /// With the queue full this fails: a rescan, as [`Rechecks::changed`]
+    /// falls back on, would find the same differences and queue them again,
+    /// and so many differences mean the sync is far behind (still copying,
+    /// or lagging), which a verification cannot settle.
+    pub fn suspect(&self, ns: &Namespace, id: &Bson) -> Result<()> {
         let now = Instant::now();
-        self.state()
-            .entries
-            .entry((ns.to_string(), value_key(id)))
-            .or_insert_with(|| Entry {
-                ns: ns.clone(),
-                id: id.clone(),
-                generation: 0,
-                last_change: now,
-                last_check: Some(now),
+        let mut st = self.state();
+        let key = (ns.to_string(), value_key(id));
+        if st.entries.len() >= self.capacity && !st.entries.contains_key(&key) {
+            return Err(Error::TooManyLiveDifferences {
+                limit: self.capacity,
             });
+        }
+        st.entries.entry(key).or_insert_with(|| Entry {
+            ns: ns.clone(),
+            id: id.clone(),
+            generation: 0,
+            last_change: now,
+            last_check: Some(now),
+        });
+        Ok(())
     }
 
     pub fn len(&self) -> usize {
@@ -531,7 +543,7 @@ mod tests {
     fn a_change_during_a_recheck_keeps_the_document_queued() {
         let r = Rechecks::new(&live(0.0, 0.0));
         let ns = Namespace::new("a", "b");
-        r.suspect(&ns, &Bson::String("k".into()));
+        r.suspect(&ns, &Bson::String("k".into())).unwrap();
         let due = r.due(Instant::now() + Duration::from_secs(1));
         r.changed(&ns, &Bson::String("k".into()));
         assert_eq!(r.resolve(&due[0], None, Instant::now()), None);
@@ -549,6 +561,20 @@ mod tests {
         r.changed(&b, &Bson::Int32(3));
         assert_eq!(r.len(), 2, "the queue does not grow past its capacity");
         assert_eq!(r.take_rescans(), vec![b]);
+    }
+
+    #[test]
+    fn a_difference_past_a_full_queue_ends_the_verification() {
+        let r = Rechecks::with_capacity(&live(0.0, 0.0), 2);
+        let ns = Namespace::new("a", "b");
+        r.suspect(&ns, &Bson::Int32(1)).unwrap();
+        r.changed(&ns, &Bson::Int32(2));
+        // Already queued: found different again, it is still tracked.
+        r.suspect(&ns, &Bson::Int32(2)).unwrap();
+        let err = r.suspect(&ns, &Bson::Int32(3)).unwrap_err();
+        assert_eq!(err.code(), "too_many_live_differences");
+        assert_eq!(r.len(), 2);
+        assert!(r.take_rescans().is_empty(), "a rescan would find it again");
     }
 
     #[test]
