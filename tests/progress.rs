@@ -1,6 +1,7 @@
 //! What a migration reports while it runs: documents and bytes against
 //! the estimates, per collection and overall, the copy's rate and ETA,
-//! then events a second and the lag while it syncs under a write load.
+//! then events a second and the lag while it syncs under a write load, and
+//! canCommit following the lag.
 
 mod support;
 
@@ -132,5 +133,65 @@ async fn the_copy_and_the_sync_report_rates_etas_and_lag() {
 
     let done = commit_and_wait(&handle, run, Duration::from_secs(120)).await;
     assert_eq!(done.eta_seconds, Some(0.0), "{done:#?}");
+    assert_same(&src, &dest).await;
+}
+
+/// canCommit follows the lag both ways: a destination that stops taking
+/// writes (fsyncLock) falls behind the source's write load until the lag
+/// passes the limit, canCommit turns false and a commit is refused with
+/// the lag as its reason; once it takes writes again the sync catches up
+/// and commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn can_commit_turns_false_while_the_destination_falls_behind() {
+    let (pair, src, dest) = clusters().await;
+    let ns = Namespace::new("shop", "orders");
+    seed_all(&src, &[(ns.clone(), 2_000, 300)]).await;
+    let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
+    config.tuning.max_commit_lag = Duration::from_secs(2);
+    let (handle, run) = start_migration(config).await;
+    let (stop, load) = start_load(&src, vec![ns.clone()], 1_000_000, Some(200), 11);
+    wait_for(
+        &handle,
+        "canCommit under load",
+        Duration::from_secs(60),
+        |p| p.can_commit && p.total_events_applied > 0,
+    )
+    .await;
+
+    let admin = dest.database("admin");
+    admin
+        .run_command(bson::doc! { "fsync": 1, "lock": true })
+        .await
+        .expect("fsyncLock the destination");
+    let behind = wait_for(&handle, "canCommit false", Duration::from_secs(30), |p| {
+        !p.can_commit
+    })
+    .await;
+    let refused = handle.commit(mongoferry::CommitRequest::default());
+    admin
+        .run_command(bson::doc! { "fsyncUnlock": 1 })
+        .await
+        .expect("fsyncUnlock the destination");
+    assert_eq!(behind.state, State::Running, "{behind:#?}");
+    assert_eq!(behind.phase, Phase::Applying, "{behind:#?}");
+    let lag = behind.lag_time_seconds.expect("a lag while syncing");
+    assert!(lag > 2.0, "canCommit went false at a lag of {lag} s");
+    let err = refused.expect_err("a commit while the lag is over the limit");
+    assert_eq!(err.code(), "not_ready_to_commit", "{err}");
+    assert!(err.to_string().contains("behind the source"), "{err}");
+
+    // Writable again: the sync catches up while the load goes on.
+    let caught_up = wait_for(&handle, "canCommit again", Duration::from_secs(60), |p| {
+        p.can_commit
+    })
+    .await;
+    assert!(
+        caught_up.lag_time_seconds.is_some_and(|l| l <= 2.0),
+        "{caught_up:#?}"
+    );
+    stop.cancel();
+    let stats = load.await.unwrap().unwrap();
+    assert!(stats.total() > 100, "{stats:?}");
+    commit_and_wait(&handle, run, Duration::from_secs(120)).await;
     assert_same(&src, &dest).await;
 }
