@@ -124,15 +124,31 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         "--ceiling-concurrency, --ceiling-batch and --batch-docs must be at least 1"
     );
     let started = Instant::now();
-    let mut report = Report::new(&args);
-
     step("starting two local replica sets (source, destination)");
     let pair = Pair::start()
         .await
         .context("could not start the local replica sets (is mongod installed? run scripts/install-mongod.sh)")?;
     let src = measure::client(&pair.source.uri()).await?;
     let dest = measure::client(&pair.destination.uri()).await?;
-    report.mongodb_version = measure::server_version(&src).await?;
+    let load = measure::load_client(&pair.source.uri()).await?;
+    let result = bench(&args, &pair, [&src, &dest, &load], started).await;
+    // Before the replica sets stop and the process exits.
+    for c in [&src, &dest, &load] {
+        mongoferry::cluster::close_client(c).await;
+    }
+    result
+}
+
+/// Every phase of the bench, on the replica sets `pair` and clients of its
+/// source, its destination and the source's write load.
+async fn bench(
+    args: &BenchArgs,
+    pair: &Pair,
+    [src, dest, load]: [&Client; 3],
+    started: Instant,
+) -> anyhow::Result<ExitCode> {
+    let mut report = Report::new(args);
+    report.mongodb_version = measure::server_version(src).await?;
 
     // The write load of the lag phase goes to collections of its own, so
     // that the benchmark collection holds exactly --docs documents for
@@ -143,8 +159,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         thousands(args.docs),
         args.doc_size
     ));
-    let seed = measure::seed(&src, args.docs, args.doc_size).await?;
-    lag::prepare_source(&src, load_tasks).await?;
+    let seed = measure::seed(src, args.docs, args.doc_size).await?;
+    lag::prepare_source(src, load_tasks).await?;
     report.seed = Some(seed);
     report.doc_bytes = seed.bytes;
     step(&format!(
@@ -154,17 +170,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         seed.mb_per_second()
     ));
 
-    let phases = Phases {
-        src: &src,
-        dest: &dest,
-    };
+    let phases = Phases { src, dest };
 
     // 1. Mongoferry's copy, first: nothing else has grown the heap yet.
     let primary = args.copy_concurrency[0];
     let copied = phases
         .measure(Destination::AsLeft, &copy_title(primary), "copy", async {
             let rss = rss::Sampler::start();
-            let copied = copy(&pair, &args, primary).await?;
+            let copied = copy(pair, args, primary).await?;
             report.rss = Some(rss.finish());
             Ok(copied)
         })
@@ -183,7 +196,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let verified = phases
         .measure(Destination::AsLeft, title, "verify", async {
             let rss = rss::Sampler::start();
-            let verified = verify_copy(&pair, &args).await;
+            let verified = verify_copy(pair, args).await;
             report.verify_rss = Some(rss.finish());
             Ok(reported(verified, "the full verification could not run"))
         })
@@ -203,8 +216,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     // 3. Lag under a steady write load, then commit and verify.
     let handle = migration.handle.clone();
     let lag_rss = rss::Sampler::start();
-    let load = measure::load_client(&pair.source.uri()).await?;
-    let lag = lag::measure(&src, &load, &dest, &handle, &args, load_tasks).await?;
+    let lag = lag::measure(src, load, dest, &handle, args, load_tasks).await?;
     report.lag_rss = Some(lag_rss.finish());
     report.lag = lag;
     step("committing");
@@ -215,7 +227,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     }
-    let verify = measure::verify(&src, &dest).await?;
+    let verify = measure::verify(src, dest).await?;
     step(&format!(
         "verified: source {} docs, destination {} docs, dbHash {}",
         thousands(verify.source_docs),
@@ -230,7 +242,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
 
     // Further copy-concurrency values, for tuning, in the same run.
     for &c in &args.copy_concurrency[1..] {
-        match copy_again(&phases, &pair, &args, c).await? {
+        match copy_again(&phases, pair, args, c).await? {
             Some(copy) => report.copies.push((c, copy)),
             None => return Ok(ExitCode::from(1)),
         }
@@ -239,7 +251,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     // 4. The destination's insert ceiling and 5. the naive copy, in rounds
     // with the copy again, so that a burst of other work on the box skews
     // one round rather than the ratios.
-    measure::clean_destination(&dest).await?;
+    measure::clean_destination(dest).await?;
     step(&format!(
         "CEILING: building {} documents in memory",
         thousands(args.docs)
@@ -247,7 +259,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let docs = Arc::new(measure::build_docs(args.docs, args.doc_size).await?);
     for round in 0..args.rounds.max(1) {
         if round > 0 {
-            match copy_again(&phases, &pair, &args, primary).await? {
+            match copy_again(&phases, pair, args, primary).await? {
                 Some(copy) => report.copy_rounds.push(copy),
                 None => return Ok(ExitCode::from(1)),
             }
@@ -257,7 +269,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             args.ceiling_concurrency, args.ceiling_batch
         );
         let ceiling = measure::ceiling(
-            &dest,
+            dest,
             docs.clone(),
             args.ceiling_concurrency,
             args.ceiling_batch,
@@ -268,14 +280,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         report.ceilings.push(ceiling);
 
         let title = "NAIVE: one cursor, insertMany of 1,000 at a time";
-        let naive = measure::naive(&src, &dest);
+        let naive = measure::naive(src, dest);
         let naive = phases
             .measure(Destination::Clean, title, "naive", naive)
             .await?;
         report.naives.push(naive);
     }
     drop(docs);
-    measure::clean_destination(&dest).await?;
+    measure::clean_destination(dest).await?;
 
     report.total_seconds = started.elapsed().as_secs_f64();
     report.print(args.json)?;
