@@ -241,10 +241,17 @@ const CLOSE_GRACE: Duration = Duration::from_secs(3);
 /// closes it first. Pending cleanups get [`CLOSE_GRACE`], then are dropped:
 /// the server reaps cursors and sessions left behind.
 pub async fn close_client(client: &Client) {
+    let started = std::time::Instant::now();
     let graceful = client.clone().shutdown();
-    if tokio::time::timeout(CLOSE_GRACE, graceful).await.is_err() {
+    let timed_out = tokio::time::timeout(CLOSE_GRACE, graceful).await.is_err();
+    if timed_out {
         client.clone().shutdown().immediate(true).await;
     }
+    tracing::debug!(
+        seconds = started.elapsed().as_secs_f64(),
+        timed_out,
+        "client closed"
+    );
 }
 
 impl Cluster {
