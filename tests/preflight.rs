@@ -7,7 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use bson::{doc, Document, RawDocumentBuf};
+use bson::{doc, Bson, Document, RawDocumentBuf};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use mongodb::Client;
 use mongoferry::cluster::Cluster;
@@ -874,8 +874,28 @@ async fn sync_refuses_on_blockers_and_shows_warnings_before_it_starts() {
     assert_eq!(count(&dest, "shop", "orders").await, 300);
 }
 
+/// The source's operation counters: (commands, queries, getMores).
+async fn op_counters(c: &Client) -> (i64, i64, i64) {
+    let status = c
+        .database("admin")
+        .run_command(doc! { "serverStatus": 1 })
+        .await
+        .unwrap();
+    let ops = status.get_document("opcounters").unwrap();
+    let n = |k: &str| match ops.get(k) {
+        Some(Bson::Int64(v)) => *v,
+        Some(Bson::Int32(v)) => i64::from(*v),
+        other => panic!("opcounters.{k}: {other:?}"),
+    };
+    (n("command"), n("query"), n("getmore"))
+}
+
+/// The check's cost on the source is two cheap reads per collection
+/// (`listIndexes`, a bounded `$sample`) and a few per database: no
+/// `$collStats` or scan per collection where the databases' totals do.
+/// Its speed is reported, not asserted; it is a figure for the bench.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_thousand_collections_are_checked_in_under_five_seconds() {
+async fn a_thousand_collections_are_checked_with_two_reads_each() {
     let (pair, src, _dest) = clusters().await;
     let started = Instant::now();
     let names: Vec<Namespace> = (0..1000)
@@ -902,18 +922,33 @@ async fn a_thousand_collections_are_checked_in_under_five_seconds() {
     let destination = Cluster::connect(Role::Destination, &pair.destination.uri())
         .await
         .unwrap();
-    let mut best = Duration::MAX;
-    for _ in 0..2 {
-        let t = Instant::now();
-        let r = preflight::run(&source, &destination, &CheckRequest::default())
-            .await
-            .unwrap();
-        best = best.min(t.elapsed());
-        assert_eq!(r.totals.collections, 1000);
-        assert_eq!(r.totals.documents, 2000);
-        assert_eq!(r.totals.databases, 20);
-        assert!(!r.has_blockers(), "{:#?}", summary(&r));
-    }
+    let before = op_counters(&src).await;
+    let t = Instant::now();
+    let r = preflight::run(&source, &destination, &CheckRequest::default())
+        .await
+        .unwrap();
+    let engine = t.elapsed();
+    let after = op_counters(&src).await;
+    assert_eq!(r.totals.collections, 1000);
+    assert_eq!(r.totals.documents, 2000);
+    assert_eq!(r.totals.databases, 20);
+    assert!(!r.has_blockers(), "{:#?}", summary(&r));
+    let (commands, queries, getmores) =
+        (after.0 - before.0, after.1 - before.1, after.2 - before.2);
+    eprintln!(
+        "preflight on the source: {commands} commands, {queries} queries, {getmores} getMores"
+    );
+    // 2 a collection, about 4 a database (listCollections, dbStats, ...),
+    // and connection handshakes and heartbeats: 2,079 when written. One
+    // more command a collection would be 3,000.
+    assert!(
+        (1000..=2 * 1000 + 5 * 20 + 100).contains(&commands),
+        "{commands} commands for 1000 collections in 20 databases"
+    );
+    assert!(
+        queries + getmores <= 20,
+        "{queries} finds, {getmores} getMores"
+    );
     let t = Instant::now();
     let out = run_cli(
         &check_args(&pair.source.uri(), &pair.destination.uri(), &[]),
@@ -923,14 +958,9 @@ async fn a_thousand_collections_are_checked_in_under_five_seconds() {
     let cli = t.elapsed();
     assert_eq!(out.code, Some(0), "{out:?}");
     eprintln!(
-        "BENCH preflight: 1000 collections in 20 databases checked in {} ms (engine, best of 2); `mongoferry check` end to end {} ms",
-        best.as_millis(),
+        "BENCH preflight: 1000 collections in 20 databases checked in {} ms (engine); `mongoferry check` end to end {} ms",
+        engine.as_millis(),
         cli.as_millis()
-    );
-    assert!(best < Duration::from_secs(5), "the check took {best:?}");
-    assert!(
-        cli < Duration::from_secs(5),
-        "mongoferry check took {cli:?}"
     );
 }
 
