@@ -20,8 +20,9 @@ fn copied(p: &Value) -> u64 {
         .unwrap_or(0)
 }
 
-/// Waits until `metric` stops changing (two equal readings `settle` apart),
-/// then checks it stays put for `window`. Returns the value.
+/// Waits until `metric` stops changing (two equal readings `settle` apart;
+/// the batches in flight at the pause are still written), then checks it
+/// stays put for `window`. Returns the value.
 async fn assert_frozen(
     port: u16,
     what: &str,
@@ -38,7 +39,7 @@ async fn assert_frozen(
             break;
         }
         assert!(
-            start.elapsed() < Duration::from_secs(10),
+            start.elapsed() < Duration::from_secs(30),
             "{what} kept changing while paused ({last} -> {now})"
         );
         last = now;
@@ -99,7 +100,7 @@ async fn pause_and_resume_through_the_cli_during_sync_under_load() {
         port,
         "totalEventsApplied",
         events,
-        Duration::from_millis(500),
+        Duration::from_secs(2),
         Duration::from_secs(2),
     )
     .await;
@@ -170,7 +171,7 @@ async fn pause_during_the_copy_holds_the_copy_until_resumed() {
         port,
         "estimatedCopiedBytes",
         copied,
-        Duration::from_millis(500),
+        Duration::from_secs(2),
         Duration::from_secs(2),
     )
     .await;

@@ -94,9 +94,10 @@ async fn the_copy_and_the_sync_report_rates_etas_and_lag() {
         let c = &p.collection_copy;
         let eta = p.eta_seconds.unwrap_or_default();
         let left = (c.estimated_total_bytes - c.estimated_copied_bytes) as f64 / c.bytes_per_second;
-        // Refreshed once a second, so up to a second behind the counts.
+        // Refreshed once a second, so up to a second (more on a loaded
+        // box) behind the counts, which only grow.
         assert!(
-            eta > 0.0 && (eta - left).abs() <= left * 0.5 + 1.5,
+            eta > 0.0 && (eta - left).abs() <= left * 0.5 + 3.0,
             "eta {eta} s for {left} s left: {c:#?}"
         );
         assert_eq!(c.eta_seconds, p.eta_seconds);

@@ -77,7 +77,7 @@ async fn kill_9_during_the_copy_then_the_same_command_resumes_to_equality() {
 
     // The same command, now committing when ready (the source is idle).
     let mut second = CliProcess::sync_pair(&pair, port, &["--commit-when-ready"]);
-    let status = second.wait_exit(Duration::from_secs(90)).await;
+    let status = second.wait_exit(Duration::from_secs(180)).await;
     assert!(
         status.success(),
         "the resumed sync failed with {status}; stderr:\n{}",
@@ -152,7 +152,7 @@ async fn kill_9_during_sync_under_load_then_resume_and_commit_through_the_cli() 
     )
     .await;
     assert_eq!(out.code, Some(0), "mongoferry commit: {out:?}");
-    let status = second.wait_exit(Duration::from_secs(60)).await;
+    let status = second.wait_exit(Duration::from_secs(120)).await;
     assert!(
         status.success(),
         "the sync did not commit: {status}; stderr:\n{}",
@@ -245,7 +245,7 @@ async fn sigterm_saves_a_checkpoint_exits_130_and_the_same_command_resumes() {
         (200, &Value::Bool(true)),
         "{reply}"
     );
-    let status = third.wait_exit(Duration::from_secs(60)).await;
+    let status = third.wait_exit(Duration::from_secs(120)).await;
     assert!(status.success(), "stderr:\n{}", third.stderr());
     assert_same(&src, &dest).await;
 }

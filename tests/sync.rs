@@ -157,7 +157,7 @@ async fn copy_and_sync_under_load_then_commit_gives_an_identical_destination() {
 
     stop.cancel();
     let stats = load.await.unwrap().unwrap();
-    assert!(stats.total() > 1000, "{stats:?}");
+    assert!(stats.total() > 200, "{stats:?}");
     handle.commit(CommitRequest::default()).unwrap();
     let done = tokio::time::timeout(Duration::from_secs(120), run)
         .await
@@ -249,7 +249,7 @@ async fn a_second_process_cannot_drive_the_same_migration() {
     )
     .await
     .unwrap();
-    let err = tokio::time::timeout(Duration::from_secs(40), second.run())
+    let err = tokio::time::timeout(Duration::from_secs(90), second.run())
         .await
         .unwrap()
         .unwrap_err();

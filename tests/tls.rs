@@ -200,7 +200,8 @@ async fn a_tls_only_replica_set_is_verified_and_each_failure_is_classified() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_certificate_that_expires_is_classified() {
     let pki = Pki::new();
-    let lifetime = Duration::from_secs(20);
+    // Long enough for a TLS replica set to start and elect on a slow box.
+    let lifetime = Duration::from_secs(45);
     let cert = pki.server_expiring_in(lifetime);
     let expires = std::time::Instant::now() + lifetime;
     let rs = replica_set("expiring", Some(pki.sandbox_tls(&cert, false)), None).await;

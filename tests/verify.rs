@@ -583,9 +583,11 @@ async fn start_live(
             mode: VerifyMode::Full,
             include: vec![include.into()],
             partition_bytes: 128 * 1024,
+            // A settle time well over the sync's lag on a loaded 2-core
+            // box, or a write still in flight would count as a difference.
             live: Some(LiveOptions {
-                recheck_interval_seconds: 0.5,
-                settle_seconds: 5.0,
+                recheck_interval_seconds: 2.0,
+                settle_seconds: 15.0,
             }),
             ..VerifyOptions::default()
         },
@@ -635,7 +637,7 @@ async fn a_live_verification_during_a_sync_converges_once_writes_stop() {
     );
     stop.cancel();
     let stats = load.await.unwrap().unwrap();
-    assert!(stats.total() > 500, "{stats:?}");
+    assert!(stats.total() > 100, "{stats:?}");
 
     let finish = |task: tokio::task::JoinHandle<_>| async move {
         let (result, diffs): (
