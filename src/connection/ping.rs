@@ -183,14 +183,13 @@ pub async fn ping(role: Role, uri: &str, options: &PingOptions) -> PingReport {
         Ok(c) => c,
         Err(e) => return report.fail(classify::classify(&ctx, "connect", &e)),
     };
-    let report = interrogate(role, &prepared, ctx, &client, report).await;
+    let report = interrogate(&prepared, ctx, &client, report).await;
     crate::cluster::close_client(&client).await;
     report
 }
 
 /// The questions a ping asks over a connected `client`.
 async fn interrogate(
-    role: Role,
     prepared: &Prepared,
     ctx: Context<'_>,
     client: &Client,
@@ -201,7 +200,7 @@ async fn interrogate(
         Ok(h) => h,
         Err(e) => {
             let err =
-                crate::cluster::refine(role, prepared, classify::classify(&ctx, "connect", &e))
+                crate::cluster::refine(ctx.role, prepared, classify::classify(&ctx, "connect", &e))
                     .await;
             report.reachable = !unreachable_error(&err);
             return report.fail(err);

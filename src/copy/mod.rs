@@ -358,11 +358,9 @@ async fn edge_record_ids(
     uuid: Option<&Binary>,
     node: &str,
 ) -> Result<Option<(i64, i64)>> {
-    let mut edges = [None, None];
-    for (edge, direction) in edges.iter_mut().zip([1, -1]) {
-        *edge = first_record_id(ctx, ns, uuid, node, one_record_id(direction)).await?;
-    }
-    Ok(edges[0].zip(edges[1]))
+    let first = first_record_id(ctx, ns, uuid, node, one_record_id(1)).await?;
+    let last = first_record_id(ctx, ns, uuid, node, one_record_id(-1)).await?;
+    Ok(first.zip(last))
 }
 
 /// A record id that exists on `node` at `target` or a few past it.
@@ -642,22 +640,23 @@ async fn read_range(
             if let Some(max) = &p.max {
                 options.append("max", bound(max)?);
             }
-            catalog::find_batches_on(&ctx.src, ns, uuid, options.clone(), None, reply_docs).await?
+            catalog::find_batches_on(&ctx.src, ns, uuid, options, None, reply_docs).await?
         }
         RangeKey::Natural => {
             options.append("hint", rawdoc! { "$natural": 1 });
-            catalog::find_batches_on(&ctx.src, ns, uuid, options.clone(), None, reply_docs).await?
+            catalog::find_batches_on(&ctx.src, ns, uuid, options, None, reply_docs).await?
         }
         RangeKey::RecordId => {
             options.append("hint", rawdoc! { "$natural": 1 });
             // Each reply then ends with the record id of its last document.
             options.append("$_requestResumeToken", true);
             let mut scan = RecordIdScan {
+                options,
                 stop_after: p.max.as_ref().and_then(Bson::as_i64),
                 skip_through: p.min.as_ref().and_then(Bson::as_i64),
                 shown: false,
             };
-            let opened = open_record_ids(ctx, ns, uuid, &options, p, scan.skip_through, false)
+            let opened = open_record_ids(ctx, ns, uuid, &scan.options, p, scan.skip_through, false)
                 .await?
                 .map(|(cursor, shown)| {
                     scan.shown = shown;
@@ -699,7 +698,8 @@ async fn read_range(
                 // exactly at the end: one reply shown, not the range.
                 drop(cursor);
                 let reopened =
-                    open_record_ids(ctx, ns, uuid, &options, p, scan.skip_through, true).await?;
+                    open_record_ids(ctx, ns, uuid, &scan.options, p, scan.skip_through, true)
+                        .await?;
                 let Some((c, _)) = reopened else { break };
                 cursor = c;
                 scan.shown = true;
@@ -776,6 +776,8 @@ async fn send(
 /// the range's end, and a scan that had to start below the range, are read
 /// with each document's record id shown.
 struct RecordIdScan {
+    /// The scan's `find` options, to open it again with.
+    options: RawDocumentBuf,
     stop_after: Option<i64>,
     /// Before `shown`: the record id of the last document taken. After:
     /// documents up to it are skipped.

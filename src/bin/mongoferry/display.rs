@@ -40,7 +40,6 @@ pub async fn cancel_on_signal(cancel: tokio_util::sync::CancellationToken, messa
     cancel.cancel();
 }
 
-/// `1234567` as `1,234,567`.
 /// A one-line error with its remedy, and the exit code for "could not
 /// run" (bad input, an unreachable cluster).
 pub fn could_not_run(e: &mongoferry::Error) -> std::process::ExitCode {
@@ -48,6 +47,7 @@ pub fn could_not_run(e: &mongoferry::Error) -> std::process::ExitCode {
     std::process::ExitCode::from(2)
 }
 
+/// `1234567` as `1,234,567`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string().into_bytes();
     let head = match digits.len() % 3 {
