@@ -78,10 +78,8 @@ pub async fn gather(src: &Cluster) -> Facts {
                 .map(|d| d.and_then(|d| d.get_timestamp("ts").ok()))
         }
     };
-    let stats = async {
-        let st = catalog::storage_stats(src, &Namespace::new("local", "oplog.rs")).await?;
-        Ok::<_, mongodb::error::Error>((st.size, st.max_size, st.count))
-    };
+    let oplog_ns = Namespace::new("local", "oplog.rs");
+    let stats = catalog::storage_stats(src, &oplog_ns);
     let retention = async {
         src.client
             .database("admin")
@@ -105,7 +103,8 @@ pub async fn gather(src: &Cluster) -> Facts {
     };
     let (first, last, stats, min_retention_hours) = tokio::join!(end(1), end(-1), stats, retention);
     match (first, last, stats) {
-        (Ok(Some(first)), Ok(Some(last)), Ok((used_bytes, max_bytes, entries))) => {
+        (Ok(Some(first)), Ok(Some(last)), Ok(stats)) => {
+            let used_bytes = stats.size;
             let since = last.time.saturating_sub(RECENT_SECONDS);
             let recent_bytes = if first.time < since {
                 // The oplog's collection scan seeks to a `ts` lower bound,
@@ -116,7 +115,7 @@ pub async fn gather(src: &Cluster) -> Facts {
                     )
                     .await;
                 match recent {
-                    Ok(n) => Some(n.saturating_mul(used_bytes / entries.max(1))),
+                    Ok(n) => Some(n.saturating_mul(used_bytes / stats.count.max(1))),
                     Err(e) => return Facts::Unreadable(reason(&e)),
                 }
             } else {
@@ -126,7 +125,7 @@ pub async fn gather(src: &Cluster) -> Facts {
                 first,
                 last,
                 used_bytes,
-                max_bytes,
+                max_bytes: stats.max_size,
                 min_retention_hours,
                 recent_bytes,
             }
@@ -158,27 +157,24 @@ fn write_rate(facts: &Facts) -> Option<f64> {
 /// How long the oplog holds an entry, in seconds, at the current rate.
 pub fn window_seconds(facts: &Facts) -> Option<f64> {
     let Facts::Read {
+        first,
+        last,
         max_bytes,
         used_bytes,
         min_retention_hours,
-        ..
+        recent_bytes,
     } = facts
     else {
         return None;
     };
     let capacity = (*max_bytes).max(*used_bytes) as f64;
-    let window = match facts {
+    let window = match recent_bytes {
         // The whole oplog's rate: the span, scaled to a full oplog (the
         // same as dividing by the rate, without the rounding).
-        Facts::Read {
-            first,
-            last,
-            recent_bytes: None,
-            ..
-        } => {
+        None => {
             (last.time as f64 - first.time as f64).max(1.0) * capacity / (*used_bytes).max(1) as f64
         }
-        _ => capacity / write_rate(facts)?,
+        Some(_) => capacity / write_rate(facts)?,
     };
     Some(window.max(min_retention_hours * 3600.0))
 }

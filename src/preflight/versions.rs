@@ -181,11 +181,13 @@ pub fn assess(f: &Facts) -> Vec<Finding> {
             "Test your application against the destination's version before the commit.",
         ));
     }
-    fcv_findings(f, &mut out);
+    fcv_findings(f, dest.line < src.line, &mut out);
     out
 }
 
-fn fcv_findings(f: &Facts, out: &mut Vec<Finding>) {
+/// `binaries_downgrade`: the destination's binary is an older release
+/// than the source's, which [`assess`] already reports.
+fn fcv_findings(f: &Facts, binaries_downgrade: bool, out: &mut Vec<Finding>) {
     let min = MIN_VERSION;
     for (side, fcv) in [
         ("source", &f.source_fcv),
@@ -230,14 +232,6 @@ fn fcv_findings(f: &Facts, out: &mut Vec<Finding>) {
             ));
         }
     }
-    // An older destination binary is already reported as a downgrade.
-    let binaries_downgrade = match (
-        Version::parse(&f.source_version),
-        Version::parse(&f.destination_version),
-    ) {
-        (Some(s), Some(d)) => d < s,
-        _ => false,
-    };
     if let (Some(s), Some(d)) = (src, dest) {
         if d < s && d >= min && !binaries_downgrade {
             out.push(Finding::warning(
