@@ -388,9 +388,9 @@ async fn plan(ctx: &Arc<Ctx>, p: &Pair) -> Result<Vec<Job>> {
         return Ok(Vec::new());
     };
     let ns = &p.ns;
-    // Read again here, so a collection renamed over this name during a
-    // live verification is judged by its own TTLs.
-    ttl::read(ctx, ns, Some(s)).await?;
+    // Read now unless read from this very collection, so that one renamed
+    // over this name during a live verification is judged by its own TTLs.
+    ttl::of_source(ctx, s).await?;
     let (docs, bytes) = copy::estimate(&ctx.src, ns).await?;
     ctx.meter.estimated_docs.fetch_add(docs, Ordering::Relaxed);
     ctx.meter

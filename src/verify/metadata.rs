@@ -28,7 +28,7 @@ use mongodb::options::Hint;
 use super::diff::{self, numeric_text};
 use super::ttl::{self, Ttls};
 use super::{kind_name, Ctx, Difference, DifferenceKind, FieldChange, FieldDifference, Pair};
-use crate::catalog::{NsKind, HELD_TTL_SECONDS};
+use crate::catalog::{NsKind, SourceNamespace, HELD_TTL_SECONDS};
 use crate::cluster::Cluster;
 use crate::error::{Error, MongoContext, Result};
 use crate::retry::{self, server_code};
@@ -128,6 +128,8 @@ async fn namespace_differences(ctx: &Ctx, p: &Pair) -> Result<Vec<Difference>> {
         list_indexes_raw(&ctx.src, ns),
         list_indexes_raw(&ctx.dest, ns)
     )?;
+    // Read once: the document comparison and the counts need the TTLs too.
+    ttl::remember(ctx, ns, Some(s), &si);
     out.extend(compare_indexes(ns, &si, &di, ctx.relaxed)?);
     Ok(out)
 }
@@ -366,11 +368,11 @@ pub(crate) async fn count(
 /// verification ends). Live, a count that differs is taken again until it
 /// matches or has stopped moving for the settle time.
 pub(crate) async fn counts(ctx: &Arc<Ctx>, pairs: &[Pair]) -> Result<()> {
-    let countable: Vec<(Namespace, NsKind, crate::catalog::SourceNamespace)> = pairs
+    let countable: Vec<(Namespace, SourceNamespace)> = pairs
         .iter()
         .filter_map(|p| match (&p.src, &p.dst) {
             (Some(s), Some(d)) if s.kind == d.kind && s.kind != NsKind::View => {
-                Some((p.ns.clone(), s.kind, s.clone()))
+                Some((p.ns.clone(), s.clone()))
             }
             _ => None,
         })
@@ -380,11 +382,11 @@ pub(crate) async fn counts(ctx: &Arc<Ctx>, pairs: &[Pair]) -> Result<()> {
         .namespaces_done
         .fetch_add(skipped as u64, std::sync::atomic::Ordering::Relaxed);
     let results = stream::iter(countable)
-        .map(|(ns, kind, src)| {
+        .map(|(ns, src)| {
             let ctx = ctx.clone();
             async move {
-                let r = match ttl::read(&ctx, &ns, Some(&src)).await {
-                    Ok(ttls) => count_until_settled(&ctx, &ns, kind, &ttls).await,
+                let r = match ttl::of_source(&ctx, &src).await {
+                    Ok(ttls) => count_until_settled(&ctx, &ns, src.kind, &ttls).await,
                     Err(e) => Err(e),
                 };
                 ctx.meter

@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bson::{doc, Bson, DateTime, Document, RawBsonRef, RawDocument};
+use bson::{doc, Binary, Bson, DateTime, Document, RawBsonRef, RawDocument};
 
 use super::metadata::list_indexes_raw;
 use super::Ctx;
@@ -237,56 +237,81 @@ fn earliest_date(value: RawBsonRef<'_>, path: &[&str]) -> Option<i64> {
 }
 
 /// The TTLs of each collection, read from the source once per
-/// verification (again after [`REFRESH_AFTER`] in a long live one).
+/// verification (again after [`REFRESH_AFTER`] in a long live one), with
+/// the UUID of the collection they were read from.
 #[derive(Default)]
 pub(crate) struct TtlCache {
-    by_ns: std::sync::Mutex<HashMap<Namespace, (Instant, Arc<Ttls>)>>,
+    by_ns: std::sync::Mutex<HashMap<Namespace, Cached>>,
 }
 
+/// When the TTLs were read, from which collection.
+type Cached = (Instant, Option<Binary>, Arc<Ttls>);
+
 impl TtlCache {
-    fn get(&self, ns: &Namespace) -> Option<Arc<Ttls>> {
+    fn get(&self, ns: &Namespace) -> Option<(Option<Binary>, Arc<Ttls>)> {
         let all = self.by_ns.lock().unwrap_or_else(|e| e.into_inner());
         all.get(ns)
-            .filter(|(read, _)| read.elapsed() < REFRESH_AFTER)
-            .map(|(_, t)| t.clone())
+            .filter(|(read, _, _)| read.elapsed() < REFRESH_AFTER)
+            .map(|(_, uuid, t)| (uuid.clone(), t.clone()))
     }
 
-    fn put(&self, ns: &Namespace, ttls: Ttls) -> Arc<Ttls> {
+    fn put(&self, ns: &Namespace, uuid: Option<Binary>, ttls: Ttls) -> Arc<Ttls> {
         let ttls = Arc::new(ttls);
         self.by_ns
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(ns.clone(), (Instant::now(), ttls.clone()));
+            .insert(ns.clone(), (Instant::now(), uuid, ttls.clone()));
         ttls
     }
 }
 
 /// The TTLs of `ns` on the source, read when first needed.
 pub(crate) async fn of(ctx: &Ctx, ns: &Namespace) -> Result<Arc<Ttls>> {
-    if let Some(t) = ctx.ttls.get(ns) {
+    if let Some((_, t)) = ctx.ttls.get(ns) {
         return Ok(t);
     }
     let src = catalog::find_namespace(&ctx.src, ns).await?;
     read(ctx, ns, src.as_ref()).await
 }
 
-/// Reads the TTLs of `ns` from the source again, given its
-/// `listCollections` entry (`None`: the source has no such collection).
-pub(crate) async fn read(
+/// The TTLs of the source collection `src` (its `listCollections` entry),
+/// read unless they were read from this very collection: one renamed over
+/// its name during a live verification has another UUID.
+pub(crate) async fn of_source(ctx: &Ctx, src: &SourceNamespace) -> Result<Arc<Ttls>> {
+    match ctx.ttls.get(&src.ns) {
+        Some((uuid, t)) if uuid == src.uuid => Ok(t),
+        _ => read(ctx, &src.ns, Some(src)).await,
+    }
+}
+
+/// Reads the TTLs of `ns` from the source, given its `listCollections`
+/// entry (`None`: the source has no such collection).
+async fn read(ctx: &Ctx, ns: &Namespace, src: Option<&SourceNamespace>) -> Result<Arc<Ttls>> {
+    let indexes = match src {
+        Some(s) if s.kind == catalog::NsKind::Collection => list_indexes_raw(&ctx.src, ns).await?,
+        _ => Vec::new(),
+    };
+    Ok(remember(ctx, ns, src, &indexes))
+}
+
+/// Records the TTLs of `ns` from its source `listCollections` entry and
+/// the `indexes` already listed from the source.
+pub(crate) fn remember(
     ctx: &Ctx,
     ns: &Namespace,
     src: Option<&SourceNamespace>,
-) -> Result<Arc<Ttls>> {
+    indexes: &[Document],
+) -> Arc<Ttls> {
     let ttls = match src {
         None => Ttls::default(),
         Some(s) if s.kind == catalog::NsKind::View => Ttls::default(),
         Some(s) if s.kind == catalog::NsKind::Timeseries => Ttls::from_specs(ns, &s.options, &[]),
-        Some(s) => Ttls::from_specs(ns, &s.options, &list_indexes_raw(&ctx.src, ns).await?),
+        Some(s) => Ttls::from_specs(ns, &s.options, indexes),
     };
     if !ttls.is_empty() {
         tracing::debug!(%ns, ttls = ?ttls.fields(), "TTL collection: documents about to expire are not differences");
     }
-    Ok(ctx.ttls.put(ns, ttls))
+    ctx.ttls.put(ns, src.and_then(|s| s.uuid.clone()), ttls)
 }
 
 #[cfg(test)]
@@ -300,6 +325,13 @@ mod tests {
 
     fn ms(n: i64) -> DateTime {
         DateTime::from_millis(n)
+    }
+
+    /// The cutoffs at `NOW` of one single-field TTL index on `path`.
+    fn index_cutoffs(path: &str, expire_after_seconds: i32) -> Cutoffs {
+        let index =
+            doc! { "key": { path: 1 }, "name": path, "expireAfterSeconds": expire_after_seconds };
+        Ttls::from_specs(&ns(), &doc! {}, &[index]).at(ms(NOW))
     }
 
     const NOW: i64 = 1_700_000_000_000;
@@ -340,12 +372,7 @@ mod tests {
 
     #[test]
     fn a_date_before_the_cutoff_may_expire_and_anything_else_may_not() {
-        let t = Ttls::from_specs(
-            &ns(),
-            &doc! {},
-            &[doc! { "key": { "at": 1 }, "name": "at_1", "expireAfterSeconds": 60 }],
-        );
-        let c = t.at(ms(NOW));
+        let c = index_cutoffs("at", 60);
         let cutoff = NOW + MARGIN - 60_000;
         let may = |d: bson::RawDocumentBuf| c.may_expire(&d);
         assert!(may(rawdoc! { "_id": 1, "at": ms(NOW - 3_600_000) }));
@@ -367,12 +394,7 @@ mod tests {
 
     #[test]
     fn nested_paths_go_through_documents_and_arrays() {
-        let t = Ttls::from_specs(
-            &ns(),
-            &doc! {},
-            &[doc! { "key": { "a.b": 1 }, "name": "ab", "expireAfterSeconds": 0 }],
-        );
-        let c = t.at(ms(NOW));
+        let c = index_cutoffs("a.b", 0);
         let old = ms(NOW - 3_600_000);
         let new = ms(NOW + 3_600_000);
         assert!(c.may_expire(&rawdoc! { "a": { "b": old } }));
@@ -380,12 +402,7 @@ mod tests {
         assert!(c.may_expire(&rawdoc! { "a": [{ "b": new }, { "b": old }] }));
         assert!(!c.may_expire(&rawdoc! { "a": [{ "b": new }, { "c": old }] }));
         assert!(!c.may_expire(&rawdoc! { "a": old }));
-        let t = Ttls::from_specs(
-            &ns(),
-            &doc! {},
-            &[doc! { "key": { "a.1": 1 }, "name": "a1", "expireAfterSeconds": 0 }],
-        );
-        let c = t.at(ms(NOW));
+        let c = index_cutoffs("a.1", 0);
         assert!(c.may_expire(&rawdoc! { "a": [new, old] }));
         assert!(!c.may_expire(&rawdoc! { "a": [old, new] }));
     }
@@ -399,12 +416,7 @@ mod tests {
         assert!(!c.may_expire(&rawdoc! { "_id": 5 }));
         // A TTL of 2^31-1 s: only dates 68 years old expire, and the
         // arithmetic does not overflow.
-        let held = Ttls::from_specs(
-            &ns(),
-            &doc! {},
-            &[doc! { "key": { "at": 1 }, "name": "at_1", "expireAfterSeconds": i32::MAX }],
-        )
-        .at(ms(NOW));
+        let held = index_cutoffs("at", i32::MAX);
         assert!(!held.may_expire(&rawdoc! { "at": ms(NOW - 3_600_000) }));
         assert!(held.may_expire(&rawdoc! { "at": ms(i64::MIN) }));
     }
