@@ -16,8 +16,8 @@ use mongodb::raw_batch_cursor::RawBatchCursor;
 use std::sync::Arc;
 
 use crate::cluster::Cluster;
+use crate::driver_error::server_code;
 use crate::error::{Error, MongoContext, Result, Role};
-use crate::retry::{self, server_code};
 use crate::scope::{Namespace, Scope};
 
 /// A TTL that never fires within the life of a migration (68 years).
@@ -319,7 +319,7 @@ fn absent_if_dropped<C>(
     match found {
         Ok(c) => Ok(Some(c)),
         // Dropped since: its drop event follows.
-        Err(e) if server_code(&e) == Some(retry::NAMESPACE_NOT_FOUND) => Ok(None),
+        Err(e) if server_code(&e) == Some(crate::driver_error::NAMESPACE_NOT_FOUND) => Ok(None),
         Err(e) => Err(Error::mongo(cluster.role, format!("read {ns}"), e)),
     }
 }
@@ -364,8 +364,34 @@ pub async fn list_indexes(cluster: &Cluster, ns: &Namespace) -> Result<Vec<Docum
                 .map(|m| bson::to_document(&m).map_err(|e| Error::Other(e.to_string())))
                 .collect()
         }
-        Err(e) if server_code(&e) == Some(retry::NAMESPACE_NOT_FOUND) => Ok(Vec::new()),
+        Err(e) if server_code(&e) == Some(crate::driver_error::NAMESPACE_NOT_FOUND) => {
+            Ok(Vec::new())
+        }
         Err(e) => Err(Error::mongo(cluster.role, "list indexes", e)),
+    }
+}
+
+/// `listIndexes` as the server returns it (no driver model in between,
+/// which could change a type); empty when the collection does not exist.
+pub async fn list_indexes_raw(cluster: &Cluster, ns: &Namespace) -> Result<Vec<Document>> {
+    let cursor = cluster
+        .client
+        .database(&ns.db)
+        .run_cursor_command(doc! { "listIndexes": &ns.coll })
+        .await;
+    match cursor {
+        Ok(c) => c
+            .try_collect()
+            .await
+            .ctx(cluster.role, &format!("list the indexes of {ns}")),
+        Err(e) if server_code(&e) == Some(crate::driver_error::NAMESPACE_NOT_FOUND) => {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(Error::mongo(
+            cluster.role,
+            format!("list the indexes of {ns}"),
+            e,
+        )),
     }
 }
 
@@ -408,7 +434,7 @@ pub async fn create_namespace(dest: &Cluster, ns: &Namespace, options: &Document
     cmd.extend(create_options(options));
     match dest.client.database(&ns.db).run_command(cmd).await {
         Ok(_) => Ok(()),
-        Err(e) if server_code(&e) == Some(retry::NAMESPACE_EXISTS) => Ok(()),
+        Err(e) if server_code(&e) == Some(crate::driver_error::NAMESPACE_EXISTS) => Ok(()),
         Err(e) => Err(Error::mongo(Role::Destination, format!("create {ns}"), e)),
     }
 }
@@ -430,7 +456,8 @@ pub async fn create_indexes(dest: &Cluster, ns: &Namespace, specs: &[Document]) 
         Err(e)
             if matches!(
                 server_code(&e),
-                Some(retry::INDEX_OPTIONS_CONFLICT) | Some(retry::INDEX_KEY_SPECS_CONFLICT)
+                Some(crate::driver_error::INDEX_OPTIONS_CONFLICT)
+                    | Some(crate::driver_error::INDEX_KEY_SPECS_CONFLICT)
             ) =>
         {
             // An index of that name or key exists with other options (a
@@ -463,7 +490,7 @@ pub async fn drop_namespace(dest: &Cluster, ns: &Namespace) -> Result<()> {
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if server_code(&e) == Some(retry::NAMESPACE_NOT_FOUND) => Ok(()),
+        Err(e) if server_code(&e) == Some(crate::driver_error::NAMESPACE_NOT_FOUND) => Ok(()),
         Err(e) => Err(Error::mongo(Role::Destination, format!("drop {ns}"), e)),
     }
 }

@@ -354,7 +354,10 @@ impl Store {
             .await;
         match res {
             Ok(_) => Ok(true),
-            Err(e) if crate::retry::server_code(&e) == Some(crate::retry::DUPLICATE_KEY) => {
+            Err(e)
+                if crate::driver_error::server_code(&e)
+                    == Some(crate::driver_error::DUPLICATE_KEY) =>
+            {
                 Ok(false)
             }
             Err(e) => Err(crate::Error::mongo(

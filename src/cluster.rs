@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::connection::classify::{self, Context};
 use crate::connection::tls::{self as conn_tls, TlsSettings, Verification};
-use crate::connection::{tls_warnings, ConnectionWarning};
+use crate::connection::tls::{tls_warnings, ConnectionWarning};
 use crate::error::{Error, MongoContext, Result, Role};
 use crate::uri::{hosts_of, redact_uri};
 
@@ -152,7 +152,7 @@ pub async fn prepare(role: Role, uri: &str) -> Result<Prepared> {
             },
             _ => Error::InvalidUri {
                 role,
-                reason: crate::retry::redacted_message(&e),
+                reason: crate::driver_error::redacted_message(&e),
             },
         })?;
     if allow_invalid_hostnames && matches!(opts.tls, None | Some(mongodb::options::Tls::Disabled)) {
@@ -276,7 +276,7 @@ impl Cluster {
         let client =
             Client::with_options(prepared.options.clone()).map_err(|e| Error::InvalidUri {
                 role,
-                reason: crate::retry::redacted_message(&e),
+                reason: crate::driver_error::redacted_message(&e),
             })?;
         let admin = client.database("admin");
         let hello = match admin.run_command(doc! { "hello": 1 }).await {

@@ -90,9 +90,9 @@ pub enum Error {
     UnsupportedCollection { ns: String, reason: String },
 
     /// The preflight check found blockers; the report has every finding.
-    #[error("{}", crate::preflight::blocked_message(report))]
+    #[error("{}", crate::preflight::report::blocked_message(report))]
     PreflightBlocked {
-        report: Box<crate::preflight::Report>,
+        report: Box<crate::preflight::report::Report>,
     },
 
     #[error("The migration was interrupted; its progress is saved.")]
@@ -288,7 +288,7 @@ impl Error {
             Error::TooManyLiveDifferences { .. } => "Wait until the sync has finished its copy and canCommit is true, then verify again; or stop writes to the source and run a verification that is not live.".into(),
             Error::InvalidState { .. } => "Check the migration's state with 'mongoferry progress' and try the action that state allows.".into(),
             Error::UnsupportedCollection { .. } => "Exclude that collection with --exclude and move it with mongodump and mongorestore.".into(),
-            Error::PreflightBlocked { report } => crate::preflight::blocked_remedy(report),
+            Error::PreflightBlocked { report } => crate::preflight::report::blocked_remedy(report),
             Error::Interrupted => "Run the same command again to resume where it stopped.".into(),
             Error::Mongo { transient: true, .. } => "This is usually temporary; Mongoferry retries it, so check that the cluster is healthy if it persists.".into(),
             Error::Mongo { .. } => "Check the server's log and the user's privileges, then run the same command again to resume.".into(),
@@ -348,18 +348,18 @@ impl Error {
 
     /// Wraps a driver error with the side and the operation that failed.
     pub fn mongo(role: Role, op: impl Into<String>, err: mongodb::error::Error) -> Error {
-        let code = crate::retry::server_code(&err);
-        if code == Some(crate::retry::CHANGE_STREAM_HISTORY_LOST)
-            || code == Some(crate::retry::OPLOG_QUERY_MIN_TS_MISSING)
+        let code = crate::driver_error::server_code(&err);
+        if code == Some(crate::driver_error::CHANGE_STREAM_HISTORY_LOST)
+            || code == Some(crate::driver_error::OPLOG_QUERY_MIN_TS_MISSING)
         {
             return Error::HistoryLost;
         }
         Error::Mongo {
             role,
             op: op.into(),
-            message: crate::retry::redacted_message(&err),
+            message: crate::driver_error::redacted_message(&err),
             code,
-            transient: crate::retry::is_transient(&err),
+            transient: crate::driver_error::is_transient(&err),
         }
     }
 }

@@ -2,51 +2,71 @@
 //! to another, with change-stream sync, resume and cutover.
 //!
 //! # Layout
-//! - [`migration`]: the state machine and its control handle (start here).
-//! - [`copy`]: planning record-id or `_id` ranges and copying them as raw BSON.
-//! - [`apply`]: the change stream and applying events; [`events`] parses
-//!   and batches them.
-//! - [`catalog`]: namespaces, options and indexes on either side.
-//! - [`checkpoint`]: the durable state in the destination's `__mongoferry`.
-//! - [`cluster`]: connecting and learning a deployment's shape.
-//! - [`connection`]: profiles (secrets in the OS keyring), TLS, testing a
-//!   connection, classifying why one failed.
-//! - [`scope`]: include/exclude patterns.
-//! - [`preflight`]: the compatibility check run before anything is
-//!   written: findings (blockers, warnings, infos) with their fixes.
-//! - [`progress`]: states, the progress snapshot, events, rates.
-//! - [`sharding`]: shard keys and pre-splitting on sharded destinations.
-//! - [`retry`]: transient-error classification and backoff.
-//! - [`sandbox`]: throwaway local `mongod` replica sets and a write load,
-//!   for tests, the benchmark and the demo.
-//! - [`uri`]: redacting connection strings.
-//! - [`verify`]: parity validation of a destination against its source,
-//!   quick (metadata and counts), full (every document) or live.
+//! The modules stand on floors: each imports only from its own floor and
+//! those below, and none imports another in a loop (`tests/tidy.rs`
+//! enforces both against the table in `ARCHITECTURE.md`). Bottom up:
+//!
+//! 0. Words, plain data with no I/O: [`uri`] (redacting connection
+//!    strings), [`driver_error`] (what a driver error says), [`error`],
+//!    and what the engine reports: [`progress`], [`preflight::report`],
+//!    [`verify::report`].
+//! 1. Rules: [`scope`] (include/exclude patterns), [`retry`] (backoff),
+//!    [`events`] (parsing and collapsing change events).
+//! 2. [`connection`]: profiles (secrets in the OS keyring), TLS, why a
+//!    connection failed.
+//! 3. [`cluster`] (a connected deployment, its topology and clock) and
+//!    [`ping`] (testing a connection).
+//! 4. On a cluster: [`catalog`] (namespaces, options, indexes),
+//!    [`checkpoint`] (the durable state in `__mongoferry`), [`sharding`].
+//! 5. A running migration: [`tracker`] (progress, rates, events) and
+//!    [`context`] (what its tasks share, the pause gate, the controls).
+//! 6. The work: [`copy`], [`apply`], [`verify`].
+//! 7. [`preflight`]: the compatibility check, run before anything is
+//!    written.
+//! 8. [`migration`]: the state machine and its control handle (start
+//!    here).
+//! 9. Beside the engine: [`sandbox`], throwaway local `mongod` replica
+//!    sets and a write load for tests, the benchmark and the demo.
 //!
 //! **Architecture Invariant:** this library never imports tauri, axum or
 //! clap. The CLI (`src/bin/mongoferry`) and the desktop shell
 //! (`src-tauri/`) are thin adapters over [`migration::MigrationHandle`].
 
-pub mod apply;
+// In floor order, bottom up.
+pub mod driver_error;
+pub mod error;
+pub mod progress;
+pub mod uri;
+
+pub mod events;
+pub mod retry;
+pub mod scope;
+
+pub mod connection;
+
+pub mod cluster;
+pub mod ping;
+
 pub mod catalog;
 pub mod checkpoint;
-pub mod cluster;
-pub mod connection;
-pub mod copy;
-pub mod error;
-pub mod events;
-pub mod migration;
-pub mod preflight;
-pub mod progress;
-pub mod retry;
-pub mod sandbox;
-pub mod scope;
 pub mod sharding;
-pub mod uri;
+
+pub mod context;
+pub mod tracker;
+
+pub mod apply;
+pub mod copy;
 pub mod verify;
 
+pub mod preflight;
+
+pub mod migration;
+
+pub mod sandbox;
+
+pub use context::{CommitRequest, CommitVerify, Tuning};
 pub use error::{Error, ErrorInfo, Result, Role};
-pub use migration::{CommitRequest, CommitVerify, Migration, MigrationHandle, SyncConfig, Tuning};
+pub use migration::{Migration, MigrationHandle, SyncConfig};
 pub use progress::{Event, Phase, Progress, State, VerificationState, VerifyProgress};
 pub use scope::{Namespace, Scope};
 

@@ -6,69 +6,26 @@
 //! CLI, the HTTP API and the desktop shell all use: progress, events,
 //! pause, resume, commit. No adapter holds migration logic.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use bson::{doc, Document, Timestamp};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::{self, NsKind};
-use crate::checkpoint::{MigrationDoc, NamespaceDoc, PartitionDoc, ProblemDoc, Store, StoredPhase};
+use crate::catalog;
+use crate::catalog::NsKind;
+use crate::checkpoint::{MigrationDoc, NamespaceDoc, Store, StoredPhase};
 use crate::cluster::{Cluster, Topology};
+pub use crate::context::{CommitRequest, CommitVerify, Tuning};
+use crate::context::{Control, Ctx};
 use crate::error::{Error, MongoContext, Result, Role};
-use crate::progress::{
-    CollectionProgress, Event, Phase, Progress, RateMeter, State, VerificationState,
-    VerificationStatus, VerifyProgress,
-};
+use crate::progress::{Event, Phase, Progress, State, VerificationState, VerificationStatus};
 use crate::scope::Scope;
+use crate::tracker::Tracker;
 use crate::verify::{NullSink, Verifier, VerifyMode, VerifyOptions};
 use crate::{apply, copy, retry};
-
-/// Knobs for throughput and memory. The defaults suit a workstation.
-#[derive(Debug, Clone)]
-pub struct Tuning {
-    /// Ranges copied at once, across all collections.
-    pub copy_concurrency: usize,
-    /// Target size of one `_id` range.
-    pub partition_bytes: u64,
-    pub max_partitions: usize,
-    /// Documents and bytes per insert.
-    pub batch_docs: usize,
-    pub batch_bytes: usize,
-    pub read_batch_docs: u32,
-    /// Events per read from the change stream.
-    pub stream_batch: usize,
-    pub max_await_ms: u64,
-    /// Collections written at once while applying a batch.
-    pub apply_concurrency: usize,
-    /// `canCommit` stays false while the lag is over this.
-    pub max_commit_lag: Duration,
-}
-
-impl Default for Tuning {
-    /// Measured with `mongoferry bench` on 2 cores (source, destination and
-    /// engine on one box): more parallel ranges only added cache churn on
-    /// the source; 2 MiB insert batches and 2,000-document replies kept
-    /// peak memory at 173 MB, where 4 MiB and 4,000 reached 285-302 MB, at
-    /// the same speed.
-    fn default() -> Self {
-        Tuning {
-            copy_concurrency: 4,
-            partition_bytes: 64 * 1024 * 1024,
-            max_partitions: 512,
-            batch_docs: 10_000,
-            batch_bytes: 2 * 1024 * 1024,
-            read_batch_docs: 2_000,
-            stream_batch: 5_000,
-            max_await_ms: 300,
-            apply_concurrency: 8,
-            max_commit_lag: Duration::from_secs(10),
-        }
-    }
-}
 
 /// What to migrate, from where to where. Its `Debug` redacts the URIs.
 #[derive(Clone)]
@@ -126,98 +83,8 @@ impl SyncConfig {
     }
 }
 
-/// Options of a commit.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct CommitRequest {
-    /// Block user writes on the source (`setUserWriteBlockMode`) before
-    /// catching up, instead of relying on the user to have stopped them.
-    #[serde(default)]
-    pub block_source_writes: bool,
-    /// How the destination is verified before it is declared COMMITTED.
-    #[serde(default)]
-    pub verify: CommitVerify,
-}
-
-/// The verification at commit, after the final catch-up and the index
-/// restoration, before COMMITTED.
-///
-/// The default, `auto`, compares every document when the migration is up
-/// to [`AUTO_FULL_MAX_BYTES`] and runs the quick checks (namespaces,
-/// options, indexes, views, counts) above that. The source's writes are
-/// stopped while the commit runs, so its verification is downtime: a full
-/// comparison reads both sides whole, which takes seconds for a small
-/// migration but hours for terabytes. For those, the quick checks still
-/// catch a missing or altered namespace, option, index or view, and any
-/// document count that differs, in seconds; a document-by-document proof
-/// is best had beforehand with `mongoferry verify --live`, which runs
-/// during the sync and converges.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CommitVerify {
-    #[default]
-    Auto,
-    Quick,
-    Full,
-    /// No verification: the commit is reported as not verified.
-    None,
-}
-
 /// `auto` verifies every document of migrations up to this size.
 pub const AUTO_FULL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
-
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Control {
-    pub paused: bool,
-    pub commit: Option<CommitRequest>,
-}
-
-/// Shared by every task of a running migration.
-pub(crate) struct Ctx {
-    pub src: Cluster,
-    pub dest: Cluster,
-    pub scope: Scope,
-    pub store: Store,
-    pub tuning: Tuning,
-    pub cancel: CancellationToken,
-    pub tracker: Tracker,
-    pub control: watch::Receiver<Control>,
-}
-
-impl Ctx {
-    /// A safe point: returns `Interrupted` on shutdown, and waits while the
-    /// migration is paused.
-    pub async fn gate(&self) -> Result<()> {
-        let mut control = self.control.clone();
-        loop {
-            if self.cancel.is_cancelled() {
-                return Err(Error::Interrupted);
-            }
-            if !control.borrow_and_update().paused {
-                return Ok(());
-            }
-            tokio::select! {
-                _ = self.cancel.cancelled() => return Err(Error::Interrupted),
-                _ = control.changed() => {}
-            }
-        }
-    }
-}
-
-impl Ctx {
-    /// Counts documents that could not be written, and keeps them in
-    /// `__mongoferry.problems` for the user: they never vanish silently.
-    pub async fn record_problems(&self, ns: &str, problems: Vec<ProblemDoc>) -> Result<()> {
-        if problems.is_empty() {
-            return Ok(());
-        }
-        tracing::warn!(ns, count = problems.len(), "documents could not be written");
-        self.tracker.add_failed(problems.len() as u64);
-        self.store.record_problems(problems).await
-    }
-}
 
 /// A migration, connected and ready to run.
 pub struct Migration {
@@ -242,12 +109,12 @@ impl MigrationHandle {
 
     /// The latest progress, updated in place.
     pub fn watch_progress(&self) -> watch::Receiver<Progress> {
-        self.tracker.inner.progress.subscribe()
+        self.tracker.watch()
     }
 
     /// Every event from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.tracker.inner.events.subscribe()
+        self.tracker.subscribe()
     }
 
     pub fn pause(&self) -> Result<()> {
@@ -819,295 +686,5 @@ async fn tick(ctx: Arc<Ctx>) {
         }
         ctx.tracker.refresh(ctx.tuning.max_commit_lag);
         ctx.tracker.publish();
-    }
-}
-
-fn secs_between(later: Timestamp, earlier: Timestamp) -> f64 {
-    (later.time as f64 - earlier.time as f64).max(0.0)
-}
-
-struct Meters {
-    copy_bytes: RateMeter,
-    events: RateMeter,
-    applied_ms: RateMeter,
-    start_at: Option<Timestamp>,
-    applied: Option<Timestamp>,
-    source_time: Option<Timestamp>,
-    commit_target: Option<Timestamp>,
-    ns_index: HashMap<String, usize>,
-}
-
-struct TrackerInner {
-    progress: watch::Sender<Progress>,
-    events: broadcast::Sender<Event>,
-    meters: Mutex<Meters>,
-}
-
-/// Keeps the progress snapshot and publishes events.
-#[derive(Clone)]
-pub struct Tracker {
-    inner: Arc<TrackerInner>,
-}
-
-impl Tracker {
-    fn new() -> Tracker {
-        let (progress, _) = watch::channel(Progress::default());
-        let (events, _) = broadcast::channel(1024);
-        let window = Duration::from_secs(10);
-        Tracker {
-            inner: Arc::new(TrackerInner {
-                progress,
-                events,
-                meters: Mutex::new(Meters {
-                    copy_bytes: RateMeter::new(window),
-                    events: RateMeter::new(window),
-                    applied_ms: RateMeter::new(window),
-                    start_at: None,
-                    applied: None,
-                    source_time: None,
-                    commit_target: None,
-                    ns_index: HashMap::new(),
-                }),
-            }),
-        }
-    }
-
-    fn meters(&self) -> std::sync::MutexGuard<'_, Meters> {
-        // A panic while holding the lock leaves plain counters behind; go on.
-        self.inner.meters.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn snapshot(&self) -> Progress {
-        self.inner.progress.borrow().clone()
-    }
-
-    fn update(&self, f: impl FnOnce(&mut Progress)) {
-        self.inner.progress.send_modify(f);
-    }
-
-    pub fn publish(&self) {
-        let _ = self.inner.events.send(Event::Progress(self.snapshot()));
-    }
-
-    pub fn set_state(&self, to: State) {
-        let mut from = to;
-        self.update(|p| {
-            from = p.state;
-            p.state = to;
-            p.can_write = to == State::Committed;
-            if to != State::Running {
-                p.can_commit = false;
-            }
-        });
-        if from != to {
-            tracing::info!(%from, %to, "state");
-            let _ = self.inner.events.send(Event::StateChanged { from, to });
-        }
-    }
-
-    fn set_phase(&self, phase: Phase) {
-        self.update(|p| p.phase = phase);
-    }
-
-    fn set_start(&self, m: &MigrationDoc) {
-        let mut meters = self.meters();
-        meters.start_at = Some(m.start_at);
-        meters.applied = m
-            .resume_token
-            .as_ref()
-            .and_then(crate::checkpoint::token_time);
-        meters.commit_target = m.commit_target;
-        drop(meters);
-        self.update(|p| p.migration_id = m.migration_id.clone());
-    }
-
-    fn set_source_time(&self, t: Timestamp) {
-        self.meters().source_time = Some(t);
-    }
-
-    pub(crate) fn init_collections(
-        &self,
-        namespaces: &[NamespaceDoc],
-        partitions: &[PartitionDoc],
-    ) {
-        let mut done: HashMap<&str, (u64, u64)> = HashMap::new();
-        for p in partitions.iter().filter(|p| p.done) {
-            let e = done.entry(p.ns.as_str()).or_default();
-            e.0 += p.docs;
-            e.1 += p.bytes;
-        }
-        let collections: Vec<CollectionProgress> = namespaces
-            .iter()
-            .filter(|n| n.kind == NsKind::Collection)
-            .map(|n| {
-                let (docs, bytes) = done.get(n.ns.as_str()).copied().unwrap_or_default();
-                CollectionProgress {
-                    namespace: n.ns.clone(),
-                    estimated_total_docs: n.estimated_docs,
-                    estimated_total_bytes: n.estimated_bytes,
-                    copied_docs: docs,
-                    copied_bytes: bytes,
-                    done: n.copied,
-                }
-            })
-            .collect();
-        // Positions in the progress list, so per-batch updates find theirs.
-        self.meters().ns_index = collections
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.namespace.clone(), i))
-            .collect();
-        self.update(|p| {
-            let c = &mut p.collection_copy;
-            c.estimated_total_bytes = collections.iter().map(|c| c.estimated_total_bytes).sum();
-            c.estimated_total_docs = collections.iter().map(|c| c.estimated_total_docs).sum();
-            c.estimated_copied_bytes = collections.iter().map(|c| c.copied_bytes).sum();
-            c.copied_docs = collections.iter().map(|c| c.copied_docs).sum();
-            c.collections = collections;
-        });
-    }
-
-    pub(crate) fn add_copied(&self, ns: &str, docs: u64, bytes: u64) {
-        let idx = self.meters().ns_index.get(ns).copied();
-        self.update(|p| {
-            let c = &mut p.collection_copy;
-            c.copied_docs += docs;
-            c.estimated_copied_bytes += bytes;
-            if let Some(col) = idx.and_then(|i| c.collections.get_mut(i)) {
-                col.copied_docs += docs;
-                col.copied_bytes += bytes;
-            }
-        });
-    }
-
-    pub(crate) fn collection_done(&self, ns: &str) {
-        let idx = self.meters().ns_index.get(ns).copied();
-        self.update(|p| {
-            if let Some(col) = idx.and_then(|i| p.collection_copy.collections.get_mut(i)) {
-                col.done = true;
-            }
-        });
-    }
-
-    pub(crate) fn add_failed(&self, n: u64) {
-        self.update(|p| p.documents_failed += n);
-    }
-
-    pub(crate) fn applied(&self, events: u64, at: Option<Timestamp>) {
-        if let Some(t) = at {
-            let mut m = self.meters();
-            m.applied = Some(t);
-            // An idle stream has applied everything the source had when the
-            // lag was last measured: without this, the first batch after a
-            // quiet spell would count the whole quiet spell as lag.
-            if events == 0 {
-                if let Some(s) = m.source_time {
-                    if (s.time, s.increment) > (t.time, t.increment) {
-                        m.applied = Some(s);
-                    }
-                }
-            }
-        }
-        self.update(|p| p.total_events_applied += events);
-    }
-
-    pub(crate) fn committing(&self, target: Timestamp) {
-        self.meters().commit_target = Some(target);
-        self.set_state(State::Committing);
-        self.set_phase(Phase::Committing);
-    }
-
-    fn committed(&self) {
-        self.set_phase(Phase::Done);
-        self.set_state(State::Committed);
-        self.update(|p| {
-            p.lag_time_seconds = Some(0.0);
-            p.eta_seconds = Some(0.0);
-        });
-    }
-
-    fn set_verification(&self, v: VerificationStatus) {
-        self.update(|p| p.verification = Some(Box::new(v)));
-        self.publish();
-    }
-
-    fn verification_progress(&self, vp: VerifyProgress) {
-        self.update(|p| {
-            if let Some(v) = p.verification.as_mut() {
-                v.progress = vp.clone();
-            }
-        });
-        let _ = self.inner.events.send(Event::Verify(vp));
-    }
-
-    pub fn warn(&self, message: String) {
-        tracing::warn!("{message}");
-        self.update(|p| {
-            p.warnings.push(message.clone());
-            if p.warnings.len() > 20 {
-                p.warnings.remove(0);
-            }
-        });
-        let _ = self.inner.events.send(Event::Warning { message });
-    }
-
-    fn fail(&self, e: &Error) {
-        let info = e.info();
-        self.update(|p| p.error = Some(info.clone()));
-        self.set_state(State::Failed);
-        let _ = self.inner.events.send(Event::Error(info));
-    }
-
-    /// Recomputes rates, lag, ETA and canCommit.
-    fn refresh(&self, max_lag: Duration) {
-        let now = Instant::now();
-        let p = self.snapshot();
-        let mut m = self.meters();
-        m.copy_bytes
-            .record(now, p.collection_copy.estimated_copied_bytes);
-        m.events.record(now, p.total_events_applied);
-        let reference = match p.phase {
-            Phase::Applying | Phase::Committing => m.applied.or(m.start_at),
-            _ => m.start_at,
-        };
-        if let Some(a) = reference {
-            m.applied_ms.record(now, a.time as u64 * 1000);
-        }
-        let lag = match (m.source_time, reference) {
-            (Some(s), Some(a)) if p.phase != Phase::Done => Some(secs_between(s, a)),
-            _ => p.lag_time_seconds,
-        };
-        // No total yet (the copy is still being planned) is not a total
-        // of zero: there is no ETA until the plan says what to copy.
-        let copy_eta = (p.collection_copy.estimated_total_bytes > 0)
-            .then(|| {
-                m.copy_bytes.eta(
-                    p.collection_copy.estimated_copied_bytes,
-                    p.collection_copy.estimated_total_bytes,
-                )
-            })
-            .flatten();
-        let eta = match p.phase {
-            Phase::Copying => copy_eta,
-            Phase::Committing => match (m.commit_target, reference) {
-                (Some(t), Some(a)) => m.applied_ms.eta(a.time as u64 * 1000, t.time as u64 * 1000),
-                _ => None,
-            },
-            Phase::Done => Some(0.0),
-            _ => None,
-        };
-        let bytes_per_second = m.copy_bytes.per_second();
-        let events_per_second = m.events.per_second();
-        drop(m);
-        self.update(|p| {
-            p.lag_time_seconds = lag;
-            p.eta_seconds = eta;
-            p.collection_copy.eta_seconds = copy_eta;
-            p.collection_copy.bytes_per_second = bytes_per_second;
-            p.events_per_second = events_per_second;
-            p.can_commit = p.state == State::Running
-                && p.phase == Phase::Applying
-                && lag.is_some_and(|l| l <= max_lag.as_secs_f64());
-        });
     }
 }

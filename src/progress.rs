@@ -177,11 +177,11 @@ pub enum VerificationState {
 pub struct VerificationStatus {
     pub state: VerificationState,
     /// `quick` or `full`; absent when skipped.
-    pub mode: Option<crate::verify::VerifyMode>,
+    pub mode: Option<crate::verify::report::VerifyMode>,
     pub progress: VerifyProgress,
     /// The summary once it has finished: per namespace, and the first
     /// differences (the whole list comes from `mongoferry verify --report`).
-    pub report: Option<crate::verify::VerifyReport>,
+    pub report: Option<crate::verify::report::VerifyReport>,
 }
 
 /// Everything the engine publishes to observers, as one tagged type.

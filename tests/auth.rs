@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bson::doc;
 use mongoferry::cluster::Cluster;
-use mongoferry::connection::{ping, PingOptions};
+use mongoferry::ping::{ping, PingOptions};
 use mongoferry::Role;
 use support::tls::*;
 

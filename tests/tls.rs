@@ -12,7 +12,7 @@ use std::time::Duration;
 use bson::doc;
 use mongoferry::cluster::Cluster;
 use mongoferry::connection::tls::Verification;
-use mongoferry::connection::{ping, PingOptions, PingReport};
+use mongoferry::ping::{ping, PingOptions, PingReport};
 use mongoferry::uri::{encode_option_value, redact_uri};
 use mongoferry::Role;
 use support::tls::*;

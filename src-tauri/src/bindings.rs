@@ -25,7 +25,7 @@ pub fn export(dir: &Path) -> Result<(), ExportError> {
     // The shell's own requests and responses.
     types::AppInfo::export_all(&cfg)?;
     types::TestConnectionRequest::export_all(&cfg)?;
-    mongoferry::connection::PingReport::export_all(&cfg)?;
+    mongoferry::ping::PingReport::export_all(&cfg)?;
     mongoferry::preflight::Report::export_all(&cfg)?;
     mongoferry::VerifyProgress::export_all(&cfg)?;
     types::ScopeRequest::export_all(&cfg)?;

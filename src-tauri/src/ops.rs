@@ -6,7 +6,7 @@
 use futures_util::{stream, StreamExt, TryStreamExt};
 use mongoferry::catalog::{self, NsKind};
 use mongoferry::cluster::Cluster;
-use mongoferry::connection::{ping, PingOptions, PingReport};
+use mongoferry::ping::{ping, PingOptions, PingReport};
 use mongoferry::{copy, preflight, ErrorInfo, Role, Scope};
 
 use bson::{doc, Bson, Document};

@@ -10,8 +10,8 @@
 use mongodb::error::{Error as DriverError, ErrorKind};
 
 use super::tls::ProbeFailure;
+use crate::driver_error::{AUTHENTICATION_FAILED, UNAUTHORIZED};
 use crate::error::{Error, Role};
-use crate::retry::{AUTHENTICATION_FAILED, UNAUTHORIZED};
 use crate::uri::redact_text;
 
 /// What a failure is classified against.
@@ -32,7 +32,7 @@ pub struct Context<'a> {
 /// `action` says what was being done ("read the server's status").
 pub fn classify(ctx: &Context<'_>, action: &str, err: &DriverError) -> Error {
     let role = ctx.role;
-    let detail = crate::retry::redacted_message(err);
+    let detail = crate::driver_error::redacted_message(err);
     match err.kind.as_ref() {
         ErrorKind::Authentication { .. } => Error::AuthenticationFailed { role, detail },
         ErrorKind::Command(c) if c.code == AUTHENTICATION_FAILED => {

@@ -498,7 +498,7 @@ impl Profile {
         let (uri, _) = super::tls::split_invalid_hostnames(&uri);
         mongodb::options::ConnectionString::parse(&uri)
             .map(|_| ())
-            .map_err(|e| invalid(crate::retry::redacted_message(&e)))
+            .map_err(|e| invalid(crate::driver_error::redacted_message(&e)))
     }
 
     /// Whether connections made with this profile use TLS.

@@ -7,13 +7,14 @@
 //! connection string in memory, for the engine, which takes connection
 //! strings.
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use super::profile::{Profile, Secrets};
 use super::secrets::SecretStore;
-use super::SecretUri;
 use crate::error::{Error, Result};
 
 const FILE: &str = "profiles.json";
@@ -219,6 +220,34 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// A full connection string, secrets included. `Debug` and `Display` show
+/// it redacted; [`expose`](Self::expose) hands it to the engine.
+#[derive(Clone)]
+pub struct SecretUri(Zeroizing<String>);
+
+impl SecretUri {
+    pub fn new(uri: String) -> SecretUri {
+        SecretUri(Zeroizing::new(uri))
+    }
+
+    /// The connection string itself, for the driver. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretUri({})", crate::uri::redact_uri(&self.0))
+    }
+}
+
+impl fmt::Display for SecretUri {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&crate::uri::redact_uri(&self.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,5 +339,16 @@ mod tests {
             .expect_err("newer")
             .to_string()
             .contains("newer"));
+    }
+
+    #[test]
+    fn secret_uris_print_redacted() {
+        let u = SecretUri::new("mongodb://a:hunter2@h/?tlsCertificateKeyFilePassword=xyz".into());
+        let shown = format!("{u} {u:?}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("xyz"),
+            "{shown}"
+        );
+        assert!(u.expose().contains("hunter2"));
     }
 }

@@ -670,6 +670,56 @@ fn rfc2253(name: &x509_parser::x509::X509Name<'_>) -> String {
         .join(",")
 }
 
+/// Something about a connection that works but is unsafe or unusual.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionWarning {
+    /// Stable: `tls_invalid_certificates_allowed`,
+    /// `tls_invalid_hostnames_allowed`, `tls_off`.
+    pub code: String,
+    pub message: String,
+    /// Whether the setting weakens the connection's security.
+    pub unsafe_setting: bool,
+}
+
+/// The warnings that a connection's TLS settings deserve. `hosts` are the
+/// seed hosts; TLS off is only worth a warning beyond the loopback
+/// interface.
+pub fn tls_warnings(tls: &TlsSettings, hosts: &[String]) -> Vec<ConnectionWarning> {
+    let mut w = Vec::new();
+    if tls.enabled && tls.allow_invalid_certificates {
+        w.push(ConnectionWarning {
+            code: "tls_invalid_certificates_allowed".into(),
+            message: "UNSAFE: invalid TLS certificates are allowed (tlsAllowInvalidCertificates or tlsInsecure), so the server's identity is not checked and the connection can be intercepted.".into(),
+            unsafe_setting: true,
+        });
+    }
+    if tls.enabled && tls.allow_invalid_hostnames {
+        w.push(ConnectionWarning {
+            code: "tls_invalid_hostnames_allowed".into(),
+            message: "UNSAFE: invalid host names are allowed (tlsAllowInvalidHostnames), so any certificate from the trusted CA is accepted for this server.".into(),
+            unsafe_setting: true,
+        });
+    }
+    let loopback = |h: &String| {
+        let name = host_name(h);
+        name == "localhost"
+            || name
+                .parse::<std::net::IpAddr>()
+                .map(|ip| ip.is_loopback())
+                .unwrap_or(false)
+    };
+    if !tls.enabled && !hosts.iter().all(loopback) {
+        w.push(ConnectionWarning {
+            code: "tls_off".into(),
+            message: "TLS is off: data and credentials cross the network unencrypted.".into(),
+            unsafe_setting: true,
+        });
+    }
+    w
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -711,5 +761,26 @@ mod tests {
         assert_eq!(TlsSettings::default().verification(), Verification::Off);
         s.key_password = Some(Zeroizing::new(b"hunter2".to_vec()));
         assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn unsafe_tls_settings_are_flagged() {
+        let mut s = TlsSettings {
+            enabled: true,
+            ..Default::default()
+        };
+        let local = vec!["127.0.0.1:27017".to_string()];
+        assert!(tls_warnings(&s, &local).is_empty());
+        s.allow_invalid_hostnames = true;
+        let w = tls_warnings(&s, &local);
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].code, "tls_invalid_hostnames_allowed");
+        assert!(w[0].unsafe_setting && w[0].message.starts_with("UNSAFE"));
+        s.allow_invalid_certificates = true;
+        assert_eq!(tls_warnings(&s, &local).len(), 2);
+        let off = TlsSettings::default();
+        assert!(tls_warnings(&off, &local).is_empty());
+        let remote = vec!["db1.example.net:27017".to_string()];
+        assert_eq!(tls_warnings(&off, &remote)[0].code, "tls_off");
     }
 }

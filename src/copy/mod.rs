@@ -28,8 +28,8 @@ use self::batch::{strip_record_id, InsertBatch, RECORD_ID};
 use crate::catalog::{self, NsKind, SourceNamespace};
 use crate::checkpoint::{MigrationDoc, NamespaceDoc, PartitionDoc, ProblemDoc, RangeKey};
 use crate::cluster::Cluster;
+use crate::context::Ctx;
 use crate::error::{Error, MongoContext, Result, Role};
-use crate::migration::Ctx;
 use crate::retry::{self, with_retry};
 use crate::scope::Namespace;
 use crate::sharding;
@@ -380,7 +380,7 @@ async fn existing_record_id(
             // The document after it was found, so `candidate` exists.
             Ok(Some(_)) => return Ok(Some(candidate)),
             Ok(None) => return Ok(None), // the last document: no use
-            Err(e) if e.server_code() == Some(retry::KEY_NOT_FOUND) => {}
+            Err(e) if e.server_code() == Some(crate::driver_error::KEY_NOT_FOUND) => {}
             Err(e) => return Err(e),
         }
     }
@@ -600,7 +600,7 @@ async fn insert(ctx: &Ctx, db: &Database, ns: &Namespace, batch: &InsertBatch) -
     // A write concern error fails the range, which is copied again.
     let rejected: HashMap<usize, retry::WriteError> = retry::write_errors(&reply, op)?
         .into_iter()
-        .filter(|e| e.code != retry::DUPLICATE_KEY)
+        .filter(|e| e.code != crate::driver_error::DUPLICATE_KEY)
         .map(|e| (e.index, e))
         .collect();
     if rejected.is_empty() {
@@ -842,7 +842,7 @@ async fn open_record_ids(
     for (tried, start) in std::iter::once(after).chain(below).enumerate() {
         let shown = shown || tried > 0;
         match open(Some(start), shown).await {
-            Err(e) if e.server_code() == Some(retry::KEY_NOT_FOUND) => {
+            Err(e) if e.server_code() == Some(crate::driver_error::KEY_NOT_FOUND) => {
                 tracing::debug!(%ns, start, "a scan's start was deleted; trying one below");
             }
             other => return Ok(other?.map(|c| (c, shown))),

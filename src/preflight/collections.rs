@@ -4,7 +4,7 @@
 //! whose source is left out). Pure: the inventory holds the options.
 
 use super::inventory::Inventory;
-use super::Finding;
+use super::report::Finding;
 use crate::catalog::{number, NsKind};
 use crate::scope::{Namespace, Scope};
 
@@ -73,8 +73,8 @@ pub fn assess(inv: &Inventory, scope: &Scope) -> Vec<Finding> {
                 }
                 if n.ns.is_capped() {
                     let size = match (&n.stats, options.get("size")) {
-                        (Some(s), _) => super::human_bytes(s.size),
-                        (None, Some(cap)) => format!("up to its cap of {}", super::human_bytes(number(Some(cap)))),
+                        (Some(s), _) => super::report::human_bytes(s.size),
+                        (None, Some(cap)) => format!("up to its cap of {}", super::report::human_bytes(number(Some(cap)))),
                         (None, None) => "all of it".to_string(),
                     };
                     out.push(

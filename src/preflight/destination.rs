@@ -11,7 +11,8 @@ use std::collections::HashSet;
 use bson::Timestamp;
 use futures_util::{stream, StreamExt};
 
-use super::{human_duration, CheckRequest, Finding};
+use super::report::{human_duration, Finding};
+use super::request::CheckRequest;
 use crate::catalog::{self, NsKind};
 use crate::checkpoint::{token_time, MigrationDoc, Store, StoredPhase};
 use crate::cluster::Cluster;
@@ -150,7 +151,7 @@ pub fn assess(
                 let holds = match (e.kind, e.documents) {
                     (NsKind::View, _) => "a view".to_string(),
                     (_, Some(0)) => "an empty collection, with its own options and indexes".to_string(),
-                    (_, Some(n)) => format!("a collection of about {}", super::count(n as usize, "document")),
+                    (_, Some(n)) => format!("a collection of about {}", super::report::count(n as usize, "document")),
                     (_, None) => "a collection".to_string(),
                 };
                 if request.drop_existing {

@@ -13,8 +13,8 @@
 use bson::{Bson, Document};
 
 use super::inventory::{Inventory, NsFacts, Probe, FULL_SCAN_BYTES, NEAR_LIMIT_BYTES};
+use super::report::{count, human_bytes, list, Finding};
 use super::versions::Version;
-use super::{count, human_bytes, list, Finding};
 use crate::catalog::is_builtin_index;
 
 /// A feature of a collection or index and the feature level (FCV) that

@@ -19,9 +19,10 @@ use std::time::Duration;
 use bson::{doc, Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf};
 use futures_util::{stream, StreamExt, TryStreamExt};
 
-use super::{reason, Finding, Totals};
+use super::report::{Finding, Totals};
 use crate::catalog::{self, number, NsKind, SourceNamespace, StorageStats};
 use crate::cluster::Cluster;
+use crate::driver_error::redacted_message as reason;
 use crate::scope::Scope;
 
 /// A document at least this large is "near 16 MB".
@@ -186,7 +187,7 @@ impl Inventory {
                 "Collections in the admin database are not migrated",
                 format!(
                     "The source's admin database holds {}; admin, config and local belong to the server and are never migrated (neither are users and roles).",
-                    super::list(&self.admin_collections, 5)
+                    super::report::list(&self.admin_collections, 5)
                 ),
                 "Move application data out of admin before migrating, or copy these collections yourself after the commit.",
             ));
@@ -323,7 +324,10 @@ async fn index_specs(src: &Cluster, ns: &SourceNamespace) -> Result<Vec<Document
         .await;
     match cursor {
         Ok(c) => c.try_collect().await.map_err(|e| reason(&e)),
-        Err(e) if crate::retry::server_code(&e) == Some(crate::retry::NAMESPACE_NOT_FOUND) => {
+        Err(e)
+            if crate::driver_error::server_code(&e)
+                == Some(crate::driver_error::NAMESPACE_NOT_FOUND) =>
+        {
             Ok(Vec::new())
         }
         Err(e) => Err(reason(&e)),

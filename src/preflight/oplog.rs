@@ -16,9 +16,10 @@
 use bson::{doc, Document, Timestamp};
 use mongodb::options::{CollectionOptions, ReadConcern};
 
-use super::{human_bytes, human_duration, reason, Finding};
+use super::report::{human_bytes, human_duration, Finding};
 use crate::catalog;
 use crate::cluster::{Cluster, Topology};
+use crate::driver_error::redacted_message as reason;
 use crate::scope::Namespace;
 
 /// The smallest oplog `replSetResizeOplog` accepts, in MB.

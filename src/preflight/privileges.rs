@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use bson::{doc, Bson, Document};
 
-use super::{reason, Finding, Severity};
+use super::report::{Finding, Severity};
 use crate::cluster::Cluster;
+use crate::driver_error::redacted_message as reason;
 use crate::error::Role;
 use crate::scope::METADATA_DB;
 
@@ -312,7 +313,7 @@ pub async fn gather(c: &Cluster) -> Auth {
             .await
         {
             Ok(_) => Auth::Off,
-            Err(e) if super::is_unauthorized(&e) => Auth::NotAuthenticated,
+            Err(e) if crate::driver_error::is_unauthorized(&e) => Auth::NotAuthenticated,
             Err(e) => Auth::Unknown(reason(&e)),
         };
     }
@@ -447,7 +448,13 @@ fn finding(
     }
     let what: Vec<String> = by_actions
         .iter()
-        .map(|(actions, targets)| format!("{} on {}", actions.join(", "), super::list(targets, 4)))
+        .map(|(actions, targets)| {
+            format!(
+                "{} on {}",
+                actions.join(", "),
+                super::report::list(targets, 4)
+            )
+        })
         .collect();
     let held = if roles.is_empty() {
         "no roles".to_string()

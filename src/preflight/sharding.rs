@@ -13,8 +13,9 @@
 use bson::{doc, Document};
 use futures_util::TryStreamExt;
 
-use super::{list, reason, Finding};
+use super::report::{list, Finding};
 use crate::cluster::{Cluster, Topology};
+use crate::driver_error::redacted_message as reason;
 use crate::scope::{Namespace, Scope};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -147,7 +148,7 @@ pub fn assess(f: &Facts, dest: &Topology) -> Vec<Finding> {
             .collect();
         out.push(Finding::info(
             "shard_keys",
-            format!("{} in scope", super::count(sharded.len(), "sharded collection")),
+            format!("{} in scope", super::report::count(sharded.len(), "sharded collection")),
             format!(
                 "Shard keys: {}. {}",
                 list(&keys, 10),

@@ -10,9 +10,10 @@
 
 use bson::doc;
 
-use super::{human_bytes, reason, Finding, Totals};
+use super::report::{human_bytes, Finding, Totals};
 use crate::catalog::{self, number};
 use crate::cluster::{Cluster, Topology};
+use crate::driver_error::redacted_message as reason;
 use crate::scope::{Namespace, METADATA_DB};
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //!
 //! Pure: the topology was learned when the clusters were connected.
 
-use super::Finding;
+use super::report::Finding;
 use crate::cluster::{Cluster, Topology};
 
 pub fn assess(src: &Cluster, dest: &Cluster) -> Vec<Finding> {

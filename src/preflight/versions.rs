@@ -12,8 +12,9 @@ use std::fmt;
 
 use bson::doc;
 
-use super::{reason, Finding};
+use super::report::Finding;
 use crate::cluster::Cluster;
+use crate::driver_error::redacted_message as reason;
 
 /// A release line or a feature level (FCV): `major.minor`, ordered as
 /// versions are, shown as "6.0".

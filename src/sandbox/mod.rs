@@ -425,12 +425,12 @@ impl ReplicaSet {
                 // answers but refuses getCmdLineOpts. It is ours if our
                 // own log says that it is listening on this port: two
                 // processes cannot both bind it.
-                if crate::retry::server_code(e) == Some(crate::retry::UNAUTHORIZED)
+                if crate::driver_error::server_code(e) == Some(crate::driver_error::UNAUTHORIZED)
                     && self.log_says_listening()
                 {
                     return Ok(());
                 }
-                last_error = crate::retry::redacted_message(e);
+                last_error = crate::driver_error::redacted_message(e);
             }
             if let Ok(opts) = answer {
                 let theirs = opts

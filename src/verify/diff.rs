@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use bson::spec::ElementType;
 use bson::{Bson, RawBsonRef, RawDocument};
 
-use super::{DifferenceKind, FieldChange, FieldDifference};
+use super::report::{DifferenceKind, FieldChange, FieldDifference};
 use crate::error::{Error, Result};
 
 /// At most this many field differences are listed per document; a

@@ -25,13 +25,13 @@ use bson::{doc, Bson, Document, RawDocumentBuf};
 use futures_util::{stream, StreamExt, TryStreamExt};
 use mongodb::options::Hint;
 
+use super::context::{kind_name, Ctx, Pair};
 use super::diff::{self, numeric_text};
+use super::report::{Difference, DifferenceKind, FieldChange, FieldDifference};
 use super::ttl::{self, Ttls};
-use super::{kind_name, Ctx, Difference, DifferenceKind, FieldChange, FieldDifference, Pair};
-use crate::catalog::{NsKind, SourceNamespace, HELD_TTL_SECONDS};
+use crate::catalog::{self, NsKind, SourceNamespace, HELD_TTL_SECONDS};
 use crate::cluster::Cluster;
 use crate::error::{Error, MongoContext, Result};
-use crate::retry::{self, server_code};
 use crate::scope::Namespace;
 
 /// Compares the namespaces, options, indexes and views of every pair.
@@ -125,11 +125,11 @@ async fn namespace_differences(ctx: &Ctx, p: &Pair) -> Result<Vec<Difference>> {
         );
     }
     let (si, di) = tokio::try_join!(
-        list_indexes_raw(&ctx.src, ns),
-        list_indexes_raw(&ctx.dest, ns)
+        catalog::list_indexes_raw(&ctx.src, ns),
+        catalog::list_indexes_raw(&ctx.dest, ns)
     )?;
     // Read once: the document comparison and the counts need the TTLs too.
-    ttl::remember(ctx, ns, Some(s), &si);
+    ctx.ttls.remember(ns, Some(s), &si);
     out.extend(compare_indexes(ns, &si, &di, ctx.relaxed)?);
     Ok(out)
 }
@@ -302,28 +302,6 @@ pub fn compare_index(
     Ok(fields)
 }
 
-/// `listIndexes` as the server returns it (no driver model in between,
-/// which could change a type); empty when the collection does not exist.
-pub(crate) async fn list_indexes_raw(cluster: &Cluster, ns: &Namespace) -> Result<Vec<Document>> {
-    let cursor = cluster
-        .client
-        .database(&ns.db)
-        .run_cursor_command(doc! { "listIndexes": &ns.coll })
-        .await;
-    match cursor {
-        Ok(c) => c
-            .try_collect()
-            .await
-            .ctx(cluster.role, &format!("list the indexes of {ns}")),
-        Err(e) if server_code(&e) == Some(retry::NAMESPACE_NOT_FOUND) => Ok(Vec::new()),
-        Err(e) => Err(Error::mongo(
-            cluster.role,
-            format!("list the indexes of {ns}"),
-            e,
-        )),
-    }
-}
-
 /// Exact document count of a collection (covered by the `_id` index where
 /// there is one) or of a time-series collection, counted once the node
 /// holds everything up to `after` (a causally consistent session). With a
@@ -385,7 +363,7 @@ pub(crate) async fn counts(ctx: &Arc<Ctx>, pairs: &[Pair]) -> Result<()> {
         .map(|(ns, src)| {
             let ctx = ctx.clone();
             async move {
-                let r = match ttl::of_source(&ctx, &src).await {
+                let r = match ctx.ttls.of_source(&ctx.src, &src).await {
                     Ok(ttls) => count_until_settled(&ctx, &ns, src.kind, &ttls).await,
                     Err(e) => Err(e),
                 };

@@ -29,19 +29,30 @@
 //! to either cluster, and it knows nothing of the migration that may be
 //! running; the commit path calls it like any other client.
 
+mod context;
 pub mod diff;
 pub mod documents;
+mod matcher;
 pub mod metadata;
+mod options;
+mod queue;
 pub mod recheck;
+pub mod report;
+mod sink;
 pub mod ttl;
 
+pub use options::{LiveOptions, VerifyOptions};
+pub use report::{
+    Difference, DifferenceKind, FieldChange, FieldDifference, NamespaceSummary, VerifyMode,
+    VerifyReport, MAX_SAMPLES,
+};
+pub use sink::{DifferenceSink, NdjsonSink, NullSink, VecSink};
+
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -50,490 +61,8 @@ use crate::cluster::{Cluster, Topology};
 use crate::error::{Error, Result, Role};
 use crate::progress::{RateMeter, VerifyPhase, VerifyProgress};
 use crate::scope::{Namespace, Scope};
-
-/// How much a verification compares.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum VerifyMode {
-    /// Namespaces, options, indexes, views and counts.
-    Quick,
-    /// Everything quick compares, then every document.
-    #[default]
-    Full,
-}
-
-impl std::fmt::Display for VerifyMode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            VerifyMode::Quick => "quick",
-            VerifyMode::Full => "full",
-        })
-    }
-}
-
-/// Settings of a verification that runs while the source still changes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct LiveOptions {
-    /// How long after its last change a document is compared again, and
-    /// how often a differing one is.
-    pub recheck_interval_seconds: f64,
-    /// A difference is reported only once the document has not changed on
-    /// either side for this long: longer than the sync's lag, so that a
-    /// write the sync has not applied yet is not reported.
-    pub settle_seconds: f64,
-}
-
-impl Default for LiveOptions {
-    fn default() -> Self {
-        LiveOptions {
-            recheck_interval_seconds: 1.0,
-            settle_seconds: 10.0,
-        }
-    }
-}
-
-/// What to verify and how.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct VerifyOptions {
-    pub mode: VerifyMode,
-    /// Report documents whose fields are in another order (by default a
-    /// document is a map and field order does not count).
-    pub strict_field_order: bool,
-    /// Namespaces to verify, as `mongoferry sync` takes them.
-    pub include: Vec<String>,
-    pub exclude: Vec<String>,
-    /// `_id` ranges compared at once.
-    pub concurrency: usize,
-    /// Accept what a running sync relaxes on the destination (unique
-    /// indexes built non-unique, TTLs held at 2^31-1 s, capped collections
-    /// in another natural order). `None`: accept them while the
-    /// destination holds a migration that is not committed yet.
-    pub allow_sync_relaxations: Option<bool>,
-    /// Run while the source still changes, rechecking what changes.
-    pub live: Option<LiveOptions>,
-    /// Target size of one `_id` range.
-    pub partition_bytes: u64,
-    /// Bytes per batch handed from a reader to the comparison.
-    pub batch_bytes: usize,
-}
-
-impl Default for VerifyOptions {
-    fn default() -> Self {
-        VerifyOptions {
-            mode: VerifyMode::Full,
-            strict_field_order: false,
-            include: Vec::new(),
-            exclude: Vec::new(),
-            concurrency: 4,
-            allow_sync_relaxations: None,
-            live: None,
-            partition_bytes: 64 * 1024 * 1024,
-            batch_bytes: 2 * 1024 * 1024,
-        }
-    }
-}
-
-/// What kind of difference was found.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DifferenceKind {
-    /// A document the source has and the destination lacks.
-    MissingOnDestination,
-    /// A document the destination has and the source lacks.
-    ExtraOnDestination,
-    /// A document whose values differ.
-    Different,
-    /// A document whose only differences are numeric types of the same
-    /// value (int 5 against long 5).
-    Type,
-    /// A document whose only differences are the order of its fields
-    /// (strict mode only).
-    FieldOrder,
-    /// A capped collection whose documents are in another natural order.
-    DocumentOrder,
-    MissingCollection,
-    ExtraCollection,
-    MissingView,
-    ExtraView,
-    /// A collection on one side is a view (or time-series) on the other.
-    NamespaceType,
-    /// Validator, collation, capped size, clustering and other options.
-    CollectionOptions,
-    /// A view's source collection, pipeline or collation.
-    ViewDefinition,
-    MissingIndex,
-    ExtraIndex,
-    /// An index of the same name with another key or options.
-    IndexOptions,
-    /// Document counts differ (quick mode).
-    Count,
-}
-
-impl DifferenceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DifferenceKind::MissingOnDestination => "missing_on_destination",
-            DifferenceKind::ExtraOnDestination => "extra_on_destination",
-            DifferenceKind::Different => "different",
-            DifferenceKind::Type => "type",
-            DifferenceKind::FieldOrder => "field_order",
-            DifferenceKind::DocumentOrder => "document_order",
-            DifferenceKind::MissingCollection => "missing_collection",
-            DifferenceKind::ExtraCollection => "extra_collection",
-            DifferenceKind::MissingView => "missing_view",
-            DifferenceKind::ExtraView => "extra_view",
-            DifferenceKind::NamespaceType => "namespace_type",
-            DifferenceKind::CollectionOptions => "collection_options",
-            DifferenceKind::ViewDefinition => "view_definition",
-            DifferenceKind::MissingIndex => "missing_index",
-            DifferenceKind::ExtraIndex => "extra_index",
-            DifferenceKind::IndexOptions => "index_options",
-            DifferenceKind::Count => "count",
-        }
-    }
-}
-
-impl std::fmt::Display for DifferenceKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How one field (or option) differs.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldChange {
-    Value,
-    /// Same number, another numeric type.
-    Type,
-    MissingOnDestination,
-    ExtraOnDestination,
-    /// The field is at another position (strict mode).
-    Order,
-}
-
-impl FieldChange {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FieldChange::Value => "value",
-            FieldChange::Type => "type",
-            FieldChange::MissingOnDestination => "missing_on_destination",
-            FieldChange::ExtraOnDestination => "extra_on_destination",
-            FieldChange::Order => "order",
-        }
-    }
-}
-
-/// One differing field, with short previews of both values.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FieldDifference {
-    /// `a.b.c`, `arr.2.x`; for options, the option's path.
-    pub path: String,
-    pub change: FieldChange,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub destination: Option<String>,
-}
-
-/// One difference between the source and the destination.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Difference {
-    pub namespace: String,
-    pub kind: DifferenceKind,
-    /// The document's `_id` as canonical extended JSON (which keeps its
-    /// type); absent for namespace-level differences.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<serde_json::Value>,
-    /// The index concerned, for index differences.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub index: Option<String>,
-    /// The paths that differ: document fields (`a.b.c`, `arr.2.x`) or
-    /// options (`validator.$jsonSchema.required`, `unique`).
-    #[serde(default)]
-    pub field_paths: Vec<String>,
-    /// How each of them differs.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub fields: Vec<FieldDifference>,
-    /// One sentence for people.
-    pub detail: String,
-}
-
-impl Difference {
-    pub(crate) fn namespace_level(ns: &Namespace, kind: DifferenceKind, detail: String) -> Self {
-        Difference {
-            namespace: ns.to_string(),
-            kind,
-            id: None,
-            index: None,
-            field_paths: Vec::new(),
-            fields: Vec::new(),
-            detail,
-        }
-    }
-
-    pub(crate) fn with_fields(mut self, fields: Vec<FieldDifference>) -> Self {
-        self.field_paths = fields.iter().map(|f| f.path.clone()).collect();
-        self.fields = fields;
-        self
-    }
-
-    /// The `_id` as relaxed extended JSON, for display.
-    pub fn id_text(&self) -> Option<String> {
-        let id = self.id.as_ref()?;
-        Some(match bson::Bson::try_from(id.clone()) {
-            Ok(b) => b.into_relaxed_extjson().to_string(),
-            Err(_) => id.to_string(),
-        })
-    }
-}
-
-/// The verification's findings for one namespace.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "camelCase")]
-pub struct NamespaceSummary {
-    pub namespace: String,
-    /// `collection`, `view` or `timeseries` (the source's, or the
-    /// destination's when the source lacks it).
-    pub kind: String,
-    /// Documents counted on each side (quick), or read (full).
-    pub source_documents: Option<u64>,
-    pub destination_documents: Option<u64>,
-    /// Source documents compared one by one with their counterpart.
-    pub documents_compared: u64,
-    pub bytes_compared: u64,
-    pub differences: u64,
-    /// Documents found on one side only that a TTL of the source may
-    /// delete before the verification ends: not differences.
-    #[serde(default)]
-    pub expiring_skipped: u64,
-    pub seconds: f64,
-    /// Why documents were not compared one by one, where they were not.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-}
-
-/// The outcome of a verification.
-#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct VerifyReport {
-    pub mode: VerifyMode,
-    pub strict_field_order: bool,
-    pub live: bool,
-    /// Whether sync-time relaxations on the destination were accepted.
-    pub sync_relaxations_allowed: bool,
-    /// The connection strings, redacted.
-    pub source: String,
-    pub destination: String,
-    pub identical: bool,
-    pub differences: u64,
-    pub differences_by_kind: BTreeMap<DifferenceKind, u64>,
-    pub documents_compared: u64,
-    pub bytes_compared: u64,
-    /// Live: document comparisons repeated because the document changed
-    /// or differed.
-    pub rechecks: u64,
-    /// Documents found on one side only that a TTL index (or a clustered
-    /// or time-series collection's TTL) of the source may delete before
-    /// the verification ends, and so not reported as differences: each
-    /// side's TTL monitor deletes them on its own schedule. Full and live
-    /// modes (quick mode leaves them out of its counts); a document
-    /// rechecked live may count twice. Absent from reports written before
-    /// it existed.
-    #[serde(default)]
-    pub expiring_skipped: u64,
-    pub seconds: f64,
-    pub namespaces: Vec<NamespaceSummary>,
-    /// The first differences found (the sink receives them all).
-    pub samples: Vec<Difference>,
-}
-
-/// How many differences a report keeps as samples.
-pub const MAX_SAMPLES: usize = 20;
-
-/// Where differences go as they are found, one by one. Called from one
-/// task, in the order the differences were found.
-pub trait DifferenceSink: Send {
-    fn record(&mut self, difference: &Difference) -> Result<()>;
-
-    /// Called once when the verification ends (successfully or not).
-    fn finish(&mut self) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// Keeps nothing: the report's counts and samples are enough.
-#[derive(Debug, Default)]
-pub struct NullSink;
-
-impl DifferenceSink for NullSink {
-    fn record(&mut self, _: &Difference) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// Keeps every difference in memory; for tests and small checks only.
-#[derive(Debug, Default)]
-pub struct VecSink(pub Vec<Difference>);
-
-impl DifferenceSink for VecSink {
-    fn record(&mut self, d: &Difference) -> Result<()> {
-        self.0.push(d.clone());
-        Ok(())
-    }
-}
-
-/// Writes each difference as one JSON line, as it is found.
-pub struct NdjsonSink<W: Write + Send> {
-    out: std::io::BufWriter<W>,
-    path: String,
-}
-
-impl NdjsonSink<std::fs::File> {
-    /// Creates (or truncates) the report file.
-    pub fn create(path: &std::path::Path) -> Result<Self> {
-        let file = std::fs::File::create(path).map_err(|e| Error::ReportFailed {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        Ok(NdjsonSink::new(file, path.display().to_string()))
-    }
-}
-
-impl<W: Write + Send> NdjsonSink<W> {
-    pub fn new(out: W, path: String) -> Self {
-        NdjsonSink {
-            out: std::io::BufWriter::new(out),
-            path,
-        }
-    }
-
-    fn failed(&self, e: impl std::fmt::Display) -> Error {
-        Error::ReportFailed {
-            path: self.path.clone(),
-            message: e.to_string(),
-        }
-    }
-}
-
-impl<W: Write + Send> DifferenceSink for NdjsonSink<W> {
-    fn record(&mut self, d: &Difference) -> Result<()> {
-        serde_json::to_writer(&mut self.out, d).map_err(|e| self.failed(e))?;
-        self.out.write_all(b"\n").map_err(|e| self.failed(e))
-    }
-
-    fn finish(&mut self) -> Result<()> {
-        self.out.flush().map_err(|e| self.failed(e))
-    }
-}
-
-/// Per-namespace tallies while a verification runs.
-#[derive(Debug, Default)]
-pub(crate) struct NsStats {
-    pub kind: String,
-    pub source_documents: Option<u64>,
-    pub destination_documents: Option<u64>,
-    pub documents_compared: u64,
-    pub bytes_compared: u64,
-    pub expiring_skipped: u64,
-    pub seconds: f64,
-    pub note: Option<String>,
-}
-
-/// Counters that the progress ticker reads.
-#[derive(Debug, Default)]
-pub(crate) struct Meter {
-    pub compared_docs: AtomicU64,
-    pub compared_bytes: AtomicU64,
-    pub estimated_docs: AtomicU64,
-    pub estimated_bytes: AtomicU64,
-    pub namespaces_total: AtomicU64,
-    pub namespaces_done: AtomicU64,
-    pub differences: AtomicU64,
-    pub rechecks: AtomicU64,
-    pub expiring_skipped: AtomicU64,
-    pub phase: Mutex<VerifyPhase>,
-}
-
-/// Shared by every task of one verification.
-pub(crate) struct Ctx {
-    pub src: Cluster,
-    pub dest: Cluster,
-    pub options: VerifyOptions,
-    pub relaxed: bool,
-    pub cancel: CancellationToken,
-    pub meter: Meter,
-    pub rechecks: Option<Arc<recheck::Rechecks>>,
-    /// Each side's cluster time when the verification started: every read
-    /// waits until the majority snapshot holds it (`afterClusterTime`), so
-    /// that no write acknowledged before the start is missed, even one
-    /// written with `w: 1` a moment before. `None` on a standalone.
-    after: [Option<bson::Timestamp>; 2],
-    /// The TTLs of each collection, read from the source.
-    pub(crate) ttls: ttl::TtlCache,
-    stats: Mutex<HashMap<String, NsStats>>,
-    tx: mpsc::Sender<Difference>,
-}
-
-impl Ctx {
-    /// The cluster time reads of `cluster` wait for.
-    pub fn read_after(&self, cluster: &Cluster) -> Option<bson::Timestamp> {
-        self.after[match cluster.role {
-            Role::Source => 0,
-            Role::Destination => 1,
-        }]
-    }
-
-    /// Reports a difference to the sink.
-    pub async fn report(&self, d: Difference) -> Result<()> {
-        tokio::select! {
-            _ = self.cancel.cancelled() => Err(Error::Interrupted),
-            r = self.tx.send(d) => r.map_err(|_| Error::Interrupted),
-        }
-    }
-
-    /// A document found different. A static verification reports it; a
-    /// live one queues it to be compared again until it is stable.
-    pub async fn document_difference(&self, id: &bson::Bson, d: Difference) -> Result<()> {
-        match &self.rechecks {
-            Some(r) => match Namespace::parse(&d.namespace) {
-                Some(ns) => r.suspect(&ns, id),
-                None => Ok(()),
-            },
-            None => self.report(d).await,
-        }
-    }
-
-    /// Documents on one side only that a TTL may delete: not differences.
-    pub fn expiring_skipped(&self, ns: &Namespace, n: u64) {
-        self.meter.expiring_skipped.fetch_add(n, Ordering::Relaxed);
-        self.stats(&ns.to_string(), |s| s.expiring_skipped += n);
-    }
-
-    pub fn stats<T>(&self, ns: &str, f: impl FnOnce(&mut NsStats) -> T) -> T {
-        let mut all = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        f(all.entry(ns.to_string()).or_default())
-    }
-
-    pub fn set_phase(&self, phase: VerifyPhase) {
-        *self.meter.phase.lock().unwrap_or_else(|e| e.into_inner()) = phase;
-    }
-
-    pub fn is_live(&self) -> bool {
-        self.rechecks.is_some()
-    }
-}
+use context::{kind_name, Ctx, Meter, Pair};
+use queue::Rechecks;
 
 /// What the collector gathered from the differences.
 #[derive(Default)]
@@ -639,7 +168,7 @@ impl Verifier {
             .live
             .as_ref()
             .filter(|_| self.options.mode == VerifyMode::Full)
-            .map(|l| Arc::new(recheck::Rechecks::new(l)));
+            .map(|l| Arc::new(Rechecks::new(l)));
         let ctx = Arc::new(Ctx {
             src: self.src.clone(),
             dest: self.dest.clone(),
@@ -908,14 +437,6 @@ async fn work(ctx: &Arc<Ctx>, scope: &Scope) -> Result<Vec<Namespace>> {
     Ok(all)
 }
 
-/// A namespace as each side has it.
-#[derive(Debug, Clone)]
-pub(crate) struct Pair {
-    pub ns: Namespace,
-    pub src: Option<SourceNamespace>,
-    pub dst: Option<SourceNamespace>,
-}
-
 fn pair_up(src: &[SourceNamespace], dst: &[SourceNamespace]) -> Vec<Pair> {
     let mut by_ns: BTreeMap<Namespace, Pair> = BTreeMap::new();
     for s in src {
@@ -939,14 +460,6 @@ fn pair_up(src: &[SourceNamespace], dst: &[SourceNamespace]) -> Vec<Pair> {
             .dst = Some(d.clone());
     }
     by_ns.into_values().collect()
-}
-
-pub(crate) fn kind_name(kind: NsKind) -> &'static str {
-    match kind {
-        NsKind::Collection => "collection",
-        NsKind::View => "view",
-        NsKind::Timeseries => "timeseries",
-    }
 }
 
 /// Why some namespaces' documents are not compared one by one.

@@ -16,229 +16,35 @@
 //! ends once writes stop and the sync has caught up.
 //!
 //! Memory: one entry (namespace, `_id`, times) per document changed or
-//! found different and not yet settled, [`MAX_QUEUED`] at most. A change
+//! found different and not yet settled, [`MAX_QUEUED`](super::queue::MAX_QUEUED) at most. A change
 //! to another document once the queue is full queues its whole collection
 //! for another full comparison instead, so endless writes to ever new
 //! documents cannot grow it without bound, and the change-stream readers
 //! never stop reading (a reader that waited could see its place leave the
 //! oplog). A difference found once it is full ends the verification with
 //! [`Error::TooManyLiveDifferences`]: that many differences mean the sync
-//! is far behind. The recheck takes at most [`RECHECK_BATCH`] at a time.
+//! is far behind. The recheck takes at most [`RECHECK_BATCH`](super::queue::RECHECK_BATCH) at a time.
+//!
+//! The queue itself is [`super::queue`]; this module feeds it from the
+//! change streams and drains it by comparing documents again.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bson::{doc, Bson, RawDocumentBuf, Timestamp};
 use mongodb::change_stream::event::ResumeToken;
 use tokio::task::JoinHandle;
 
-use super::diff::value_key;
+use super::context::{Ctx, Pair};
 use super::documents;
-use super::{Ctx, Difference, LiveOptions, Pair};
+use super::queue::{Due, Rechecks};
 use crate::catalog;
 use crate::checkpoint::token_time;
 use crate::cluster::Cluster;
 use crate::error::{Error, MongoContext, Result};
 use crate::retry::{self, Backoff};
 use crate::scope::{Namespace, Scope, METADATA_DB};
-
-/// Documents rechecked per round, at most.
-pub const RECHECK_BATCH: usize = 5_000;
-
-/// Documents the queue holds at most, about 200 bytes each.
-pub const MAX_QUEUED: usize = 200_000;
-
-#[derive(Debug)]
-struct Entry {
-    ns: Namespace,
-    id: Bson,
-    /// Bumped by every change event; a recheck whose generation is stale
-    /// says nothing about the document's current state.
-    generation: u64,
-    last_change: Instant,
-    last_check: Option<Instant>,
-}
-
-#[derive(Default)]
-struct State {
-    entries: HashMap<(String, Vec<u8>), Entry>,
-    rescans: BTreeSet<Namespace>,
-    /// How far each side's change stream has read.
-    seen: [Option<Timestamp>; 2],
-    failed: Option<Error>,
-}
-
-/// The recheck queue of one live verification.
-pub struct Rechecks {
-    state: Mutex<State>,
-    interval: Duration,
-    settle: Duration,
-    capacity: usize,
-}
-
-/// One document due for a recheck.
-#[derive(Debug, Clone)]
-pub struct Due {
-    pub ns: Namespace,
-    pub id: Bson,
-    key: Vec<u8>,
-    generation: u64,
-}
-
-impl Rechecks {
-    pub fn new(live: &LiveOptions) -> Rechecks {
-        Rechecks::with_capacity(live, MAX_QUEUED)
-    }
-
-    fn with_capacity(live: &LiveOptions, capacity: usize) -> Rechecks {
-        Rechecks {
-            state: Mutex::new(State::default()),
-            interval: Duration::from_secs_f64(live.recheck_interval_seconds.max(0.01)),
-            settle: Duration::from_secs_f64(live.settle_seconds.max(0.0)),
-            capacity: capacity.max(1),
-        }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A change event touched this document. With the queue full, a
-    /// document not in it already queues its collection for a rescan.
-    pub fn changed(&self, ns: &Namespace, id: &Bson) {
-        let now = Instant::now();
-        let mut st = self.state();
-        let key = (ns.to_string(), value_key(id));
-        if st.entries.len() >= self.capacity && !st.entries.contains_key(&key) {
-            st.rescans.insert(ns.clone());
-            return;
-        }
-        let e = st.entries.entry(key).or_insert_with(|| Entry {
-            ns: ns.clone(),
-            id: id.clone(),
-            generation: 0,
-            last_change: now,
-            last_check: None,
-        });
-        e.generation += 1;
-        e.last_change = now;
-    }
-
-    /// A comparison found this document different: compare it again.
-    ///
-    /// With the queue full this fails: a rescan, as [`Rechecks::changed`]
-    /// falls back on, would find the same differences and queue them again,
-    /// and so many differences mean the sync is far behind (still copying,
-    /// or lagging), which a verification cannot settle.
-    pub fn suspect(&self, ns: &Namespace, id: &Bson) -> Result<()> {
-        let now = Instant::now();
-        let mut st = self.state();
-        let key = (ns.to_string(), value_key(id));
-        if st.entries.len() >= self.capacity && !st.entries.contains_key(&key) {
-            return Err(Error::TooManyLiveDifferences {
-                limit: self.capacity,
-            });
-        }
-        st.entries.entry(key).or_insert_with(|| Entry {
-            ns: ns.clone(),
-            id: id.clone(),
-            generation: 0,
-            last_change: now,
-            last_check: Some(now),
-        });
-        Ok(())
-    }
-
-    pub fn len(&self) -> usize {
-        self.state().entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// Documents quiet for the interval and not checked within it.
-    pub fn due(&self, now: Instant) -> Vec<Due> {
-        let st = self.state();
-        st.entries
-            .iter()
-            .filter(|(_, e)| {
-                now.duration_since(e.last_change) >= self.interval
-                    && e.last_check
-                        .is_none_or(|c| now.duration_since(c) >= self.interval)
-            })
-            .take(RECHECK_BATCH)
-            .map(|((_, key), e)| Due {
-                ns: e.ns.clone(),
-                id: e.id.clone(),
-                key: key.clone(),
-                generation: e.generation,
-            })
-            .collect()
-    }
-
-    /// Records a recheck's outcome; returns the difference once it is
-    /// confirmed (stable for the settle time).
-    pub fn resolve(
-        &self,
-        due: &Due,
-        outcome: Option<Difference>,
-        now: Instant,
-    ) -> Option<Difference> {
-        let mut st = self.state();
-        let k = (due.ns.to_string(), due.key.clone());
-        let e = st.entries.get_mut(&k)?;
-        if e.generation != due.generation {
-            // It changed while being compared: look again later.
-            e.last_check = Some(now);
-            return None;
-        }
-        match outcome {
-            None => {
-                st.entries.remove(&k);
-                None
-            }
-            Some(d) if now.duration_since(e.last_change) >= self.settle => {
-                st.entries.remove(&k);
-                Some(d)
-            }
-            Some(_) => {
-                e.last_check = Some(now);
-                None
-            }
-        }
-    }
-
-    pub fn rescan(&self, ns: Namespace) {
-        self.state().rescans.insert(ns);
-    }
-
-    pub fn take_rescans(&self) -> Vec<Namespace> {
-        std::mem::take(&mut self.state().rescans)
-            .into_iter()
-            .collect()
-    }
-
-    fn note_seen(&self, side: usize, t: Timestamp) {
-        let mut st = self.state();
-        if st.seen[side].is_none_or(|s| (t.time, t.increment) > (s.time, s.increment)) {
-            st.seen[side] = Some(t);
-        }
-    }
-
-    fn seen(&self, side: usize) -> Option<Timestamp> {
-        self.state().seen[side]
-    }
-
-    fn fail(&self, e: Error) {
-        self.state().failed.get_or_insert(e);
-    }
-
-    fn failure(&self) -> Option<Error> {
-        self.state().failed.take()
-    }
-}
 
 /// Watchers that stop when dropped.
 pub struct Watchers(Vec<JoinHandle<()>>);
@@ -333,7 +139,7 @@ async fn watch(
                     rechecks.note_seen(side, t);
                 }
             }
-            Err(e) if retry::is_transient(&e) => {
+            Err(e) if crate::driver_error::is_transient(&e) => {
                 let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
                 if since.elapsed() > retry::GIVE_UP_AFTER {
                     return Err(Error::mongo(cluster.role, "read a change stream", e));
@@ -486,96 +292,7 @@ async fn caught_up(ctx: &Ctx, rechecks: &Rechecks) -> Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::verify::DifferenceKind;
-
-    fn live(interval: f64, settle: f64) -> LiveOptions {
-        LiveOptions {
-            recheck_interval_seconds: interval,
-            settle_seconds: settle,
-        }
-    }
-
-    fn diff() -> Difference {
-        Difference::namespace_level(
-            &Namespace::new("a", "b"),
-            DifferenceKind::Different,
-            "x".into(),
-        )
-    }
-
-    #[test]
-    fn a_document_is_rechecked_once_quiet_and_leaves_when_equal() {
-        let r = Rechecks::new(&live(1.0, 10.0));
-        let ns = Namespace::new("a", "b");
-        let t0 = Instant::now();
-        r.changed(&ns, &Bson::Int32(1));
-        r.changed(&ns, &Bson::Int64(1)); // the same document
-        assert_eq!(r.len(), 1);
-        assert!(r.due(t0).is_empty(), "not quiet yet");
-        let due = r.due(t0 + Duration::from_secs(2));
-        assert_eq!(due.len(), 1);
-        assert_eq!(r.resolve(&due[0], None, t0 + Duration::from_secs(2)), None);
-        assert!(r.is_empty());
-    }
-
-    #[test]
-    fn a_difference_is_confirmed_only_after_the_settle_time() {
-        let r = Rechecks::new(&live(1.0, 5.0));
-        let ns = Namespace::new("a", "b");
-        r.changed(&ns, &Bson::Int32(1));
-        let t0 = Instant::now();
-        let due = r.due(t0 + Duration::from_secs(1));
-        assert_eq!(
-            r.resolve(&due[0], Some(diff()), t0 + Duration::from_secs(1)),
-            None
-        );
-        assert_eq!(r.len(), 1);
-        // Checked a second ago: not due again yet.
-        assert!(r.due(t0 + Duration::from_millis(1500)).is_empty());
-        let due = r.due(t0 + Duration::from_secs(6));
-        assert!(r
-            .resolve(&due[0], Some(diff()), t0 + Duration::from_secs(6))
-            .is_some());
-        assert!(r.is_empty());
-    }
-
-    #[test]
-    fn a_change_during_a_recheck_keeps_the_document_queued() {
-        let r = Rechecks::new(&live(0.0, 0.0));
-        let ns = Namespace::new("a", "b");
-        r.suspect(&ns, &Bson::String("k".into())).unwrap();
-        let due = r.due(Instant::now() + Duration::from_secs(1));
-        r.changed(&ns, &Bson::String("k".into()));
-        assert_eq!(r.resolve(&due[0], None, Instant::now()), None);
-        assert_eq!(r.len(), 1, "the stale recheck must not clear it");
-    }
-
-    #[test]
-    fn a_full_queue_rescans_the_collection_of_a_new_document_instead() {
-        let r = Rechecks::with_capacity(&live(0.0, 0.0), 2);
-        let (a, b) = (Namespace::new("a", "b"), Namespace::new("a", "c"));
-        r.changed(&a, &Bson::Int32(1));
-        r.changed(&a, &Bson::Int32(2));
-        r.changed(&a, &Bson::Int32(1)); // already queued: still tracked
-        assert!(r.take_rescans().is_empty());
-        r.changed(&b, &Bson::Int32(3));
-        assert_eq!(r.len(), 2, "the queue does not grow past its capacity");
-        assert_eq!(r.take_rescans(), vec![b]);
-    }
-
-    #[test]
-    fn a_difference_past_a_full_queue_ends_the_verification() {
-        let r = Rechecks::with_capacity(&live(0.0, 0.0), 2);
-        let ns = Namespace::new("a", "b");
-        r.suspect(&ns, &Bson::Int32(1)).unwrap();
-        r.changed(&ns, &Bson::Int32(2));
-        // Already queued: found different again, it is still tracked.
-        r.suspect(&ns, &Bson::Int32(2)).unwrap();
-        let err = r.suspect(&ns, &Bson::Int32(3)).unwrap_err();
-        assert_eq!(err.code(), "too_many_live_differences");
-        assert_eq!(r.len(), 2);
-        assert!(r.take_rescans().is_empty(), "a rescan would find it again");
-    }
+    use crate::verify::LiveOptions;
 
     #[test]
     fn events_queue_in_scope_documents_and_renames_queue_rescans() {

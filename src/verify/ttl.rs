@@ -20,7 +20,7 @@
 //! the comparison happens.
 //!
 //! - Full and live modes: a document on one side only that may expire is
-//!   counted in [`super::VerifyReport::expiring_skipped`], not reported.
+//!   counted in [`super::report::VerifyReport::expiring_skipped`], not reported.
 //!   Documents on both sides are compared as any other.
 //! - Counts (quick mode, time-series collections in full mode): both sides
 //!   count only the documents that may not expire, with the same cutoff
@@ -35,9 +35,8 @@ use std::time::{Duration, Instant};
 
 use bson::{doc, Binary, Bson, DateTime, Document, RawBsonRef, RawDocument};
 
-use super::metadata::list_indexes_raw;
-use super::Ctx;
 use crate::catalog::{self, SourceNamespace};
+use crate::cluster::Cluster;
 use crate::error::Result;
 use crate::scope::Namespace;
 
@@ -265,53 +264,68 @@ impl TtlCache {
     }
 }
 
-/// The TTLs of `ns` on the source, read when first needed.
-pub(crate) async fn of(ctx: &Ctx, ns: &Namespace) -> Result<Arc<Ttls>> {
-    if let Some((_, t)) = ctx.ttls.get(ns) {
-        return Ok(t);
+impl TtlCache {
+    /// The TTLs of `ns` on the source, read when first needed.
+    pub(crate) async fn of(&self, source: &Cluster, ns: &Namespace) -> Result<Arc<Ttls>> {
+        if let Some((_, t)) = self.get(ns) {
+            return Ok(t);
+        }
+        let src = catalog::find_namespace(source, ns).await?;
+        self.read(source, ns, src.as_ref()).await
     }
-    let src = catalog::find_namespace(&ctx.src, ns).await?;
-    read(ctx, ns, src.as_ref()).await
-}
 
-/// The TTLs of the source collection `src` (its `listCollections` entry),
-/// read unless they were read from this very collection: one renamed over
-/// its name during a live verification has another UUID.
-pub(crate) async fn of_source(ctx: &Ctx, src: &SourceNamespace) -> Result<Arc<Ttls>> {
-    match ctx.ttls.get(&src.ns) {
-        Some((uuid, t)) if uuid == src.uuid => Ok(t),
-        _ => read(ctx, &src.ns, Some(src)).await,
+    /// The TTLs of the source collection `src` (its `listCollections`
+    /// entry), read unless they were read from this very collection: one
+    /// renamed over its name during a live verification has another UUID.
+    pub(crate) async fn of_source(
+        &self,
+        source: &Cluster,
+        src: &SourceNamespace,
+    ) -> Result<Arc<Ttls>> {
+        match self.get(&src.ns) {
+            Some((uuid, t)) if uuid == src.uuid => Ok(t),
+            _ => self.read(source, &src.ns, Some(src)).await,
+        }
     }
-}
 
-/// Reads the TTLs of `ns` from the source, given its `listCollections`
-/// entry (`None`: the source has no such collection).
-async fn read(ctx: &Ctx, ns: &Namespace, src: Option<&SourceNamespace>) -> Result<Arc<Ttls>> {
-    let indexes = match src {
-        Some(s) if s.kind == catalog::NsKind::Collection => list_indexes_raw(&ctx.src, ns).await?,
-        _ => Vec::new(),
-    };
-    Ok(remember(ctx, ns, src, &indexes))
-}
-
-/// Records the TTLs of `ns` from its source `listCollections` entry and
-/// the `indexes` already listed from the source.
-pub(crate) fn remember(
-    ctx: &Ctx,
-    ns: &Namespace,
-    src: Option<&SourceNamespace>,
-    indexes: &[Document],
-) -> Arc<Ttls> {
-    let ttls = match src {
-        None => Ttls::default(),
-        Some(s) if s.kind == catalog::NsKind::View => Ttls::default(),
-        Some(s) if s.kind == catalog::NsKind::Timeseries => Ttls::from_specs(ns, &s.options, &[]),
-        Some(s) => Ttls::from_specs(ns, &s.options, indexes),
-    };
-    if !ttls.is_empty() {
-        tracing::debug!(%ns, ttls = ?ttls.fields(), "TTL collection: documents about to expire are not differences");
+    /// Reads the TTLs of `ns` from the source, given its `listCollections`
+    /// entry (`None`: the source has no such collection).
+    async fn read(
+        &self,
+        source: &Cluster,
+        ns: &Namespace,
+        src: Option<&SourceNamespace>,
+    ) -> Result<Arc<Ttls>> {
+        let indexes = match src {
+            Some(s) if s.kind == catalog::NsKind::Collection => {
+                catalog::list_indexes_raw(source, ns).await?
+            }
+            _ => Vec::new(),
+        };
+        Ok(self.remember(ns, src, &indexes))
     }
-    ctx.ttls.put(ns, src.and_then(|s| s.uuid.clone()), ttls)
+
+    /// Records the TTLs of `ns` from its source `listCollections` entry and
+    /// the `indexes` already listed from the source.
+    pub(crate) fn remember(
+        &self,
+        ns: &Namespace,
+        src: Option<&SourceNamespace>,
+        indexes: &[Document],
+    ) -> Arc<Ttls> {
+        let ttls = match src {
+            None => Ttls::default(),
+            Some(s) if s.kind == catalog::NsKind::View => Ttls::default(),
+            Some(s) if s.kind == catalog::NsKind::Timeseries => {
+                Ttls::from_specs(ns, &s.options, &[])
+            }
+            Some(s) => Ttls::from_specs(ns, &s.options, indexes),
+        };
+        if !ttls.is_empty() {
+            tracing::debug!(%ns, ttls = ?ttls.fields(), "TTL collection: documents about to expire are not differences");
+        }
+        self.put(ns, src.and_then(|s| s.uuid.clone()), ttls)
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use tauri::ipc::Channel;
 use tauri::State;
 
 use crate::state::AppState;
-use mongoferry::connection::PingReport;
+use mongoferry::ping::PingReport;
 use mongoferry::preflight::Report;
 use mongoferry::VerifyProgress;
 use types::{

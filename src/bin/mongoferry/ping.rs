@@ -1,5 +1,5 @@
 //! `mongoferry ping`: tests the source and/or destination connection and
-//! prints what `mongoferry::connection::ping` found, for a person or as
+//! prints what `mongoferry::ping` found, for a person or as
 //! JSON (`--json`). Exit code 0 when every connection tested is fine, 1
 //! when one failed, 2 on bad input.
 //!
@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
-use mongoferry::connection::{ping, PingOptions, PingReport};
+use mongoferry::ping::{ping, PingOptions, PingReport};
 use mongoferry::Role;
 
 #[derive(Args)]

@@ -14,10 +14,11 @@ use bson::{doc, Document};
 use mongodb::Client;
 use serde::{Deserialize, Serialize};
 
-use super::classify::{self, Context};
-use super::tls::{self, PeerCertificate, Verification};
-use super::{tls_warnings, ConnectionWarning};
 use crate::cluster::{hello_hosts, prepare, Prepared, Topology};
+use crate::connection::classify::{self, Context};
+use crate::connection::tls::{
+    self, tls_warnings, ConnectionWarning, PeerCertificate, Verification,
+};
 use crate::error::{Error, ErrorInfo, Role};
 use crate::uri::{hosts_of, redact_uri};
 
@@ -377,7 +378,7 @@ async fn topology(client: &Client, hello: &Document) -> TopologyInfo {
         Err(e) => {
             tracing::debug!(
                 "replSetGetStatus refused ({}); listing members from hello",
-                crate::retry::message(&e)
+                crate::driver_error::message(&e)
             );
             let mut members = Vec::new();
             for (field, state) in [

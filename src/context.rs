@@ -1,0 +1,152 @@
+//! What every task of a running migration shares: both clusters, the
+//! scope, the durable store, the tuning, cancellation, the pause and commit
+//! controls, and the progress tracker.
+//!
+//! The copy and the apply path take a [`Ctx`] and stop at its
+//! [`gate`](Ctx::gate), a safe point; the state machine
+//! ([`crate::migration`]) builds it and drives them. Nothing here decides
+//! what to copy or when to commit.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoint::{ProblemDoc, Store};
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+use crate::scope::Scope;
+use crate::tracker::Tracker;
+
+/// Knobs for throughput and memory. The defaults suit a workstation.
+#[derive(Debug, Clone)]
+pub struct Tuning {
+    /// Ranges copied at once, across all collections.
+    pub copy_concurrency: usize,
+    /// Target size of one `_id` range.
+    pub partition_bytes: u64,
+    pub max_partitions: usize,
+    /// Documents and bytes per insert.
+    pub batch_docs: usize,
+    pub batch_bytes: usize,
+    pub read_batch_docs: u32,
+    /// Events per read from the change stream.
+    pub stream_batch: usize,
+    pub max_await_ms: u64,
+    /// Collections written at once while applying a batch.
+    pub apply_concurrency: usize,
+    /// `canCommit` stays false while the lag is over this.
+    pub max_commit_lag: Duration,
+}
+
+impl Default for Tuning {
+    /// Measured with `mongoferry bench` on 2 cores (source, destination and
+    /// engine on one box): more parallel ranges only added cache churn on
+    /// the source; 2 MiB insert batches and 2,000-document replies kept
+    /// peak memory at 173 MB, where 4 MiB and 4,000 reached 285-302 MB, at
+    /// the same speed.
+    fn default() -> Self {
+        Tuning {
+            copy_concurrency: 4,
+            partition_bytes: 64 * 1024 * 1024,
+            max_partitions: 512,
+            batch_docs: 10_000,
+            batch_bytes: 2 * 1024 * 1024,
+            read_batch_docs: 2_000,
+            stream_batch: 5_000,
+            max_await_ms: 300,
+            apply_concurrency: 8,
+            max_commit_lag: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Options of a commit.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CommitRequest {
+    /// Block user writes on the source (`setUserWriteBlockMode`) before
+    /// catching up, instead of relying on the user to have stopped them.
+    #[serde(default)]
+    pub block_source_writes: bool,
+    /// How the destination is verified before it is declared COMMITTED.
+    #[serde(default)]
+    pub verify: CommitVerify,
+}
+
+/// The verification at commit, after the final catch-up and the index
+/// restoration, before COMMITTED.
+///
+/// The default, `auto`, compares every document when the migration is up
+/// to [`AUTO_FULL_MAX_BYTES`] and runs the quick checks (namespaces,
+/// options, indexes, views, counts) above that. The source's writes are
+/// stopped while the commit runs, so its verification is downtime: a full
+/// comparison reads both sides whole, which takes seconds for a small
+/// migration but hours for terabytes. For those, the quick checks still
+/// catch a missing or altered namespace, option, index or view, and any
+/// document count that differs, in seconds; a document-by-document proof
+/// is best had beforehand with `mongoferry verify --live`, which runs
+/// during the sync and converges.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommitVerify {
+    #[default]
+    Auto,
+    Quick,
+    Full,
+    /// No verification: the commit is reported as not verified.
+    None,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Control {
+    pub paused: bool,
+    pub commit: Option<CommitRequest>,
+}
+
+/// Shared by every task of a running migration.
+pub(crate) struct Ctx {
+    pub src: Cluster,
+    pub dest: Cluster,
+    pub scope: Scope,
+    pub store: Store,
+    pub tuning: Tuning,
+    pub cancel: CancellationToken,
+    pub tracker: Tracker,
+    pub control: watch::Receiver<Control>,
+}
+
+impl Ctx {
+    /// A safe point: returns `Interrupted` on shutdown, and waits while the
+    /// migration is paused.
+    pub async fn gate(&self) -> Result<()> {
+        let mut control = self.control.clone();
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(Error::Interrupted);
+            }
+            if !control.borrow_and_update().paused {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = self.cancel.cancelled() => return Err(Error::Interrupted),
+                _ = control.changed() => {}
+            }
+        }
+    }
+}
+
+impl Ctx {
+    /// Counts documents that could not be written, and keeps them in
+    /// `__mongoferry.problems` for the user: they never vanish silently.
+    pub async fn record_problems(&self, ns: &str, problems: Vec<ProblemDoc>) -> Result<()> {
+        if problems.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(ns, count = problems.len(), "documents could not be written");
+        self.tracker.add_failed(problems.len() as u64);
+        self.store.record_problems(problems).await
+    }
+}

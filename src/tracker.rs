@@ -1,0 +1,319 @@
+//! The progress tracker of a running migration: it keeps the progress
+//! snapshot, measures rates, lag and ETAs, and publishes every event
+//! (progress, state changes, warnings, errors) to the engine's observers.
+//!
+//! The copy and the apply path report what they did here; the state
+//! machine reports its states. It reads no server: the once-a-second tick
+//! that hands it the source's cluster time lives in the state machine.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bson::Timestamp;
+use tokio::sync::{broadcast, watch};
+
+use crate::catalog::NsKind;
+use crate::checkpoint::{token_time, MigrationDoc, NamespaceDoc, PartitionDoc};
+use crate::error::Error;
+use crate::progress::{
+    CollectionProgress, Event, Phase, Progress, RateMeter, State, VerificationStatus,
+    VerifyProgress,
+};
+
+fn secs_between(later: Timestamp, earlier: Timestamp) -> f64 {
+    (later.time as f64 - earlier.time as f64).max(0.0)
+}
+
+struct Meters {
+    copy_bytes: RateMeter,
+    events: RateMeter,
+    applied_ms: RateMeter,
+    start_at: Option<Timestamp>,
+    applied: Option<Timestamp>,
+    source_time: Option<Timestamp>,
+    commit_target: Option<Timestamp>,
+    ns_index: HashMap<String, usize>,
+}
+
+struct TrackerInner {
+    progress: watch::Sender<Progress>,
+    events: broadcast::Sender<Event>,
+    meters: Mutex<Meters>,
+}
+
+/// Keeps the progress snapshot and publishes events.
+#[derive(Clone)]
+pub struct Tracker {
+    inner: Arc<TrackerInner>,
+}
+
+impl Tracker {
+    pub(crate) fn new() -> Tracker {
+        let (progress, _) = watch::channel(Progress::default());
+        let (events, _) = broadcast::channel(1024);
+        let window = Duration::from_secs(10);
+        Tracker {
+            inner: Arc::new(TrackerInner {
+                progress,
+                events,
+                meters: Mutex::new(Meters {
+                    copy_bytes: RateMeter::new(window),
+                    events: RateMeter::new(window),
+                    applied_ms: RateMeter::new(window),
+                    start_at: None,
+                    applied: None,
+                    source_time: None,
+                    commit_target: None,
+                    ns_index: HashMap::new(),
+                }),
+            }),
+        }
+    }
+
+    fn meters(&self) -> std::sync::MutexGuard<'_, Meters> {
+        // A panic while holding the lock leaves plain counters behind; go on.
+        self.inner.meters.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn snapshot(&self) -> Progress {
+        self.inner.progress.borrow().clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Progress)) {
+        self.inner.progress.send_modify(f);
+    }
+
+    /// The latest progress, updated in place.
+    pub fn watch(&self) -> watch::Receiver<Progress> {
+        self.inner.progress.subscribe()
+    }
+
+    /// Every event from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    pub fn publish(&self) {
+        let _ = self.inner.events.send(Event::Progress(self.snapshot()));
+    }
+
+    pub fn set_state(&self, to: State) {
+        let mut from = to;
+        self.update(|p| {
+            from = p.state;
+            p.state = to;
+            p.can_write = to == State::Committed;
+            if to != State::Running {
+                p.can_commit = false;
+            }
+        });
+        if from != to {
+            tracing::info!(%from, %to, "state");
+            let _ = self.inner.events.send(Event::StateChanged { from, to });
+        }
+    }
+
+    pub(crate) fn set_phase(&self, phase: Phase) {
+        self.update(|p| p.phase = phase);
+    }
+
+    pub(crate) fn set_start(&self, m: &MigrationDoc) {
+        let mut meters = self.meters();
+        meters.start_at = Some(m.start_at);
+        meters.applied = m.resume_token.as_ref().and_then(token_time);
+        meters.commit_target = m.commit_target;
+        drop(meters);
+        self.update(|p| p.migration_id = m.migration_id.clone());
+    }
+
+    pub(crate) fn set_source_time(&self, t: Timestamp) {
+        self.meters().source_time = Some(t);
+    }
+
+    pub(crate) fn init_collections(
+        &self,
+        namespaces: &[NamespaceDoc],
+        partitions: &[PartitionDoc],
+    ) {
+        let mut done: HashMap<&str, (u64, u64)> = HashMap::new();
+        for p in partitions.iter().filter(|p| p.done) {
+            let e = done.entry(p.ns.as_str()).or_default();
+            e.0 += p.docs;
+            e.1 += p.bytes;
+        }
+        let collections: Vec<CollectionProgress> = namespaces
+            .iter()
+            .filter(|n| n.kind == NsKind::Collection)
+            .map(|n| {
+                let (docs, bytes) = done.get(n.ns.as_str()).copied().unwrap_or_default();
+                CollectionProgress {
+                    namespace: n.ns.clone(),
+                    estimated_total_docs: n.estimated_docs,
+                    estimated_total_bytes: n.estimated_bytes,
+                    copied_docs: docs,
+                    copied_bytes: bytes,
+                    done: n.copied,
+                }
+            })
+            .collect();
+        // Positions in the progress list, so per-batch updates find theirs.
+        self.meters().ns_index = collections
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.namespace.clone(), i))
+            .collect();
+        self.update(|p| {
+            let c = &mut p.collection_copy;
+            c.estimated_total_bytes = collections.iter().map(|c| c.estimated_total_bytes).sum();
+            c.estimated_total_docs = collections.iter().map(|c| c.estimated_total_docs).sum();
+            c.estimated_copied_bytes = collections.iter().map(|c| c.copied_bytes).sum();
+            c.copied_docs = collections.iter().map(|c| c.copied_docs).sum();
+            c.collections = collections;
+        });
+    }
+
+    pub(crate) fn add_copied(&self, ns: &str, docs: u64, bytes: u64) {
+        let idx = self.meters().ns_index.get(ns).copied();
+        self.update(|p| {
+            let c = &mut p.collection_copy;
+            c.copied_docs += docs;
+            c.estimated_copied_bytes += bytes;
+            if let Some(col) = idx.and_then(|i| c.collections.get_mut(i)) {
+                col.copied_docs += docs;
+                col.copied_bytes += bytes;
+            }
+        });
+    }
+
+    pub(crate) fn collection_done(&self, ns: &str) {
+        let idx = self.meters().ns_index.get(ns).copied();
+        self.update(|p| {
+            if let Some(col) = idx.and_then(|i| p.collection_copy.collections.get_mut(i)) {
+                col.done = true;
+            }
+        });
+    }
+
+    pub(crate) fn add_failed(&self, n: u64) {
+        self.update(|p| p.documents_failed += n);
+    }
+
+    pub(crate) fn applied(&self, events: u64, at: Option<Timestamp>) {
+        if let Some(t) = at {
+            let mut m = self.meters();
+            m.applied = Some(t);
+            // An idle stream has applied everything the source had when the
+            // lag was last measured: without this, the first batch after a
+            // quiet spell would count the whole quiet spell as lag.
+            if events == 0 {
+                if let Some(s) = m.source_time {
+                    if (s.time, s.increment) > (t.time, t.increment) {
+                        m.applied = Some(s);
+                    }
+                }
+            }
+        }
+        self.update(|p| p.total_events_applied += events);
+    }
+
+    pub(crate) fn committing(&self, target: Timestamp) {
+        self.meters().commit_target = Some(target);
+        self.set_state(State::Committing);
+        self.set_phase(Phase::Committing);
+    }
+
+    pub(crate) fn committed(&self) {
+        self.set_phase(Phase::Done);
+        self.set_state(State::Committed);
+        self.update(|p| {
+            p.lag_time_seconds = Some(0.0);
+            p.eta_seconds = Some(0.0);
+        });
+    }
+
+    pub(crate) fn set_verification(&self, v: VerificationStatus) {
+        self.update(|p| p.verification = Some(Box::new(v)));
+        self.publish();
+    }
+
+    pub(crate) fn verification_progress(&self, vp: VerifyProgress) {
+        self.update(|p| {
+            if let Some(v) = p.verification.as_mut() {
+                v.progress = vp.clone();
+            }
+        });
+        let _ = self.inner.events.send(Event::Verify(vp));
+    }
+
+    pub fn warn(&self, message: String) {
+        tracing::warn!("{message}");
+        self.update(|p| {
+            p.warnings.push(message.clone());
+            if p.warnings.len() > 20 {
+                p.warnings.remove(0);
+            }
+        });
+        let _ = self.inner.events.send(Event::Warning { message });
+    }
+
+    pub(crate) fn fail(&self, e: &Error) {
+        let info = e.info();
+        self.update(|p| p.error = Some(info.clone()));
+        self.set_state(State::Failed);
+        let _ = self.inner.events.send(Event::Error(info));
+    }
+
+    /// Recomputes rates, lag, ETA and canCommit.
+    pub(crate) fn refresh(&self, max_lag: Duration) {
+        let now = Instant::now();
+        let p = self.snapshot();
+        let mut m = self.meters();
+        m.copy_bytes
+            .record(now, p.collection_copy.estimated_copied_bytes);
+        m.events.record(now, p.total_events_applied);
+        let reference = match p.phase {
+            Phase::Applying | Phase::Committing => m.applied.or(m.start_at),
+            _ => m.start_at,
+        };
+        if let Some(a) = reference {
+            m.applied_ms.record(now, a.time as u64 * 1000);
+        }
+        let lag = match (m.source_time, reference) {
+            (Some(s), Some(a)) if p.phase != Phase::Done => Some(secs_between(s, a)),
+            _ => p.lag_time_seconds,
+        };
+        // No total yet (the copy is still being planned) is not a total
+        // of zero: there is no ETA until the plan says what to copy.
+        let copy_eta = (p.collection_copy.estimated_total_bytes > 0)
+            .then(|| {
+                m.copy_bytes.eta(
+                    p.collection_copy.estimated_copied_bytes,
+                    p.collection_copy.estimated_total_bytes,
+                )
+            })
+            .flatten();
+        let eta = match p.phase {
+            Phase::Copying => copy_eta,
+            Phase::Committing => match (m.commit_target, reference) {
+                (Some(t), Some(a)) => m.applied_ms.eta(a.time as u64 * 1000, t.time as u64 * 1000),
+                _ => None,
+            },
+            Phase::Done => Some(0.0),
+            _ => None,
+        };
+        let bytes_per_second = m.copy_bytes.per_second();
+        let events_per_second = m.events.per_second();
+        drop(m);
+        self.update(|p| {
+            p.lag_time_seconds = lag;
+            p.eta_seconds = eta;
+            p.collection_copy.eta_seconds = copy_eta;
+            p.collection_copy.bytes_per_second = bytes_per_second;
+            p.events_per_second = events_per_second;
+            p.can_commit = p.state == State::Running
+                && p.phase == Phase::Applying
+                && lag.is_some_and(|l| l <= max_lag.as_secs_f64());
+        });
+    }
+}
