@@ -70,4 +70,8 @@ if [[ -f ui/package-lock.json ]]; then
     (cd ui && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-scripts/install-mongod.sh >/dev/null
+# The mongods: 6.0 for the sandbox and the tests, 4.4 and 5.0 for the tests
+# and benchmarks of older sources.
+for version in 6.0 5.0 4.4; do
+    scripts/install-mongod.sh "$version" >/dev/null
+done

@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 scripts/setup-deps.sh
 if [[ -f "$HOME/.cargo/env" ]]; then source "$HOME/.cargo/env"; fi
 export MONGOD="${MONGOD:-$(scripts/install-mongod.sh)}"
+# The older sources the engine migrates from (4.4 and 5.0 need Debian 11's
+# libssl1.1, which the script unpacks into its cache, never system-wide).
+export MONGOD_44="${MONGOD_44:-$(scripts/install-mongod.sh 4.4)}"
+export MONGOD_50="${MONGOD_50:-$(scripts/install-mongod.sh 5.0)}"
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 

@@ -208,8 +208,12 @@ pub enum Error {
     #[error("The {what} of connection profile '{profile}' is not in the OS keyring.")]
     SecretMissing { profile: String, what: String },
 
-    #[error("No mongod binary was found at {path}.")]
-    MongodMissing { path: String },
+    #[error("No mongod {version} binary was found at {path}.")]
+    MongodMissing {
+        path: String,
+        version: String,
+        env_var: String,
+    },
 
     #[error("A local mongod could not be started: {message}.")]
     Sandbox { message: String },
@@ -313,7 +317,7 @@ impl Error {
             Error::ProfileStore { .. } => "Check that the configuration directory exists and is writable (MONGOFERRY_CONFIG_DIR overrides it).".into(),
             Error::Keyring { .. } => "Unlock the desktop keyring (GNOME Keyring, KWallet, macOS Keychain, Windows Credential Manager); on a headless Linux machine start one with 'dbus-run-session' and 'gnome-keyring-daemon --unlock', or set MONGOFERRY_KEYRING=keyutils.".into(),
             Error::SecretMissing { .. } => "Add the profile again with its full connection string so that its secrets are stored in the keyring.".into(),
-            Error::MongodMissing { .. } => "Run scripts/install-mongod.sh, or set MONGOD to the path of a mongod 6.0 or newer binary.".into(),
+            Error::MongodMissing { version, env_var, .. } => format!("Run scripts/install-mongod.sh {version}, or set {env_var} to the path of a mongod {version} binary."),
             Error::Sandbox { .. } => "Check that the machine has free memory and disk space, and that mongod runs (scripts/install-mongod.sh checks it).".into(),
             Error::Other(_) => "Run the same command again to resume; if it recurs, report it with the log.".into(),
         }

@@ -25,10 +25,73 @@ use mongodb::Client;
 
 use crate::error::{Error, Result};
 
-/// Where `scripts/install-mongod.sh` puts mongod, unless `MONGOD` says
+/// A MongoDB server version the sandbox can start: 6.0 for the sandbox, the
+/// demo and most tests; 4.4 and 5.0 as the older sources a migration reads
+/// from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum MongodVersion {
+    V4_4,
+    V5_0,
+    #[default]
+    V6_0,
+}
+
+impl MongodVersion {
+    pub const ALL: [MongodVersion; 3] = [
+        MongodVersion::V4_4,
+        MongodVersion::V5_0,
+        MongodVersion::V6_0,
+    ];
+
+    /// `4.4`, `5.0`, `6.0`: what `scripts/install-mongod.sh` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MongodVersion::V4_4 => "4.4",
+            MongodVersion::V5_0 => "5.0",
+            MongodVersion::V6_0 => "6.0",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MongodVersion> {
+        MongodVersion::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The variable that overrides where this version's binary is.
+    pub fn env_var(self) -> &'static str {
+        match self {
+            MongodVersion::V4_4 => "MONGOD_44",
+            MongodVersion::V5_0 => "MONGOD_50",
+            MongodVersion::V6_0 => "MONGOD",
+        }
+    }
+
+    /// Where `scripts/install-mongod.sh` puts it, in its cache. The older
+    /// ones are a wrapper that gives the binary its OpenSSL 1.1.
+    fn cached(self) -> &'static str {
+        match self {
+            MongodVersion::V4_4 => "mongod-4.4.2/run-mongod",
+            MongodVersion::V5_0 => "mongod-5.0.4/run-mongod",
+            MongodVersion::V6_0 => "mongod-6.0.5/mongod",
+        }
+    }
+}
+
+impl std::fmt::Display for MongodVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where `scripts/install-mongod.sh` puts mongod 6.0, unless `MONGOD` says
 /// otherwise.
 pub fn mongod_path() -> PathBuf {
-    if let Some(p) = std::env::var_os("MONGOD") {
+    mongod_path_for(MongodVersion::V6_0)
+}
+
+/// Where `scripts/install-mongod.sh VERSION` puts that mongod, unless its
+/// variable (`MONGOD`, `MONGOD_50`, `MONGOD_44`) says otherwise.
+pub fn mongod_path_for(version: MongodVersion) -> PathBuf {
+    if let Some(p) = std::env::var_os(version.env_var()) {
         return PathBuf::from(p);
     }
     let cache = std::env::var_os("MONGOFERRY_CACHE")
@@ -36,17 +99,24 @@ pub fn mongod_path() -> PathBuf {
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|c| PathBuf::from(c).join("mongoferry")))
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/mongoferry")))
         .unwrap_or_else(|| PathBuf::from(".cache/mongoferry"));
-    cache.join("mongod-6.0.5/mongod")
+    cache.join(version.cached())
 }
 
-/// The mongod binary, or an error that says how to install it.
+/// The mongod 6.0 binary, or an error that says how to install it.
 pub fn find_mongod() -> Result<PathBuf> {
-    let p = mongod_path();
+    find_mongod_for(MongodVersion::V6_0)
+}
+
+/// The mongod binary of `version`, or an error that says how to install it.
+pub fn find_mongod_for(version: MongodVersion) -> Result<PathBuf> {
+    let p = mongod_path_for(version);
     if p.is_file() {
         Ok(p)
     } else {
         Err(Error::MongodMissing {
             path: p.display().to_string(),
+            version: version.as_str().to_string(),
+            env_var: version.env_var().to_string(),
         })
     }
 }
@@ -98,6 +168,8 @@ impl std::fmt::Debug for SandboxAuth {
 /// [`ReplicaSet::start`] does: no TLS, no authentication.
 #[derive(Debug, Clone, Default)]
 pub struct SandboxOptions {
+    /// Which mongod to run.
+    pub version: MongodVersion,
     /// Extra mongod flags.
     pub extra_args: Vec<String>,
     pub tls: Option<SandboxTls>,
@@ -137,7 +209,7 @@ impl ReplicaSet {
     /// Starts a replica set with TLS and/or authentication, waits until it
     /// is PRIMARY and, with authentication, until its root user exists.
     pub async fn start_opts(name: &str, options: SandboxOptions) -> Result<ReplicaSet> {
-        let mongod = find_mongod()?;
+        let mongod = find_mongod_for(options.version)?;
         let dir = tempfile::Builder::new()
             .prefix(&format!("mongoferry-{name}-"))
             .tempdir()
@@ -553,10 +625,21 @@ pub struct Pair {
 }
 
 impl Pair {
+    /// Two replica sets of mongod 6.0.
     pub async fn start() -> Result<Pair> {
+        Pair::start_versions(MongodVersion::V6_0, MongodVersion::V6_0).await
+    }
+
+    /// A source of one version and a destination of another, started at
+    /// once.
+    pub async fn start_versions(source: MongodVersion, destination: MongodVersion) -> Result<Pair> {
+        let options = |version| SandboxOptions {
+            version,
+            ..SandboxOptions::default()
+        };
         let (source, destination) = tokio::try_join!(
-            ReplicaSet::start("source"),
-            ReplicaSet::start("destination")
+            ReplicaSet::start_opts("source", options(source)),
+            ReplicaSet::start_opts("destination", options(destination))
         )?;
         Ok(Pair {
             source,

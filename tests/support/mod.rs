@@ -12,12 +12,21 @@ use bson::{doc, Document, RawDocumentBuf};
 use futures_util::TryStreamExt;
 use mongodb::options::Hint;
 use mongodb::Client;
-use mongoferry::sandbox::{Pair, ReplicaSet};
+use mongoferry::sandbox::{MongodVersion, Pair, ReplicaSet};
 use mongoferry::{MigrationHandle, Progress, State};
 
 /// Two fresh replica sets. Fails (never skips) when mongod is missing.
 pub async fn pair() -> Pair {
     match Pair::start().await {
+        Ok(p) => p,
+        Err(e) => panic!("{} {}", e, e.remedy()),
+    }
+}
+
+/// A source of `version` and a 6.0 destination. Fails (never skips) when
+/// that mongod is missing, saying how to install it.
+pub async fn pair_from(version: MongodVersion) -> Pair {
+    match Pair::start_versions(version, MongodVersion::V6_0).await {
         Ok(p) => p,
         Err(e) => panic!("{} {}", e, e.remedy()),
     }
