@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::checkpoint::{ProblemDoc, Store};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
+use crate::progress::EventSource;
 use crate::scope::Scope;
 use crate::tracker::Tracker;
 
@@ -57,6 +58,49 @@ impl Default for Tuning {
             max_await_ms: 300,
             apply_concurrency: 8,
             max_commit_lag: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Which event source the user asked for: `auto` reads the oplog of a
+/// source older than 6.0 (its change streams report no DDL and no
+/// collection UUIDs) and change streams otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventSourceChoice {
+    #[default]
+    Auto,
+    ChangeStream,
+    Oplog,
+}
+
+impl EventSourceChoice {
+    /// `auto`, `change-stream`, `oplog`: as the command line takes them.
+    pub fn parse(s: &str) -> Option<EventSourceChoice> {
+        match s {
+            "auto" => Some(EventSourceChoice::Auto),
+            "change-stream" => Some(EventSourceChoice::ChangeStream),
+            "oplog" => Some(EventSourceChoice::Oplog),
+            _ => None,
+        }
+    }
+
+    /// The event source for a source server of `source_version`
+    /// (`buildInfo.version`).
+    pub fn resolve(self, source_version: &str) -> EventSource {
+        match self {
+            EventSourceChoice::ChangeStream => EventSource::ChangeStream,
+            EventSourceChoice::Oplog => EventSource::Oplog,
+            EventSourceChoice::Auto => {
+                let major = source_version
+                    .split('.')
+                    .next()
+                    .and_then(|m| m.parse::<u32>().ok());
+                match major {
+                    Some(m) if m < 6 => EventSource::Oplog,
+                    _ => EventSource::ChangeStream,
+                }
+            }
         }
     }
 }

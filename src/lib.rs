@@ -64,10 +64,10 @@ pub mod migration;
 
 pub mod sandbox;
 
-pub use context::{CommitRequest, CommitVerify, Tuning};
+pub use context::{CommitRequest, CommitVerify, EventSourceChoice, Tuning};
 pub use error::{Error, ErrorInfo, Result, Role};
 pub use migration::{Migration, MigrationHandle, SyncConfig};
-pub use progress::{Event, Phase, Progress, State, VerificationState, VerifyProgress};
+pub use progress::{Event, EventSource, Phase, Progress, State, VerificationState, VerifyProgress};
 pub use scope::{Namespace, Scope};
 
 /// The engine's version.

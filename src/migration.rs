@@ -18,7 +18,7 @@ use crate::catalog;
 use crate::catalog::NsKind;
 use crate::checkpoint::{MigrationDoc, NamespaceDoc, Store, StoredPhase};
 use crate::cluster::{Cluster, Topology};
-pub use crate::context::{CommitRequest, CommitVerify, Tuning};
+pub use crate::context::{CommitRequest, CommitVerify, EventSourceChoice, Tuning};
 use crate::context::{Control, Ctx};
 use crate::error::{Error, MongoContext, Result, Role};
 use crate::progress::{Event, Phase, Progress, State, VerificationState, VerificationStatus};
@@ -45,6 +45,8 @@ pub struct SyncConfig {
     /// The copy throughput the preflight check assumes when it weighs the
     /// copy's duration against the source's oplog window.
     pub copy_bytes_per_second: u64,
+    /// Where the sync reads the source's changes from.
+    pub event_source: EventSourceChoice,
     pub tuning: Tuning,
 }
 
@@ -62,6 +64,7 @@ impl std::fmt::Debug for SyncConfig {
             .field("drop_existing", &self.drop_existing)
             .field("block_source_writes", &self.block_source_writes)
             .field("copy_bytes_per_second", &self.copy_bytes_per_second)
+            .field("event_source", &self.event_source)
             .field("tuning", &self.tuning)
             .finish()
     }
@@ -78,6 +81,7 @@ impl SyncConfig {
             drop_existing: false,
             block_source_writes: false,
             copy_bytes_per_second: crate::preflight::DEFAULT_COPY_BYTES_PER_SECOND,
+            event_source: EventSourceChoice::Auto,
             tuning: Tuning::default(),
         }
     }
@@ -377,6 +381,7 @@ impl Migration {
             fresh: self.config.fresh,
             block_source_writes: self.config.block_source_writes,
             copy_bytes_per_second: self.config.copy_bytes_per_second,
+            event_source: self.config.event_source,
             ..crate::preflight::CheckRequest::default()
         };
         crate::preflight::run(&self.ctx.src, &self.ctx.dest, &request).await

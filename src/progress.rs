@@ -86,6 +86,35 @@ pub struct CollectionCopy {
     pub collections: Vec<CollectionProgress>,
 }
 
+/// Where the sync reads the source's changes from.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum EventSource {
+    /// A cluster-wide change stream with `showExpandedEvents` (6.0 and
+    /// newer).
+    #[default]
+    ChangeStream,
+    /// The source's oplog, `local.oplog.rs`, tailed directly (any replica
+    /// set from 4.4; what older sources need for DDL and collection UUIDs).
+    Oplog,
+}
+
+impl EventSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventSource::ChangeStream => "change stream",
+            EventSource::Oplog => "oplog",
+        }
+    }
+}
+
+impl std::fmt::Display for EventSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A snapshot of a migration's progress.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
@@ -99,6 +128,9 @@ pub struct Progress {
     pub can_write: bool,
     /// Source cluster time minus the time of the last applied event.
     pub lag_time_seconds: Option<f64>,
+    /// Where the sync reads the source's changes from, once it is known.
+    #[serde(default)]
+    pub event_source: Option<EventSource>,
     pub total_events_applied: u64,
     pub events_per_second: f64,
     pub collection_copy: CollectionCopy,

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::context::EventSourceChoice;
+
 /// What the copy is assumed to move per second when no figure is given:
 /// a conservative rate for two clusters on a network (the machine this
 /// project is measured on copies several times faster between local sets).
@@ -36,6 +38,9 @@ pub struct CheckRequest {
     /// by default a tenth of the disk.
     #[serde(default)]
     pub keep_free_bytes: Option<u64>,
+    /// Where the sync will read the source's changes from.
+    #[serde(default)]
+    pub event_source: EventSourceChoice,
     /// Documents sampled per collection for the field-name checks.
     #[serde(default = "default_sample_size")]
     pub sample_size: u32,
@@ -60,6 +65,7 @@ impl Default for CheckRequest {
             copy_bytes_per_second: DEFAULT_COPY_BYTES_PER_SECOND,
             keep_free_bytes: None,
             sample_size: DEFAULT_SAMPLE_SIZE,
+            event_source: EventSourceChoice::Auto,
         }
     }
 }
