@@ -40,8 +40,13 @@ pub struct MigrationDoc {
     /// The source cluster time the change stream starts from.
     pub start_at: Timestamp,
     /// The token after the last event whose effects, and those of every
-    /// event before it, are applied on the destination.
+    /// event before it, are applied on the destination (change streams).
     pub resume_token: Option<Document>,
+    /// The `ts` of the last oplog entry whose effects, and those of every
+    /// entry before it, are applied (the oplog source). At most one of the
+    /// two positions is set: saving one clears the other.
+    #[serde(default)]
+    pub oplog_position: Option<Timestamp>,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
     pub source_identity: String,
@@ -51,6 +56,57 @@ pub struct MigrationDoc {
     pub commit_target: Option<Timestamp>,
     pub created_at: DateTime,
     pub updated_at: DateTime,
+}
+
+impl MigrationDoc {
+    /// The source time up to which every event is applied, from whichever
+    /// position the sync saved last.
+    pub fn applied_time(&self) -> Option<Timestamp> {
+        self.oplog_position
+            .or_else(|| self.resume_token.as_ref().and_then(token_time))
+    }
+
+    /// The position saved last, whichever source's it is.
+    pub fn position(&self) -> Option<Position> {
+        match (&self.resume_token, self.oplog_position) {
+            (Some(t), _) => Some(Position::Token(t.clone())),
+            (None, Some(ts)) => Some(Position::Oplog(ts)),
+            (None, None) => None,
+        }
+    }
+
+    /// Records a position saved with [`Store::save_position`].
+    pub fn set_position(&mut self, position: Position) {
+        match position {
+            Position::Token(token) => {
+                self.resume_token = Some(token);
+                self.oplog_position = None;
+            }
+            Position::Oplog(ts) => {
+                self.oplog_position = Some(ts);
+                self.resume_token = None;
+            }
+        }
+    }
+}
+
+/// Where the sync has applied up to, in its event source's terms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Position {
+    /// A change stream's resume token.
+    Token(Document),
+    /// The `ts` of an oplog entry.
+    Oplog(Timestamp),
+}
+
+impl Position {
+    /// The source time of the position.
+    pub fn time(&self) -> Option<Timestamp> {
+        match self {
+            Position::Token(t) => token_time(t),
+            Position::Oplog(ts) => Some(*ts),
+        }
+    }
 }
 
 /// A namespace the migration created on the destination, and the source
@@ -210,14 +266,25 @@ impl Store {
     }
 
     /// Saves the resume token (and phase) in one majority write.
-    pub async fn save_token(&self, token: &Document) -> Result<()> {
+    /// Saves where the sync has applied up to. Written after the data it
+    /// vouches for (see the module's invariant), and clears the other
+    /// source's position, so a migration resumed with another event source
+    /// starts from this one.
+    pub async fn save_position(&self, position: &Position) -> Result<()> {
+        let update = match position {
+            Position::Token(token) => doc! {
+                "$set": { "resumeToken": token, "updatedAt": DateTime::now() },
+                "$unset": { "oplogPosition": "" },
+            },
+            Position::Oplog(ts) => doc! {
+                "$set": { "oplogPosition": ts, "updatedAt": DateTime::now() },
+                "$unset": { "resumeToken": "" },
+            },
+        };
         self.migrations()
-            .update_one(
-                doc! { "_id": MIGRATION_ID },
-                doc! { "$set": { "resumeToken": token, "updatedAt": DateTime::now() } },
-            )
+            .update_one(doc! { "_id": MIGRATION_ID }, update)
             .await
-            .ctx(Role::Destination, "save the resume token")?;
+            .ctx(Role::Destination, "save the sync's position")?;
         Ok(())
     }
 
@@ -233,6 +300,7 @@ impl Store {
             phase: StoredPhase::Copying,
             start_at,
             resume_token: None,
+            oplog_position: None,
             include,
             exclude,
             source_identity,

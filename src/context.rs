@@ -65,6 +65,7 @@ impl Default for Tuning {
 /// Which event source the user asked for: `auto` reads the oplog of a
 /// source older than 6.0 (its change streams report no DDL and no
 /// collection UUIDs) and change streams otherwise.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EventSourceChoice {
@@ -157,6 +158,8 @@ pub(crate) struct Ctx {
     pub scope: Scope,
     pub store: Store,
     pub tuning: Tuning,
+    /// Where the sync reads the source's changes from.
+    pub event_source: EventSource,
     pub cancel: CancellationToken,
     pub tracker: Tracker,
     pub control: watch::Receiver<Control>,

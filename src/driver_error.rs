@@ -19,6 +19,9 @@ pub const INDEX_OPTIONS_CONFLICT: i32 = 85;
 pub const INDEX_KEY_SPECS_CONFLICT: i32 = 86;
 pub const CHANGE_STREAM_HISTORY_LOST: i32 = 286;
 pub const OPLOG_QUERY_MIN_TS_MISSING: i32 = 326;
+/// A tailable cursor of a capped collection (the oplog) fell behind its
+/// truncation.
+pub const CAPPED_POSITION_LOST: i32 = 136;
 
 /// Codes after which the same operation, tried again later, may succeed:
 /// network trouble, elections, shutdowns and restarts.

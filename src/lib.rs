@@ -49,6 +49,7 @@ pub mod ping;
 
 pub mod catalog;
 pub mod checkpoint;
+pub mod oplog;
 pub mod sharding;
 
 pub mod context;

@@ -208,14 +208,18 @@ impl Migration {
         }
         let (control_tx, control_rx) = watch::channel(Control::default());
         let store = Store::new(&dest);
+        let event_source = config.event_source.resolve(&src.version);
+        let tracker = Tracker::new();
+        tracker.set_event_source(event_source);
         let ctx = Arc::new(Ctx {
             src,
             dest,
             scope,
             store,
             tuning: config.tuning.clone(),
+            event_source,
             cancel,
-            tracker: Tracker::new(),
+            tracker,
             control: control_rx,
         });
         Ok(Migration {
@@ -478,31 +482,12 @@ async fn hold_lease(ctx: Arc<Ctx>, owner: String) -> Error {
 async fn oplog_guard(ctx: Arc<Ctx>, start_at: Timestamp) -> Error {
     loop {
         tokio::time::sleep(Duration::from_secs(15)).await;
-        if let Some(oldest) = oldest_oplog_entry(&ctx.src).await {
+        if let Some(oldest) = crate::oplog::oldest_entry(&ctx.src).await {
             if (oldest.time, oldest.increment) > (start_at.time, start_at.increment) {
                 return Error::HistoryLost;
             }
         }
     }
-}
-
-/// The time of the source's oldest oplog entry; `None` where it cannot be
-/// read (a `mongos`, or a user without read access to `local`).
-pub async fn oldest_oplog_entry(src: &Cluster) -> Option<Timestamp> {
-    // `local` does not take the majority read concern the source client uses.
-    let options = mongodb::options::CollectionOptions::builder()
-        .read_concern(mongodb::options::ReadConcern::local())
-        .build();
-    src.client
-        .database("local")
-        .collection_with_options::<Document>("oplog.rs", options)
-        .find_one(doc! {})
-        .sort(doc! { "$natural": 1 })
-        .projection(doc! { "ts": 1 })
-        .await
-        .ok()
-        .flatten()
-        .and_then(|d| d.get_timestamp("ts").ok())
 }
 
 /// Drops what an earlier migration created on the destination, then its

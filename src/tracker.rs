@@ -14,10 +14,10 @@ use bson::Timestamp;
 use tokio::sync::{broadcast, watch};
 
 use crate::catalog::NsKind;
-use crate::checkpoint::{token_time, MigrationDoc, NamespaceDoc, PartitionDoc};
+use crate::checkpoint::{MigrationDoc, NamespaceDoc, PartitionDoc};
 use crate::error::Error;
 use crate::progress::{
-    CollectionProgress, Event, Phase, Progress, RateMeter, State, VerificationStatus,
+    CollectionProgress, Event, EventSource, Phase, Progress, RateMeter, State, VerificationStatus,
     VerifyProgress,
 };
 
@@ -114,6 +114,10 @@ impl Tracker {
         }
     }
 
+    pub(crate) fn set_event_source(&self, source: EventSource) {
+        self.update(|p| p.event_source = Some(source));
+    }
+
     pub(crate) fn set_phase(&self, phase: Phase) {
         self.update(|p| p.phase = phase);
     }
@@ -121,7 +125,7 @@ impl Tracker {
     pub(crate) fn set_start(&self, m: &MigrationDoc) {
         let mut meters = self.meters();
         meters.start_at = Some(m.start_at);
-        meters.applied = m.resume_token.as_ref().and_then(token_time);
+        meters.applied = m.applied_time();
         meters.commit_target = m.commit_target;
         drop(meters);
         self.update(|p| p.migration_id = m.migration_id.clone());

@@ -35,6 +35,10 @@ pub(super) async fn apply_ddl(ctx: &Arc<Ctx>, mapping: &mut Mapping, ddl: DdlEve
             }
             let mut options = description;
             options.remove("idIndex");
+            // The temporary collection a pre-6.0 convertToCapped or
+            // cross-database rename copies into is created `temp: true`,
+            // which a user's `create` may not ask for; its rename follows.
+            options.remove("temp");
             match uuid {
                 None => {
                     // A view: views carry no UUID and no data.

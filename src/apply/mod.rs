@@ -19,25 +19,27 @@
 //! - [`ddl`]: applying one DDL event.
 //! - [`mapping`]: source collection UUID to destination namespace.
 
+mod chunk;
 mod crud;
 mod ddl;
 mod mapping;
+mod oplog;
+mod source;
 mod stream;
 
 use std::sync::Arc;
 
 use bson::doc;
-use tokio::sync::mpsc;
 
-use crate::checkpoint::{token_time, MigrationDoc, StoredPhase};
+use crate::checkpoint::{MigrationDoc, StoredPhase};
 use crate::context::Ctx;
 use crate::error::{Error, MongoContext, Result, Role};
-use crate::events::{self, Batch, Change};
+use crate::events::{Batch, Change};
+use crate::progress::EventSource;
 use crate::retry::{self, Backoff};
 use crud::flush;
 use ddl::apply_ddl;
 use mapping::Mapping;
-use stream::{open_stream, read_stream};
 
 /// Why the apply loop returned.
 #[derive(Debug, PartialEq, Eq)]
@@ -56,7 +58,7 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<()> {
     let mut failing_since: Option<tokio::time::Instant> = None;
     loop {
         ctx.gate().await?;
-        match run_stream(ctx, m, &mut mapping).await {
+        match run_source(ctx, m, &mut mapping).await {
             Ok(ApplyExit::CaughtUp) => return Ok(()),
             Ok(ApplyExit::Paused) => {
                 backoff.reset();
@@ -81,15 +83,12 @@ pub(crate) async fn run(ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<()> {
     }
 }
 
-async fn run_stream(
+async fn run_source(
     ctx: &Arc<Ctx>,
     m: &mut MigrationDoc,
     mapping: &mut Mapping,
 ) -> Result<ApplyExit> {
-    let stream = open_stream(ctx, m).await?;
-    let (tx, mut rx) = mpsc::channel(4);
-    let reader = tokio::spawn(read_stream(stream, tx, ctx.tuning.stream_batch));
-    let _abort = AbortOnDrop(reader);
+    let mut reader = source::open(ctx, m).await?;
     let mut control = ctx.control.clone();
     loop {
         if let Some(exit) = check_control(ctx, m).await? {
@@ -98,24 +97,26 @@ async fn run_stream(
         let first = tokio::select! {
             _ = ctx.cancel.cancelled() => return Err(Error::Interrupted),
             _ = control.changed() => continue,
-            c = rx.recv() => c,
+            c = reader.chunks.recv() => c,
         };
         let Some(first) = first else {
-            return Err(Error::Other("the change stream reader stopped".into()));
+            return Err(Error::Other(format!(
+                "the {} reader stopped",
+                ctx.event_source
+            )));
         };
         let mut chunks = vec![first?];
         while chunks.len() < 8 {
-            match rx.try_recv() {
+            match reader.chunks.try_recv() {
                 Ok(c) => chunks.push(c?),
                 Err(_) => break,
             }
         }
-        let token = chunks.iter().rev().find_map(|c| c.token.clone());
+        let position = chunks.iter().rev().find_map(|c| c.position.clone());
         let mut batch = Batch::default();
         let mut applied_events = 0u64;
-        for raw in chunks.into_iter().flat_map(|c| c.events) {
-            let parsed = events::parse(&raw).map_err(|e| Error::Other(e.to_string()))?;
-            match parsed.change {
+        for change in chunks.into_iter().flat_map(|c| c.changes) {
+            match change {
                 Change::Crud(ev) => batch.push(ev),
                 Change::Ddl(ddl) => {
                     applied_events += flush(ctx, mapping, std::mem::take(&mut batch)).await?;
@@ -125,22 +126,18 @@ async fn run_stream(
             }
         }
         applied_events += flush(ctx, mapping, batch).await?;
-        if let Some(token) = token {
-            // Every event up to this token is applied: now it may be saved.
-            ctx.store.save_token(&token).await?;
-            ctx.tracker.applied(applied_events, token_time(&token));
-            m.resume_token = Some(token);
-        } else {
-            ctx.tracker.applied(applied_events, None);
+        match position {
+            // Every change up to this position is applied: now it may be
+            // saved. An unchanged one (an idle source) need not be.
+            Some(position) => {
+                if m.position().as_ref() != Some(&position) {
+                    ctx.store.save_position(&position).await?;
+                }
+                ctx.tracker.applied(applied_events, position.time());
+                m.set_position(position);
+            }
+            None => ctx.tracker.applied(applied_events, None),
         }
-    }
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -160,7 +157,13 @@ async fn check_control(ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<Option<Ap
                     .await
                     .ctx(Role::Source, "block writes (setUserWriteBlockMode)")?;
             }
-            let target = ctx.src.cluster_time().await?;
+            // The oplog gives no position between its entries: catching
+            // up means applying the last one written. A change stream's
+            // token moves with the cluster time even when nothing happens.
+            let target = match ctx.event_source {
+                EventSource::ChangeStream => ctx.src.cluster_time().await?,
+                EventSource::Oplog => crate::oplog::last_write(&ctx.src).await?,
+            };
             m.phase = StoredPhase::Committing;
             m.commit_target = Some(target);
             ctx.store.save(m).await?;
@@ -170,7 +173,7 @@ async fn check_control(ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<Option<Ap
     }
     if m.phase == StoredPhase::Committing {
         let target = m.commit_target.unwrap_or(m.start_at);
-        let applied = m.resume_token.as_ref().and_then(token_time);
+        let applied = m.applied_time();
         if applied.is_some_and(|a| (a.time, a.increment) >= (target.time, target.increment)) {
             return Ok(Some(ApplyExit::CaughtUp));
         }

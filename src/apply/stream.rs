@@ -12,10 +12,12 @@ use bson::{doc, Document, RawDocumentBuf};
 use mongodb::change_stream::ChangeStream;
 use tokio::sync::mpsc;
 
+use super::chunk::Chunk;
 use super::crud::WRITE_CHUNK_BYTES;
-use crate::checkpoint::MigrationDoc;
+use crate::checkpoint::{MigrationDoc, Position};
 use crate::context::Ctx;
 use crate::error::{Error, MongoContext, Result, Role};
+use crate::events::{self, Change};
 use crate::scope::SYSTEM_DBS;
 
 /// Full documents larger than this are dropped from events by the server
@@ -37,16 +39,10 @@ pub fn pipeline() -> Vec<Document> {
     ]
 }
 
-/// Events read from the stream, with the token that follows the last one.
-pub(super) struct Chunk {
-    pub events: Vec<RawDocumentBuf>,
-    pub token: Option<Document>,
-}
-
-pub(super) async fn open_stream(
-    ctx: &Ctx,
-    m: &MigrationDoc,
-) -> Result<ChangeStream<RawDocumentBuf>> {
+/// Opens the cluster-wide stream after the saved token, or from the saved
+/// oplog position (a migration resumed with another source: the entry at
+/// it is replayed, harmlessly), or from the migration's start.
+pub(super) async fn open(ctx: &Ctx, m: &MigrationDoc) -> Result<ChangeStream<RawDocumentBuf>> {
     let mut watch = ctx
         .src
         .client
@@ -55,24 +51,27 @@ pub(super) async fn open_stream(
         .show_expanded_events(true)
         .max_await_time(Duration::from_millis(ctx.tuning.max_await_ms))
         .batch_size(ctx.tuning.stream_batch as u32);
-    watch = match &m.resume_token {
-        Some(t) => {
+    watch = match (&m.resume_token, m.oplog_position) {
+        (Some(t), _) => {
             let token: mongodb::change_stream::event::ResumeToken =
                 bson::from_document(t.clone()).map_err(|e| Error::Other(e.to_string()))?;
             watch.start_after(token)
         }
-        None => watch.start_at_operation_time(m.start_at),
+        (None, Some(ts)) => watch.start_at_operation_time(ts),
+        (None, None) => watch.start_at_operation_time(m.start_at),
     };
     let stream = watch.await.ctx(Role::Source, "open the change stream")?;
     Ok(stream.with_type::<RawDocumentBuf>())
 }
 
-pub(super) async fn read_stream(
+/// Reads the stream into chunks of parsed changes until the applier stops
+/// listening; an error ends it, handed over as the last chunk.
+pub(super) async fn read(
     mut stream: ChangeStream<RawDocumentBuf>,
     tx: mpsc::Sender<Result<Chunk>>,
     max_events: usize,
 ) {
-    let mut events = Vec::new();
+    let mut events: Vec<Change> = Vec::new();
     let mut bytes = 0usize;
     let mut started = std::time::Instant::now();
     loop {
@@ -82,7 +81,13 @@ pub(super) async fn read_stream(
                     started = std::time::Instant::now();
                 }
                 bytes += ev.as_bytes().len();
-                events.push(ev);
+                match events::parse(&ev) {
+                    Ok(parsed) => events.push(parsed.change),
+                    Err(e) => {
+                        let _ = tx.send(Err(Error::Other(e.to_string()))).await;
+                        return;
+                    }
+                }
                 // Under a steady load the stream never runs dry: hand over
                 // what has come after a short while, to keep the lag low.
                 if events.len() < max_events
@@ -100,12 +105,13 @@ pub(super) async fn read_stream(
                 return;
             }
         }
-        let token = stream
+        let position = stream
             .resume_token()
-            .and_then(|t| bson::to_document(&t).ok());
+            .and_then(|t| bson::to_document(&t).ok())
+            .map(Position::Token);
         let chunk = Chunk {
-            events: std::mem::take(&mut events),
-            token,
+            changes: std::mem::take(&mut events),
+            position,
         };
         bytes = 0;
         if tx.send(Ok(chunk)).await.is_err() {

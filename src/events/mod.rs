@@ -11,6 +11,7 @@ use bson::spec::BinarySubtype;
 use bson::{Binary, Document, RawBsonRef, RawDocument, RawDocumentBuf, Timestamp};
 
 use crate::scope::Namespace;
+pub mod oplog;
 
 /// What to do with one document.
 #[derive(Debug, Clone, PartialEq)]
