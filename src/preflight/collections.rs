@@ -36,7 +36,7 @@ pub fn assess(inv: &Inventory, scope: &Scope) -> Vec<Finding> {
                 Finding::blocker(
                     "time_series_collection",
                     format!("{ns} is a time-series collection"),
-                    "Time-series collections keep their data in internal bucket collections whose changes do not appear in the change stream, so the destination could not be kept in sync.",
+                    "Time-series collections keep their data in internal bucket collections (system.buckets.*), whose changes the sync does not follow: change streams do not report them, and the oplog carries them only as writes to those buckets, never to the collection itself. The destination could not be kept in sync.",
                     format!("Exclude it with --exclude {ns} and move it with mongodump and mongorestore (or $out into a time-series collection) during a short write pause."),
                 )
                 .on(&ns),

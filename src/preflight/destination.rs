@@ -14,7 +14,7 @@ use futures_util::{stream, StreamExt};
 use super::report::{human_duration, Finding};
 use super::request::CheckRequest;
 use crate::catalog::{self, NsKind};
-use crate::checkpoint::{token_time, MigrationDoc, Store, StoredPhase};
+use crate::checkpoint::{MigrationDoc, Store, StoredPhase};
 use crate::cluster::Cluster;
 use crate::scope::Scope;
 
@@ -82,16 +82,13 @@ fn at(t: Timestamp) -> String {
     crate::connection::tls::rfc3339(t.time as i64)
 }
 
-/// Where the change stream of a stored migration would resume from.
+/// Where the sync of a stored migration would resume from: the position
+/// it saved, a change stream's resume token or an oplog entry's `ts`.
 fn resume_point(m: &MigrationDoc) -> Timestamp {
     match m.phase {
         // The copy replays everything from its start once it ends.
         StoredPhase::Copying => m.start_at,
-        _ => m
-            .resume_token
-            .as_ref()
-            .and_then(token_time)
-            .unwrap_or(m.start_at),
+        _ => m.applied_time().unwrap_or(m.start_at),
     }
 }
 
@@ -415,6 +412,30 @@ mod tests {
             ids(&f),
             vec![("resume", Info)],
             "token at 2000 is still in an oplog from 1500"
+        );
+        let f = assess(
+            &facts(Some(m), vec![]),
+            &req,
+            &scope(),
+            "replset:s:1",
+            Some(ts(2500)),
+        );
+        assert_eq!(ids(&f), vec![("history_lost", Blocker)]);
+
+        // An oplog sync's saved position counts the same way.
+        let mut m = stored(StoredPhase::Applying);
+        m.oplog_position = Some(ts(2000));
+        let f = assess(
+            &facts(Some(m.clone()), vec![]),
+            &req,
+            &scope(),
+            "replset:s:1",
+            Some(ts(1500)),
+        );
+        assert_eq!(
+            ids(&f),
+            vec![("resume", Info)],
+            "an oplog position at 2000 is still in an oplog from 1500"
         );
         let f = assess(
             &facts(Some(m), vec![]),

@@ -26,6 +26,8 @@
 //! `version_downgrade`, `minor_version_downgrade`, `version_upgrade`,
 //! `fcv_unreadable`, `fcv_changing`, `destination_fcv_too_low`,
 //! `source_fcv_blocks_write_blocking`, `fcv_older_than_source`,
+//! `event_source`, `change_stream_unsupported`, `oplog_sharded_source`,
+//! `sharded_source_too_old`, `older_source`,
 //! `not_authenticated`, `access_control_off`, `privileges_unreadable`,
 //! `source_privileges_missing`, `destination_privileges_missing`,
 //! `source_privileges_limited`, `destination_privileges_limited`,
@@ -44,6 +46,7 @@
 
 mod collections;
 mod destination;
+mod events;
 mod indexes;
 pub mod inventory;
 mod oplog;
@@ -94,6 +97,8 @@ pub async fn run(
     let started = Instant::now();
     let scope = Scope::new(&request.include, &request.exclude)?;
     let throughput = request.copy_bytes_per_second.max(1);
+    // What the sync will read on the source: decides what is checked.
+    let event_source = events::resolve(request.event_source, &source.version);
 
     let (
         inv,
@@ -128,15 +133,33 @@ pub async fn run(
         destination_fcv: dest_fcv.clone(),
         block_source_writes: request.block_source_writes,
     }));
+    findings.extend(events::assess(&events::Facts {
+        choice: request.event_source,
+        source_version: source.version.clone(),
+        source_topology: source.topology.clone(),
+    }));
     let needs = privileges::Needs {
         source_dbs: inv.databases(),
         source_sharded: source.is_sharded(),
         destination_sharded: destination.is_sharded() && source.is_sharded(),
-        block_source_writes: request.block_source_writes,
+        // Before 6.0 there is no write blocking to need a privilege for:
+        // source_fcv_blocks_write_blocking says so.
+        block_source_writes: request.block_source_writes
+            && versions::can_block_writes(&source.version),
         discard_stored: request.fresh && matches!(dest_facts.stored, Ok(Some(_))),
     };
-    findings.extend(privileges::assess(Role::Source, &src_auth, &needs));
-    findings.extend(privileges::assess(Role::Destination, &dest_auth, &needs));
+    findings.extend(privileges::assess(
+        Role::Source,
+        &src_auth,
+        &needs,
+        event_source,
+    ));
+    findings.extend(privileges::assess(
+        Role::Destination,
+        &dest_auth,
+        &needs,
+        event_source,
+    ));
     let resuming = !request.fresh && matches!(dest_facts.stored, Ok(Some(_)));
     let (oplog_findings, window) = oplog::assess(
         &oplog_facts,

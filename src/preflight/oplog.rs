@@ -1,7 +1,8 @@
 //! The oplog window: how far back the source's oplog reaches, against how
 //! long the copy will take (data size divided by the stated throughput).
-//! The change stream replays from the copy's start, so the oplog must
-//! still hold that point when the copy ends.
+//! The sync replays the source's changes from the copy's start, whether
+//! through a change stream or by tailing the oplog itself, so the oplog
+//! must still hold that point when the copy ends.
 //!
 //! The copy's start falls out of the oplog once `maxSize` bytes have been
 //! written after it, so the window is `maxSize / write rate`, whether the
@@ -12,6 +13,12 @@
 //! start for as long as it stays quiet; judging it by the load's rate
 //! refused migrations that were safe. `storage.oplogMinRetentionHours`,
 //! when set, keeps entries longer.
+//!
+//! The reads work alike on every supported source. Measured on 4.4.2,
+//! 5.0.4 and 6.0.5: `collStats` of `local.oplog.rs` reports `maxSize`,
+//! `size` and `count` (only `max` differs: -1 on 4.4, 0 later, and it is
+//! not read), `$collStats` with `storageStats` works, and the oplog is
+//! read with read concern local, sorted by `$natural`, on all three.
 
 use bson::{doc, Document, Timestamp};
 use mongodb::options::{CollectionOptions, ReadConcern};
@@ -212,7 +219,7 @@ pub fn assess(
                 "oplog_unreadable",
                 "The source's oplog window could not be measured",
                 format!("Reading local.oplog.rs failed: {e}. If the oplog is shorter than the copy ({} at {rate}), the migration fails after the copy and must start over.", human_duration(copy)),
-                "Grant the source user the clusterMonitor role, or check the window yourself with rs.printReplicationInfo().",
+                "Grant the source user the clusterMonitor role (or the read role on the local database), or check the window yourself with rs.printReplicationInfo().",
             )],
             None,
         ),

@@ -9,7 +9,13 @@
 //! collection: ""}` the normal collections of `D`, `{cluster: true}` the
 //! cluster, `{anyResource: true}` everything. The role named for each
 //! need is checked against the server's own built-in role definitions by
-//! `tests/preflight.rs`.
+//! `tests/preflight.rs` (for a change-stream sync).
+//!
+//! What the source needs depends on the event source: a change stream
+//! needs `find` and `changeStream` on every database; the oplog needs
+//! `find` on the databases migrated and on `local.oplog.rs`, which no
+//! `*AnyDatabase` role covers (they skip `local`): the built-in `read`
+//! role on `local` does.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -19,6 +25,7 @@ use super::report::{Finding, Severity};
 use crate::cluster::Cluster;
 use crate::driver_error::redacted_message as reason;
 use crate::error::Role;
+use crate::progress::EventSource;
 use crate::scope::METADATA_DB;
 
 /// A privilege resource as `connectionStatus` reports it.
@@ -87,6 +94,9 @@ pub struct Need {
     pub target: Target,
     pub actions: &'static [&'static str],
     pub role: &'static str,
+    /// The database the role is granted on: `admin` for the cluster-wide
+    /// roles, `local` for `read` on the oplog.
+    pub role_db: &'static str,
     pub severity: Severity,
     pub why: &'static str,
 }
@@ -105,6 +115,8 @@ pub struct Needs {
 
 const SOURCE_READ: &[&str] = &["find", "changeStream"];
 const SOURCE_LIST: &[&str] = &["listCollections", "listIndexes", "collStats"];
+/// Without a change stream, the copy reads only the migrated databases.
+const SOURCE_LIST_READ: &[&str] = &["find", "listCollections", "listIndexes", "collStats"];
 const DEST_WRITE: &[&str] = &[
     "find",
     "insert",
@@ -136,30 +148,47 @@ fn fcv_need() -> Need {
         target: Target::Cluster,
         actions: &["getParameter"],
         role: "clusterMonitor",
+        role_db: "admin",
         severity: Severity::Warning,
         why: "to read the feature compatibility version, which decides what the destination accepts; without it the check falls back to the binary version",
     }
 }
 
-/// The privileges one side needs for this migration.
+/// The privileges one side needs for a migration whose sync reads a
+/// change stream: [`required_for`] with [`EventSource::ChangeStream`].
 pub fn required(role: Role, n: &Needs) -> Vec<Need> {
+    required_for(role, n, EventSource::ChangeStream)
+}
+
+/// The privileges one side needs for this migration, whose sync reads
+/// `events` on the source.
+pub fn required_for(role: Role, n: &Needs, events: EventSource) -> Vec<Need> {
     let mut out = Vec::new();
+    let oplog = events == EventSource::Oplog;
     match role {
         Role::Source => {
-            out.push(Need {
-                target: Target::AllDatabases,
-                actions: SOURCE_READ,
-                role: "readAnyDatabase",
-                severity: Severity::Blocker,
-                why: "to read the collections and to follow the cluster-wide change stream, which the server allows only with find and changeStream on all databases",
-            });
+            if !oplog {
+                out.push(Need {
+                    target: Target::AllDatabases,
+                    actions: SOURCE_READ,
+                    role: "readAnyDatabase",
+                    role_db: "admin",
+                    severity: Severity::Blocker,
+                    why: "to read the collections and to follow the cluster-wide change stream, which the server allows only with find and changeStream on all databases",
+                });
+            }
             for db in &n.source_dbs {
                 out.push(Need {
                     target: Target::Db(db.clone()),
-                    actions: SOURCE_LIST,
+                    actions: if oplog { SOURCE_LIST_READ } else { SOURCE_LIST },
                     role: "readAnyDatabase",
+                    role_db: "admin",
                     severity: Severity::Blocker,
-                    why: "to list the collections and indexes to migrate and to measure them",
+                    why: if oplog {
+                        "to list, measure and copy the collections and indexes to migrate"
+                    } else {
+                        "to list the collections and indexes to migrate and to measure them"
+                    },
                 });
             }
             if n.source_sharded {
@@ -168,22 +197,44 @@ pub fn required(role: Role, n: &Needs) -> Vec<Need> {
                         target: Target::Coll("config".into(), coll.into()),
                         actions: &["find"],
                         role: "clusterMonitor",
+                        role_db: "admin",
                         severity: Severity::Blocker,
                         why: "to read the shard keys and chunk bounds of sharded collections",
                     });
                 }
+            } else if oplog {
+                out.push(Need {
+                    target: Target::Coll("local".into(), "oplog.rs".into()),
+                    actions: &["find"],
+                    role: "read",
+                    role_db: "local",
+                    severity: Severity::Blocker,
+                    why: "to tail the oplog, which the sync reads instead of a change stream (readAnyDatabase does not cover the local database)",
+                });
+                out.push(Need {
+                    target: Target::Coll("local".into(), "oplog.rs".into()),
+                    actions: &["collStats"],
+                    role: "read",
+                    role_db: "local",
+                    severity: Severity::Warning,
+                    why: "to measure the oplog window, and to stop a copy early once its start has left the oplog (without it, such a copy runs to its end before failing)",
+                });
             } else {
                 out.push(Need {
                     target: Target::Coll("local".into(), "oplog.rs".into()),
                     actions: &["find", "collStats"],
                     role: "clusterMonitor",
+                    role_db: "admin",
                     severity: Severity::Warning,
                     why: "to measure the oplog window, and to stop a copy early once its start has left the oplog (without it, such a copy runs to its end before failing)",
                 });
+            }
+            if !n.source_sharded {
                 out.push(Need {
                     target: Target::Cluster,
                     actions: &["replSetGetConfig"],
                     role: "clusterMonitor",
+                    role_db: "admin",
                     severity: Severity::Warning,
                     why: "to recognise the source by its replica set id; without it the source is recognised by its host names, so resuming through other host names is refused",
                 });
@@ -194,6 +245,7 @@ pub fn required(role: Role, n: &Needs) -> Vec<Need> {
                     target: Target::Cluster,
                     actions: &["setUserWriteBlockMode"],
                     role: "backup",
+                    role_db: "admin",
                     severity: Severity::Blocker,
                     why: "to block the source's writes at commit, as --block-source-writes asks",
                 });
@@ -205,6 +257,7 @@ pub fn required(role: Role, n: &Needs) -> Vec<Need> {
                     target: Target::Db(db.clone()),
                     actions: DEST_WRITE,
                     role: "readWriteAnyDatabase",
+                    role_db: "admin",
                     severity: Severity::Blocker,
                     why: "to create, fill and keep in sync the migrated collections and indexes",
                 });
@@ -212,6 +265,7 @@ pub fn required(role: Role, n: &Needs) -> Vec<Need> {
                     target: Target::Db(db.clone()),
                     actions: DEST_RESTORE,
                     role: "restore",
+                    role_db: "admin",
                     severity: Severity::Blocker,
                     why: "to hold TTLs and unique indexes during sync and restore them at commit (collMod), and to write documents exactly as the source has them whatever the validators (bypassDocumentValidation)",
                 });
@@ -219,6 +273,7 @@ pub fn required(role: Role, n: &Needs) -> Vec<Need> {
                     target: Target::Db(db.clone()),
                     actions: &["dropDatabase"],
                     role: "dbAdminAnyDatabase",
+                    role_db: "admin",
                     severity: Severity::Warning,
                     why: "to follow a dropDatabase on the source; without it the sync stops if the source drops a migrated database",
                 });
@@ -227,6 +282,7 @@ pub fn required(role: Role, n: &Needs) -> Vec<Need> {
                         target: Target::Db(db.clone()),
                         actions: &["enableSharding", "splitChunk"],
                         role: "clusterManager",
+                        role_db: "admin",
                         severity: Severity::Blocker,
                         why: "to shard and pre-split collections like the source's",
                     });
@@ -237,6 +293,7 @@ pub fn required(role: Role, n: &Needs) -> Vec<Need> {
                 target: Target::Db(METADATA_DB.into()),
                 actions: STATE_WRITE,
                 role: "readWriteAnyDatabase",
+                role_db: "admin",
                 severity: Severity::Blocker,
                 why: "to keep the migration's checkpoints in the __mongoferry database",
             });
@@ -244,6 +301,7 @@ pub fn required(role: Role, n: &Needs) -> Vec<Need> {
                 target: Target::Db(METADATA_DB.into()),
                 actions: &["dropDatabase"],
                 role: "dbAdminAnyDatabase",
+                role_db: "admin",
                 severity: if n.discard_stored {
                     Severity::Blocker
                 } else {
@@ -374,7 +432,9 @@ pub fn parse_privilege(v: &Bson) -> Option<Privilege> {
     Some(Privilege { resource, actions })
 }
 
-pub fn assess(side: Role, auth: &Auth, needs: &Needs) -> Vec<Finding> {
+/// `events`: what the sync reads on the source, which decides what the
+/// source user needs.
+pub fn assess(side: Role, auth: &Auth, needs: &Needs, events: EventSource) -> Vec<Finding> {
     match auth {
         Auth::Off => vec![Finding::info(
             "access_control_off",
@@ -400,12 +460,12 @@ pub fn assess(side: Role, auth: &Auth, needs: &Needs) -> Vec<Finding> {
             privileges,
         } => {
             // Missing actions, grouped by the role that grants them.
-            let mut groups: BTreeMap<(Severity, &'static str), Vec<Lack>> = BTreeMap::new();
-            for need in required(side, needs) {
+            let mut groups: BTreeMap<(Severity, GrantedBy), Vec<Lack>> = BTreeMap::new();
+            for need in required_for(side, needs, events) {
                 let lacking = missing(privileges, &need);
                 if !lacking.is_empty() {
                     groups
-                        .entry((need.severity, need.role))
+                        .entry((need.severity, (need.role, need.role_db)))
                         .or_default()
                         .push((need.target.clone(), lacking, need.why));
                 }
@@ -425,10 +485,13 @@ pub fn assess(side: Role, auth: &Auth, needs: &Needs) -> Vec<Finding> {
 /// needed.
 type Lack = (Target, Vec<&'static str>, &'static str);
 
+/// A built-in role and the database it is granted on.
+type GrantedBy = (&'static str, &'static str);
+
 fn finding(
     side: Role,
     severity: Severity,
-    role: &str,
+    (role, role_db): GrantedBy,
     lacks: &[Lack],
     user: &str,
     user_db: &str,
@@ -471,6 +534,32 @@ fn finding(
             "The migration runs without them, with less safety",
         ),
     };
+    let on = if role_db == "admin" {
+        String::new()
+    } else {
+        format!(" on the {role_db} database")
+    };
+    // Needs on single collections can also be met by a custom role that
+    // grants just them.
+    let custom: Vec<String> = lacks
+        .iter()
+        .map(|(target, actions, _)| match target {
+            Target::Coll(d, c) => Some(format!(
+                "{} on {{db: \"{d}\", collection: \"{c}\"}}",
+                actions.join(", ")
+            )),
+            _ => None,
+        })
+        .collect::<Option<_>>()
+        .unwrap_or_default();
+    let custom = if custom.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " Or grant a custom role with {} (db.createRole).",
+            custom.join(" and ")
+        )
+    };
     Finding::new(
         severity,
         &id,
@@ -480,7 +569,7 @@ fn finding(
             whys.join("; and ")
         ),
         format!(
-            "Grant the built-in role {role}: db.getSiblingDB(\"{user_db}\").grantRolesToUser(\"{user}\", [{{role: \"{role}\", db: \"admin\"}}])."
+            "Grant the built-in role {role}{on}: db.getSiblingDB(\"{user_db}\").grantRolesToUser(\"{user}\", [{{role: \"{role}\", db: \"{role_db}\"}}]).{custom}"
         ),
     )
 }
@@ -488,6 +577,8 @@ fn finding(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const CS: EventSource = EventSource::ChangeStream;
 
     fn ns(db: &str, coll: &str) -> Resource {
         Resource::Namespace {
@@ -568,7 +659,7 @@ mod tests {
                 "collStats",
             ],
         )]);
-        let f = assess(Role::Source, &auth, &needs());
+        let f = assess(Role::Source, &auth, &needs(), CS);
         let blocker = f
             .iter()
             .find(|f| f.severity == Severity::Blocker)
@@ -636,7 +727,7 @@ mod tests {
         ]);
         let mut n = needs();
         n.block_source_writes = true;
-        assert!(assess(Role::Source, &source, &n).is_empty());
+        assert!(assess(Role::Source, &source, &n, CS).is_empty());
         let dest = users(vec![
             privilege(ns("", ""), DEST_WRITE),
             privilege(
@@ -646,7 +737,7 @@ mod tests {
             privilege(Resource::Cluster, &["getParameter"]),
         ]);
         n.discard_stored = true;
-        assert!(assess(Role::Destination, &dest, &n).is_empty());
+        assert!(assess(Role::Destination, &dest, &n, CS).is_empty());
     }
 
     #[test]
@@ -656,7 +747,7 @@ mod tests {
             privilege(ns("", ""), DEST_RESTORE),
             privilege(Resource::Cluster, &["getParameter"]),
         ]);
-        let f = assess(Role::Destination, &dest, &needs());
+        let f = assess(Role::Destination, &dest, &needs(), CS);
         assert_eq!(f.len(), 1, "{f:#?}");
         assert_eq!(f[0].severity, Severity::Warning);
         assert!(
@@ -667,7 +758,7 @@ mod tests {
         );
         let mut n = needs();
         n.discard_stored = true;
-        let f = assess(Role::Destination, &dest, &n);
+        let f = assess(Role::Destination, &dest, &n, CS);
         assert!(
             f.iter().any(|f| f.severity == Severity::Blocker
                 && f.title.contains("dropDatabase on __mongoferry")),
@@ -688,10 +779,10 @@ mod tests {
             privilege(ns("local", ""), &["find", "collStats"]),
             privilege(Resource::Cluster, &["replSetGetConfig", "getParameter"]),
         ]);
-        assert!(assess(Role::Source, &src, &needs()).is_empty());
+        assert!(assess(Role::Source, &src, &needs(), CS).is_empty());
         let mut n = needs();
         n.block_source_writes = true;
-        let f = assess(Role::Source, &src, &n);
+        let f = assess(Role::Source, &src, &n, CS);
         assert_eq!(f.len(), 1);
         assert!(
             f[0].title.contains("setUserWriteBlockMode on the cluster"),
@@ -702,14 +793,156 @@ mod tests {
     }
 
     #[test]
+    fn an_oplog_sync_needs_find_on_the_oplog_which_read_any_database_lacks() {
+        // readAnyDatabase and the cluster actions, but nothing on local.
+        let any_db = vec![
+            privilege(
+                ns("", ""),
+                &["find", "listCollections", "listIndexes", "collStats"],
+            ),
+            privilege(Resource::Cluster, &["replSetGetConfig", "getParameter"]),
+        ];
+        let f = assess(
+            Role::Source,
+            &users(any_db.clone()),
+            &needs(),
+            EventSource::Oplog,
+        );
+        assert_eq!(f.len(), 2, "{f:#?}");
+        let blocker = &f[0];
+        assert_eq!(
+            (blocker.id.as_str(), blocker.severity),
+            ("source_privileges_missing", Severity::Blocker)
+        );
+        assert_eq!(
+            blocker.title,
+            "The source user mig lacks find on local.oplog.rs"
+        );
+        assert!(
+            blocker.detail.contains("to tail the oplog")
+                && blocker
+                    .detail
+                    .contains("readAnyDatabase does not cover the local database"),
+            "{}",
+            blocker.detail
+        );
+        assert!(
+            blocker
+                .remedy
+                .starts_with("Grant the built-in role read on the local database: ")
+                && blocker
+                    .remedy
+                    .contains("grantRolesToUser(\"mig\", [{role: \"read\", db: \"local\"}])")
+                && blocker
+                    .remedy
+                    .contains("custom role with find on {db: \"local\", collection: \"oplog.rs\"}"),
+            "{}",
+            blocker.remedy
+        );
+        // The window's collStats: a warning, met by the same grant.
+        assert_eq!(
+            (f[1].id.as_str(), f[1].severity),
+            ("source_privileges_limited", Severity::Warning)
+        );
+        assert!(
+            f[1].title.contains("collStats on local.oplog.rs"),
+            "{}",
+            f[1].title
+        );
+        assert!(f[1].remedy.contains("db: \"local\""), "{}", f[1].remedy);
+
+        // A change-stream sync does not read the oplog: no such blocker,
+        // but it needs changeStream, which an oplog sync does not.
+        let f = assess(Role::Source, &users(any_db.clone()), &needs(), CS);
+        assert!(
+            !f.iter()
+                .any(|f| f.remedy.contains("{role: \"read\", db: \"local\"}")),
+            "{f:#?}"
+        );
+        let blocker = f
+            .iter()
+            .find(|f| f.severity == Severity::Blocker)
+            .expect("a blocker");
+        assert!(
+            blocker.title.contains("changeStream on all databases"),
+            "{}",
+            blocker.title
+        );
+
+        // read on local (or a custom role on the oplog alone) meets it,
+        // with no changeStream anywhere.
+        let mut with_local = any_db.clone();
+        with_local.push(privilege(
+            ns("local", ""),
+            &[
+                "find",
+                "collStats",
+                "listCollections",
+                "listIndexes",
+                "changeStream",
+            ],
+        ));
+        assert!(assess(
+            Role::Source,
+            &users(with_local),
+            &needs(),
+            EventSource::Oplog
+        )
+        .is_empty());
+        let mut custom = any_db;
+        custom.push(privilege(ns("local", "oplog.rs"), &["find"]));
+        let f = assess(Role::Source, &users(custom), &needs(), EventSource::Oplog);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(f[0].severity, Severity::Warning);
+
+        // An oplog sync reads only the migrated databases.
+        let one_db = users(vec![
+            privilege(
+                ns("shop", ""),
+                &["find", "listCollections", "listIndexes", "collStats"],
+            ),
+            privilege(ns("local", ""), &["find", "collStats"]),
+            privilege(Resource::Cluster, &["replSetGetConfig", "getParameter"]),
+        ]);
+        let f = assess(Role::Source, &one_db, &needs(), EventSource::Oplog);
+        assert_eq!(f.len(), 1, "{f:#?}");
+        assert_eq!(
+            f[0].title,
+            "The source user mig lacks find, listCollections, listIndexes, collStats on crm"
+        );
+        assert!(f[0].remedy.contains("readAnyDatabase"), "{}", f[0].remedy);
+        assert!(!f[0].remedy.contains("custom role"), "{}", f[0].remedy);
+
+        // A sharded source has no oplog to tail through mongos (blocked by
+        // oplog_sharded_source): nothing asked on local.
+        let sharded = Needs {
+            source_sharded: true,
+            ..needs()
+        };
+        assert!(required_for(Role::Source, &sharded, EventSource::Oplog)
+            .iter()
+            .all(|n| !matches!(&n.target, Target::Coll(d, _) if d == "local")));
+        // The change-stream needs are what `required` gives.
+        let plain = |v: Vec<Need>| -> Vec<(Target, Vec<&str>)> {
+            v.into_iter()
+                .map(|n| (n.target, n.actions.to_vec()))
+                .collect()
+        };
+        assert_eq!(
+            plain(required(Role::Source, &needs())),
+            plain(required_for(Role::Source, &needs(), CS))
+        );
+    }
+
+    #[test]
     fn without_access_control_nothing_is_checked_and_it_says_so() {
-        let f = assess(Role::Source, &Auth::Off, &needs());
+        let f = assess(Role::Source, &Auth::Off, &needs(), CS);
         assert_eq!(f.len(), 1);
         assert_eq!(
             (f[0].id.as_str(), f[0].severity),
             ("access_control_off", Severity::Info)
         );
-        let f = assess(Role::Destination, &Auth::NotAuthenticated, &needs());
+        let f = assess(Role::Destination, &Auth::NotAuthenticated, &needs(), CS);
         assert_eq!(
             (f[0].id.as_str(), f[0].severity),
             ("not_authenticated", Severity::Blocker)

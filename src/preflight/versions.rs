@@ -1,12 +1,20 @@
 //! Versions: both servers' versions and feature compatibility versions
 //! (FCV), against what the engine needs and the supported pairs. The
-//! destination's major version must not be older than the source's; a
-//! downgrade is a blocker.
+//! source must be MongoDB 4.4 or newer, the destination 6.0 or newer, and
+//! the destination's major version must not be older than the source's; a
+//! downgrade is a blocker. Which event source an old source's sync reads
+//! is [`super::events`]' business.
 //!
 //! Measured on mongod 6.0.5 with FCV 5.0: `collMod` refuses to make an
 //! index unique (which commit does), `setUserWriteBlockMode` is refused,
 //! clustered collections and `changeStreamPreAndPostImages` cannot be
 //! created. Change streams with `showExpandedEvents` still work.
+//!
+//! Measured on mongod 4.4.2 and 5.0.4 (FCV 4.4 and 5.0, their own, which
+//! is fine for a source): `setUserWriteBlockMode` does not exist (code 59,
+//! CommandNotFound), and `collMod` with `prepareUnique` or `unique` is
+//! refused; the copy's record-id resumable scans, reads by collection
+//! UUID, `$bsonSize` and `$sample` work as on 6.0.
 
 use std::fmt;
 
@@ -74,10 +82,26 @@ impl fmt::Display for Release {
     }
 }
 
-/// The oldest server the engine supports on either side: it needs
-/// `showExpandedEvents` change streams on the source and `collMod` with
-/// `prepareUnique` on the destination, both new in 6.0.
-pub const MIN_VERSION: Version = Version::new(6, 0);
+/// The oldest source the engine supports: 4.4 and 5.0 are synced through
+/// their oplog, 6.0 and newer through change streams (or the oplog when
+/// asked). Older releases were never measured.
+pub const MIN_SOURCE_VERSION: Version = Version::new(4, 4);
+
+/// The oldest destination the engine supports: the commit restores unique
+/// indexes with `collMod` `prepareUnique`, new in 6.0.
+pub const MIN_DESTINATION_VERSION: Version = Version::new(6, 0);
+
+/// The first release with `setUserWriteBlockMode`, which
+/// `--block-source-writes` uses at commit (4.4 and 5.0 answer
+/// CommandNotFound).
+pub const WRITE_BLOCKING_VERSION: Version = Version::new(6, 0);
+
+/// Whether a source of this version (`buildInfo.version`) can have its
+/// writes blocked at commit. An unreadable version is given the benefit
+/// of the doubt (`version_unparsed` already says it was not checked).
+pub fn can_block_writes(source_version: &str) -> bool {
+    Version::parse(source_version).is_none_or(|v| v >= WRITE_BLOCKING_VERSION)
+}
 
 /// The feature level the destination accepts: its FCV when known,
 /// otherwise its binary version.
@@ -139,19 +163,20 @@ pub fn assess(f: &Facts) -> Vec<Finding> {
                 "The source reports version '{}' and the destination '{}'; the version checks were skipped.",
                 f.source_version, f.destination_version
             ),
-            "Check that both servers are MongoDB 6.0 or newer.",
+            format!("Check that the source is MongoDB {MIN_SOURCE_VERSION} or newer and the destination MongoDB {MIN_DESTINATION_VERSION} or newer."),
         ));
         return out;
     };
-    let min = MIN_VERSION;
-    if src.line < min {
+    if src.line < MIN_SOURCE_VERSION {
+        let min = MIN_SOURCE_VERSION;
         out.push(Finding::blocker(
             "source_version_unsupported",
             format!("The source runs MongoDB {src}, older than {min}"),
-            format!("Mongoferry follows the source's DDL (created collections and indexes, renames, collMod) through change streams with showExpandedEvents, which MongoDB {min} introduced."),
-            format!("Upgrade the source to MongoDB {min} or newer, or migrate it with mongodump and mongorestore during a downtime."),
+            format!("Mongoferry supports sources of MongoDB {min} and newer: {min} and 5.0 are synced through their oplog, 6.0 and newer through change streams. Releases before {min} were never measured, and a sync could miss or misread their changes."),
+            format!("Upgrade the source to MongoDB {min} first (its data stays in place), then check again; or migrate it with mongodump and mongorestore during a downtime."),
         ));
     }
+    let min = MIN_DESTINATION_VERSION;
     if dest.line < min {
         out.push(Finding::blocker(
             "destination_version_unsupported",
@@ -182,14 +207,16 @@ pub fn assess(f: &Facts) -> Vec<Finding> {
             "Test your application against the destination's version before the commit.",
         ));
     }
-    fcv_findings(f, dest.line < src.line, &mut out);
+    fcv_findings(f, src, dest.line < src.line, &mut out);
     out
 }
 
 /// `binaries_downgrade`: the destination's binary is an older release
-/// than the source's, which [`assess`] already reports.
-fn fcv_findings(f: &Facts, binaries_downgrade: bool, out: &mut Vec<Finding>) {
-    let min = MIN_VERSION;
+/// than the source's, which [`assess`] already reports. A source's FCV
+/// below 6.0 is fine for the copy and the sync (a 4.4 or 5.0 source has
+/// its own); it matters only to write blocking.
+fn fcv_findings(f: &Facts, source: Release, binaries_downgrade: bool, out: &mut Vec<Finding>) {
+    let min = MIN_DESTINATION_VERSION;
     for (side, fcv) in [
         ("source", &f.source_fcv),
         ("destination", &f.destination_fcv),
@@ -223,15 +250,21 @@ fn fcv_findings(f: &Facts, binaries_downgrade: bool, out: &mut Vec<Finding>) {
             ));
         }
     }
-    if let Some(s) = src {
-        if s < min && f.block_source_writes {
-            out.push(Finding::blocker(
-                "source_fcv_blocks_write_blocking",
-                format!("The source's feature compatibility version is {s}: it cannot block writes"),
-                format!("Blocking the source's writes at commit uses setUserWriteBlockMode, which the server refuses below FCV {min}."),
-                format!("Raise the source's FCV to {min}, or commit without --block-source-writes after stopping the application's writes yourself."),
-            ));
-        }
+    let blocking = WRITE_BLOCKING_VERSION;
+    if f.block_source_writes && source.line < blocking {
+        out.push(Finding::blocker(
+            "source_fcv_blocks_write_blocking",
+            format!("The source (MongoDB {source}) cannot block writes at commit"),
+            format!("--block-source-writes blocks the source's writes at commit with setUserWriteBlockMode, which does not exist before MongoDB {blocking}: MongoDB {source} answers CommandNotFound."),
+            "Stop the application's writes to the source yourself, then commit without --block-source-writes.",
+        ));
+    } else if let Some(s) = src.filter(|s| *s < blocking && f.block_source_writes) {
+        out.push(Finding::blocker(
+            "source_fcv_blocks_write_blocking",
+            format!("The source's feature compatibility version is {s}: it cannot block writes"),
+            format!("Blocking the source's writes at commit uses setUserWriteBlockMode, which the server refuses below FCV {blocking}."),
+            format!("Raise the source's FCV to {blocking}, or commit without --block-source-writes after stopping the application's writes yourself."),
+        ));
     }
     if let (Some(s), Some(d)) = (src, dest) {
         if d < s && d >= min && !binaries_downgrade {
@@ -296,7 +329,32 @@ mod tests {
             ids(&assess(&facts("7.3.1", "7.0.2"))),
             vec![("minor_version_downgrade", Warning)]
         );
-        let old = assess(&facts("5.0.9", "6.0.5"));
+        let both_old = assess(&facts("4.2.8", "4.2.8"));
+        assert!(ids(&both_old).contains(&("source_version_unsupported", Blocker)));
+        assert!(ids(&both_old).contains(&("destination_version_unsupported", Blocker)));
+        assert_eq!(
+            ids(&assess(&facts("x", "6.0.5"))),
+            vec![("version_unparsed", Warning)]
+        );
+    }
+
+    #[test]
+    fn sources_from_4_4_are_supported_and_destinations_from_6_0() {
+        // 4.4 and 5.0 sources (with their own FCV) into 6.0 and newer.
+        assert_eq!(
+            ids(&assess(&facts("4.4.2", "6.0.5"))),
+            vec![("version_upgrade", Info)]
+        );
+        assert_eq!(
+            ids(&assess(&facts("5.0.4", "7.0.2"))),
+            vec![("version_upgrade", Info)]
+        );
+        // The floor is 4.4.0 exactly; 4.2 is refused, with the way out.
+        assert_eq!(
+            ids(&assess(&facts("4.4.0", "6.0.5"))),
+            vec![("version_upgrade", Info)]
+        );
+        let old = assess(&facts("4.2.8", "6.0.5"));
         assert_eq!(
             ids(&old),
             vec![
@@ -304,13 +362,93 @@ mod tests {
                 ("version_upgrade", Info)
             ]
         );
-        let both_old = assess(&facts("4.4.1", "4.4.1"));
-        assert!(ids(&both_old).contains(&("source_version_unsupported", Blocker)));
-        assert!(ids(&both_old).contains(&("destination_version_unsupported", Blocker)));
-        assert_eq!(
-            ids(&assess(&facts("x", "6.0.5"))),
-            vec![("version_unparsed", Warning)]
+        let f = &old[0];
+        assert_eq!(f.title, "The source runs MongoDB 4.2.8, older than 4.4");
+        assert!(
+            f.detail
+                .contains("4.4 and 5.0 are synced through their oplog"),
+            "{}",
+            f.detail
         );
+        assert!(
+            f.remedy.contains("Upgrade the source to MongoDB 4.4 first")
+                && f.remedy.contains("mongodump and mongorestore"),
+            "{}",
+            f.remedy
+        );
+        // A destination older than 6.0 stays refused, whatever the source.
+        let f = assess(&facts("4.4.2", "5.0.4"));
+        assert_eq!(
+            ids(&f),
+            vec![
+                ("destination_version_unsupported", Blocker),
+                ("version_upgrade", Info),
+                ("destination_fcv_too_low", Blocker)
+            ]
+        );
+        assert!(f[0].detail.contains("prepareUnique"), "{}", f[0].detail);
+        // A downgrade is still a downgrade.
+        assert!(ids(&assess(&facts("5.0.4", "4.4.2"))).contains(&("version_downgrade", Blocker)));
+        let unparsed = assess(&facts("x", "6.0.5"));
+        assert!(
+            unparsed[0]
+                .remedy
+                .contains("source is MongoDB 4.4 or newer")
+                && unparsed[0]
+                    .remedy
+                    .contains("destination MongoDB 6.0 or newer"),
+            "{}",
+            unparsed[0].remedy
+        );
+    }
+
+    #[test]
+    fn write_blocking_needs_a_6_0_binary_and_fcv_on_the_source() {
+        for v in ["4.4.2", "5.0.4"] {
+            let mut f = facts(v, "6.0.5");
+            assert_eq!(
+                ids(&assess(&f)),
+                vec![("version_upgrade", Info)],
+                "{v}: its own FCV is fine"
+            );
+            f.block_source_writes = true;
+            let out = assess(&f);
+            assert_eq!(
+                ids(&out),
+                vec![
+                    ("version_upgrade", Info),
+                    ("source_fcv_blocks_write_blocking", Blocker)
+                ],
+                "{v}"
+            );
+            let b = &out[1];
+            assert_eq!(
+                b.title,
+                format!("The source (MongoDB {v}) cannot block writes at commit")
+            );
+            assert!(
+                b.detail
+                    .contains("setUserWriteBlockMode, which does not exist before MongoDB 6.0"),
+                "{}",
+                b.detail
+            );
+            assert!(
+                b.remedy.contains("Stop the application's writes")
+                    && b.remedy.contains("without --block-source-writes")
+                    && !b.remedy.contains("FCV"),
+                "{}",
+                b.remedy
+            );
+            // Even when its FCV could not be read.
+            f.source_fcv = Err("not authorized on admin".into());
+            assert!(ids(&assess(&f)).contains(&("source_fcv_blocks_write_blocking", Blocker)));
+        }
+        let mut f = facts("6.0.5", "6.0.5");
+        f.block_source_writes = true;
+        assert!(assess(&f).is_empty(), "6.0 blocks writes");
+        assert!(can_block_writes("6.0.5") && can_block_writes("8.0.1"));
+        assert!(!can_block_writes("5.0.4") && !can_block_writes("4.4.2"));
+        assert!(can_block_writes("unknown"), "version_unparsed says so");
     }
 
     #[test]
@@ -326,9 +464,18 @@ mod tests {
             "an older source FCV is fine for the copy and the stream"
         );
         f.block_source_writes = true;
+        let out = assess(&f);
         assert_eq!(
-            ids(&assess(&f)),
+            ids(&out),
             vec![("source_fcv_blocks_write_blocking", Blocker)]
+        );
+        assert!(
+            out[0]
+                .title
+                .contains("feature compatibility version is 5.0")
+                && out[0].remedy.contains("Raise the source's FCV to 6.0"),
+            "{:?}",
+            out[0]
         );
 
         let mut f = facts("7.0.2", "7.0.2");
