@@ -16,3 +16,25 @@ pub struct ClusterArgs {
     #[arg(long = "exclude", value_name = "PATTERN")]
     pub exclude: Vec<String>,
 }
+
+/// `--event-source`: where the sync reads the source's changes from.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, Default)]
+pub enum EventSourceArg {
+    /// The oplog for a source older than 6.0, change streams otherwise.
+    #[default]
+    Auto,
+    /// A cluster-wide change stream (the source must be 6.0 or newer).
+    ChangeStream,
+    /// The source's oplog (a replica set of 4.4 or newer).
+    Oplog,
+}
+
+impl From<EventSourceArg> for mongoferry::EventSourceChoice {
+    fn from(a: EventSourceArg) -> Self {
+        match a {
+            EventSourceArg::Auto => mongoferry::EventSourceChoice::Auto,
+            EventSourceArg::ChangeStream => mongoferry::EventSourceChoice::ChangeStream,
+            EventSourceArg::Oplog => mongoferry::EventSourceChoice::Oplog,
+        }
+    }
+}

@@ -29,6 +29,9 @@ pub struct CheckArgs {
     /// the source's oplog window.
     #[arg(long, value_name = "MIB_PER_S", default_value = DEFAULT_THROUGHPUT, value_parser = throughput)]
     copy_throughput: u64,
+    /// Where the sync will read the source's changes from: auto, change-stream, oplog.
+    #[arg(long, value_enum, default_value_t = crate::args::EventSourceArg::Auto)]
+    event_source: crate::args::EventSourceArg,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -53,6 +56,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         fresh: args.fresh,
         block_source_writes: args.block_source_writes,
         copy_bytes_per_second: args.copy_throughput,
+        event_source: args.event_source.into(),
         ..CheckRequest::default()
     };
     let report =

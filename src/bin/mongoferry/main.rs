@@ -146,6 +146,10 @@ struct SyncArgs {
     /// the copy against the source's oplog window.
     #[arg(long, value_name = "MIB_PER_S", default_value = check::DEFAULT_THROUGHPUT, value_parser = check::throughput)]
     copy_throughput: u64,
+    /// Where the sync reads the source's changes from: auto (the oplog
+    /// below MongoDB 6.0, change streams otherwise), change-stream, oplog.
+    #[arg(long, value_enum, default_value_t = args::EventSourceArg::Auto)]
+    event_source: args::EventSourceArg,
 }
 
 fn main() -> ExitCode {
@@ -246,6 +250,7 @@ async fn sync(mut args: SyncArgs) -> anyhow::Result<ExitCode> {
     config.drop_existing = args.drop_existing;
     config.block_source_writes = args.block_source_writes;
     config.copy_bytes_per_second = args.copy_throughput;
+    config.event_source = args.event_source.into();
     config.tuning.copy_concurrency = args.copy_concurrency;
 
     let cancel = CancellationToken::new();
