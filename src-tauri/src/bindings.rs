@@ -22,6 +22,8 @@ pub fn export(dir: &Path) -> Result<(), ExportError> {
     mongoferry::Progress::export_all(&cfg)?;
     mongoferry::ErrorInfo::export_all(&cfg)?;
     mongoferry::CommitRequest::export_all(&cfg)?;
+    // The event source a sync and a preflight check are asked for.
+    mongoferry::EventSourceChoice::export_all(&cfg)?;
     // The shell's own requests and responses.
     types::AppInfo::export_all(&cfg)?;
     types::TestConnectionRequest::export_all(&cfg)?;

@@ -47,6 +47,7 @@ pub async fn preflight(request: PreflightRequest) -> Result<preflight::Report, E
     let check = preflight::CheckRequest {
         include: request.include,
         exclude: request.exclude,
+        event_source: request.event_source,
         ..preflight::CheckRequest::default()
     };
     let source = connection_uri(&request.source_uri, request.source_profile.as_deref()).await?;

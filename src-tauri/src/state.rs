@@ -14,7 +14,8 @@ use mongoferry::cluster::Cluster;
 use mongoferry::sandbox::{workload, Pair};
 use mongoferry::scope::Namespace;
 use mongoferry::{
-    CommitRequest, ErrorInfo, Event, Migration, MigrationHandle, Progress, Role, SyncConfig,
+    CommitRequest, ErrorInfo, Event, EventSourceChoice, Migration, MigrationHandle, Progress, Role,
+    SyncConfig,
 };
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -155,6 +156,7 @@ impl AppState {
         config.include = request.include.clone();
         config.exclude = request.exclude.clone();
         config.drop_existing = request.drop_existing;
+        config.event_source = request.event_source;
         let cancel = CancellationToken::new();
         let migration = Migration::connect(config, cancel.clone())
             .await
@@ -470,6 +472,9 @@ impl AppState {
             include: remembered.include,
             exclude: remembered.exclude,
             drop_existing: false,
+            // Not remembered: `auto` picks the source for the server, and
+            // the engine resumes from whichever position was saved last.
+            event_source: EventSourceChoice::Auto,
         };
         self.start_resolved(request).await
     }

@@ -100,6 +100,7 @@ async fn sandbox_migration_through_the_shell_state() {
             include: vec!["shop".into()],
             exclude: vec![],
             drop_existing: false,
+            event_source: mongoferry::EventSourceChoice::Auto,
             source_profile: None,
             destination_profile: None,
         })

@@ -168,4 +168,31 @@ mod tests {
         assert_eq!(value, serde_json::json!({ "version": mongoferry::VERSION }));
         Ok(())
     }
+
+    #[test]
+    fn requests_carry_the_event_source_and_default_to_auto(
+    ) -> std::result::Result<(), serde_json::Error> {
+        use mongoferry::EventSourceChoice;
+        let base = serde_json::json!({
+            "sourceUri": "mongodb://a",
+            "destinationUri": "mongodb://b",
+            "include": [],
+            "exclude": [],
+            "dropExisting": false,
+        });
+        let with = |choice: &str| {
+            let mut v = base.clone();
+            v["eventSource"] = choice.into();
+            v
+        };
+        let start: StartSyncRequest = serde_json::from_value(with("oplog"))?;
+        assert_eq!(start.event_source, EventSourceChoice::Oplog);
+        let start: StartSyncRequest = serde_json::from_value(base.clone())?;
+        assert_eq!(start.event_source, EventSourceChoice::Auto);
+        let check: PreflightRequest = serde_json::from_value(with("change-stream"))?;
+        assert_eq!(check.event_source, EventSourceChoice::ChangeStream);
+        let check: PreflightRequest = serde_json::from_value(base)?;
+        assert_eq!(check.event_source, EventSourceChoice::Auto);
+        Ok(())
+    }
 }

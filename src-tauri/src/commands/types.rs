@@ -4,6 +4,7 @@
 //! behaviour lives here.
 
 use mongoferry::catalog::NsKind;
+use mongoferry::EventSourceChoice;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
 
@@ -96,6 +97,9 @@ pub struct StartSyncRequest {
     pub exclude: Vec<String>,
     /// Drop in-scope namespaces that already exist on the destination.
     pub drop_existing: bool,
+    /// Where the sync reads the source's changes from (`auto` when absent).
+    #[serde(default)]
+    pub event_source: EventSourceChoice,
     /// The saved profiles the connection strings came from, if any: where
     /// their secrets are (see `profiles::connection_uri`), and what the app
     /// remembers for a resume when a string holds a password.
@@ -154,6 +158,10 @@ pub struct PreflightRequest {
     pub destination_uri: String,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
+    /// The event source the sync will read, whose needs the check weighs
+    /// (`auto` when absent).
+    #[serde(default)]
+    pub event_source: EventSourceChoice,
     /// The saved profiles the connection strings were picked from, if any.
     #[serde(default)]
     pub source_profile: Option<String>,

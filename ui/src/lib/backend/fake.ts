@@ -33,6 +33,7 @@ export function progress(overrides: Partial<Progress> = {}): Progress {
     canCommit: false,
     canWrite: false,
     lagTimeSeconds: null,
+    eventSource: null,
     totalEventsApplied: 0,
     eventsPerSecond: 0,
     collectionCopy: {

@@ -3,6 +3,7 @@
 import type { Backend } from '$lib/backend';
 import { toErrorInfo } from '$lib/backend';
 import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
+import type { EventSourceChoice } from '$lib/bindings/EventSourceChoice';
 import type { Finding } from '$lib/bindings/Finding';
 import type { PreflightRequest } from '$lib/bindings/PreflightRequest';
 import type { Report } from '$lib/bindings/Report';
@@ -18,6 +19,8 @@ export const SEVERITIES: readonly Severity[] = ['blocker', 'warning', 'info'];
 
 export class PreflightState {
   status: PreflightStatus = $state({ kind: 'idle' });
+  /** The event source the current report was checked for. */
+  checkedEventSource: EventSourceChoice | null = $state(null);
   private checkedFor = '';
 
   constructor(private readonly backend: Backend) {}
@@ -43,6 +46,7 @@ export class PreflightState {
     try {
       const report = await this.backend.preflightCheck(request);
       this.checkedFor = key;
+      this.checkedEventSource = request.eventSource;
       this.status = { kind: 'done', report };
     } catch (error) {
       this.status = { kind: 'failed', error: toErrorInfo(error) };

@@ -6,6 +6,8 @@ import { toErrorInfo } from '$lib/backend';
 import type { CommitRequest } from '$lib/bindings/CommitRequest';
 import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
 import type { Event } from '$lib/bindings/Event';
+import type { EventSource } from '$lib/bindings/EventSource';
+import type { EventSourceChoice } from '$lib/bindings/EventSourceChoice';
 import type { Progress } from '$lib/bindings/Progress';
 import type { StartSyncRequest } from '$lib/bindings/StartSyncRequest';
 
@@ -19,6 +21,33 @@ export interface Sample {
 /** Five minutes of one-second samples. */
 export const HISTORY_LIMIT = 300;
 
+export interface EventSourceOption {
+  value: EventSourceChoice;
+  label: string;
+  detail: string;
+}
+
+/** The event sources a sync may read, as the Sync step offers them. */
+export const EVENT_SOURCES: readonly EventSourceOption[] = [
+  {
+    value: 'auto',
+    label: 'Automatic (recommended)',
+    detail: 'The oplog for MongoDB 4.4 and 5.0 sources, change streams from 6.0.',
+  },
+  { value: 'change-stream', label: 'Change streams', detail: 'MongoDB 6.0 or newer.' },
+  {
+    value: 'oplog',
+    label: 'Oplog',
+    detail: 'Replica sets from MongoDB 4.4; needs read access to the local database.',
+  },
+];
+
+/** Where a running sync reads the source's changes from, in words. */
+export const EVENT_SOURCE_TEXT: Record<EventSource, string> = {
+  changeStream: 'a change stream',
+  oplog: "the source's oplog",
+};
+
 export class SyncState {
   progress: Progress | null = $state(null);
   history: Sample[] = $state([]);
@@ -27,6 +56,11 @@ export class SyncState {
   busy = $state(false);
   startedAt: number | null = $state(null);
   finishedAt: number | null = $state(null);
+  /**
+   * Where the sync will read the source's changes from: sent with the
+   * compatibility check and the start. A resumed migration uses `auto`.
+   */
+  eventSource: EventSourceChoice = $state('auto');
 
   constructor(
     private readonly backend: Backend,

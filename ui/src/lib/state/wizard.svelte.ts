@@ -123,7 +123,11 @@ export class Wizard {
     return this.scope.load(this.source.effectiveUri, this.source.profileName);
   }
 
-  /** The preflight check of both clusters, for everything on the source. */
+  /**
+   * The preflight check of both clusters, for everything on the source and
+   * the event source chosen on the Sync step (so going back to it after a
+   * change checks again).
+   */
   checkCompatibility(force = false): Promise<void> {
     return this.preflight.run(
       {
@@ -131,6 +135,7 @@ export class Wizard {
         destinationUri: this.destination.effectiveUri,
         include: [],
         exclude: [],
+        eventSource: this.sync.eventSource,
         sourceProfile: this.source.profileName,
         destinationProfile: this.destination.profileName,
       },
@@ -246,6 +251,7 @@ export class Wizard {
       include,
       exclude,
       dropExisting: false,
+      eventSource: this.sync.eventSource,
       sourceProfile: this.source.profileName,
       destinationProfile: this.destination.profileName,
     });

@@ -121,6 +121,7 @@ describe('WizardView', () => {
           include: [],
           exclude: [],
           dropExisting: false,
+          eventSource: 'auto',
           sourceProfile: null,
           destinationProfile: null,
         },
@@ -197,6 +198,7 @@ describe('WizardView', () => {
           destinationUri: 'mongodb://127.0.0.1:2/?replicaSet=d',
           include: [],
           exclude: [],
+          eventSource: 'auto',
           sourceProfile: null,
           destinationProfile: null,
         },
@@ -243,6 +245,51 @@ describe('WizardView', () => {
     await committedThenQuickCheck(backend);
     expect((await screen.findByTestId('verify-result')).textContent).toContain('The destination is identical to the source.');
     expect(byTestId('verify-expiring').textContent).toContain('1,234 document(s) found on one side only were left out');
+  });
+
+  it('sends the chosen event source with the compatibility check and the start', async () => {
+    const backend = await toSyncStep(renderWizard());
+    const group = screen.getByRole('group', { name: 'Event source' });
+    const auto = screen.getByRole('radio', { name: /^Automatic \(recommended\)/ }) as HTMLInputElement;
+    const oplog = screen.getByRole('radio', { name: /^Oplog/ }) as HTMLInputElement;
+    expect(group.contains(auto) && group.contains(oplog)).toBe(true);
+    expect(screen.getByRole('radio', { name: /^Change streams/ })).toBeTruthy();
+    expect(auto.checked).toBe(true);
+    expect(screen.queryByTestId('event-source-recheck')).toBeNull();
+    await fireEvent.click(oplog);
+    expect(oplog.checked).toBe(true);
+    // The report on screen earlier was for `auto`: say so, and going back checks again.
+    expect(byTestId('event-source-recheck').textContent).toContain('ran for another event source');
+    await fireEvent.click(button('back'));
+    await fireEvent.click(button('back'));
+    await waitFor(() => expect(backend.called('preflightCheck')).toHaveLength(2));
+    expect(backend.called('preflightCheck').map(([r]) => (r as { eventSource: string }).eventSource)).toEqual(['auto', 'oplog']);
+    await waitFor(() => expect(button('next').disabled).toBe(false));
+    await fireEvent.click(button('next'));
+    await screen.findByTestId('scope-summary');
+    await fireEvent.click(button('next'));
+    expect((byTestId('event-source-oplog') as HTMLInputElement).checked).toBe(true);
+    expect(screen.queryByTestId('event-source-recheck')).toBeNull();
+    await fireEvent.click(byTestId('start-sync'));
+    await screen.findByTestId('state');
+    const [request] = backend.called('startSync')[0] as [{ eventSource: string }];
+    expect(request.eventSource).toBe('oplog');
+  });
+
+  it('shows which event source the running sync reads from', async () => {
+    const backend = await toSyncStep(renderWizard());
+    await fireEvent.click(byTestId('start-sync'));
+    await screen.findByTestId('state');
+    // Not known yet: nothing is said.
+    expect(screen.queryByTestId('event-source')).toBeNull();
+    expect(screen.queryByRole('group', { name: 'Event source' })).toBeNull();
+    backend.emit({ kind: 'progress', ...progress({ eventSource: 'oplog' }) });
+    await waitFor(() => expect(byTestId('event-source').textContent).toBe("the source's oplog"));
+    expect(screen.getByText('Reading changes from')).toBeTruthy();
+    backend.emit({ kind: 'progress', ...progress({ eventSource: 'changeStream' }) });
+    await waitFor(() => expect(byTestId('event-source').textContent).toBe('a change stream'));
+    backend.emit({ kind: 'progress', ...progress({ eventSource: null }) });
+    await waitFor(() => expect(screen.queryByTestId('event-source')).toBeNull());
   });
 
   it('pauses and resumes the sync', async () => {
