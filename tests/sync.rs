@@ -216,7 +216,7 @@ async fn the_oldest_oplog_entry_is_readable_for_the_copy_watchdog() {
     let cluster = mongoferry::cluster::Cluster::connect(mongoferry::Role::Source, &rs.uri())
         .await
         .unwrap();
-    let oldest = mongoferry::migration::oldest_oplog_entry(&cluster)
+    let oldest = mongoferry::oplog::oldest_entry(&cluster)
         .await
         .expect("oldest oplog entry");
     let now = cluster.cluster_time().await.unwrap();

@@ -2,6 +2,7 @@
 //! comparison, and running the CLI as a child process.
 #![allow(dead_code)]
 
+pub mod ddl;
 pub mod preflight;
 pub mod tls;
 pub mod verify;
@@ -93,6 +94,16 @@ pub async fn index_spec(c: &Client, db: &str, coll: &str, name: &str) -> Documen
         .unwrap_or_else(|| panic!("no index {name} on {db}.{coll}"))
 }
 
+/// A whole number of any BSON numeric type.
+fn bson_number(v: &bson::Bson) -> Option<i64> {
+    match v {
+        bson::Bson::Int32(n) => Some(i64::from(*n)),
+        bson::Bson::Int64(n) => Some(*n),
+        bson::Bson::Double(f) if f.fract() == 0.0 => Some(*f as i64),
+        _ => None,
+    }
+}
+
 /// The index specs of `db.coll`, by name, without the `ns` old servers add.
 pub async fn indexes(c: &Client, db: &str, coll: &str) -> Vec<Document> {
     let mut v: Vec<Document> = c
@@ -105,6 +116,11 @@ pub async fn indexes(c: &Client, db: &str, coll: &str) -> Vec<Document> {
         .expect("listIndexes");
     for i in v.iter_mut() {
         i.remove("ns");
+        // Servers store a TTL as the type it was last given in (4.4 keeps
+        // a collMod's long; 6.0 an int): the value is what counts.
+        if let Some(secs) = i.get("expireAfterSeconds").and_then(bson_number) {
+            i.insert("expireAfterSeconds", secs);
+        }
     }
     v.sort_by(|a, b| {
         a.get_str("name")
