@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mongoferry::sandbox::Pair;
+use mongoferry::sandbox::{MongodVersion, Pair};
 use mongoferry::{MigrationHandle, Namespace, State, SyncConfig};
 
 use support::*;
@@ -38,8 +38,8 @@ enum Side {
     Destination,
 }
 
-async fn restart_during_sync(side: Side) {
-    let mut pair: Pair = pair().await;
+async fn restart_during_sync(side: Side, version: MongodVersion) {
+    let mut pair: Pair = pair_from(version).await;
     let src = client(&pair.source).await;
     let dest = client(&pair.destination).await;
     let specs = vec![
@@ -108,12 +108,22 @@ async fn restart_during_sync(side: Side) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_source_restart_during_sync_is_retried_and_the_commit_is_identical() {
-    restart_during_sync(Side::Source).await;
+    restart_during_sync(Side::Source, MongodVersion::V6_0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_4_4_source_restart_during_sync_resumes_its_oplog_tail_and_the_commit_is_identical() {
+    restart_during_sync(Side::Source, MongodVersion::V4_4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_5_0_source_restart_during_sync_resumes_its_oplog_tail_and_the_commit_is_identical() {
+    restart_during_sync(Side::Source, MongodVersion::V5_0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_destination_restart_during_sync_is_retried_and_the_commit_is_identical() {
-    restart_during_sync(Side::Destination).await;
+    restart_during_sync(Side::Destination, MongodVersion::V6_0).await;
 }
 
 async fn restart_during_copy(side: Side) {

@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use mongoferry::sandbox::MongodVersion;
 use mongoferry::Namespace;
 use serde_json::Value;
 
@@ -39,9 +40,12 @@ fn copy_namespaces() -> Vec<(Namespace, u64, usize)> {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kill_9_during_the_copy_then_the_same_command_resumes_to_equality() {
-    let (pair, src, dest) = clusters().await;
+/// Kills the sync mid-copy, then runs the same command to commit. A source
+/// older than 6.0 is read through its oplog.
+async fn kill_9_during_the_copy(version: MongodVersion) {
+    let pair = pair_from(version).await;
+    let src = client(&pair.source).await;
+    let dest = client(&pair.destination).await;
     let specs = copy_namespaces();
     seed_all(&src, &specs).await;
     let nss: Vec<Namespace> = specs.iter().map(|s| s.0.clone()).collect();
@@ -93,9 +97,13 @@ async fn kill_9_during_the_copy_then_the_same_command_resumes_to_equality() {
     assert_same(&src, &dest).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kill_9_during_sync_under_load_then_resume_and_commit_through_the_cli() {
-    let (pair, src, dest) = clusters().await;
+/// Kills the sync while it applies under load, then resumes and commits
+/// through the CLI. The checkpoint is the source's position: a resume token
+/// from a change stream, an oplog `ts` from an older source's oplog.
+async fn kill_9_during_sync(version: MongodVersion) {
+    let pair = pair_from(version).await;
+    let src = client(&pair.source).await;
+    let dest = client(&pair.destination).await;
     let specs = vec![
         (Namespace::new("app", "users"), 4000, 400),
         (Namespace::new("app", "events"), 4000, 300),
@@ -119,10 +127,12 @@ async fn kill_9_during_sync_under_load_then_resume_and_commit_through_the_cli() 
     first.kill9();
     let state = stored_state(&dest).await.expect("a checkpoint");
     assert_eq!(state.get_str("phase"), Ok("applying"), "{state}");
-    assert!(
-        state.get_document("resumeToken").is_ok(),
-        "a resume token is saved: {state}"
-    );
+    let position = if version == MongodVersion::V6_0 {
+        state.get_document("resumeToken").is_ok()
+    } else {
+        state.get_timestamp("oplogPosition").is_ok()
+    };
+    assert!(position, "the sync's position is saved: {state}");
 
     // The load goes on while nothing syncs; then the same command again.
     let mut second = CliProcess::sync_pair(&pair, port, &[]);
@@ -160,6 +170,31 @@ async fn kill_9_during_sync_under_load_then_resume_and_commit_through_the_cli() 
     );
     assert!(second.stderr().contains("COMMITTED"), "{}", second.stderr());
     assert_same(&src, &dest).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_the_copy_then_the_same_command_resumes_to_equality() {
+    kill_9_during_the_copy(MongodVersion::V6_0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_the_copy_from_a_4_4_source_resumes_to_equality() {
+    kill_9_during_the_copy(MongodVersion::V4_4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_sync_under_load_then_resume_and_commit_through_the_cli() {
+    kill_9_during_sync(MongodVersion::V6_0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_sync_from_a_4_4_source_resumes_from_its_oplog_position() {
+    kill_9_during_sync(MongodVersion::V4_4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_sync_from_a_5_0_source_resumes_from_its_oplog_position() {
+    kill_9_during_sync(MongodVersion::V5_0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
