@@ -17,7 +17,8 @@
 //! 3. [`cluster`] (a connected deployment, its topology and clock) and
 //!    [`ping`] (testing a connection).
 //! 4. On a cluster: [`catalog`] (namespaces, options, indexes),
-//!    [`checkpoint`] (the durable state in `__mongoferry`), [`sharding`].
+//!    [`checkpoint`] (the durable state in `__mongoferry`), [`oplog`]
+//!    (reading a replica set's oplog), [`sharding`].
 //! 5. A running migration: [`tracker`] (progress, rates, events) and
 //!    [`context`] (what its tasks share, the pause gate, the controls).
 //! 6. The work: [`copy`], [`apply`], [`verify`].

@@ -245,6 +245,11 @@ impl Migration {
         &self.ctx.dest
     }
 
+    /// Where the sync reads the source's changes from.
+    pub fn event_source(&self) -> crate::progress::EventSource {
+        self.ctx.event_source
+    }
+
     /// Runs the migration to COMMITTED. On cancellation it stops at a safe
     /// point with its checkpoint saved and returns `Interrupted`.
     pub async fn run(self) -> Result<Progress> {

@@ -290,6 +290,10 @@ async fn run_sync(
         migration.destination().version,
         args.port
     );
+    eprintln!(
+        "The sync reads the source's changes from its {}.",
+        migration.event_source()
+    );
     for (side, c) in [
         ("source", migration.source()),
         ("destination", migration.destination()),
