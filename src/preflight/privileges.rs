@@ -14,8 +14,17 @@
 //! What the source needs depends on the event source: a change stream
 //! needs `find` and `changeStream` on every database; the oplog needs
 //! `find` on the databases migrated and on `local.oplog.rs`, which no
-//! `*AnyDatabase` role covers (they skip `local`): the built-in `read`
-//! role on `local` does.
+//! `*AnyDatabase` role covers (they skip `local`): `clusterMonitor` does
+//! (`find` and `collStats` on `{db: "local", collection: ""}` on 4.4, 5.0
+//! and 6.0), as does `read` on `local`.
+//!
+//! Either way the engine reads a replica set's collections by UUID
+//! (`find: <UUID>`, see `catalog::find_raw`), which the server allows only
+//! with `useUUID` on the cluster. `readAnyDatabase` lacks it;
+//! `clusterMonitor` grants it on 4.4, 5.0 and 6.0 (so do `backup`,
+//! `restore`, `clusterAdmin` and `root`). Through `mongos` collections
+//! are read by name, and `useUUID` is not needed. `tests/least_privilege.rs`
+//! checks these roles against each server version.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -206,16 +215,16 @@ pub fn required_for(role: Role, n: &Needs, events: EventSource) -> Vec<Need> {
                 out.push(Need {
                     target: Target::Coll("local".into(), "oplog.rs".into()),
                     actions: &["find"],
-                    role: "read",
-                    role_db: "local",
+                    role: "clusterMonitor",
+                    role_db: "admin",
                     severity: Severity::Blocker,
                     why: "to tail the oplog, which the sync reads instead of a change stream (readAnyDatabase does not cover the local database)",
                 });
                 out.push(Need {
                     target: Target::Coll("local".into(), "oplog.rs".into()),
                     actions: &["collStats"],
-                    role: "read",
-                    role_db: "local",
+                    role: "clusterMonitor",
+                    role_db: "admin",
                     severity: Severity::Warning,
                     why: "to measure the oplog window, and to stop a copy early once its start has left the oplog (without it, such a copy runs to its end before failing)",
                 });
@@ -230,6 +239,14 @@ pub fn required_for(role: Role, n: &Needs, events: EventSource) -> Vec<Need> {
                 });
             }
             if !n.source_sharded {
+                out.push(Need {
+                    target: Target::Cluster,
+                    actions: &["useUUID"],
+                    role: "clusterMonitor",
+                    role_db: "admin",
+                    severity: Severity::Blocker,
+                    why: "to read the collections by UUID, so that a rename on the source cannot make the copy or the sync miss a collection or read another one; the server allows find by UUID only with useUUID on the cluster, which readAnyDatabase does not grant",
+                });
                 out.push(Need {
                     target: Target::Cluster,
                     actions: &["replSetGetConfig"],
@@ -539,8 +556,8 @@ fn finding(
     } else {
         format!(" on the {role_db} database")
     };
-    // Needs on single collections can also be met by a custom role that
-    // grants just them.
+    // Needs on single collections or on the cluster can also be met by a
+    // custom role that grants just them.
     let custom: Vec<String> = lacks
         .iter()
         .map(|(target, actions, _)| match target {
@@ -548,6 +565,7 @@ fn finding(
                 "{} on {{db: \"{d}\", collection: \"{c}\"}}",
                 actions.join(", ")
             )),
+            Target::Cluster => Some(format!("{} on {{cluster: true}}", actions.join(", "))),
             _ => None,
         })
         .collect::<Option<_>>()
@@ -662,7 +680,7 @@ mod tests {
         let f = assess(Role::Source, &auth, &needs(), CS);
         let blocker = f
             .iter()
-            .find(|f| f.severity == Severity::Blocker)
+            .find(|f| f.severity == Severity::Blocker && f.remedy.contains("readAnyDatabase"))
             .expect("a blocker");
         assert_eq!(blocker.id, "source_privileges_missing");
         assert!(
@@ -722,12 +740,18 @@ mod tests {
             privilege(ns("local", ""), &["find", "collStats"]),
             privilege(
                 Resource::Cluster,
-                &["replSetGetConfig", "setUserWriteBlockMode", "getParameter"],
+                &[
+                    "replSetGetConfig",
+                    "setUserWriteBlockMode",
+                    "getParameter",
+                    "useUUID",
+                ],
             ),
         ]);
         let mut n = needs();
         n.block_source_writes = true;
         assert!(assess(Role::Source, &source, &n, CS).is_empty());
+        assert!(assess(Role::Source, &source, &n, EventSource::Oplog).is_empty());
         let dest = users(vec![
             privilege(ns("", ""), DEST_WRITE),
             privilege(
@@ -777,7 +801,10 @@ mod tests {
                 ],
             ),
             privilege(ns("local", ""), &["find", "collStats"]),
-            privilege(Resource::Cluster, &["replSetGetConfig", "getParameter"]),
+            privilege(
+                Resource::Cluster,
+                &["replSetGetConfig", "getParameter", "useUUID"],
+            ),
         ]);
         assert!(assess(Role::Source, &src, &needs(), CS).is_empty());
         let mut n = needs();
@@ -790,6 +817,12 @@ mod tests {
             f[0].title
         );
         assert!(f[0].remedy.contains("backup"), "{}", f[0].remedy);
+        assert!(
+            f[0].remedy
+                .contains("custom role with setUserWriteBlockMode on {cluster: true}"),
+            "{}",
+            f[0].remedy
+        );
     }
 
     #[test]
@@ -800,7 +833,10 @@ mod tests {
                 ns("", ""),
                 &["find", "listCollections", "listIndexes", "collStats"],
             ),
-            privilege(Resource::Cluster, &["replSetGetConfig", "getParameter"]),
+            privilege(
+                Resource::Cluster,
+                &["replSetGetConfig", "getParameter", "useUUID"],
+            ),
         ];
         let f = assess(
             Role::Source,
@@ -826,13 +862,15 @@ mod tests {
             "{}",
             blocker.detail
         );
+        // clusterMonitor, which the source needs anyway, grants find on the
+        // local database (so does read on local).
         assert!(
             blocker
                 .remedy
-                .starts_with("Grant the built-in role read on the local database: ")
-                && blocker
-                    .remedy
-                    .contains("grantRolesToUser(\"mig\", [{role: \"read\", db: \"local\"}])")
+                .starts_with("Grant the built-in role clusterMonitor: ")
+                && blocker.remedy.contains(
+                    "grantRolesToUser(\"mig\", [{role: \"clusterMonitor\", db: \"admin\"}])"
+                )
                 && blocker
                     .remedy
                     .contains("custom role with find on {db: \"local\", collection: \"oplog.rs\"}"),
@@ -849,14 +887,14 @@ mod tests {
             "{}",
             f[1].title
         );
-        assert!(f[1].remedy.contains("db: \"local\""), "{}", f[1].remedy);
+        assert!(f[1].remedy.contains("clusterMonitor"), "{}", f[1].remedy);
 
         // A change-stream sync does not read the oplog: no such blocker,
         // but it needs changeStream, which an oplog sync does not.
         let f = assess(Role::Source, &users(any_db.clone()), &needs(), CS);
         assert!(
             !f.iter()
-                .any(|f| f.remedy.contains("{role: \"read\", db: \"local\"}")),
+                .any(|f| f.severity == Severity::Blocker && f.title.contains("local.oplog.rs")),
             "{f:#?}"
         );
         let blocker = f
@@ -902,7 +940,10 @@ mod tests {
                 &["find", "listCollections", "listIndexes", "collStats"],
             ),
             privilege(ns("local", ""), &["find", "collStats"]),
-            privilege(Resource::Cluster, &["replSetGetConfig", "getParameter"]),
+            privilege(
+                Resource::Cluster,
+                &["replSetGetConfig", "getParameter", "useUUID"],
+            ),
         ]);
         let f = assess(Role::Source, &one_db, &needs(), EventSource::Oplog);
         assert_eq!(f.len(), 1, "{f:#?}");
@@ -932,6 +973,87 @@ mod tests {
             plain(required(Role::Source, &needs())),
             plain(required_for(Role::Source, &needs(), CS))
         );
+    }
+
+    #[test]
+    fn reading_by_uuid_needs_use_uuid_which_read_any_database_lacks() {
+        // readAnyDatabase's privileges, and everything clusterMonitor gives
+        // the check but useUUID.
+        let without = vec![
+            privilege(
+                ns("", ""),
+                &[
+                    "find",
+                    "changeStream",
+                    "listCollections",
+                    "listIndexes",
+                    "collStats",
+                ],
+            ),
+            privilege(ns("local", ""), &["find", "collStats"]),
+            privilege(Resource::Cluster, &["replSetGetConfig", "getParameter"]),
+        ];
+        for events in [CS, EventSource::Oplog] {
+            let f = assess(Role::Source, &users(without.clone()), &needs(), events);
+            assert_eq!(f.len(), 1, "{events:?}: {f:#?}");
+            assert_eq!(
+                (f[0].id.as_str(), f[0].severity),
+                ("source_privileges_missing", Severity::Blocker)
+            );
+            assert_eq!(
+                f[0].title,
+                "The source user mig lacks useUUID on the cluster"
+            );
+            assert!(
+                f[0].detail.contains("to read the collections by UUID")
+                    && f[0].detail.contains("readAnyDatabase does not grant"),
+                "{}",
+                f[0].detail
+            );
+            assert!(
+                f[0].remedy
+                    .starts_with("Grant the built-in role clusterMonitor: ")
+                    && f[0].remedy.contains(
+                        "grantRolesToUser(\"mig\", [{role: \"clusterMonitor\", db: \"admin\"}])"
+                    )
+                    && f[0]
+                        .remedy
+                        .contains("Or grant a custom role with useUUID on {cluster: true}"),
+                "{}",
+                f[0].remedy
+            );
+        }
+
+        // With useUUID on the cluster (clusterMonitor, backup, or a custom
+        // role), nothing is missing.
+        let mut with = without.clone();
+        with.push(privilege(Resource::Cluster, &["useUUID"]));
+        for events in [CS, EventSource::Oplog] {
+            let f = assess(Role::Source, &users(with.clone()), &needs(), events);
+            assert!(f.is_empty(), "{events:?}: {f:#?}");
+        }
+        // useUUID on anything but the cluster does not count.
+        let mut elsewhere = without.clone();
+        elsewhere.push(privilege(ns("", ""), &["useUUID"]));
+        assert_eq!(
+            assess(Role::Source, &users(elsewhere), &needs(), CS).len(),
+            1
+        );
+
+        // Through mongos collections are read by name: no useUUID asked.
+        let sharded = Needs {
+            source_sharded: true,
+            ..needs()
+        };
+        for events in [CS, EventSource::Oplog] {
+            assert!(required_for(Role::Source, &sharded, events)
+                .iter()
+                .all(|n| !n.actions.contains(&"useUUID")));
+        }
+        // The destination is read by name only.
+        assert!(required(Role::Destination, &needs())
+            .iter()
+            .all(|n| !n.actions.contains(&"useUUID")));
     }
 
     #[test]
