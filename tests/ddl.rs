@@ -6,163 +6,22 @@ mod support;
 use std::time::Duration;
 
 use bson::{doc, Document};
-use mongodb::options::IndexOptions;
+
 use mongoferry::{MigrationHandle, Namespace, Phase, Progress, SyncConfig};
 
 use support::ddl::*;
 use support::*;
 
+/// DDL of every kind and transactions during a sync under load, through
+/// change streams (`tests/older.rs` runs the same through the oplog).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ddl_during_sync_is_replayed_and_commit_gives_an_identical_destination() {
-    let (pair, src, dest) = clusters().await;
-    let ns = |d: &str, c: &str| Namespace::new(d, c);
-    seed_all(
-        &src,
-        &[
-            (ns("ddl", "people"), 2000, 300),
-            (ns("ddl", "ren_in"), 500, 300),
-            (ns("ddl", "ren_out"), 500, 300),
-            (ns("ddl", "dropme"), 300, 300),
-            (ns("ddl", "recreate"), 200, 300),
-            (ns("ddl", "target"), 100, 300),
-            (ns("ddl", "ren_drop"), 200, 300),
-            (ns("gone", "c1"), 100, 300),
-            (ns("gone", "c2"), 100, 300),
-            (ns("load", "l1"), 2000, 300),
-            (ns("load", "l2"), 2000, 300),
-        ],
+    support::scenario::migrate_live_with_ddl_and_transactions(
+        pair().await,
+        mongoferry::EventSourceChoice::Auto,
+        mongoferry::EventSource::ChangeStream,
     )
     .await;
-    let people = src.database("ddl").collection::<Document>("people");
-    people
-        .create_index(index(doc! { "score": -1 }, named("score_-1")))
-        .await
-        .unwrap();
-    run(
-        &src,
-        "ddl",
-        doc! { "create": "v_old", "viewOn": "people", "pipeline": [{ "$match": { "active": false } }] },
-    )
-    .await;
-
-    // A load on other collections runs throughout.
-    let (stop, load) = start_load(
-        &src,
-        vec![ns("load", "l1"), ns("load", "l2")],
-        1_000_000,
-        Some(200),
-        9,
-    );
-    let (handle, task) =
-        start_migration(SyncConfig::new(pair.source.uri(), pair.destination.uri())).await;
-    wait_for(&handle, "canCommit", Duration::from_secs(60), |p| {
-        p.can_commit
-    })
-    .await;
-
-    // A new collection with options, and documents in it.
-    src.database("ddl")
-        .create_collection("fresh")
-        .validator(doc! { "name": { "$type": "string" } })
-        .await
-        .unwrap();
-    insert_range(&src, "ddl", "fresh", 0, 300, 300).await;
-    // Unique, TTL and plain indexes; drop an index the copy built.
-    people
-        .create_indexes(vec![
-            index(
-                doc! { "n": 1 },
-                IndexOptions::builder()
-                    .unique(true)
-                    .name("n_unique".to_string())
-                    .build(),
-            ),
-            index(
-                doc! { "expiresAt": 1 },
-                IndexOptions::builder()
-                    .expire_after(Duration::from_secs(3600))
-                    .name("expiresAt_1".to_string())
-                    .build(),
-            ),
-            index(doc! { "address.city": 1 }, named("city_1")),
-        ])
-        .await
-        .unwrap();
-    people.drop_index("score_-1").await.unwrap();
-    // collMod: a validator, a TTL change, a hidden index.
-    run(
-        &src,
-        "ddl",
-        doc! { "collMod": "people", "validator": { "n": { "$type": "long" } }, "validationLevel": "moderate" },
-    )
-    .await;
-    run(
-        &src,
-        "ddl",
-        doc! { "collMod": "people", "index": { "name": "expiresAt_1", "expireAfterSeconds": 7200 } },
-    )
-    .await;
-    run(
-        &src,
-        "ddl",
-        doc! { "collMod": "people", "index": { "name": "city_1", "hidden": true } },
-    )
-    .await;
-    // Renames: within a database, across databases, onto an existing name.
-    rename(&src, "ddl.ren_in", "ddl.ren_in2", false).await;
-    rename(&src, "ddl.ren_out", "moved.ren_out", false).await;
-    rename(&src, "ddl.ren_drop", "ddl.target", true).await;
-    // Drops: a collection, a database, a view; a new view.
-    src.database("ddl")
-        .collection::<Document>("dropme")
-        .drop()
-        .await
-        .unwrap();
-    src.database("gone").drop().await.unwrap();
-    run(
-        &src,
-        "ddl",
-        doc! { "create": "v_new", "viewOn": "fresh", "pipeline": [{ "$match": { "active": true } }] },
-    )
-    .await;
-    run(&src, "ddl", doc! { "drop": "v_old" }).await;
-    // Drop and recreate a name with other options and other documents.
-    src.database("ddl")
-        .collection::<Document>("recreate")
-        .drop()
-        .await
-        .unwrap();
-    src.database("ddl")
-        .create_collection("recreate")
-        .validator(doc! { "active": { "$type": "bool" } })
-        .await
-        .unwrap();
-    insert_range(&src, "ddl", "recreate", 100, 400, 500).await;
-    // Writes to the renamed collections.
-    insert_range(&src, "ddl", "ren_in2", 500, 800, 300).await;
-    insert_range(&src, "moved", "ren_out", 500, 700, 300).await;
-    src.database("ddl")
-        .collection::<Document>("ren_in2")
-        .update_many(
-            doc! { "n": { "$lt": 100 } },
-            doc! { "$set": { "renamed": true } },
-        )
-        .await
-        .unwrap();
-    src.database("moved")
-        .collection::<Document>("ren_out")
-        .delete_many(doc! { "n": { "$gte": 400, "$lt": 450 } })
-        .await
-        .unwrap();
-
-    wait_same_namespaces(&src, &dest, Duration::from_secs(30)).await;
-    wait_same_shape(&src, &dest, "ddl", "people", Duration::from_secs(30)).await;
-    wait_same_shape(&src, &dest, "ddl", "recreate", Duration::from_secs(30)).await;
-    stop.cancel();
-    load.await.unwrap().unwrap();
-    let done = commit_and_wait(&handle, task, Duration::from_secs(90)).await;
-    assert_eq!(done.documents_failed, 0, "{done:#?}");
-    assert_same(&src, &dest).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

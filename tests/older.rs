@@ -1,397 +1,48 @@
 //! Live migrations from older sources through the oplog event source, on
 //! real servers: MongoDB 4.4.2 and 5.0.4 sources to a 6.0.5 destination,
-//! and the oplog source on a 6.0.5 source, so both event sources are
-//! tested on the same scenario (the change-stream one runs it in
-//! `tests/ddl.rs` and `tests/sync.rs`).
-//!
-//! One scenario, three sources: a copy under a random write load over every
-//! `_id` type; then, during sync, DDL of every kind (create with options,
-//! drop, renames within and across databases and onto an existing name,
-//! dropDatabase, createIndexes on empty and non-empty collections,
-//! dropIndexes, collMod on a validator, a TTL and a hidden index,
-//! convertToCapped, views), a transaction across collections of two
-//! databases, and one large enough to be split over several oplog entries;
-//! then commit, and the destination must equal the source byte for byte:
-//! documents, indexes and options.
+//! and the oplog source on a 6.0.5 source. Each runs the scenario of
+//! `tests/support/scenario.rs` (DDL of every kind and transactions during
+//! a sync under load, then an identical destination), which
+//! `tests/ddl.rs` runs through change streams: both event sources are
+//! tested on the same data.
 //!
 //! The tests of one binary run in parallel, so the three sources' servers
 //! start together.
 
 mod support;
 
-use std::time::Duration;
-
-use bson::{doc, Document};
-use mongodb::options::{Collation, CollationStrength, IndexOptions};
-use mongodb::Client;
 use mongoferry::sandbox::MongodVersion;
-use mongoferry::{EventSource, EventSourceChoice, Namespace, SyncConfig};
+use mongoferry::{EventSource, EventSourceChoice};
 
-use support::ddl::*;
+use support::scenario::migrate_live_with_ddl_and_transactions;
 use support::*;
-
-/// Collections with the options and index kinds a 4.4 server has.
-async fn seed_source(c: &Client) {
-    let ns = |d: &str, c: &str| Namespace::new(d, c);
-    let shop = c.database("shop");
-    shop.create_collection("customers")
-        .validator(doc! { "name": { "$type": "string" } })
-        .await
-        .unwrap();
-    shop.create_collection("events")
-        .capped(true)
-        .size(64 * 1024)
-        .await
-        .unwrap();
-    shop.create_collection("people")
-        .collation(
-            Collation::builder()
-                .locale("fr")
-                .strength(CollationStrength::Secondary)
-                .build(),
-        )
-        .await
-        .unwrap();
-    seed_all(
-        c,
-        &[
-            (ns("shop", "customers"), 4000, 400),
-            (ns("shop", "events"), 300, 200),
-            (ns("shop", "people"), 800, 300),
-            (ns("ddl", "people"), 1500, 300),
-            (ns("ddl", "ren_in"), 400, 300),
-            (ns("ddl", "ren_out"), 400, 300),
-            (ns("ddl", "ren_drop"), 200, 300),
-            (ns("ddl", "target"), 100, 300),
-            (ns("ddl", "dropme"), 300, 300),
-            (ns("ddl", "capme"), 300, 300),
-            (ns("gone", "c1"), 100, 300),
-            (ns("gone", "c2"), 100, 300),
-            (ns("load", "l1"), 1500, 300),
-            (ns("load", "l2"), 1500, 300),
-        ],
-    )
-    .await;
-    let ix = |keys: Document, opts: IndexOptions| index(keys, opts);
-    c.database("shop")
-        .collection::<Document>("customers")
-        .create_indexes(vec![
-            ix(
-                doc! { "n": 1 },
-                IndexOptions::builder()
-                    .unique(true)
-                    .name("n_unique".to_string())
-                    .build(),
-            ),
-            ix(
-                doc! { "address.city": 1, "score": -1 },
-                IndexOptions::builder().build(),
-            ),
-            ix(
-                doc! { "history.at": 1 },
-                IndexOptions::builder()
-                    .expire_after(Duration::from_secs(10 * 365 * 24 * 3600))
-                    .build(),
-            ),
-            ix(
-                doc! { "active": 1 },
-                IndexOptions::builder()
-                    .partial_filter_expression(doc! { "active": true })
-                    .build(),
-            ),
-            ix(
-                doc! { "missing": 1 },
-                IndexOptions::builder().sparse(true).build(),
-            ),
-            ix(doc! { "name": "text" }, IndexOptions::builder().build()),
-            ix(doc! { "geo": "2dsphere" }, IndexOptions::builder().build()),
-            ix(
-                doc! { "address.zip": "hashed" },
-                IndexOptions::builder().build(),
-            ),
-            ix(doc! { "address.$**": 1 }, IndexOptions::builder().build()),
-            ix(
-                doc! { "name": 1 },
-                IndexOptions::builder()
-                    .collation(
-                        Collation::builder()
-                            .locale("en")
-                            .strength(CollationStrength::Primary)
-                            .build(),
-                    )
-                    .name("name_ci".to_string())
-                    .build(),
-            ),
-        ])
-        .await
-        .unwrap();
-    c.database("ddl")
-        .collection::<Document>("people")
-        .create_index(index(doc! { "score": -1 }, named("score_-1")))
-        .await
-        .unwrap();
-    c.database("ddl")
-        .collection::<Document>("capme")
-        .create_index(index(doc! { "n": 1 }, named("n_1")))
-        .await
-        .unwrap();
-    run(
-        c,
-        "shop",
-        doc! { "create": "active_customers", "viewOn": "customers", "pipeline": [{ "$match": { "active": true } }] },
-    )
-    .await;
-    run(
-        c,
-        "ddl",
-        doc! { "create": "v_old", "viewOn": "people", "pipeline": [{ "$match": { "active": false } }] },
-    )
-    .await;
-}
-
-/// The DDL of every kind, run on the source while the sync applies.
-async fn ddl_during_sync(src: &Client) {
-    let people = src.database("ddl").collection::<Document>("people");
-    // A new collection with options, and documents in it; indexes built on
-    // it empty (one oplog entry each) and full (a two-phase build).
-    src.database("ddl")
-        .create_collection("fresh")
-        .validator(doc! { "name": { "$type": "string" } })
-        .await
-        .unwrap();
-    src.database("ddl")
-        .collection::<Document>("fresh")
-        .create_index(index(doc! { "name": 1 }, named("name_1")))
-        .await
-        .unwrap();
-    insert_range(src, "ddl", "fresh", 0, 300, 300).await;
-    people
-        .create_indexes(vec![
-            index(
-                doc! { "n": 1 },
-                IndexOptions::builder()
-                    .unique(true)
-                    .name("n_unique".to_string())
-                    .build(),
-            ),
-            index(
-                doc! { "expiresAt": 1 },
-                IndexOptions::builder()
-                    .expire_after(Duration::from_secs(3600))
-                    .name("expiresAt_1".to_string())
-                    .build(),
-            ),
-            index(doc! { "address.city": 1 }, named("city_1")),
-        ])
-        .await
-        .unwrap();
-    people.drop_index("score_-1").await.unwrap();
-    // collMod: a validator, a TTL, a hidden index.
-    run(
-        src,
-        "ddl",
-        doc! { "collMod": "people", "validator": { "n": { "$type": "long" } }, "validationLevel": "moderate" },
-    )
-    .await;
-    run(
-        src,
-        "ddl",
-        doc! { "collMod": "people", "index": { "keyPattern": { "expiresAt": 1 }, "expireAfterSeconds": 7200 } },
-    )
-    .await;
-    run(
-        src,
-        "ddl",
-        doc! { "collMod": "people", "index": { "name": "city_1", "hidden": true } },
-    )
-    .await;
-    // Renames: within a database, across databases (a copy through a
-    // temporary collection before 6.0), onto an existing name.
-    rename(src, "ddl.ren_in", "ddl.ren_in2", false).await;
-    rename(src, "ddl.ren_out", "moved.ren_out", false).await;
-    rename(src, "ddl.ren_drop", "ddl.target", true).await;
-    // convertToCapped: a copy into a temporary collection, renamed over.
-    run(
-        src,
-        "ddl",
-        doc! { "convertToCapped": "capme", "size": 1024 * 1024 },
-    )
-    .await;
-    // Drops: a collection, a database; views created and dropped.
-    src.database("ddl")
-        .collection::<Document>("dropme")
-        .drop()
-        .await
-        .unwrap();
-    src.database("gone").drop().await.unwrap();
-    run(
-        src,
-        "ddl",
-        doc! { "create": "v_new", "viewOn": "fresh", "pipeline": [{ "$match": { "active": true } }] },
-    )
-    .await;
-    run(src, "ddl", doc! { "drop": "v_old" }).await;
-    // Writes to the renamed and converted collections.
-    insert_range(src, "ddl", "ren_in2", 400, 700, 300).await;
-    insert_range(src, "moved", "ren_out", 400, 600, 300).await;
-    insert_range(src, "ddl", "capme", 300, 350, 300).await;
-    src.database("ddl")
-        .collection::<Document>("ren_in2")
-        .update_many(
-            doc! { "n": { "$lt": 100 } },
-            doc! { "$set": { "renamed": true } },
-        )
-        .await
-        .unwrap();
-}
-
-/// A transaction over collections of two databases.
-async fn small_transaction(
-    src: &Client,
-    session: &mut mongodb::ClientSession,
-) -> mongodb::error::Result<()> {
-    session.start_transaction().await?;
-    let a = src.database("txn").collection::<Document>("a");
-    let b = src.database("txn2").collection::<Document>("b");
-    // Documents no write load touches, so that the transaction commits
-    // without a write conflict.
-    let fresh = src.database("ddl").collection::<Document>("fresh");
-    a.insert_one(doc! { "_id": 1, "v": "one" })
-        .session(&mut *session)
-        .await?;
-    b.insert_one(doc! { "_id": "b1", "v": 1 })
-        .session(&mut *session)
-        .await?;
-    fresh
-        .update_many(
-            doc! { "n": { "$lt": 50 } },
-            doc! { "$set": { "txn": true } },
-        )
-        .session(&mut *session)
-        .await?;
-    fresh
-        .delete_many(doc! { "n": { "$gte": 50, "$lt": 60 } })
-        .session(&mut *session)
-        .await?;
-    session.commit_transaction().await
-}
-
-/// A transaction of about 20 MB, which the server splits over several
-/// oplog entries.
-async fn large_transaction(
-    src: &Client,
-    session: &mut mongodb::ClientSession,
-) -> mongodb::error::Result<()> {
-    let big = src.database("txn").collection::<Document>("big");
-    session.start_transaction().await?;
-    for i in 0..40 {
-        big.insert_one(doc! { "_id": i, "blob": "y".repeat(500 * 1024) })
-            .session(&mut *session)
-            .await?;
-    }
-    session.commit_transaction().await
-}
-
-/// Runs both transactions, each again while the server calls its failure
-/// transient (a write conflict with a catalog change), as drivers' callback
-/// API does.
-async fn transactions(src: &Client) {
-    let mut session = src.start_session().await.unwrap();
-    // The collections exist before the transactions write to them.
-    for (db, coll) in [("txn", "a"), ("txn2", "b"), ("txn", "big")] {
-        src.database(db)
-            .collection::<Document>(coll)
-            .insert_one(doc! { "_id": "created" })
-            .await
-            .unwrap();
-    }
-    for attempt in 1.. {
-        match small_transaction(src, &mut session).await {
-            Ok(()) => break,
-            Err(e) if e.contains_label("TransientTransactionError") && attempt < 20 => {
-                let _ = session.abort_transaction().await;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("the transaction across databases failed: {e}"),
-        }
-    }
-    for attempt in 1.. {
-        match large_transaction(src, &mut session).await {
-            Ok(()) => break,
-            Err(e) if e.contains_label("TransientTransactionError") && attempt < 20 => {
-                let _ = session.abort_transaction().await;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("the large transaction failed: {e}"),
-        }
-    }
-}
-
-async fn migrate_live_with_ddl_and_transactions(version: MongodVersion, choice: EventSourceChoice) {
-    let pair = pair_from(version).await;
-    let src = client(&pair.source).await;
-    let dest = client(&pair.destination).await;
-    seed_source(&src).await;
-    let ns = |d: &str, c: &str| Namespace::new(d, c);
-    let (stop, load) = start_load(
-        &src,
-        vec![
-            ns("shop", "customers"),
-            ns("shop", "people"),
-            ns("load", "l1"),
-            ns("load", "l2"),
-        ],
-        1_000_000,
-        Some(200),
-        44,
-    );
-
-    let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
-    config.event_source = choice;
-    // Small ranges, so that a collection is copied by several readers.
-    config.tuning.partition_bytes = 256 * 1024;
-    let (handle, task) = start_migration(config).await;
-    let p = wait_for(&handle, "canCommit", Duration::from_secs(120), |p| {
-        p.can_commit
-    })
-    .await;
-    assert_eq!(
-        p.event_source,
-        Some(EventSource::Oplog),
-        "a {version} source is read through its oplog: {p:#?}"
-    );
-
-    ddl_during_sync(&src).await;
-    transactions(&src).await;
-    // DDL is replayed while the sync runs, not only repaired at commit.
-    wait_same_namespaces(&src, &dest, Duration::from_secs(60)).await;
-    wait_same_shape(&src, &dest, "ddl", "people", Duration::from_secs(60)).await;
-    wait_same_shape(&src, &dest, "ddl", "fresh", Duration::from_secs(60)).await;
-
-    stop.cancel();
-    let stats = load.await.unwrap().unwrap();
-    assert!(stats.total() > 200, "{stats:?}");
-    let done = commit_and_wait(&handle, task, Duration::from_secs(120)).await;
-    assert_eq!(done.documents_failed, 0, "{done:#?}");
-    assert_eq!(
-        count(&dest, "txn", "big").await,
-        41,
-        "the split transaction is applied whole"
-    );
-    assert_same(&src, &dest).await;
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_4_4_source_migrates_live_with_ddl_and_transactions() {
-    migrate_live_with_ddl_and_transactions(MongodVersion::V4_4, EventSourceChoice::Auto).await;
+    migrate_live_with_ddl_and_transactions(
+        pair_from(MongodVersion::V4_4).await,
+        EventSourceChoice::Auto,
+        EventSource::Oplog,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_5_0_source_migrates_live_with_ddl_and_transactions() {
-    migrate_live_with_ddl_and_transactions(MongodVersion::V5_0, EventSourceChoice::Auto).await;
+    migrate_live_with_ddl_and_transactions(
+        pair_from(MongodVersion::V5_0).await,
+        EventSourceChoice::Auto,
+        EventSource::Oplog,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_oplog_source_on_6_0_migrates_live_with_ddl_and_transactions() {
-    migrate_live_with_ddl_and_transactions(MongodVersion::V6_0, EventSourceChoice::Oplog).await;
+    migrate_live_with_ddl_and_transactions(
+        pair_from(MongodVersion::V6_0).await,
+        EventSourceChoice::Oplog,
+        EventSource::Oplog,
+    )
+    .await;
 }

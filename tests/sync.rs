@@ -5,8 +5,8 @@ mod support;
 use std::time::Duration;
 
 use bson::{doc, Document};
-use mongodb::options::{IndexOptions, TimeseriesOptions};
-use mongodb::{Client, IndexModel};
+use mongodb::options::TimeseriesOptions;
+use mongodb::Client;
 use mongoferry::sandbox::workload;
 use mongoferry::{CommitRequest, Migration, Namespace, State, SyncConfig};
 use tokio_util::sync::CancellationToken;
@@ -43,58 +43,8 @@ async fn rich_source(c: &Client) -> Vec<Namespace> {
     )
     .await
     .unwrap();
-    let customers = shop.collection::<Document>("customers");
-    let ix =
-        |keys: Document, opts: IndexOptions| IndexModel::builder().keys(keys).options(opts).build();
-    customers
-        .create_indexes(vec![
-            ix(
-                doc! { "n": 1 },
-                IndexOptions::builder()
-                    .unique(true)
-                    .name("n_unique".to_string())
-                    .build(),
-            ),
-            ix(
-                doc! { "address.city": 1, "score": -1 },
-                IndexOptions::builder().build(),
-            ),
-            ix(
-                doc! { "history.at": 1 },
-                IndexOptions::builder()
-                    .expire_after(Duration::from_secs(10 * 365 * 24 * 3600))
-                    .build(),
-            ),
-            ix(
-                doc! { "active": 1 },
-                IndexOptions::builder()
-                    .partial_filter_expression(doc! { "active": true })
-                    .build(),
-            ),
-            ix(
-                doc! { "missing": 1 },
-                IndexOptions::builder().sparse(true).build(),
-            ),
-            ix(doc! { "name": "text" }, IndexOptions::builder().build()),
-            ix(doc! { "geo": "2dsphere" }, IndexOptions::builder().build()),
-            ix(
-                doc! { "address.zip": "hashed" },
-                IndexOptions::builder().build(),
-            ),
-            ix(doc! { "address.$**": 1 }, IndexOptions::builder().build()),
-            ix(
-                doc! { "name": 1 },
-                IndexOptions::builder()
-                    .collation(
-                        mongodb::options::Collation::builder()
-                            .locale("en")
-                            .strength(mongodb::options::CollationStrength::Primary)
-                            .build(),
-                    )
-                    .name("name_ci".to_string())
-                    .build(),
-            ),
-        ])
+    shop.collection::<Document>("customers")
+        .create_indexes(support::scenario::rich_indexes())
         .await
         .unwrap();
     shop.run_command(doc! { "create": "active_customers", "viewOn": "customers", "pipeline": [{ "$match": { "active": true } }] })
