@@ -46,3 +46,47 @@ async fn the_oplog_source_on_6_0_migrates_live_with_ddl_and_transactions() {
     )
     .await;
 }
+
+/// What a 4.4 source cannot do is refused before anything is written:
+/// change streams (they carry no DDL and no collection UUIDs) and blocking
+/// the source's writes at commit (`setUserWriteBlockMode` is new in 6.0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_4_4_source_refuses_change_streams_and_write_blocking_before_writing() {
+    let pair = pair_from(MongodVersion::V4_4).await;
+    let src = client(&pair.source).await;
+    let dest = client(&pair.destination).await;
+    seed_all(&src, &[(mongoferry::Namespace::new("a", "b"), 100, 200)]).await;
+    for (choice, block, finding) in [
+        (
+            EventSourceChoice::ChangeStream,
+            false,
+            "change_stream_unsupported",
+        ),
+        (
+            EventSourceChoice::Auto,
+            true,
+            "source_fcv_blocks_write_blocking",
+        ),
+    ] {
+        let mut config = mongoferry::SyncConfig::new(pair.source.uri(), pair.destination.uri());
+        config.event_source = choice;
+        config.block_source_writes = block;
+        let migration =
+            mongoferry::Migration::connect(config, tokio_util::sync::CancellationToken::new())
+                .await
+                .expect("connect");
+        let err = migration.run().await.expect_err("the check refuses");
+        let mongoferry::Error::PreflightBlocked { report } = &err else {
+            panic!("expected a preflight blocker, got {err}");
+        };
+        assert!(
+            !report.find(finding).is_empty(),
+            "{finding} is among the blockers: {:#?}",
+            report.blockers().collect::<Vec<_>>()
+        );
+        assert!(
+            non_system_dbs(&dest).await.is_empty(),
+            "nothing is written to the destination"
+        );
+    }
+}
