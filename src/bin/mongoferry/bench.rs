@@ -32,10 +32,19 @@
 //! and of every other process on the box, and the bytes the source read
 //! into its cache: a phase that shared the box with other work is flagged.
 //!
+//! With `--source-version 4.4` or `5.0` the source is a replica set of
+//! that version (the destination stays 6.0) and the migration reads its
+//! oplog (`--event-source auto`). Then every measurement above runs once
+//! more, on a fresh pair of a 6.0 source and a 6.0 destination with the
+//! event source left to `auto`, after the first pair has stopped (two
+//! cores hold one pair at a time), and the bench prints the older
+//! source's copy docs/s and end-to-end lag p99 beside the 6.0 source's,
+//! their ratios, and whether they are within 20% of the 6.0 source's.
+//!
 //! It exits 0 when the measurement completed, whether or not the targets
 //! were met, and 1 when the migration failed, the full verification found
 //! a difference, or the destination does not match the source after the
-//! commit.
+//! commit (in either run).
 
 mod cpu;
 mod lag;
@@ -49,8 +58,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use mongodb::Client;
-use mongoferry::sandbox::Pair;
+use mongoferry::sandbox::{MongodVersion, Pair};
 use mongoferry::scope::Namespace;
 use mongoferry::verify::{self, NullSink, VerifyMode, VerifyOptions, VerifyReport};
 use mongoferry::{CommitRequest, CommitVerify, Migration, Phase, Progress, SyncConfig, Tuning};
@@ -59,9 +69,10 @@ use tokio_util::sync::CancellationToken;
 
 use self::measure::{Figure, BENCH_DB, DOCS_COLL};
 use self::report::Report;
+use crate::args::EventSourceArg;
 use crate::display::thousands;
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct BenchArgs {
     /// Documents in the benchmark collection.
     #[arg(long, default_value_t = 1_000_000)]
@@ -111,6 +122,21 @@ pub struct BenchArgs {
     /// `_id` ranges the full verification compares at once.
     #[arg(long, default_value_t = VerifyOptions::default().concurrency)]
     verify_concurrency: usize,
+    /// Server version of the source replica set (the destination is 6.0).
+    /// Below 6.0 every measurement also runs on a 6.0 source in this run,
+    /// and the copy's docs/s and the lag's p99 are compared with it.
+    #[arg(long, value_name = "VERSION", default_value = "6.0", value_parser = source_version())]
+    source_version: MongodVersion,
+    /// Where the migration reads the source's changes from. The 6.0
+    /// source of the comparison always uses auto (change streams).
+    #[arg(long, value_enum, default_value_t = EventSourceArg::Auto)]
+    event_source: EventSourceArg,
+}
+
+/// `--source-version`: one of the versions the sandbox starts.
+fn source_version() -> impl TypedValueParser<Value = MongodVersion> {
+    PossibleValuesParser::new(MongodVersion::ALL.map(MongodVersion::as_str))
+        .map(|s| MongodVersion::parse(&s).expect("one of the possible values"))
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -123,15 +149,60 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         args.ceiling_concurrency > 0 && args.ceiling_batch > 0 && args.batch_docs > 0,
         "--ceiling-concurrency, --ceiling-batch and --batch-docs must be at least 1"
     );
+    let Some(mut report) = bench_on(&args).await? else {
+        return Ok(ExitCode::from(1));
+    };
+    if args.source_version != MongodVersion::V6_0 {
+        // The same measurements, with the same flags, on a 6.0 source
+        // read the way a migration from 6.0 reads it by default.
+        let reference = BenchArgs {
+            source_version: MongodVersion::V6_0,
+            event_source: EventSourceArg::Auto,
+            ..args.clone()
+        };
+        step(&format!(
+            "the {} source's run is done; now the same measurements on a 6.0 source, for comparison",
+            args.source_version
+        ));
+        match bench_on(&reference).await? {
+            Some(r) => report.reference = Some(Box::new(r)),
+            None => {
+                report.print(args.json)?;
+                eprintln!("error: the run on the 6.0 source failed, so there is no comparison");
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    report.print(args.json)?;
+    let runs = std::iter::once(&report).chain(report.reference.as_deref());
+    let failures: Vec<String> = runs.filter_map(Report::failure).collect();
+    for f in &failures {
+        eprintln!("error: {f}");
+    }
+    Ok(if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Every phase of the bench on a new pair of replica sets: a source of
+/// `--source-version` and a 6.0 destination, stopped before it returns.
+/// `None` when a migration failed (reported on stderr).
+async fn bench_on(args: &BenchArgs) -> anyhow::Result<Option<Report>> {
     let started = Instant::now();
-    step("starting two local replica sets (source, destination)");
-    let pair = Pair::start()
+    step(&format!(
+        "starting two local replica sets (source {}, destination 6.0)",
+        args.source_version
+    ));
+    let pair = Pair::start_versions(args.source_version, MongodVersion::V6_0)
         .await
-        .context("could not start the local replica sets (is mongod installed? run scripts/install-mongod.sh)")?;
+        .map_err(|e| anyhow::anyhow!("{e} {}", e.remedy()))
+        .context("could not start the local replica sets")?;
     let src = measure::client(&pair.source.uri()).await?;
     let dest = measure::client(&pair.destination.uri()).await?;
     let load = measure::load_client(&pair.source.uri()).await?;
-    let result = bench(&args, &pair, [&src, &dest, &load], started).await;
+    let result = bench(args, &pair, [&src, &dest, &load], started).await;
     // Before the replica sets stop and the process exits.
     for c in [&src, &dest, &load] {
         mongoferry::cluster::close_client(c).await;
@@ -146,9 +217,10 @@ async fn bench(
     pair: &Pair,
     [src, dest, load]: [&Client; 3],
     started: Instant,
-) -> anyhow::Result<ExitCode> {
+) -> anyhow::Result<Option<Report>> {
     let mut report = Report::new(args);
     report.mongodb_version = measure::server_version(src).await?;
+    report.destination_version = measure::server_version(dest).await?;
 
     // The write load of the lag phase goes to collections of its own, so
     // that the benchmark collection holds exactly --docs documents for
@@ -187,8 +259,9 @@ async fn bench(
         mut migration,
     }) = copied
     else {
-        return Ok(ExitCode::from(1));
+        return Ok(None);
     };
+    report.event_source = migration.handle.progress().event_source;
     report.copies.push((primary, figure));
 
     // 2. A full verification of what was copied, while the sync is idle.
@@ -202,7 +275,7 @@ async fn bench(
         })
         .await?;
     let Some((verification, outcome)) = verified else {
-        return Ok(ExitCode::from(1));
+        return Ok(None);
     };
     if !outcome.identical {
         step(&format!(
@@ -224,7 +297,7 @@ async fn bench(
         Ok(p) => report.events_applied = p.total_events_applied,
         Err(e) => {
             eprintln!("error: the commit failed: {e:#}");
-            return Ok(ExitCode::from(1));
+            return Ok(None);
         }
     }
     let verify = measure::verify(src, dest).await?;
@@ -238,13 +311,13 @@ async fn bench(
             "MISMATCH"
         }
     ));
-    report.verify = Some(verify.clone());
+    report.verify = Some(verify);
 
     // Further copy-concurrency values, for tuning, in the same run.
     for &c in &args.copy_concurrency[1..] {
         match copy_again(&phases, pair, args, c).await? {
             Some(copy) => report.copies.push((c, copy)),
-            None => return Ok(ExitCode::from(1)),
+            None => return Ok(None),
         }
     }
 
@@ -261,7 +334,7 @@ async fn bench(
         if round > 0 {
             match copy_again(&phases, pair, args, primary).await? {
                 Some(copy) => report.copy_rounds.push(copy),
-                None => return Ok(ExitCode::from(1)),
+                None => return Ok(None),
             }
         }
         let title = format!(
@@ -290,20 +363,7 @@ async fn bench(
     measure::clean_destination(dest).await?;
 
     report.total_seconds = started.elapsed().as_secs_f64();
-    report.print(args.json)?;
-    let verified = report
-        .verification
-        .as_ref()
-        .is_some_and(|(_, r)| r.identical);
-    if !verified {
-        eprintln!("error: the full verification after the copy found differences");
-        Ok(ExitCode::from(1))
-    } else if verify.ok() {
-        Ok(ExitCode::SUCCESS)
-    } else {
-        eprintln!("error: the destination does not match the source after the commit");
-        Ok(ExitCode::from(1))
-    }
+    Ok(Some(report))
 }
 
 /// A full verification of the bench database, timed; the sync that
@@ -491,6 +551,7 @@ async fn start_migration(
     // it is; the bench's copy is local and measured, so tell the preflight
     // check it is fast rather than let it refuse on the default estimate.
     config.copy_bytes_per_second = 1 << 30;
+    config.event_source = args.event_source.into();
     config.tuning.copy_concurrency = copy_concurrency;
     config.tuning.batch_docs = args.batch_docs;
     config.tuning.batch_bytes = args.batch_kib.max(1) * 1024;

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use mongoferry::progress::EventSource;
+use mongoferry::sandbox::MongodVersion;
 use serde_json::json;
 
 use super::cpu::Usage;
@@ -19,6 +21,28 @@ const TARGET_P99_LAG_SECONDS: f64 = 2.0;
 /// Full verification reads both sides at least as fast as the copy writes.
 const TARGET_VERIFY_TO_COPY: f64 = 1.0;
 
+/// An older source is within 20% of a 6.0 source's: its copy reaches at
+/// least 0.8 of the 6.0 source's docs/s...
+const TARGET_OLD_COPY_RATIO: f64 = 0.80;
+/// ...and its lag p99 is at most 1.25 = 1 / 0.8 times the 6.0 source's
+/// (the same 20%, read the other way up because less lag is better)...
+const TARGET_OLD_LAG_RATIO: f64 = 1.25;
+/// ...or at most this much above it. Tiny lags make the ratio meaningless:
+/// the end-to-end lag includes each marker's own majority write on the
+/// source and up to one 10 ms poll, and its p99 over a 20 s load (400
+/// markers, one every 50 ms) is the 4th-worst marker, so one scheduling
+/// hiccup of three busy processes on two cores moves it by tens of
+/// milliseconds. With a 6.0 lag of 0.04 s, a 4.4 lag of 0.06 s would be
+/// 1.5x and fail on noise alone. A fixed slack of 0.1 s is above that
+/// noise and far below anything a user notices, and unlike "both under
+/// the absolute target" it still fails an older source whose lag goes from
+/// 0.05 s to 1.9 s. Above 0.4 s the ratio is the stricter rule.
+const OLD_LAG_SLACK_SECONDS: f64 = 0.10;
+/// The ceiling writes only to the destination, 6.0 in both runs, so its
+/// figures differ between the two runs only as much as the box's speed
+/// drifted; beyond this ratio either way the comparison is flagged.
+const DRIFT_LIMIT: f64 = 1.25;
+
 /// Everything one run measured.
 pub struct Report {
     pub docs: u64,
@@ -30,7 +54,13 @@ pub struct Report {
     pub ceiling_concurrency: usize,
     pub ceiling_batch: usize,
     pub verify_concurrency: usize,
+    /// `--source-version`.
+    pub source_version: MongodVersion,
+    /// `buildInfo.version` of the source and of the destination.
     pub mongodb_version: String,
+    pub destination_version: String,
+    /// Where the migration read the source's changes from.
+    pub event_source: Option<EventSource>,
     /// BSON bytes of the `--docs` documents.
     pub doc_bytes: u64,
     pub seed: Option<Figure>,
@@ -51,6 +81,19 @@ pub struct Report {
     pub ceilings: Vec<Figure>,
     pub naives: Vec<Figure>,
     pub total_seconds: f64,
+    /// The same measurements on a 6.0 source, when the source was older.
+    pub reference: Option<Box<Report>>,
+}
+
+/// One figure of an older source against a 6.0 source's.
+struct Versus {
+    name: &'static str,
+    old: f64,
+    new: f64,
+    /// `old / new`; `None` when the 6.0 figure is 0.
+    ratio: Option<f64>,
+    target: String,
+    pass: bool,
 }
 
 struct Target {
@@ -72,7 +115,10 @@ impl Report {
             ceiling_concurrency: args.ceiling_concurrency,
             ceiling_batch: args.ceiling_batch,
             verify_concurrency: args.verify_concurrency,
+            source_version: args.source_version,
             mongodb_version: String::new(),
+            destination_version: String::new(),
+            event_source: None,
             doc_bytes: 0,
             seed: None,
             copies: Vec::new(),
@@ -87,6 +133,82 @@ impl Report {
             ceilings: Vec::new(),
             naives: Vec::new(),
             total_seconds: 0.0,
+            reference: None,
+        }
+    }
+
+    /// Why this run's migration did not copy the source exactly, if it
+    /// did not.
+    pub fn failure(&self) -> Option<String> {
+        let on = format!(
+            "(source {} {})",
+            self.source_version,
+            self.event_source.map(|e| e.as_str()).unwrap_or("")
+        );
+        if !self.verification.as_ref().is_some_and(|(_, r)| r.identical) {
+            Some(format!(
+                "the full verification after the copy found differences {on}"
+            ))
+        } else if !self.verify.as_ref().is_some_and(|v| v.ok()) {
+            Some(format!(
+                "the destination does not match the source after the commit {on}"
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// This run's copy docs/s and lag p99 against the 6.0 source's, when
+    /// there was one.
+    fn versus(&self) -> Vec<Versus> {
+        let Some(r) = self.reference.as_deref() else {
+            return Vec::new();
+        };
+        let mut v = Vec::new();
+        if let (Some(old), Some(new)) = (self.copy(), r.copy()) {
+            let (old, new) = (old.docs_per_second(), new.docs_per_second());
+            let ratio = (new > 0.0).then(|| old / new);
+            v.push(Versus {
+                name: "copy docs/s",
+                old,
+                new,
+                ratio,
+                target: format!(">= {TARGET_OLD_COPY_RATIO:.2}x"),
+                pass: ratio.is_some_and(|r| r >= TARGET_OLD_COPY_RATIO),
+            });
+        }
+        if let (Some(old), Some(new)) = (&self.lag, &r.lag) {
+            // Only lags of every marker compare: a marker that never
+            // arrived has no lag, and would flatter the run it is missing
+            // from.
+            let complete = |l: &Lag| l.marker.samples > 0 && l.markers_missing == 0;
+            let (o, n) = (old.marker.p99, new.marker.p99);
+            v.push(Versus {
+                name: "lag p99 (end to end)",
+                old: o,
+                new: n,
+                ratio: (n > 0.0).then(|| o / n),
+                target: format!(
+                    "<= {TARGET_OLD_LAG_RATIO:.2}x or <= +{OLD_LAG_SLACK_SECONDS:.2} s"
+                ),
+                pass: complete(old) && complete(new) && old_lag_within(o, n),
+            });
+        }
+        v
+    }
+
+    /// The ceiling of this run over the 6.0 source's run's: 1 but for the
+    /// box's drift between the two runs.
+    fn drift(&self) -> Option<f64> {
+        let (old, new) = (self.ceiling()?, self.reference.as_deref()?.ceiling()?);
+        (new.docs_per_second() > 0.0).then(|| old.docs_per_second() / new.docs_per_second())
+    }
+
+    /// `4.4.2 source (oplog)`.
+    fn source_label(&self) -> String {
+        match self.event_source {
+            Some(e) => format!("{} source ({e})", self.mongodb_version),
+            None => format!("{} source", self.mongodb_version),
         }
     }
 
@@ -185,7 +307,15 @@ impl Report {
     }
 
     pub fn print(&self, json: bool) -> anyhow::Result<()> {
-        let table = self.table();
+        let mut table = self.table();
+        if let Some(r) = &self.reference {
+            let _ = writeln!(
+                table,
+                "\n--- The same measurements on a 6.0 source, for comparison (run after the one above, on a new pair of servers; its RSS figures include what the first run left in this process's heap) ---"
+            );
+            table.push_str(&r.table());
+            table.push_str(&self.comparison());
+        }
         if json {
             eprint!("{table}");
             println!("{}", serde_json::to_string_pretty(&self.json())?);
@@ -193,6 +323,88 @@ impl Report {
             print!("{table}");
         }
         Ok(())
+    }
+
+    /// The older source's figures against the 6.0 source's.
+    fn comparison(&self) -> String {
+        let mut s = String::new();
+        let Some(r) = self.reference.as_deref() else {
+            return s;
+        };
+        let (old, new) = (self.source_label(), r.source_label());
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "{} against a {}, both to a 6.0 destination, same flags, in this run:",
+            old, new
+        );
+        // Columns as wide as the longer of the two sources' names.
+        let w = old.len().max(new.len()) + 3;
+        let _ = writeln!(s, "{:<24}{old:>w$}{new:>w$}{:>8}   target", "", "ratio");
+        let versus = self.versus();
+        for v in &versus {
+            let show = |x: f64| match v.name {
+                "copy docs/s" => thousands(x as u64),
+                _ => format!("{x:.3} s"),
+            };
+            let _ = writeln!(
+                s,
+                "{:<24}{:>w$}{:>w$}{:>8}   {:<28}{}",
+                v.name,
+                show(v.old),
+                show(v.new),
+                v.ratio.map(|r| format!("{r:.2}")).unwrap_or("-".into()),
+                v.target,
+                if v.pass { "PASS" } else { "FAIL" }
+            );
+        }
+        if self.lag.is_none() {
+            let _ = writeln!(s, "lag p99: not measured (--lag-seconds 0)");
+        }
+        if let Some(d) = self.drift() {
+            let _ = writeln!(
+                s,
+                "{:<24}{:>w$}{:>w$}{:>8}   box drift check, not a target (the 6.0 destination alone: 1.00 on a steady box){}",
+                "ceiling docs/s",
+                thousands(self.ceiling().map_or(0.0, |f| f.docs_per_second()) as u64),
+                thousands(r.ceiling().map_or(0.0, |f| f.docs_per_second()) as u64),
+                format!("{d:.2}"),
+                if drifted(d) { " DRIFTED" } else { "" }
+            );
+            if drifted(d) {
+                let _ = writeln!(
+                    s,
+                    "warning: the destination's insert ceiling differs by over {:.0}% between the two runs: the box (or the destination) was not as fast in both, and the ratios above may be skewed by as much. Run again, with --rounds, on a quiet box.",
+                    (DRIFT_LIMIT - 1.0) * 100.0
+                );
+            }
+        }
+        // The compared phases that shared the box with other work, in
+        // either run: a FAIL (or a PASS) there may be the other work's.
+        let shared: Vec<String> = [(self, &old), (r, &new)]
+            .iter()
+            .flat_map(|(run, label)| {
+                run.shared_phases()
+                    .into_iter()
+                    .filter(|p| p == "copy" || p == "lag")
+                    .map(move |p| format!("{p} ({label})"))
+            })
+            .collect();
+        if !shared.is_empty() {
+            let _ = writeln!(
+                s,
+                "warning: other processes took over 10% of the cores during: {}; the ratios above are skewed by it.",
+                shared.join(", ")
+            );
+        }
+        let pass = !versus.is_empty() && versus.iter().all(|v| v.pass);
+        let _ = writeln!(
+            s,
+            "within 20% of a 6.0 source's ({}): {}",
+            versus.iter().map(|v| v.name).collect::<Vec<_>>().join(", "),
+            if pass { "PASS" } else { "FAIL" }
+        );
+        s
     }
 
     fn table(&self) -> String {
@@ -204,11 +416,12 @@ impl Report {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "mongoferry bench: {} docs of ~{} B ({:.1} MB), MongoDB {}, {} CPUs, {:.0} s in all",
+            "mongoferry bench: {} docs of ~{} B ({:.1} MB), MongoDB {} -> {} destination, {} CPUs, {:.0} s in all",
             thousands(self.docs),
             thousands(avg),
             self.doc_bytes as f64 / 1e6,
-            self.mongodb_version,
+            self.source_label(),
+            self.destination_version,
             cpus,
             self.total_seconds
         );
@@ -442,7 +655,10 @@ impl Report {
             "docs": self.docs,
             "docSize": self.doc_size,
             "docBytes": self.doc_bytes,
+            "sourceVersion": self.source_version.as_str(),
             "mongodbVersion": self.mongodb_version,
+            "destinationVersion": self.destination_version,
+            "eventSource": self.event_source,
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
             "seed": self.seed.as_ref().map(figure),
             "copy": self.copy().map(figure),
@@ -490,8 +706,35 @@ impl Report {
             })).collect::<Vec<_>>(),
             "sharedBoxPhases": self.shared_phases(),
             "totalSeconds": self.total_seconds,
+            "against60": self.reference.as_deref().map(|r| {
+                let versus = self.versus();
+                json!({
+                    "reference": r.json(),
+                    "figures": versus.iter().map(|v| json!({
+                        "name": v.name,
+                        "old": v.old,
+                        "new": v.new,
+                        "ratio": v.ratio,
+                        "target": v.target,
+                        "pass": v.pass,
+                    })).collect::<Vec<_>>(),
+                    "ceilingDrift": self.drift(),
+                    "pass": !versus.is_empty() && versus.iter().all(|v| v.pass),
+                })
+            }),
         })
     }
+}
+
+/// Whether an older source's lag p99 `old` is within 20% of a 6.0
+/// source's `new` (see [`OLD_LAG_SLACK_SECONDS`] for tiny lags).
+fn old_lag_within(old: f64, new: f64) -> bool {
+    old <= TARGET_OLD_LAG_RATIO * new || old - new <= OLD_LAG_SLACK_SECONDS
+}
+
+/// Whether the box's speed changed too much between two runs.
+fn drifted(ratio: f64) -> bool {
+    !(1.0 / DRIFT_LIMIT..=DRIFT_LIMIT).contains(&ratio)
 }
 
 /// The fastest figure.
@@ -577,6 +820,20 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn older_source_lag_rule() {
+        // The ratio decides above 0.4 s...
+        assert!(old_lag_within(1.25, 1.0));
+        assert!(!old_lag_within(1.30, 1.0));
+        // ...and the 0.1 s slack below it, where the ratio is noise...
+        assert!(old_lag_within(0.06, 0.04));
+        assert!(old_lag_within(0.35, 0.25));
+        assert!(!old_lag_within(0.40, 0.25));
+        // ...but both being under the 2 s target is not enough.
+        assert!(!old_lag_within(1.9, 0.05));
+        assert!(old_lag_within(0.0, 0.0));
     }
 
     #[test]
