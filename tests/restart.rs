@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mongoferry::sandbox::{MongodVersion, Pair};
-use mongoferry::{MigrationHandle, Namespace, State, SyncConfig};
+use mongoferry::{EventSourceChoice, MigrationHandle, Namespace, State, SyncConfig};
 
 use support::*;
 
@@ -38,7 +38,7 @@ enum Side {
     Destination,
 }
 
-async fn restart_during_sync(side: Side, version: MongodVersion) {
+async fn restart_during_sync(side: Side, version: MongodVersion, choice: EventSourceChoice) {
     let mut pair: Pair = pair_from(version).await;
     let src = client(&pair.source).await;
     let dest = client(&pair.destination).await;
@@ -52,8 +52,9 @@ async fn restart_during_sync(side: Side, version: MongodVersion) {
     // The load tolerates the failures of writes while the source is down.
     let (stop, load) = start_load(&src, nss, 1_000_000, Some(200), 17);
 
-    let (handle, task) =
-        start_migration(SyncConfig::new(pair.source.uri(), pair.destination.uri())).await;
+    let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
+    config.event_source = choice;
+    let (handle, task) = start_migration(config).await;
     let failed = watch_for_failure(&handle);
     let before = wait_for(
         &handle,
@@ -108,22 +109,33 @@ async fn restart_during_sync(side: Side, version: MongodVersion) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_source_restart_during_sync_is_retried_and_the_commit_is_identical() {
-    restart_during_sync(Side::Source, MongodVersion::V6_0).await;
+    restart_during_sync(Side::Source, MongodVersion::V6_0, EventSourceChoice::Auto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_source_restart_with_the_oplog_source_on_6_0_resumes_its_tail_and_the_commit_is_identical(
+) {
+    restart_during_sync(Side::Source, MongodVersion::V6_0, EventSourceChoice::Oplog).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_4_4_source_restart_during_sync_resumes_its_oplog_tail_and_the_commit_is_identical() {
-    restart_during_sync(Side::Source, MongodVersion::V4_4).await;
+    restart_during_sync(Side::Source, MongodVersion::V4_4, EventSourceChoice::Auto).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_5_0_source_restart_during_sync_resumes_its_oplog_tail_and_the_commit_is_identical() {
-    restart_during_sync(Side::Source, MongodVersion::V5_0).await;
+    restart_during_sync(Side::Source, MongodVersion::V5_0, EventSourceChoice::Auto).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_destination_restart_during_sync_is_retried_and_the_commit_is_identical() {
-    restart_during_sync(Side::Destination, MongodVersion::V6_0).await;
+    restart_during_sync(
+        Side::Destination,
+        MongodVersion::V6_0,
+        EventSourceChoice::Auto,
+    )
+    .await;
 }
 
 async fn restart_during_copy(side: Side) {

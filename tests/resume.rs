@@ -100,7 +100,12 @@ async fn kill_9_during_the_copy(version: MongodVersion) {
 /// Kills the sync while it applies under load, then resumes and commits
 /// through the CLI. The checkpoint is the source's position: a resume token
 /// from a change stream, an oplog `ts` from an older source's oplog.
-async fn kill_9_during_sync(version: MongodVersion) {
+async fn kill_9_during_sync(version: MongodVersion, oplog: bool) {
+    let extra: &[&str] = if oplog {
+        &["--event-source", "oplog"]
+    } else {
+        &[]
+    };
     let pair = pair_from(version).await;
     let src = client(&pair.source).await;
     let dest = client(&pair.destination).await;
@@ -114,7 +119,7 @@ async fn kill_9_during_sync(version: MongodVersion) {
     let (stop, load) = start_load(&src, nss, 1_000_000, Some(300), 21);
 
     let port = api_port();
-    let mut first = CliProcess::sync_pair(&pair, port, &[]);
+    let mut first = CliProcess::sync_pair(&pair, port, extra);
     let p = wait_api(
         &mut first,
         port,
@@ -127,7 +132,7 @@ async fn kill_9_during_sync(version: MongodVersion) {
     first.kill9();
     let state = stored_state(&dest).await.expect("a checkpoint");
     assert_eq!(state.get_str("phase"), Ok("applying"), "{state}");
-    let position = if version == MongodVersion::V6_0 {
+    let position = if version == MongodVersion::V6_0 && !oplog {
         state.get_document("resumeToken").is_ok()
     } else {
         state.get_timestamp("oplogPosition").is_ok()
@@ -135,7 +140,7 @@ async fn kill_9_during_sync(version: MongodVersion) {
     assert!(position, "the sync's position is saved: {state}");
 
     // The load goes on while nothing syncs; then the same command again.
-    let mut second = CliProcess::sync_pair(&pair, port, &[]);
+    let mut second = CliProcess::sync_pair(&pair, port, extra);
     wait_api(
         &mut second,
         port,
@@ -184,17 +189,22 @@ async fn kill_9_during_the_copy_from_a_4_4_source_resumes_to_equality() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_sync_under_load_then_resume_and_commit_through_the_cli() {
-    kill_9_during_sync(MongodVersion::V6_0).await;
+    kill_9_during_sync(MongodVersion::V6_0, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_sync_from_a_4_4_source_resumes_from_its_oplog_position() {
-    kill_9_during_sync(MongodVersion::V4_4).await;
+    kill_9_during_sync(MongodVersion::V4_4, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill_9_during_sync_from_a_5_0_source_resumes_from_its_oplog_position() {
-    kill_9_during_sync(MongodVersion::V5_0).await;
+    kill_9_during_sync(MongodVersion::V5_0, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_sync_with_the_oplog_source_on_6_0_resumes_from_its_oplog_position() {
+    kill_9_during_sync(MongodVersion::V6_0, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
