@@ -15,25 +15,8 @@ use support::*;
 
 /// Collections with every option and index kind the engine must carry.
 async fn rich_source(c: &Client) -> Vec<Namespace> {
+    support::scenario::create_rich_collections(c).await;
     let shop = c.database("shop");
-    shop.create_collection("customers")
-        .validator(doc! { "name": { "$type": "string" } })
-        .await
-        .unwrap();
-    shop.create_collection("events")
-        .capped(true)
-        .size(64 * 1024)
-        .await
-        .unwrap();
-    shop.create_collection("people")
-        .collation(
-            mongodb::options::Collation::builder()
-                .locale("fr")
-                .strength(mongodb::options::CollationStrength::Secondary)
-                .build(),
-        )
-        .await
-        .unwrap();
     shop.create_collection("clustered")
         .clustered_index(mongodb::options::ClusteredIndex::default())
         .await

@@ -75,9 +75,10 @@ pub fn rich_indexes() -> Vec<IndexModel> {
     ]
 }
 
-/// Collections with the options and index kinds a 4.4 server has.
-pub async fn seed_source(c: &Client) {
-    let ns = |d: &str, c: &str| Namespace::new(d, c);
+/// `shop.customers` with a validator, `shop.events` capped and
+/// `shop.people` with a default collation: the options every server
+/// version has.
+pub async fn create_rich_collections(c: &Client) {
     let shop = c.database("shop");
     shop.create_collection("customers")
         .validator(doc! { "name": { "$type": "string" } })
@@ -97,6 +98,12 @@ pub async fn seed_source(c: &Client) {
         )
         .await
         .unwrap();
+}
+
+/// Collections with the options and index kinds a 4.4 server has.
+pub async fn seed_source(c: &Client) {
+    let ns = |d: &str, c: &str| Namespace::new(d, c);
+    create_rich_collections(c).await;
     seed_all(
         c,
         &[
