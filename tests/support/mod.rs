@@ -4,6 +4,7 @@
 
 pub mod ddl;
 pub mod preflight;
+pub mod restart;
 pub mod scenario;
 pub mod tls;
 pub mod verify;
