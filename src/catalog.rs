@@ -416,9 +416,49 @@ pub fn sync_index_spec(spec: &Document) -> Document {
     out
 }
 
+/// The span of a bucket each granularity implies, which `create` fills in
+/// and which need not be given back.
+fn default_bucket_span(granularity: &str) -> Option<i64> {
+    match granularity {
+        "seconds" => Some(3_600),
+        "minutes" => Some(86_400),
+        "hours" => Some(2_592_000),
+        _ => None,
+    }
+}
+
+/// What `create` takes to make a time-series collection like one described
+/// by `options`: those of the collection itself (`listCollections` type
+/// `timeseries`) or of its buckets (the oplog's `create` of
+/// `system.buckets.<name>`, with the validator and clustered index the
+/// server makes on its own). `bucketMaxSpanSeconds` is kept only where it
+/// is not the granularity's own.
+pub fn timeseries_options(options: &Document) -> Document {
+    let mut out = Document::new();
+    if let Ok(ts) = options.get_document("timeseries") {
+        let mut spec = ts.clone();
+        let implied = ts.get_str("granularity").ok().and_then(default_bucket_span);
+        let span = spec
+            .get("bucketMaxSpanSeconds")
+            .map(|v| number(Some(v)) as i64);
+        if span.is_some() && span == implied {
+            spec.remove("bucketMaxSpanSeconds");
+        }
+        out.insert("timeseries", spec);
+    }
+    if let Some(ttl) = options.get("expireAfterSeconds") {
+        out.insert("expireAfterSeconds", ttl.clone());
+    }
+    out
+}
+
 /// Collection options to create with on the destination.
 pub fn create_options(options: &Document) -> Document {
-    let mut out = options.clone();
+    let mut out = if options.contains_key("timeseries") {
+        timeseries_options(options)
+    } else {
+        options.clone()
+    };
     // A clustered collection's TTL deletes just like a TTL index, so sync
     // runs without it. It cannot be held at a huge value as an index TTL
     // is: the server refuses a clustered `expireAfterSeconds` that reaches
@@ -427,9 +467,14 @@ pub fn create_options(options: &Document) -> Document {
     out
 }
 
-/// Creates a collection or view on the destination. An existing namespace
-/// is left alone (the call is replayed after restarts).
+/// Creates a collection, view or time-series collection on the
+/// destination. An existing namespace is left alone (the call is replayed
+/// after restarts). A time-series collection's buckets are made with it,
+/// never on their own: a plain collection of that name would take its place.
 pub async fn create_namespace(dest: &Cluster, ns: &Namespace, options: &Document) -> Result<()> {
+    if ns.timeseries_of_buckets().is_some() {
+        return Ok(());
+    }
     let mut cmd = doc! { "create": &ns.coll };
     cmd.extend(create_options(options));
     match dest.client.database(&ns.db).run_command(cmd).await {
@@ -482,7 +527,9 @@ pub async fn create_indexes(dest: &Cluster, ns: &Namespace, specs: &[Document]) 
 }
 
 /// Drops a collection or view on the destination; a missing one is fine.
+/// Buckets go with their time-series collection, which is dropped whole.
 pub async fn drop_namespace(dest: &Cluster, ns: &Namespace) -> Result<()> {
+    let ns = &ns.timeseries_of_buckets().unwrap_or_else(|| ns.clone());
     match dest
         .client
         .database(&ns.db)
@@ -542,9 +589,12 @@ pub async fn finalize_indexes(src: &Cluster, dest: &Cluster, ns: &Namespace) -> 
     }
     if let Some(src_ns) = find_namespace(src, ns).await? {
         if let Some(ttl) = src_ns.options.get("expireAfterSeconds") {
-            db.run_command(doc! { "collMod": &ns.coll, "expireAfterSeconds": ttl.clone() })
+            // A time-series collection's TTL is set on the collection,
+            // which passes it on to its buckets and their view.
+            let target = ns.timeseries_of_buckets().unwrap_or_else(|| ns.clone());
+            db.run_command(doc! { "collMod": &target.coll, "expireAfterSeconds": ttl.clone() })
                 .await
-                .ctx(Role::Destination, &format!("restore the TTL of {ns}"))?;
+                .ctx(Role::Destination, &format!("restore the TTL of {target}"))?;
         }
     }
     Ok(())
@@ -653,6 +703,32 @@ mod tests {
         );
         assert_eq!(number(None), 0);
         assert_eq!(number(Some(&Bson::String("7".into()))), 0);
+    }
+
+    #[test]
+    fn time_series_are_created_from_their_own_or_their_buckets_options() {
+        let own = doc! { "expireAfterSeconds": 86_400, "timeseries": { "timeField": "t", "metaField": "m", "granularity": "minutes", "bucketMaxSpanSeconds": 86_400 } };
+        assert_eq!(
+            create_options(&own),
+            doc! { "timeseries": { "timeField": "t", "metaField": "m", "granularity": "minutes" } }
+        );
+        assert_eq!(
+            timeseries_options(&own),
+            doc! { "timeseries": { "timeField": "t", "metaField": "m", "granularity": "minutes" }, "expireAfterSeconds": 86_400 }
+        );
+        let buckets = doc! {
+            "validator": { "$jsonSchema": { "bsonType": "object" } },
+            "clusteredIndex": true,
+            "expireAfterSeconds": 60_i64,
+            "timeseries": { "timeField": "t", "granularity": "seconds", "bucketMaxSpanSeconds": 3_600 },
+        };
+        assert_eq!(
+            create_options(&buckets),
+            doc! { "timeseries": { "timeField": "t", "granularity": "seconds" } }
+        );
+        // A span other than the granularity's own is asked for again.
+        let custom = doc! { "timeseries": { "timeField": "t", "granularity": "seconds", "bucketMaxSpanSeconds": 60 } };
+        assert_eq!(create_options(&custom), custom);
     }
 
     #[test]

@@ -64,7 +64,9 @@ impl Default for Tuning {
 
 /// Which event source the user asked for: `auto` reads the oplog of a
 /// source older than 6.0 (its change streams report no DDL and no
-/// collection UUIDs) and change streams otherwise.
+/// collection UUIDs) and of a replica set with time-series collections in
+/// scope (change streams do not report the writes to their buckets), and
+/// change streams otherwise.
 #[cfg_attr(feature = "ts", derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -87,21 +89,46 @@ impl EventSourceChoice {
     }
 
     /// The event source for a source server of `source_version`
-    /// (`buildInfo.version`).
-    pub fn resolve(self, source_version: &str) -> EventSource {
+    /// (`buildInfo.version`), sharded or not, with or without time-series
+    /// collections in scope. A sharded source's oplogs are out of reach, so
+    /// `auto` gives it change streams whatever it holds.
+    pub fn resolve(self, source: &SourceFacts) -> EventSource {
         match self {
             EventSourceChoice::ChangeStream => EventSource::ChangeStream,
             EventSourceChoice::Oplog => EventSource::Oplog,
             EventSourceChoice::Auto => {
-                let major = source_version
+                let major = source
+                    .version
                     .split('.')
                     .next()
                     .and_then(|m| m.parse::<u32>().ok());
                 match major {
                     Some(m) if m < 6 => EventSource::Oplog,
+                    _ if source.timeseries && !source.sharded => EventSource::Oplog,
                     _ => EventSource::ChangeStream,
                 }
             }
+        }
+    }
+}
+
+/// What the choice of an event source depends on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SourceFacts {
+    /// `buildInfo.version`.
+    pub version: String,
+    pub sharded: bool,
+    /// Whether the scope holds a time-series collection.
+    pub timeseries: bool,
+}
+
+impl SourceFacts {
+    /// The facts of a connected source, with `timeseries` as found.
+    pub fn of(src: &Cluster, timeseries: bool) -> SourceFacts {
+        SourceFacts {
+            version: src.version.clone(),
+            sharded: src.is_sharded(),
+            timeseries,
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::catalog::NsKind;
 use crate::checkpoint::{MigrationDoc, NamespaceDoc, Store, StoredPhase};
 use crate::cluster::{Cluster, Topology};
 pub use crate::context::{CommitRequest, CommitVerify, EventSourceChoice, Tuning};
-use crate::context::{Control, Ctx};
+use crate::context::{Control, Ctx, SourceFacts};
 use crate::error::{Error, MongoContext, Result, Role};
 use crate::progress::{Event, Phase, Progress, State, VerificationState, VerificationStatus};
 use crate::scope::Scope;
@@ -186,6 +186,16 @@ impl MigrationHandle {
     }
 }
 
+/// Whether the scope holds a time-series collection on the source, which
+/// `auto` follows through the oplog. Listed only where it decides something.
+async fn holds_timeseries(src: &Cluster, scope: &Scope) -> Result<bool> {
+    if src.is_sharded() {
+        return Ok(false);
+    }
+    let namespaces = crate::catalog::list_namespaces(src, scope).await?;
+    Ok(namespaces.iter().any(|n| n.kind == NsKind::Timeseries))
+}
+
 impl Migration {
     /// Connects to both clusters and checks they can be migrated between.
     /// Writes nothing.
@@ -208,7 +218,10 @@ impl Migration {
         }
         let (control_tx, control_rx) = watch::channel(Control::default());
         let store = Store::new(&dest);
-        let event_source = config.event_source.resolve(&src.version);
+        let event_source = config.event_source.resolve(&SourceFacts::of(
+            &src,
+            holds_timeseries(&src, &scope).await?,
+        ));
         let tracker = Tracker::new();
         tracker.set_event_source(event_source);
         let ctx = Arc::new(Ctx {

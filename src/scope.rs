@@ -36,7 +36,25 @@ impl Namespace {
         let (db, coll) = s.split_once('.')?;
         (!db.is_empty() && !coll.is_empty()).then(|| Namespace::new(db, coll))
     }
+
+    /// The buckets collection that holds the measurements of this
+    /// time-series collection: `db.system.buckets.<coll>`.
+    pub fn buckets(&self) -> Namespace {
+        Namespace::new(&self.db, format!("{BUCKETS_PREFIX}{}", self.coll))
+    }
+
+    /// The time-series collection whose buckets this is, when it is a
+    /// `system.buckets.*` collection.
+    pub fn timeseries_of_buckets(&self) -> Option<Namespace> {
+        self.coll
+            .strip_prefix(BUCKETS_PREFIX)
+            .filter(|c| !c.is_empty())
+            .map(|c| Namespace::new(&self.db, c))
+    }
 }
+
+/// The collection-name prefix of a time-series collection's buckets.
+pub const BUCKETS_PREFIX: &str = "system.buckets.";
 
 impl fmt::Display for Namespace {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -157,7 +175,13 @@ impl Scope {
         coll.starts_with("system.")
     }
 
+    /// Whether a namespace is migrated. A time-series collection's buckets
+    /// (`system.buckets.<name>`) are, exactly when the collection is: they
+    /// hold its data, which is copied and followed as it is stored.
     pub fn contains(&self, ns: &Namespace) -> bool {
+        if let Some(ts) = ns.timeseries_of_buckets() {
+            return self.contains(&ts);
+        }
         if Scope::is_system_db(&ns.db) || Scope::is_system_coll(&ns.coll) {
             return false;
         }
@@ -201,7 +225,23 @@ mod tests {
         assert!(!s.contains(&ns("config.chunks")));
         assert!(!s.contains(&ns("__mongoferry.state")));
         assert!(!s.contains(&ns("shop.system.views")));
+        assert!(!s.contains(&ns("shop.system.js")));
+        assert!(!s.contains(&ns("admin.system.buckets.metrics")));
+    }
+
+    #[test]
+    fn buckets_are_in_scope_with_their_time_series_collection() {
+        let metrics = ns("shop.metrics");
+        assert_eq!(metrics.buckets(), ns("shop.system.buckets.metrics"));
+        assert_eq!(metrics.buckets().timeseries_of_buckets(), Some(metrics));
+        assert_eq!(ns("shop.orders").timeseries_of_buckets(), None);
+        assert_eq!(ns("shop.system.buckets.").timeseries_of_buckets(), None);
+        assert!(Scope::all().contains(&ns("shop.system.buckets.metrics")));
+        let s = Scope::new(&["shop"], &["shop.metrics"]).unwrap();
         assert!(!s.contains(&ns("shop.system.buckets.metrics")));
+        assert!(s.contains(&ns("shop.system.buckets.other")));
+        let s = Scope::new(&["shop.met*"], &[] as &[&str]).unwrap();
+        assert!(s.contains(&ns("shop.system.buckets.metrics")));
     }
 
     #[test]

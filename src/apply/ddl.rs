@@ -12,6 +12,7 @@ use crate::checkpoint::NamespaceDoc;
 use crate::context::Ctx;
 use crate::error::{Error, MongoContext, Result, Role};
 use crate::events::DdlEvent;
+use crate::progress::EventSource;
 use crate::scope::{Namespace, Scope, METADATA_DB};
 
 use super::mapping::Mapping;
@@ -51,13 +52,20 @@ pub(super) async fn apply_ddl(ctx: &Arc<Ctx>, mapping: &mut Mapping, ddl: DdlEve
                     if mapping.get(&uuid).is_some() {
                         return Ok(()); // the copy already saw it
                     }
+                    // A time-series collection comes as the creation of its
+                    // buckets (the oplog's form; a change stream names the
+                    // collection itself).
+                    let timeseries = options.contains_key("timeseries");
+                    let ns = match ns.timeseries_of_buckets() {
+                        Some(_) => ns,
+                        None if timeseries => ns.buckets(),
+                        None => ns,
+                    };
                     if mapping.holder_of(&ns).is_some() {
                         return Ok(()); // an older incarnation; a later one was copied
                     }
-                    if options.contains_key("timeseries") {
-                        ctx.tracker.warn(format!(
-                            "The time-series collection {ns} was created on the source during sync and cannot be migrated live; move it with mongodump and mongorestore."
-                        ));
+                    if timeseries {
+                        create_timeseries(ctx, mapping, &ns, &uuid, &options).await?;
                         return Ok(());
                     }
                     let capped = options.get_bool("capped").unwrap_or(false);
@@ -225,6 +233,9 @@ pub(super) async fn apply_ddl(ctx: &Arc<Ctx>, mapping: &mut Mapping, ddl: DdlEve
                 None => in_scope(&ctx.scope, &ns).then_some(ns.clone()),
             };
             if let Some(dest_ns) = target {
+                // A time-series collection is modified as a whole: the
+                // server changes its buckets and its view together.
+                let dest_ns = dest_ns.timeseries_of_buckets().unwrap_or(dest_ns);
                 let cmd = catalog::sync_coll_mod(&dest_ns.coll, &description);
                 match ctx.dest.client.database(&dest_ns.db).run_command(cmd).await {
                     Ok(_) => {}
@@ -255,10 +266,42 @@ pub(super) async fn apply_ddl(ctx: &Arc<Ctx>, mapping: &mut Mapping, ddl: DdlEve
     Ok(())
 }
 
-/// Drops a namespace on the destination and from the migration's records.
+/// Drops a namespace on the destination and from the migration's records;
+/// a time-series collection goes with its buckets, whichever is named.
 async fn forget(ctx: &Ctx, ns: &Namespace) -> Result<()> {
     catalog::drop_namespace(&ctx.dest, ns).await?;
-    ctx.store.remove_namespace(&ns.to_string()).await
+    ctx.store.remove_namespace(&ns.to_string()).await?;
+    if let Some(ts) = ns.timeseries_of_buckets() {
+        ctx.store.remove_namespace(&ts.to_string()).await?;
+    }
+    Ok(())
+}
+
+/// A time-series collection created on the source during sync: made on the
+/// destination from its buckets' options (TTL held off until commit), and
+/// its buckets followed from now on like any collection's documents.
+async fn create_timeseries(
+    ctx: &Ctx,
+    mapping: &mut Mapping,
+    buckets: &Namespace,
+    uuid: &Binary,
+    options: &bson::Document,
+) -> Result<()> {
+    let Some(ts) = buckets.timeseries_of_buckets() else {
+        return Ok(());
+    };
+    if ctx.event_source == EventSource::ChangeStream {
+        // Change streams do not report the writes to buckets.
+        ctx.tracker.warn(format!(
+            "The time-series collection {ts} was created on the source during sync, and change streams do not report its measurements; to migrate it live, start the migration again with --fresh and --event-source auto (or oplog)."
+        ));
+        return Ok(());
+    }
+    record(ctx, &ts, NsKind::Timeseries, None, false).await?;
+    record(ctx, buckets, NsKind::Collection, Some(uuid), false).await?;
+    catalog::create_namespace(&ctx.dest, &ts, &catalog::timeseries_options(options)).await?;
+    mapping.insert(uuid, buckets.clone());
+    Ok(())
 }
 
 async fn record(

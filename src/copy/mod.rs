@@ -111,6 +111,18 @@ pub async fn estimate(src: &crate::cluster::Cluster, ns: &Namespace) -> Result<(
     let stats = catalog::storage_stats(src, ns)
         .await
         .ctx(Role::Source, &format!("read the size of {ns}"))?;
+    if stats.count == 0 && ns.timeseries_of_buckets().is_some() {
+        // `$collStats` counts no buckets (5.0 and 6.0); the collection's
+        // metadata does.
+        let count = src
+            .client
+            .database(&ns.db)
+            .collection::<bson::Document>(&ns.coll)
+            .estimated_document_count()
+            .await
+            .ctx(Role::Source, &format!("count the buckets of {ns}"))?;
+        return Ok((count, stats.size));
+    }
     Ok((stats.count, stats.size))
 }
 
@@ -135,7 +147,11 @@ async fn plan_collection(ctx: &Ctx, src_ns: &SourceNamespace) -> Result<()> {
     if ctx.dest.is_sharded() {
         sharding::shard_like_source(&ctx.src, &ctx.dest, ns).await?;
     }
-    let parts = if src_ns.is_capped() {
+    // Before 6.0 a clustered collection (the buckets of a time-series
+    // collection) has no `_id` index to bound a range with: it is read
+    // whole, in storage order.
+    let unrangeable = src_ns.is_clustered() && ctx.src.major_version().is_some_and(|v| v < 6);
+    let parts = if src_ns.is_capped() || unrangeable {
         1
     } else {
         partition_count(
@@ -442,11 +458,21 @@ fn ids_array(values: &[Bson]) -> Result<bson::RawArrayBuf> {
 /// Plans every in-scope namespace of the source.
 pub(crate) async fn plan(ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<()> {
     let namespaces = catalog::list_namespaces(&ctx.src, &ctx.scope).await?;
-    if let Some(ts) = namespaces.iter().find(|n| n.kind == NsKind::Timeseries) {
-        return Err(Error::UnsupportedCollection {
-            ns: ts.ns.to_string(),
-            reason: "time-series collections have no change events to keep them in sync".into(),
-        });
+    // A time-series collection is made first, with its buckets, whose
+    // documents are then copied as any collection's are.
+    for ts in namespaces.iter().filter(|n| n.kind == NsKind::Timeseries) {
+        ctx.store
+            .put_namespace(&NamespaceDoc {
+                ns: ts.ns.to_string(),
+                kind: NsKind::Timeseries,
+                uuid: None,
+                capped: false,
+                estimated_docs: 0,
+                estimated_bytes: 0,
+                copied: true,
+            })
+            .await?;
+        catalog::create_namespace(&ctx.dest, &ts.ns, &ts.options).await?;
     }
     let collections: Vec<SourceNamespace> = namespaces
         .iter()

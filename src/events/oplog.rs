@@ -10,13 +10,21 @@
 //! to its previous entry, which the caller reads back. It does not decide
 //! what is in scope either: it drops only what is never user data (the
 //! server's own databases and `system.*` collections, apart from the view
-//! and time-series definitions that stand for user namespaces), and leaves
-//! the include and exclude patterns to the apply path.
+//! definitions that stand for user namespaces and the buckets that hold
+//! time-series collections), and leaves the include and exclude patterns
+//! to the apply path.
+//!
+//! A time-series collection lives in the oplog as its buckets collection
+//! `system.buckets.<name>`: its creation, its measurements (bucket inserts,
+//! `$v:2` updates, whole-bucket replacements when 6.0 compresses one,
+//! deletes), its indexes (bucket-level keys), `collMod` and drop all name
+//! the buckets, and each becomes the same change as on a collection of
+//! that name. Its view in `system.views` is the server's to keep.
 
 use bson::{doc, Binary, Bson, Document, RawBsonRef, RawDocument, RawDocumentBuf, Timestamp};
 
 use super::{Change, CrudEvent, DdlEvent, DocOp, ParseError};
-use crate::scope::{Namespace, Scope};
+use crate::scope::{Namespace, Scope, BUCKETS_PREFIX};
 
 /// What one top-level oplog entry means for the sync.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,9 +47,6 @@ pub enum Entry {
 /// most once or twice; the bound only keeps a malformed entry from
 /// exhausting the stack.
 const MAX_NESTING: usize = 32;
-
-/// The collection-name prefix of a time-series collection's buckets.
-const BUCKETS_PREFIX: &str = "system.buckets.";
 
 /// The collection that holds a database's view definitions.
 const VIEWS_COLL: &str = "system.views";
@@ -174,6 +179,11 @@ fn is_internal_db(db: &str) -> bool {
     Scope::is_system_db(db)
 }
 
+/// A `system.*` collection other than a time-series collection's buckets.
+fn is_unmigrated_system_coll(coll: &str) -> bool {
+    Scope::is_system_coll(coll) && !coll.starts_with(BUCKETS_PREFIX)
+}
+
 /// The first field of a command's `o`, which names the command.
 fn first_field<'a>(
     entry: &RawDocument,
@@ -291,9 +301,8 @@ fn translate_op(op: &RawDocument, depth: usize, out: &mut Vec<Change>) -> Result
             if coll == VIEWS_COLL {
                 return view(op, kind, out);
             }
-            // Other system collections hold no user documents we migrate;
-            // time-series buckets are among them for now.
-            if Scope::is_system_coll(coll) {
+            // Other system collections hold no user documents we migrate.
+            if is_unmigrated_system_coll(coll) {
                 return Ok(());
             }
             out.push(Change::Crud(crud(op, kind, db, coll)?));
@@ -488,7 +497,8 @@ fn without(op: &RawDocument, o: &RawDocument, key: &str) -> Result<Document, Par
 }
 
 /// The collection a command targets, from the string value of its first
-/// field; None for a `system.*` collection, which is never migrated.
+/// field; None for a `system.*` collection that is never migrated (all but
+/// time-series buckets).
 fn target(
     op: &RawDocument,
     db: &str,
@@ -497,7 +507,7 @@ fn target(
 ) -> Result<Option<Namespace>, ParseError> {
     match value {
         RawBsonRef::String(coll) if !coll.is_empty() => {
-            Ok((!Scope::is_system_coll(coll)).then(|| Namespace::new(db, coll)))
+            Ok((!is_unmigrated_system_coll(coll)).then(|| Namespace::new(db, coll)))
         }
         _ => Err(bad(
             op,
@@ -539,34 +549,19 @@ fn command(
     let uuid = ui_of(op)?;
     let ddl = match name {
         "create" => {
-            let RawBsonRef::String(created) = value else {
-                return Err(bad(
-                    op,
-                    "has a create command whose value is not a collection name",
-                ));
+            // A time-series collection is created as its buckets, whose
+            // `timeseries` option the applier creates it from. The
+            // `system.views` collection itself appears with a database's
+            // first view; each view comes as its own insert.
+            let Some(ns) = target(op, db, name, value)? else {
+                return Ok(());
             };
-            if let Some(ts_name) = created.strip_prefix(BUCKETS_PREFIX) {
-                // A time-series collection is created as its buckets; the
-                // event names the user's collection, and its `timeseries`
-                // option lets the applier say it is not migrated live.
-                DdlEvent::Create {
-                    ns: Namespace::new(db, ts_name),
-                    uuid,
-                    description: without(op, o, "create")?,
-                }
-            } else {
-                // The `system.views` collection itself appears with a
-                // database's first view; each view comes as its own insert.
-                let Some(ns) = target(op, db, name, value)? else {
-                    return Ok(());
-                };
-                // `idIndex` stays: the applier removes it, as it does for
-                // the change stream's `create`.
-                DdlEvent::Create {
-                    ns,
-                    uuid,
-                    description: without(op, o, "create")?,
-                }
+            // `idIndex` stays: the applier removes it, as it does for the
+            // change stream's `create`.
+            DdlEvent::Create {
+                ns,
+                uuid,
+                description: without(op, o, "create")?,
             }
         }
         "drop" => {
@@ -638,7 +633,7 @@ fn command(
         }
         other => {
             let ns = match value {
-                RawBsonRef::String(coll) if Scope::is_system_coll(coll) => return Ok(()),
+                RawBsonRef::String(coll) if is_unmigrated_system_coll(coll) => return Ok(()),
                 RawBsonRef::String(coll) => Namespace::new(db, coll),
                 _ => Namespace::new(db, ""),
             };
@@ -1049,7 +1044,7 @@ mod tests {
     }
 
     #[test]
-    fn system_collections_are_skipped_but_time_series_creates_are_named() {
+    fn system_collections_are_skipped_but_time_series_buckets_are_followed() {
         let skipped = [
             raw(
                 doc! { "op": "c", "ns": "ddl.$cmd", "ui": uuid(5), "o": { "create": "system.views", "idIndex": { "v": 2, "key": { "_id": 1 }, "name": "_id_" } }, "ts": ts_(1796565512, 2), "t": 1i64, "wall": wall(), "v": 2 },
@@ -1057,23 +1052,103 @@ mod tests {
             raw(
                 doc! { "op": "i", "ns": "app.system.js", "ui": uuid(5), "o": { "_id": "f", "value": "x" }, "ts": ts_(1, 1) },
             ),
-            // Measurements land in the buckets, not in the user's name.
             raw(
-                doc! { "op": "i", "ns": "tsdb.system.buckets.ts", "ui": uuid(6), "o": { "_id": bson::oid::ObjectId::new(), "control": { "version": 1 }, "meta": "a", "data": {} }, "ts": ts_(1796565577, 1), "t": 1i64, "v": 2, "wall": wall() },
+                doc! { "op": "c", "ns": "app.$cmd", "ui": uuid(5), "o": { "drop": "system.js" }, "ts": ts_(1, 2) },
             ),
             raw(
-                doc! { "op": "u", "ns": "tsdb.system.buckets.ts", "ui": uuid(6), "o": { "$v": 2, "diff": { "u": { "meta": "b" } } }, "o2": { "_id": 1 }, "ts": ts_(1, 2) },
-            ),
-            raw(
-                doc! { "op": "c", "ns": "tsdb.$cmd", "ui": uuid(6), "o": { "drop": "system.buckets.ts" }, "ts": ts_(1, 3) },
-            ),
-            raw(
-                doc! { "op": "c", "ns": "tsdb.$cmd", "ui": uuid(6), "o": { "collMod": "system.buckets.ts", "timeseries": { "granularity": "minutes" } }, "ts": ts_(1, 4) },
+                doc! { "op": "i", "ns": "admin.system.buckets.ts", "ui": uuid(5), "o": { "_id": 1 }, "ts": ts_(1, 3) },
             ),
         ];
         for e in &skipped {
             assert_eq!(classify(e).unwrap(), Entry::Changes(vec![]), "{e:?}");
         }
+        let buckets = ns("tsdb", "system.buckets.ts");
+        // Measurements land in the buckets, which are followed as they are
+        // stored: a bucket inserted, updated by diff (read back), replaced
+        // whole (6.0 compresses a full bucket) and deleted.
+        let id = bson::oid::ObjectId::new();
+        let bucket = doc! { "_id": id, "control": { "version": 1 }, "meta": "a", "data": {} };
+        let insert = raw(
+            doc! { "op": "i", "ns": "tsdb.system.buckets.ts", "ui": uuid(6), "o": bucket.clone(), "ts": ts_(1796565577, 1), "t": 1i64, "v": 2, "wall": wall() },
+        );
+        let Change::Crud(ev) = one(&insert) else {
+            panic!()
+        };
+        assert_eq!((ev.ns.clone(), ev.uuid.clone()), (buckets.clone(), uuid(6)));
+        assert_eq!(
+            ev.op,
+            DocOp::Upsert(RawDocumentBuf::from_document(&bucket).unwrap())
+        );
+        let diff = raw(
+            doc! { "op": "u", "ns": "tsdb.system.buckets.ts", "ui": uuid(6), "o": { "$v": 2, "diff": { "sdata": { "sv": { "i": { "2": 9 } } } } }, "o2": { "_id": id }, "ts": ts_(1, 2) },
+        );
+        let Change::Crud(ev) = one(&diff) else {
+            panic!()
+        };
+        assert_eq!(
+            (ev.ns.clone(), ev.op.clone()),
+            (buckets.clone(), DocOp::Fetch)
+        );
+        let compressed =
+            doc! { "_id": id, "control": { "version": 2, "count": 1000 }, "meta": "a", "data": {} };
+        let replace = raw(
+            doc! { "op": "u", "ns": "tsdb.system.buckets.ts", "ui": uuid(6), "o": compressed.clone(), "o2": { "_id": id }, "ts": ts_(1, 3) },
+        );
+        let Change::Crud(ev) = one(&replace) else {
+            panic!()
+        };
+        assert_eq!(
+            ev.op,
+            DocOp::Upsert(RawDocumentBuf::from_document(&compressed).unwrap())
+        );
+        let delete = raw(
+            doc! { "op": "d", "ns": "tsdb.system.buckets.ts", "ui": uuid(6), "o": { "_id": id }, "ts": ts_(1, 4) },
+        );
+        let Change::Crud(ev) = one(&delete) else {
+            panic!()
+        };
+        assert_eq!((ev.ns, ev.op), (buckets.clone(), DocOp::Delete));
+        // Its DDL names the buckets too.
+        let coll_mod = raw(
+            doc! { "op": "c", "ns": "tsdb.$cmd", "ui": uuid(6), "o": { "collMod": "system.buckets.ts", "timeseries": { "granularity": "minutes" } }, "o2": { "collectionOptions_old": { "uuid": uuid(6) } }, "ts": ts_(1, 5) },
+        );
+        assert_eq!(
+            ddl_of(one(&coll_mod)),
+            DdlEvent::Modify {
+                ns: buckets.clone(),
+                uuid: Some(uuid(6)),
+                description: doc! { "timeseries": { "granularity": "minutes" } },
+            }
+        );
+        let index = raw(
+            doc! { "op": "c", "ns": "tsdb.$cmd", "ui": uuid(6), "o": { "createIndexes": "system.buckets.ts", "v": 2, "key": { "control.max.t": -1, "control.min.t": -1 }, "name": "t_-1" }, "ts": ts_(1, 6) },
+        );
+        assert_eq!(
+            ddl_of(one(&index)),
+            DdlEvent::CreateIndexes {
+                ns: buckets.clone(),
+                uuid: Some(uuid(6)),
+                indexes: vec![
+                    doc! { "v": 2, "key": { "control.max.t": -1, "control.min.t": -1 }, "name": "t_-1" }
+                ],
+            }
+        );
+        let drop_index = raw(
+            doc! { "op": "c", "ns": "tsdb.$cmd", "ui": uuid(6), "o": { "dropIndexes": "system.buckets.ts", "index": "m_1" }, "o2": { "v": 2, "key": { "m": 1 }, "name": "m_1" }, "ts": ts_(1, 7) },
+        );
+        assert!(
+            matches!(ddl_of(one(&drop_index)), DdlEvent::DropIndexes { ns, .. } if ns == buckets)
+        );
+        let drop = raw(
+            doc! { "op": "c", "ns": "tsdb.$cmd", "ui": uuid(6), "o": { "drop": "system.buckets.ts" }, "o2": { "numRecords": 2 }, "ts": ts_(1, 8) },
+        );
+        assert_eq!(
+            ddl_of(one(&drop)),
+            DdlEvent::Drop {
+                ns: buckets.clone(),
+                uuid: Some(uuid(6))
+            }
+        );
         // 5.0/6.0 create a time-series collection as its buckets.
         let validator = doc! { "$jsonSchema": { "bsonType": "object", "required": ["_id", "control", "data"] } };
         let create = raw(doc! {
@@ -1085,7 +1160,7 @@ mod tests {
         assert_eq!(
             ddl_of(one(&create)),
             DdlEvent::Create {
-                ns: ns("tsdb", "ts"),
+                ns: buckets,
                 uuid: Some(uuid(6)),
                 description: doc! { "validator": validator, "clusteredIndex": true,
                 "timeseries": { "timeField": "t", "metaField": "m", "granularity": "seconds", "bucketMaxSpanSeconds": 3600 } },

@@ -1,7 +1,9 @@
 //! Collection types: which kinds the engine cannot migrate faithfully
-//! (time-series, Queryable Encryption: blockers) and how the others it
-//! handles specially are treated (capped, clustered with a TTL, views
-//! whose source is left out). Pure: the inventory holds the options.
+//! (Queryable Encryption: a blocker) and how the others it handles
+//! specially are treated (time-series, capped, clustered with a TTL, views
+//! whose source is left out). Whether the sync can follow time-series
+//! collections at all is the event source's question (`events`). Pure: the
+//! inventory holds the options.
 
 use super::inventory::Inventory;
 use super::report::Finding;
@@ -26,21 +28,32 @@ fn clustered_ttl(ns: &str, options: &bson::Document) -> Finding {
     .on(ns)
 }
 
+/// How a time-series collection is migrated.
+fn timeseries(ns: &str, options: &bson::Document) -> Finding {
+    let ttl = match options.get("expireAfterSeconds") {
+        Some(v) => format!(" Its TTL ({} s) is off on the destination during sync, so that it cannot delete copied buckets; the buckets the source expires are deleted by the replayed deletes, and the commit sets the TTL again.", number(Some(v))),
+        None => String::new(),
+    };
+    Finding::info(
+        "time_series_collection",
+        format!("{ns} is a time-series collection"),
+        format!("It is created on the destination with the source's options, its buckets (system.buckets.*) are copied as they are stored, without decoding a measurement, and the writes to them are followed through the source's oplog; verification compares the buckets byte for byte and counts the measurements.{ttl}"),
+        "Nothing to do.",
+    )
+    .on(ns)
+}
+
 pub fn assess(inv: &Inventory, scope: &Scope) -> Vec<Finding> {
     let mut out = Vec::new();
     for n in &inv.namespaces {
+        // A time-series collection's buckets have its verdict.
+        if n.ns.ns.timeseries_of_buckets().is_some() {
+            continue;
+        }
         let ns = n.ns.ns.to_string();
         let options = &n.ns.options;
         match n.ns.kind {
-            NsKind::Timeseries => out.push(
-                Finding::blocker(
-                    "time_series_collection",
-                    format!("{ns} is a time-series collection"),
-                    "Time-series collections keep their data in internal bucket collections (system.buckets.*), whose changes the sync does not follow: change streams do not report them, and the oplog carries them only as writes to those buckets, never to the collection itself. The destination could not be kept in sync.",
-                    format!("Exclude it with --exclude {ns} and move it with mongodump and mongorestore (or $out into a time-series collection) during a short write pause."),
-                )
-                .on(&ns),
-            ),
+            NsKind::Timeseries => out.push(timeseries(&ns, options)),
             NsKind::View => {
                 let on = options.get_str("viewOn").unwrap_or_default();
                 let source = Namespace::new(&n.ns.ns.db, on);
@@ -74,7 +87,10 @@ pub fn assess(inv: &Inventory, scope: &Scope) -> Vec<Finding> {
                 if n.ns.is_capped() {
                     let size = match (&n.stats, options.get("size")) {
                         (Some(s), _) => super::report::human_bytes(s.size),
-                        (None, Some(cap)) => format!("up to its cap of {}", super::report::human_bytes(number(Some(cap)))),
+                        (None, Some(cap)) => format!(
+                            "up to its cap of {}",
+                            super::report::human_bytes(number(Some(cap)))
+                        ),
                         (None, None) => "all of it".to_string(),
                     };
                     out.push(
@@ -124,7 +140,13 @@ mod tests {
                 ns(
                     "a.ts",
                     NsKind::Timeseries,
-                    doc! { "timeseries": { "timeField": "t" } },
+                    doc! { "timeseries": { "timeField": "t" }, "expireAfterSeconds": 3600 },
+                ),
+                // Its buckets, clustered with the TTL: no verdict of their own.
+                ns(
+                    "a.system.buckets.ts",
+                    NsKind::Collection,
+                    doc! { "clusteredIndex": true, "expireAfterSeconds": 3600, "timeseries": { "timeField": "t" } },
                 ),
                 ns(
                     "a.enc",
@@ -163,12 +185,18 @@ mod tests {
         assert_eq!(
             ids(&assess(&inv, &scope)),
             vec![
-                ("time_series_collection", Blocker, Some("a.ts")),
+                ("time_series_collection", Info, Some("a.ts")),
                 ("queryable_encryption", Blocker, Some("a.enc")),
                 ("clustered_ttl", Info, Some("a.cl")),
                 ("capped_collection", Info, Some("a.log")),
                 ("view_source_excluded", Warning, Some("a.v_out")),
             ]
         );
+        let found = assess(&inv, &scope);
+        let ts = found
+            .iter()
+            .find(|f| f.id == "time_series_collection")
+            .unwrap();
+        assert!(ts.detail.contains("3600 s"), "{}", ts.detail);
     }
 }

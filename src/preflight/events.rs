@@ -24,7 +24,7 @@
 use super::report::Finding;
 use super::versions::{Release, Version, MIN_SOURCE_VERSION, WRITE_BLOCKING_VERSION};
 use crate::cluster::Topology;
-use crate::context::EventSourceChoice;
+use crate::context::{EventSourceChoice, SourceFacts};
 use crate::progress::EventSource;
 
 /// The first release whose change streams report DDL and collection UUIDs
@@ -38,11 +38,17 @@ pub struct Facts {
     /// The source's `buildInfo.version`.
     pub source_version: String,
     pub source_topology: Topology,
+    /// The time-series collections in scope.
+    pub timeseries: Vec<String>,
 }
 
 /// The event source the sync will read for this choice and source.
-pub fn resolve(choice: EventSourceChoice, source_version: &str) -> EventSource {
-    choice.resolve(source_version)
+pub fn resolve(f: &Facts) -> EventSource {
+    f.choice.resolve(&SourceFacts {
+        version: f.source_version.clone(),
+        sharded: f.source_topology == Topology::Sharded,
+        timeseries: !f.timeseries.is_empty(),
+    })
 }
 
 /// How the user's choice is written on the command line.
@@ -63,7 +69,7 @@ pub fn assess(f: &Facts) -> Vec<Finding> {
     }
     // `None` when the version is unreadable (version_unparsed says so).
     let old = src.map(|r| r.line < EXPANDED_EVENTS_VERSION);
-    let resolved = resolve(f.choice, &f.source_version);
+    let resolved = resolve(f);
     match &f.source_topology {
         // No oplog, so no event source at all: source_standalone blocks.
         Topology::Standalone => {}
@@ -76,11 +82,15 @@ pub fn assess(f: &Facts) -> Vec<Finding> {
                 out.push(oplog_sharded(f.choice));
                 return out;
             }
+            out.extend(f.timeseries.iter().map(|ns| timeseries_sharded(ns)));
             out.extend(reads(f, resolved, src));
         }
         Topology::ReplicaSet { .. } => match (f.choice, old, src) {
             (EventSourceChoice::ChangeStream, Some(true), Some(src)) => {
                 out.push(change_stream_unsupported(src));
+            }
+            _ if !f.timeseries.is_empty() && resolved == EventSource::ChangeStream => {
+                out.extend(f.timeseries.iter().map(|ns| timeseries_needs_oplog(f.choice, ns)));
             }
             _ => out.extend(reads(f, resolved, src)),
         },
@@ -89,6 +99,30 @@ pub fn assess(f: &Facts) -> Vec<Finding> {
         out.push(older_source(src));
     }
     out
+}
+
+/// Change streams report no writes to the buckets of a time-series
+/// collection; the oplog does.
+fn timeseries_needs_oplog(choice: EventSourceChoice, ns: &str) -> Finding {
+    Finding::blocker(
+        "time_series_needs_oplog",
+        format!("Change streams cannot follow the time-series collection {ns}"),
+        format!("{} was asked, but change streams do not report the writes to a time-series collection's buckets (system.buckets.*), where its measurements are stored; only the source's oplog carries them, so the destination would stop receiving new measurements after the copy.", flag(choice)),
+        format!("Use --event-source auto (the default) or oplog, which tail the source's oplog; or exclude it with --exclude {ns} and move it with mongodump and mongorestore."),
+    )
+    .on(ns)
+}
+
+/// The buckets of a sharded source's time-series collections are written
+/// on its shards, whose oplogs Mongoferry does not read.
+fn timeseries_sharded(ns: &str) -> Finding {
+    Finding::blocker(
+        "time_series_sharded_source",
+        format!("The time-series collection {ns} cannot be followed on a sharded source"),
+        "A time-series collection's measurements are followed through the oplog, since change streams do not report the writes to its buckets, and a sharded cluster keeps one oplog per shard, out of reach through mongos.",
+        format!("Exclude it with --exclude {ns} and move it with mongodump and mongorestore during a short write pause."),
+    )
+    .on(ns)
 }
 
 fn change_stream_unsupported(src: Release) -> Finding {
@@ -131,6 +165,11 @@ fn reads(f: &Facts, resolved: EventSource, src: Option<Release>) -> Option<Findi
             format!("MongoDB {src} change streams report no DDL (created collections and indexes, collMod) and no collection UUIDs, so the sync tails local.oplog.rs instead ({} chose it).", flag(f.choice)),
             "Nothing to do: the source user needs find on local.oplog.rs, which any source_privileges_missing finding names.".to_string(),
         ),
+        (EventSource::Oplog, _) if f.choice == EventSourceChoice::Auto => (
+            "The sync reads the source's oplog",
+            format!("The scope holds time-series collections, and change streams do not report the writes to their buckets (system.buckets.*), so the sync tails local.oplog.rs instead ({} chose it).", flag(f.choice)),
+            "Nothing to do: the source user needs find on local.oplog.rs, which any source_privileges_missing finding names.".to_string(),
+        ),
         (EventSource::Oplog, _) => (
             "The sync reads the source's oplog",
             format!("{} was asked: the sync tails local.oplog.rs on the source's replica set instead of opening a change stream.", flag(f.choice)),
@@ -170,7 +209,12 @@ mod tests {
             choice,
             source_version: version.into(),
             source_topology: topology,
+            timeseries: Vec::new(),
         }
+    }
+
+    fn resolve(choice: EventSourceChoice, version: &str) -> EventSource {
+        super::resolve(&facts(choice, version, rs()))
     }
 
     fn ids(f: &[Finding]) -> Vec<(&str, Severity)> {
@@ -187,6 +231,52 @@ mod tests {
         assert_eq!(resolve(Auto, "7.0.2"), EventSource::ChangeStream);
         assert_eq!(resolve(ChangeStream, "4.4.2"), EventSource::ChangeStream);
         assert_eq!(resolve(Oplog, "6.0.5"), EventSource::Oplog);
+    }
+
+    #[test]
+    fn time_series_collections_are_followed_through_the_oplog_of_a_replica_set() {
+        let with_ts = |choice, version: &str, topology| Facts {
+            timeseries: vec!["m.metrics".to_string()],
+            ..facts(choice, version, topology)
+        };
+        assert_eq!(
+            super::resolve(&with_ts(Auto, "6.0.5", rs())),
+            EventSource::Oplog
+        );
+        assert_eq!(
+            super::resolve(&with_ts(Auto, "5.0.4", rs())),
+            EventSource::Oplog
+        );
+        assert_eq!(
+            super::resolve(&with_ts(Auto, "6.0.5", Topology::Sharded)),
+            EventSource::ChangeStream
+        );
+        // auto says why it reads the oplog of a 6.0 source.
+        let f = assess(&with_ts(Auto, "6.0.5", rs()));
+        assert_eq!(ids(&f), vec![("event_source", Severity::Info)]);
+        assert!(f[0].detail.contains("time-series"), "{}", f[0].detail);
+        // An explicit change stream is refused, with the way out.
+        let f = assess(&with_ts(ChangeStream, "6.0.5", rs()));
+        assert_eq!(
+            ids(&f),
+            vec![("time_series_needs_oplog", Severity::Blocker)]
+        );
+        assert!(
+            f[0].remedy.contains("--event-source auto"),
+            "{}",
+            f[0].remedy
+        );
+        assert!(assess(&with_ts(Oplog, "6.0.5", rs()))
+            .iter()
+            .all(|f| f.severity != Severity::Blocker));
+        // A sharded source's buckets are out of reach.
+        let f = assess(&with_ts(Auto, "6.0.5", Topology::Sharded));
+        assert_eq!(
+            ids(&f),
+            vec![("time_series_sharded_source", Severity::Blocker)]
+        );
+        let f = assess(&with_ts(Oplog, "6.0.5", Topology::Sharded));
+        assert_eq!(ids(&f), vec![("oplog_sharded_source", Severity::Blocker)]);
     }
 
     #[test]

@@ -97,9 +97,6 @@ pub async fn run(
     let started = Instant::now();
     let scope = Scope::new(&request.include, &request.exclude)?;
     let throughput = request.copy_bytes_per_second.max(1);
-    // What the sync will read on the source: decides what is checked.
-    let event_source = events::resolve(request.event_source, &source.version);
-
     let (
         inv,
         src_fcv,
@@ -122,6 +119,19 @@ pub async fn run(
         sharding::gather(source, destination, &scope),
     );
 
+    // What the sync will read on the source: decides what is checked.
+    let event_facts = events::Facts {
+        choice: request.event_source,
+        source_version: source.version.clone(),
+        source_topology: source.topology.clone(),
+        timeseries: inv
+            .namespaces
+            .iter()
+            .filter(|n| n.ns.kind == crate::catalog::NsKind::Timeseries)
+            .map(|n| n.ns.ns.to_string())
+            .collect(),
+    };
+    let event_source = events::resolve(&event_facts);
     let totals = inv.totals();
     let estimated_copy_seconds = totals.data_bytes as f64 / throughput as f64;
     let mut findings = Vec::new();
@@ -133,11 +143,7 @@ pub async fn run(
         destination_fcv: dest_fcv.clone(),
         block_source_writes: request.block_source_writes,
     }));
-    findings.extend(events::assess(&events::Facts {
-        choice: request.event_source,
-        source_version: source.version.clone(),
-        source_topology: source.topology.clone(),
-    }));
+    findings.extend(events::assess(&event_facts));
     let needs = privileges::Needs {
         source_dbs: inv.databases(),
         source_sharded: source.is_sharded(),
