@@ -190,7 +190,12 @@ async fn fetch_current(ctx: &Ctx, evs: &[&CrudEvent]) -> Result<Vec<RawDocumentB
     for id in ids {
         in_ids.push(id);
     }
-    read_changed(ctx, first, rawdoc! { "filter": { "_id": { "$in": in_ids } } }).await
+    read_changed(
+        ctx,
+        first,
+        rawdoc! { "filter": { "_id": { "$in": in_ids } } },
+    )
+    .await
 }
 
 /// How many buckets are read from the source at once.

@@ -90,7 +90,11 @@ pub fn assess(f: &Facts) -> Vec<Finding> {
                 out.push(change_stream_unsupported(src));
             }
             _ if !f.timeseries.is_empty() && resolved == EventSource::ChangeStream => {
-                out.extend(f.timeseries.iter().map(|ns| timeseries_needs_oplog(f.choice, ns)));
+                out.extend(
+                    f.timeseries
+                        .iter()
+                        .map(|ns| timeseries_needs_oplog(f.choice, ns)),
+                );
             }
             _ => out.extend(reads(f, resolved, src)),
         },
