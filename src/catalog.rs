@@ -606,6 +606,41 @@ fn without_ns(spec: &Document) -> Document {
     s
 }
 
+/// How coarse a time-series granularity is; the server only lets it grow.
+fn granularity_rank(granularity: &str) -> Option<u8> {
+    match granularity {
+        "seconds" => Some(0),
+        "minutes" => Some(1),
+        "hours" => Some(2),
+        _ => None,
+    }
+}
+
+/// A source `modify` event without what the destination has already gone
+/// past: a time-series granularity finer than the destination's current
+/// one. The copy created the collection with the granularity the source
+/// had then, and the events replayed from before it may still hold the
+/// earlier steps, which the server refuses (it only coarsens).
+pub fn without_passed_granularity(description: &Document, current: &Document) -> Document {
+    let asked = description
+        .get_document("timeseries")
+        .ok()
+        .and_then(|t| t.get_str("granularity").ok())
+        .and_then(granularity_rank);
+    let now = current
+        .get_document("timeseries")
+        .ok()
+        .and_then(|t| t.get_str("granularity").ok())
+        .and_then(granularity_rank);
+    let mut out = description.clone();
+    if let (Some(asked), Some(now)) = (asked, now) {
+        if asked < now {
+            out.remove("timeseries");
+        }
+    }
+    out
+}
+
 /// The `collMod` to replay for a source `modify` event, with the same
 /// relaxations as [`sync_index_spec`].
 pub fn sync_coll_mod(coll: &str, description: &Document) -> Document {
@@ -729,6 +764,19 @@ mod tests {
         // A span other than the granularity's own is asked for again.
         let custom = doc! { "timeseries": { "timeField": "t", "granularity": "seconds", "bucketMaxSpanSeconds": 60 } };
         assert_eq!(create_options(&custom), custom);
+    }
+
+    #[test]
+    fn a_replayed_granularity_never_goes_back() {
+        let current = doc! { "timeseries": { "timeField": "t", "granularity": "hours" } };
+        let to_minutes = doc! { "timeseries": { "granularity": "minutes" } };
+        assert_eq!(without_passed_granularity(&to_minutes, &current), doc! {});
+        let to_hours = doc! { "timeseries": { "granularity": "hours" } };
+        assert_eq!(without_passed_granularity(&to_hours, &current), to_hours);
+        let at_minutes = doc! { "timeseries": { "granularity": "minutes" } };
+        assert_eq!(without_passed_granularity(&to_hours, &at_minutes), to_hours);
+        let ttl = doc! { "expireAfterSeconds": 60 };
+        assert_eq!(without_passed_granularity(&ttl, &current), ttl);
     }
 
     #[test]

@@ -235,7 +235,24 @@ pub(super) async fn apply_ddl(ctx: &Arc<Ctx>, mapping: &mut Mapping, ddl: DdlEve
             if let Some(dest_ns) = target {
                 // A time-series collection is modified as a whole: the
                 // server changes its buckets and its view together.
-                let dest_ns = dest_ns.timeseries_of_buckets().unwrap_or(dest_ns);
+                let description = match dest_ns.timeseries_of_buckets() {
+                    Some(ts) if description.contains_key("timeseries") => {
+                        match catalog::find_namespace(&ctx.dest, &ts).await? {
+                            Some(current) => {
+                                catalog::without_passed_granularity(&description, &current.options)
+                            }
+                            None => description,
+                        }
+                    }
+                    _ => description,
+                };
+                // An index is named as the oplog names it, on the buckets
+                // (a bucket-level key pattern), where the collection would
+                // translate it again.
+                let dest_ns = match dest_ns.timeseries_of_buckets() {
+                    Some(ts) if !description.contains_key("index") => ts,
+                    _ => dest_ns,
+                };
                 let cmd = catalog::sync_coll_mod(&dest_ns.coll, &description);
                 match ctx.dest.client.database(&dest_ns.db).run_command(cmd).await {
                     Ok(_) => {}
