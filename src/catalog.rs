@@ -213,6 +213,31 @@ pub async fn find_raw_on(
     absent_if_dropped(cluster, ns, found.map(|c| c.with_type::<RawDocumentBuf>()))
 }
 
+/// The filter of the `_id`s in `[min, max)`, either bound absent for none.
+///
+/// Ranges are otherwise read with `hint({_id: 1})` and `min`/`max` index
+/// bounds, which hold every BSON type. A time-series collection's buckets
+/// are read with this filter instead: on 5.0 their clustered `_id` is no
+/// index to hint (the server refuses it), and an `_id` range is a scan
+/// bounded by record (5.0) or a clustered index scan (6.0). Type
+/// bracketing keeps it to the bounds' type, which is all there is: the
+/// buckets' validator allows only ObjectId `_id`s.
+pub fn id_range_filter(min: Option<&Bson>, max: Option<&Bson>) -> Result<RawDocumentBuf> {
+    let mut range = Document::new();
+    if let Some(min) = min {
+        range.insert("$gte", min.clone());
+    }
+    if let Some(max) = max {
+        range.insert("$lt", max.clone());
+    }
+    let filter = if range.is_empty() {
+        Document::new()
+    } else {
+        doc! { "_id": range }
+    };
+    RawDocumentBuf::from_document(&filter).map_err(|e| Error::Other(e.to_string()))
+}
+
 /// Whether `doc`'s `_id` is `MaxKey`.
 pub fn has_max_key_id(doc: &bson::RawDocument) -> bool {
     matches!(doc.get("_id"), Ok(Some(bson::RawBsonRef::MaxKey)))

@@ -339,11 +339,6 @@ impl Cluster {
             .ok_or(Error::NotReplicaSet { role: self.role })
     }
 
-    /// The server's major version (`buildInfo.version`), when readable.
-    pub fn major_version(&self) -> Option<u32> {
-        self.version.split('.').next()?.parse().ok()
-    }
-
     pub fn is_sharded(&self) -> bool {
         self.topology == Topology::Sharded
     }

@@ -147,11 +147,7 @@ async fn plan_collection(ctx: &Ctx, src_ns: &SourceNamespace) -> Result<()> {
     if ctx.dest.is_sharded() {
         sharding::shard_like_source(&ctx.src, &ctx.dest, ns).await?;
     }
-    // Before 6.0 a clustered collection (the buckets of a time-series
-    // collection) has no `_id` index to bound a range with: it is read
-    // whole, in storage order.
-    let unrangeable = src_ns.is_clustered() && ctx.src.major_version().is_some_and(|v| v < 6);
-    let parts = if src_ns.is_capped() || unrangeable {
+    let parts = if src_ns.is_capped() {
         1
     } else {
         partition_count(
@@ -658,6 +654,14 @@ async fn read_range(
     };
     let mut record_ids = None;
     let cursor = match p.key {
+        RangeKey::Id if ns.timeseries_of_buckets().is_some() => {
+            // See `catalog::id_range_filter`.
+            let filtered = rawdoc! {
+                "filter": catalog::id_range_filter(p.min.as_ref(), p.max.as_ref())?,
+                "batchSize": reply_docs as i32,
+            };
+            catalog::find_batches_on(&ctx.src, ns, uuid, filtered, None, reply_docs).await?
+        }
         RangeKey::Id => {
             options.append("hint", rawdoc! { "_id": 1 });
             if let Some(min) = &p.min {
@@ -702,7 +706,10 @@ async fn read_range(
     let mut scratch: Vec<u8> = Vec::new();
     // The last `_id` range read through the `_id` index stops short of
     // `_id: MaxKey` (see `catalog::max_key_document`).
-    let short_of_max_key = p.key == RangeKey::Id && p.min.is_some() && p.max.is_none();
+    let short_of_max_key = p.key == RangeKey::Id
+        && p.min.is_some()
+        && p.max.is_none()
+        && ns.timeseries_of_buckets().is_none();
     let mut ended_at_max_key = false;
     'read: loop {
         let reply = tokio::select! {
