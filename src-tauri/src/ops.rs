@@ -1,12 +1,14 @@
 //! Stateless operations behind the commands: a connection test, the
 //! preflight check, the scope tree and reading one document per side. Each composes public engine calls (`Cluster::connect`,
-//! `catalog::list_namespaces`, `copy::estimate`) into the shape the UI
-//! shows; none writes to a cluster or decides anything about a migration.
+//! `catalog::list_namespaces`, `copy::estimate`, `preflight::inventory`'s
+//! time-series reads) into the shape the UI shows; none writes to a
+//! cluster or decides anything about a migration.
 
 use futures_util::{stream, StreamExt, TryStreamExt};
 use mongoferry::catalog::{self, NsKind};
 use mongoferry::cluster::Cluster;
 use mongoferry::ping::{ping, PingOptions, PingReport};
+use mongoferry::preflight::inventory::{self, TimeseriesFacts};
 use mongoferry::{copy, preflight, ErrorInfo, Role, Scope};
 
 use bson::{doc, Bson, Document};
@@ -14,7 +16,7 @@ use mongoferry::scope::Namespace;
 
 use crate::commands::types::{
     CollectionNode, DatabaseNode, DocumentPair, DocumentRequest, PreflightRequest, ScopeRequest,
-    ScopeTree, TestConnectionRequest,
+    ScopeTree, TestConnectionRequest, TimeseriesNode,
 };
 use crate::error::shell_error;
 use crate::error::IntoInfo;
@@ -71,11 +73,45 @@ pub async fn scope_tree(request: ScopeRequest) -> Result<ScopeTree, ErrorInfo> {
         .into_info()?;
     let src = &src;
     // Sized in parallel, but collected in listing order (sorted by name).
-    let nodes: Vec<CollectionNode> = stream::iter(namespaces)
-        .map(|n| async move {
-            let (documents, bytes) = match n.kind {
-                NsKind::View => (0, 0),
-                _ => copy::estimate(src, &n.ns).await?,
+    // A time-series collection is one node, sized by its buckets (which
+    // the listing also names, as the migration copies them).
+    let nodes: Vec<CollectionNode> = stream::iter(inventory::pair_buckets(namespaces))
+        .map(|(n, _buckets)| async move {
+            let (documents, bytes, timeseries) = match n.kind {
+                NsKind::View => (0, 0, None),
+                NsKind::Collection => {
+                    let (documents, bytes) = copy::estimate(src, &n.ns).await?;
+                    (documents, bytes, None)
+                }
+                NsKind::Timeseries => {
+                    let sizes = inventory::buckets_sizes(src, &n.ns).await.map_err(|e| {
+                        mongoferry::Error::mongo(
+                            Role::Source,
+                            format!("read the size of {}", n.ns),
+                            e,
+                        )
+                    })?;
+                    let (buckets, bytes) = (sizes.count, sizes.size);
+                    let shape = TimeseriesFacts::from_options(&n.options);
+                    let measurements = inventory::measure(
+                        src,
+                        &n.ns,
+                        &shape.time_field,
+                        Some(buckets),
+                        inventory::COUNT_TIME_LIMIT,
+                    )
+                    .await;
+                    let node = TimeseriesNode {
+                        time_field: shape.time_field,
+                        meta_field: shape.meta_field,
+                        granularity: shape.granularity,
+                        bucket_max_span_seconds: shape.bucket_max_span_seconds,
+                        expire_after_seconds: shape.expire_after_seconds,
+                        buckets,
+                        measurements,
+                    };
+                    (buckets, bytes, Some(node))
+                }
             };
             Ok::<_, mongoferry::Error>(CollectionNode {
                 name: n.ns.coll.clone(),
@@ -83,6 +119,7 @@ pub async fn scope_tree(request: ScopeRequest) -> Result<ScopeTree, ErrorInfo> {
                 kind: n.kind,
                 documents,
                 bytes,
+                timeseries,
             })
         })
         .buffered(ESTIMATE_CONCURRENCY)

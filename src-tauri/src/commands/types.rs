@@ -4,6 +4,7 @@
 //! behaviour lives here.
 
 use mongoferry::catalog::NsKind;
+use mongoferry::preflight::inventory::Measurements;
 use mongoferry::EventSourceChoice;
 use serde::{Deserialize, Serialize};
 use ts_rs::TS;
@@ -46,7 +47,9 @@ pub struct TestConnectionRequest {
     pub profile: Option<String>,
 }
 
-/// One collection (or view) of the source, for the scope tree.
+/// One collection (or view, or time-series collection) of the source,
+/// for the scope tree. A time-series collection's buckets
+/// (`system.buckets.<name>`) are not a node of their own: they are in its.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct CollectionNode {
@@ -54,9 +57,28 @@ pub struct CollectionNode {
     /// `db.collection`.
     pub namespace: String,
     pub kind: NsKind,
+    /// Documents the copy moves: a time-series collection's buckets.
     pub documents: u64,
-    /// Uncompressed data size.
+    /// Uncompressed data size (a time-series collection's buckets').
     pub bytes: u64,
+    /// What a time-series collection holds; `null` for other kinds.
+    pub timeseries: Option<TimeseriesNode>,
+}
+
+/// A time-series collection's shape and contents.
+#[derive(Debug, Clone, Serialize, TS)]
+#[serde(rename_all = "camelCase")]
+pub struct TimeseriesNode {
+    pub time_field: String,
+    pub meta_field: Option<String>,
+    /// `seconds`, `minutes` or `hours`; `null` with custom bucketing.
+    pub granularity: Option<String>,
+    pub bucket_max_span_seconds: Option<u64>,
+    pub expire_after_seconds: Option<u64>,
+    /// Documents of its buckets collection (the node's `documents`).
+    pub buckets: u64,
+    /// Exact, estimated (and why) or unknown (and why).
+    pub measurements: Measurements,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]

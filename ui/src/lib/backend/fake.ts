@@ -55,15 +55,38 @@ export function progress(overrides: Partial<Progress> = {}): Progress {
 }
 
 export const sampleTree: ScopeTree = {
-  documents: 1500,
-  bytes: 3_000_000,
+  documents: 1620,
+  bytes: 3_500_000,
   databases: [
     {
       name: 'crm',
       documents: 500,
       bytes: 1_000_000,
       collections: [
-        { name: 'contacts', namespace: 'crm.contacts', kind: 'collection', documents: 500, bytes: 1_000_000 },
+        { name: 'contacts', namespace: 'crm.contacts', kind: 'collection', documents: 500, bytes: 1_000_000, timeseries: null },
+      ],
+    },
+    {
+      name: 'iot',
+      documents: 120,
+      bytes: 500_000,
+      collections: [
+        {
+          name: 'readings',
+          namespace: 'iot.readings',
+          kind: 'timeseries',
+          documents: 120,
+          bytes: 500_000,
+          timeseries: {
+            timeField: 'ts',
+            metaField: 'sensor',
+            granularity: 'seconds',
+            bucketMaxSpanSeconds: 3600,
+            expireAfterSeconds: 2_592_000,
+            buckets: 120,
+            measurements: { kind: 'exact', count: 24_000 },
+          },
+        },
       ],
     },
     {
@@ -71,9 +94,9 @@ export const sampleTree: ScopeTree = {
       documents: 1000,
       bytes: 2_000_000,
       collections: [
-        { name: 'customers', namespace: 'shop.customers', kind: 'collection', documents: 400, bytes: 800_000 },
-        { name: 'orders', namespace: 'shop.orders', kind: 'collection', documents: 600, bytes: 1_200_000 },
-        { name: 'recent', namespace: 'shop.recent', kind: 'view', documents: 0, bytes: 0 },
+        { name: 'customers', namespace: 'shop.customers', kind: 'collection', documents: 400, bytes: 800_000, timeseries: null },
+        { name: 'orders', namespace: 'shop.orders', kind: 'collection', documents: 600, bytes: 1_200_000, timeseries: null },
+        { name: 'recent', namespace: 'shop.recent', kind: 'view', documents: 0, bytes: 0, timeseries: null },
       ],
     },
   ],

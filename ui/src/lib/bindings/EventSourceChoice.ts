@@ -3,6 +3,8 @@
 /**
  * Which event source the user asked for: `auto` reads the oplog of a
  * source older than 6.0 (its change streams report no DDL and no
- * collection UUIDs) and change streams otherwise.
+ * collection UUIDs) and of a replica set with time-series collections in
+ * scope (change streams do not report the writes to their buckets), and
+ * change streams otherwise.
  */
 export type EventSourceChoice = "auto" | "change-stream" | "oplog";

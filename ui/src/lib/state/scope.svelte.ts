@@ -5,6 +5,7 @@ import type { Backend } from '$lib/backend';
 import { toErrorInfo } from '$lib/backend';
 import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
 import type { ScopeTree } from '$lib/bindings/ScopeTree';
+import { contents, type Contents } from './timeseries';
 
 /**
  * The engine's include/exclude patterns for a selection: nothing when all
@@ -96,19 +97,15 @@ export class ScopeState {
     return n === 0 ? 'none' : n === node.collections.length ? 'all' : 'some';
   }
 
-  get selectedTotals(): { collections: number; documents: number; bytes: number } {
-    let collections = 0;
-    let documents = 0;
-    let bytes = 0;
-    for (const db of this.tree?.databases ?? []) {
-      for (const c of db.collections) {
-        if (!this.selected.has(c.namespace)) continue;
-        collections += 1;
-        documents += c.documents;
-        bytes += c.bytes;
-      }
-    }
-    return { collections, documents, bytes };
+  /** What the selection holds: documents, and time-series measurements apart. */
+  get selectedTotals(): Contents {
+    const chosen = (this.tree?.databases ?? []).flatMap((db) => db.collections.filter((c) => this.selected.has(c.namespace)));
+    return contents(chosen);
+  }
+
+  /** What a database holds, all of it, selected or not. */
+  databaseContents(db: string): Contents {
+    return contents(this.tree?.databases.find((d) => d.name === db)?.collections ?? []);
   }
 
   get patterns(): { include: string[]; exclude: string[] } {

@@ -13,7 +13,7 @@ describe('toPatterns', () => {
     const selected = all();
     selected.delete('shop.orders');
     expect(toPatterns(sampleTree, selected)).toEqual({
-      include: ['crm', 'shop.customers', 'shop.recent'],
+      include: ['crm', 'iot', 'shop.customers', 'shop.recent'],
       exclude: [],
     });
   });
@@ -27,14 +27,28 @@ describe('ScopeState', () => {
   it('loads everything selected, toggles, filters and totals', async () => {
     const scope = new ScopeState(new FakeBackend());
     await scope.load('mongodb://src');
-    expect(scope.selectedTotals).toEqual({ collections: 4, documents: 1500, bytes: 3_000_000 });
+    // The time-series collection's 120 buckets are not documents: its
+    // 24,000 measurements are counted apart.
+    expect(scope.selectedTotals).toEqual({
+      collections: 5,
+      timeseries: 1,
+      documents: 1500,
+      measurements: 24_000,
+      estimated: false,
+      unknown: 0,
+      bytes: 3_500_000,
+    });
+    expect(scope.databaseContents('iot').measurements).toBe(24_000);
     scope.toggleDatabase('shop');
     expect(scope.databaseState('shop')).toBe('none');
-    expect(scope.selectedTotals.collections).toBe(1);
+    expect(scope.selectedTotals.collections).toBe(2);
+    scope.toggle('iot.readings');
+    expect(scope.selectedTotals).toMatchObject({ collections: 1, timeseries: 0, measurements: 0 });
+    scope.toggle('iot.readings');
     scope.toggle('shop.orders');
     expect(scope.databaseState('shop')).toBe('some');
     scope.filter = 'ord';
     expect(scope.visible.map((d) => d.collections.map((c) => c.namespace))).toEqual([['shop.orders']]);
-    expect(scope.patterns.include).toEqual(['crm', 'shop.orders']);
+    expect(scope.patterns.include).toEqual(['crm', 'iot', 'shop.orders']);
   });
 });

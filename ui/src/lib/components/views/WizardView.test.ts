@@ -1,7 +1,8 @@
 import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import { describe, expect, it } from 'vitest';
 import { backendContext } from '$lib/backend';
-import { FakeBackend, fail, preflightReport, progress, verificationOutcome, verifyProgress } from '$lib/backend/fake';
+import type { CollectionNode } from '$lib/bindings/CollectionNode';
+import { FakeBackend, fail, preflightReport, progress, sampleTree, verificationOutcome, verifyProgress } from '$lib/backend/fake';
 import WizardView from './WizardView.svelte';
 
 function renderWizard(backend = new FakeBackend()) {
@@ -274,6 +275,49 @@ describe('WizardView', () => {
     await screen.findByTestId('state');
     const [request] = backend.called('startSync')[0] as [{ eventSource: string }];
     expect(request.eventSource).toBe('oplog');
+  });
+
+  it('shows a time-series collection with its measurements, and an estimate as one', async () => {
+    const backend = new FakeBackend();
+    const estimated: CollectionNode = {
+      name: 'slow',
+      namespace: 'iot.slow',
+      kind: 'timeseries',
+      documents: 50_000,
+      bytes: 9_000_000,
+      timeseries: {
+        timeField: 'ts',
+        metaField: null,
+        granularity: 'hours',
+        bucketMaxSpanSeconds: 2_592_000,
+        expireAfterSeconds: null,
+        buckets: 50_000,
+        measurements: { kind: 'estimated', count: 5_000_000, sampled: 100, why: 'counting them exactly would take the source longer than 10 s' },
+      },
+    };
+    backend.tree = async () => ({
+      ...sampleTree,
+      databases: sampleTree.databases.map((db) => (db.name === 'iot' ? { ...db, collections: [...db.collections, estimated] } : db)),
+    });
+    renderWizard(backend);
+    await connect('source', 'mongodb://127.0.0.1:1/?replicaSet=s');
+    await fireEvent.click(button('next'));
+    await connect('destination', 'mongodb://127.0.0.1:2/?replicaSet=d');
+    await fireEvent.click(button('next'));
+    await waitFor(() => expect(button('next').disabled).toBe(false));
+    await fireEvent.click(button('next'));
+    const summary = await screen.findByTestId('scope-summary');
+    expect(summary.textContent).toContain('6 collections (2 time-series)');
+    expect(summary.textContent).toContain('1,500 documents · ~5,024,000 measurements');
+    const row = byTestId('scope-node-iot.readings');
+    expect(row.textContent).toContain('time-series');
+    expect(row.textContent).toContain('24,000 measurements');
+    expect(row.textContent).toContain('120 buckets · granularity seconds · time ts · meta sensor · expires after 30 d');
+    const slow = byTestId('scope-node-iot.slow');
+    expect(slow.textContent).toContain('~5,000,000 measurements');
+    expect(slow.querySelector('[title]')?.getAttribute('title')).toBe(
+      'Estimated from 100 sampled buckets, because counting them exactly would take the source longer than 10 s.',
+    );
   });
 
   it('shows which event source the running sync reads from', async () => {
