@@ -5,7 +5,7 @@
 //! collections at all is the event source's question (`events`). Pure: the
 //! inventory holds the options.
 
-use super::inventory::Inventory;
+use super::inventory::{Inventory, TimeseriesFacts};
 use super::report::Finding;
 use crate::catalog::{number, NsKind};
 use crate::scope::{Namespace, Scope};
@@ -29,7 +29,11 @@ fn clustered_ttl(ns: &str, options: &bson::Document) -> Finding {
 }
 
 /// How a time-series collection is migrated.
-fn timeseries(ns: &str, options: &bson::Document) -> Finding {
+fn timeseries(ns: &str, options: &bson::Document, facts: Option<&TimeseriesFacts>) -> Finding {
+    let holds = match facts {
+        Some(f) => format!("It holds {}. ", f.describe()),
+        None => String::new(),
+    };
     let ttl = match options.get("expireAfterSeconds") {
         Some(v) => format!(" Its TTL ({} s) is off on the destination during sync, so that it cannot delete copied buckets; the buckets the source expires are deleted by the replayed deletes, and the commit sets the TTL again.", number(Some(v))),
         None => String::new(),
@@ -37,7 +41,7 @@ fn timeseries(ns: &str, options: &bson::Document) -> Finding {
     Finding::info(
         "time_series_collection",
         format!("{ns} is a time-series collection"),
-        format!("It is created on the destination with the source's options, its buckets (system.buckets.*) are copied as they are stored, without decoding a measurement, and the writes to them are followed through the source's oplog; verification compares the buckets byte for byte and counts the measurements.{ttl}"),
+        format!("{holds}It is created on the destination with the source's options, its buckets (system.buckets.*) are copied as they are stored, without decoding a measurement, and the writes to them are followed through the source's oplog; verification compares the buckets byte for byte and counts the measurements.{ttl}"),
         "Nothing to do.",
     )
     .on(ns)
@@ -53,7 +57,7 @@ pub fn assess(inv: &Inventory, scope: &Scope) -> Vec<Finding> {
         let ns = n.ns.ns.to_string();
         let options = &n.ns.options;
         match n.ns.kind {
-            NsKind::Timeseries => out.push(timeseries(&ns, options)),
+            NsKind::Timeseries => out.push(timeseries(&ns, options, n.timeseries.as_ref())),
             NsKind::View => {
                 let on = options.get_str("viewOn").unwrap_or_default();
                 let source = Namespace::new(&n.ns.ns.db, on);

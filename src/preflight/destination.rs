@@ -48,27 +48,38 @@ pub async fn gather(dest: &Cluster, scope: &Scope) -> Facts {
         _ => Vec::new(),
     };
     let existing = match existing {
-        Ok(found) => Ok(stream::iter(found)
-            .map(|n| async move {
-                let documents = match n.kind {
-                    NsKind::View => None,
-                    _ => dest
-                        .client
-                        .database(&n.ns.db)
-                        .collection::<bson::Document>(&n.ns.coll)
-                        .estimated_document_count()
-                        .await
-                        .ok(),
-                };
-                Existing {
-                    ns: n.ns.to_string(),
-                    kind: n.kind,
-                    documents,
-                }
-            })
-            .buffered(16)
-            .collect()
-            .await),
+        // A time-series collection is one namespace with its buckets, whose
+        // stored count stands for it (counting its view would unpack them).
+        Ok(found) => Ok(stream::iter(
+            found
+                .into_iter()
+                .filter(|n| n.ns.timeseries_of_buckets().is_none()),
+        )
+        .map(|n| async move {
+            let counted = match n.kind {
+                NsKind::View => None,
+                NsKind::Timeseries => Some(n.ns.buckets()),
+                NsKind::Collection => Some(n.ns.clone()),
+            };
+            let documents = match counted {
+                None => None,
+                Some(ns) => dest
+                    .client
+                    .database(&ns.db)
+                    .collection::<bson::Document>(&ns.coll)
+                    .estimated_document_count()
+                    .await
+                    .ok(),
+            };
+            Existing {
+                ns: n.ns.to_string(),
+                kind: n.kind,
+                documents,
+            }
+        })
+        .buffered(16)
+        .collect()
+        .await),
         Err(e) => Err(e.to_string()),
     };
     Facts {
