@@ -451,24 +451,30 @@ fn ids_array(values: &[Bson]) -> Result<bson::RawArrayBuf> {
     Ok(arr)
 }
 
+/// Records and creates a namespace that has nothing of its own to copy: a
+/// view, or a time-series collection (its buckets are copied).
+async fn create_without_copy(ctx: &Ctx, n: &SourceNamespace) -> Result<()> {
+    ctx.store
+        .put_namespace(&NamespaceDoc {
+            ns: n.ns.to_string(),
+            kind: n.kind,
+            uuid: None,
+            capped: false,
+            estimated_docs: 0,
+            estimated_bytes: 0,
+            copied: true,
+        })
+        .await?;
+    catalog::create_namespace(&ctx.dest, &n.ns, &n.options).await
+}
+
 /// Plans every in-scope namespace of the source.
 pub(crate) async fn plan(ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<()> {
     let namespaces = catalog::list_namespaces(&ctx.src, &ctx.scope).await?;
     // A time-series collection is made first, with its buckets, whose
     // documents are then copied as any collection's are.
     for ts in namespaces.iter().filter(|n| n.kind == NsKind::Timeseries) {
-        ctx.store
-            .put_namespace(&NamespaceDoc {
-                ns: ts.ns.to_string(),
-                kind: NsKind::Timeseries,
-                uuid: None,
-                capped: false,
-                estimated_docs: 0,
-                estimated_bytes: 0,
-                copied: true,
-            })
-            .await?;
-        catalog::create_namespace(&ctx.dest, &ts.ns, &ts.options).await?;
+        create_without_copy(ctx, ts).await?;
     }
     let collections: Vec<SourceNamespace> = namespaces
         .iter()
@@ -484,18 +490,7 @@ pub(crate) async fn plan(ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<()> {
         .try_collect::<Vec<()>>()
         .await?;
     for v in namespaces.iter().filter(|n| n.kind == NsKind::View) {
-        ctx.store
-            .put_namespace(&NamespaceDoc {
-                ns: v.ns.to_string(),
-                kind: NsKind::View,
-                uuid: None,
-                capped: false,
-                estimated_docs: 0,
-                estimated_bytes: 0,
-                copied: true,
-            })
-            .await?;
-        catalog::create_namespace(&ctx.dest, &v.ns, &v.options).await?;
+        create_without_copy(ctx, v).await?;
     }
     m.planned = true;
     ctx.store.save(m).await
