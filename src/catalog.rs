@@ -792,6 +792,25 @@ mod tests {
     }
 
     #[test]
+    fn id_ranges_by_filter_share_their_bounds() {
+        let (a, b) = (
+            Bson::ObjectId(bson::oid::ObjectId::from_bytes([1; 12])),
+            Bson::ObjectId(bson::oid::ObjectId::from_bytes([2; 12])),
+        );
+        let f = |min: Option<&Bson>, max: Option<&Bson>| {
+            id_range_filter(min, max).unwrap().to_document().unwrap()
+        };
+        assert_eq!(f(None, None), doc! {});
+        assert_eq!(f(None, Some(&a)), doc! { "_id": { "$lt": a.clone() } });
+        // Each bound belongs to the range above it, as `min`/`max` do.
+        assert_eq!(
+            f(Some(&a), Some(&b)),
+            doc! { "_id": { "$gte": a.clone(), "$lt": b.clone() } }
+        );
+        assert_eq!(f(Some(&b), None), doc! { "_id": { "$gte": b } });
+    }
+
+    #[test]
     fn a_replayed_granularity_never_goes_back() {
         let current = doc! { "timeseries": { "timeField": "t", "granularity": "hours" } };
         let to_minutes = doc! { "timeseries": { "granularity": "minutes" } };

@@ -17,7 +17,7 @@ use mongoferry::sandbox::{Pair, ReplicaSet};
 use mongoferry::verify::{DifferenceKind, LiveOptions, NamespaceSummary, VerifyMode, VerifyReport};
 use mongoferry::{Phase, State, SyncConfig, VerificationState};
 
-use support::verify::{options, run_verify, summary};
+use support::verify::{bucket_ids, copy_raw, options, run_verify, summary};
 use support::*;
 
 /// A TTL every test here uses: documents expire a minute after `at`.
@@ -360,8 +360,9 @@ async fn insert_into(c: &Client, db: &str, coll: &str, docs: Vec<Document>) {
 }
 
 /// Both sides' TTL collections, the destination's as a sync leaves them
-/// (TTL index held at 2^31-1 s, clustered TTL off): the verification must
-/// judge by the source's TTLs.
+/// (TTL index held at 2^31-1 s, clustered TTL off; a time-series
+/// collection's buckets copied raw): the verification must judge by the
+/// source's TTLs.
 async fn verification_corpus(src: &Client, dest: &Client) {
     for (c, ttl) in [(src, TTL_SECONDS), (dest, HELD_TTL_SECONDS)] {
         let app = c.database("app");
@@ -378,15 +379,15 @@ async fn verification_corpus(src: &Client, dest: &Client) {
         .await
         .expect("TTL index on a nested path");
         app.create_collection("plain").await.expect("create plain");
-        c.database("metrics")
-            .run_command(doc! {
-                "create": "cpu",
-                "timeseries": { "timeField": "t", "metaField": "host" },
-                "expireAfterSeconds": TTL_SECONDS,
-            })
-            .await
-            .expect("create a time-series collection with a TTL");
     }
+    src.database("metrics")
+        .run_command(doc! {
+            "create": "cpu",
+            "timeseries": { "timeField": "t", "metaField": "host" },
+            "expireAfterSeconds": TTL_SECONDS,
+        })
+        .await
+        .expect("create a time-series collection with a TTL");
     src.database("app")
         .run_command(doc! {
             "create": "events",
@@ -426,11 +427,19 @@ async fn verification_corpus(src: &Client, dest: &Client) {
         // No TTL here: `at` is just a field.
         let plain: Vec<Document> = (0..50).map(|i| doc! { "_id": i, "at": old }).collect();
         insert(c, "plain", plain).await;
-        let points: Vec<Document> = (0..100)
-            .map(|i| doc! { "t": DateTime::from_millis(base + HOUR_MS + i), "host": "h1", "load": i })
-            .collect();
-        insert_into(c, "metrics", "cpu", points).await;
     }
+    // The time-series collection's measurements fill buckets whose `_id`s
+    // each side would choose on its own: the destination gets the source's
+    // buckets raw, as a migration copies them, and the same TTL.
+    let points: Vec<Document> = (0..100)
+        .map(|i| doc! { "t": DateTime::from_millis(base + HOUR_MS + i), "host": "h1", "load": i })
+        .collect();
+    insert_into(src, "metrics", "cpu", points).await;
+    copy_raw(src, dest, "metrics", "cpu").await;
+    dest.database("metrics")
+        .run_command(doc! { "collMod": "cpu", "expireAfterSeconds": TTL_SECONDS })
+        .await
+        .expect("the same TTL on the destination");
 
     // On one side only, and a TTL may delete them before a verification
     // ends.
@@ -448,8 +457,11 @@ async fn verification_corpus(src: &Client, dest: &Client) {
         .map(|i| doc! { "_id": i, "seen": [{ "at": new }, { "at": old }] })
         .collect();
     insert(src, "devices", devices).await;
+    // Two hours old, in a bucket of their own (another host: the open
+    // bucket of h1 stays as copied): past the TTL and the bucket's span
+    // (an hour), so the server may delete the bucket.
     let points: Vec<Document> = (0..40)
-        .map(|i| doc! { "t": DateTime::from_millis(base - HOUR_MS + i), "host": "h1", "load": i })
+        .map(|i| doc! { "t": DateTime::from_millis(base - 2 * HOUR_MS + i), "host": "h9", "load": i })
         .collect();
     insert_into(src, "metrics", "cpu", points).await;
 }
@@ -458,6 +470,9 @@ async fn verification_corpus(src: &Client, dest: &Client) {
 const EXPIRING_SESSIONS: u64 = 30 + 5 + 1 + 20;
 const EXPIRING_EVENTS: u64 = 10 + 6;
 const EXPIRING_DEVICES: u64 = 4;
+/// The bucket of the source's old measurements.
+const EXPIRING_BUCKETS: u64 = 1;
+const BUCKETS: &str = "metrics.system.buckets.cpu";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn documents_a_ttl_may_delete_are_no_difference_on_one_side_but_lasting_ones_are() {
@@ -476,7 +491,7 @@ async fn documents_a_ttl_may_delete_are_no_difference_on_one_side_but_lasting_on
     assert!(full.identical, "{diffs:#?}");
     assert_eq!(
         full.expiring_skipped,
-        EXPIRING_SESSIONS + EXPIRING_EVENTS + EXPIRING_DEVICES,
+        EXPIRING_SESSIONS + EXPIRING_EVENTS + EXPIRING_DEVICES + EXPIRING_BUCKETS,
         "{full:#?}"
     );
     assert_eq!(
@@ -485,9 +500,13 @@ async fn documents_a_ttl_may_delete_are_no_difference_on_one_side_but_lasting_on
     );
     assert_eq!(of(&full, "app.events").expiring_skipped, EXPIRING_EVENTS);
     assert_eq!(of(&full, "app.devices").expiring_skipped, EXPIRING_DEVICES);
+    assert_eq!(of(&full, BUCKETS).expiring_skipped, EXPIRING_BUCKETS);
     assert_eq!(of(&full, "app.plain").expiring_skipped, 0);
     // Documents both sides hold, expired or not, are compared.
     assert_eq!(of(&full, "app.sessions").documents_compared, 210 + 36);
+    // The bucket both sides hold is compared; the source's, counted as
+    // the sessions are.
+    assert_eq!(of(&full, BUCKETS).documents_compared, 1 + EXPIRING_BUCKETS);
     // The time-series collection is counted, its expiring points left out.
     let cpu = of(&full, "metrics.cpu");
     assert_eq!(
@@ -504,6 +523,7 @@ async fn documents_a_ttl_may_delete_are_no_difference_on_one_side_but_lasting_on
         ("app.devices", 20),
         ("app.plain", 50),
         ("metrics.cpu", 100),
+        (BUCKETS, 1),
     ] {
         let s = of(&quick, namespace);
         assert_eq!(
@@ -523,7 +543,8 @@ async fn documents_a_ttl_may_delete_are_no_difference_on_one_side_but_lasting_on
     let (report, diffs) = run_verify(&pair, live).await;
     assert!(report.identical, "{diffs:#?}");
     assert!(
-        report.expiring_skipped >= EXPIRING_SESSIONS + EXPIRING_EVENTS + EXPIRING_DEVICES,
+        report.expiring_skipped
+            >= EXPIRING_SESSIONS + EXPIRING_EVENTS + EXPIRING_DEVICES + EXPIRING_BUCKETS,
         "{report:#?}"
     );
 
@@ -565,6 +586,9 @@ async fn documents_a_ttl_may_delete_are_no_difference_on_one_side_but_lasting_on
         vec![doc! { "t": later, "host": "h2", "load": 1 }],
     )
     .await;
+    // In a bucket of its own, which lasts.
+    let later_bucket = bucket_ids(&src, "metrics", "cpu", doc! { "meta": "h2" }).await;
+    assert_eq!(later_bucket.len(), 1);
 
     let (full, diffs) = run_verify(&pair, relaxed(VerifyMode::Full)).await;
     use DifferenceKind::{Count, ExtraOnDestination as Extra, MissingOnDestination as Missing};
@@ -580,12 +604,13 @@ async fn documents_a_ttl_may_delete_are_no_difference_on_one_side_but_lasting_on
             ("app.events", Missing, id(event_id)),
             ("app.devices", Extra, id(200)),
             ("metrics.cpu", Count, String::new()),
+            (BUCKETS, Missing, id(later_bucket[0].clone())),
         ]),
         "{diffs:#?}"
     );
     assert_eq!(
         full.expiring_skipped,
-        EXPIRING_SESSIONS + EXPIRING_EVENTS + EXPIRING_DEVICES
+        EXPIRING_SESSIONS + EXPIRING_EVENTS + EXPIRING_DEVICES + EXPIRING_BUCKETS
     );
 
     let (quick, diffs) = run_verify(&pair, relaxed(VerifyMode::Quick)).await;
@@ -611,6 +636,7 @@ async fn documents_a_ttl_may_delete_are_no_difference_on_one_side_but_lasting_on
             ("app.plain".to_string(), Some(51), Some(50)),
             ("app.sessions".to_string(), Some(203), Some(202)),
             ("metrics.cpu".to_string(), Some(101), Some(100)),
+            (BUCKETS.to_string(), Some(2), Some(1)),
         ],
         "{diffs:#?}"
     );

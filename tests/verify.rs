@@ -81,23 +81,24 @@ async fn identical_clusters_pass_quick_and_full() {
     let (report, diffs) = run_verify(&pair, strict).await;
     assert!(report.identical, "{diffs:#?}");
 
-    // A time-series collection (which a sync refuses, but a verification
-    // of a hand-made copy covers): options and counts.
-    for c in [&src, &dest] {
-        let db = c.database("metrics");
-        db.run_command(
-            doc! { "create": "cpu", "timeseries": { "timeField": "at", "metaField": "host" } },
-        )
+    // A time-series collection, its buckets copied raw to the destination
+    // as a migration copies them: options, counts of measurements, and
+    // the buckets byte for byte.
+    let db = src.database("metrics");
+    db.run_command(
+        doc! { "create": "cpu", "timeseries": { "timeField": "at", "metaField": "host" } },
+    )
+    .await
+    .unwrap();
+    let points: Vec<Document> = (0..500)
+        .map(|n| doc! { "at": bson::DateTime::from_millis(1_700_000_000_000 + n * 1000), "host": format!("h{}", n % 5), "load": n as f64 })
+        .collect();
+    db.collection::<Document>("cpu")
+        .insert_many(points)
         .await
         .unwrap();
-        let points: Vec<Document> = (0..500)
-            .map(|n| doc! { "at": bson::DateTime::from_millis(1_700_000_000_000 + n * 1000), "host": format!("h{}", n % 5), "load": n as f64 })
-            .collect();
-        db.collection::<Document>("cpu")
-            .insert_many(points)
-            .await
-            .unwrap();
-    }
+    copy_raw(&src, &dest, "metrics", "cpu").await;
+    let buckets = bucket_ids(&src, "metrics", "cpu", doc! {}).await;
     let (report, diffs) = run_verify(&pair, options(VerifyMode::Full)).await;
     assert!(report.identical, "{diffs:#?}");
     let ts = report
@@ -110,20 +111,40 @@ async fn identical_clusters_pass_quick_and_full() {
         (ts.source_documents, ts.destination_documents),
         (Some(500), Some(500))
     );
+    let b = report
+        .namespaces
+        .iter()
+        .find(|n| n.namespace == "metrics.system.buckets.cpu")
+        .expect("its buckets are verified");
+    assert_eq!(b.documents_compared, buckets.len() as u64, "{b:?}");
+    // Deleting a host's measurements deletes its buckets.
+    let gone: Vec<(String, DifferenceKind, String)> =
+        bucket_ids(&src, "metrics", "cpu", doc! { "meta": "h1" })
+            .await
+            .into_iter()
+            .map(|id| {
+                (
+                    "metrics.system.buckets.cpu".to_string(),
+                    DifferenceKind::MissingOnDestination,
+                    id.into_canonical_extjson().to_string(),
+                )
+            })
+            .collect();
+    assert!(!gone.is_empty());
     dest.database("metrics")
         .collection::<Document>("cpu")
         .delete_many(doc! { "host": "h1" })
         .await
         .unwrap();
     let (_, diffs) = run_verify(&pair, options(VerifyMode::Full)).await;
-    assert_eq!(
-        summary(&diffs),
-        vec![(
-            "metrics.cpu".to_string(),
-            DifferenceKind::Count,
-            String::new()
-        )]
-    );
+    let mut expected = vec![(
+        "metrics.cpu".to_string(),
+        DifferenceKind::Count,
+        String::new(),
+    )];
+    expected.extend(gone);
+    expected.sort();
+    assert_eq!(summary(&diffs), expected, "{diffs:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -12,6 +12,15 @@
 //! collections are read in natural order, whose sequence is checked too
 //! when the destination claims to be final.
 //!
+//! A time-series collection's buckets (`system.buckets.<name>`) are
+//! compared byte for byte like any collection, in the ranges of their
+//! `_id`s (ObjectIds holding each bucket's time, which the buckets'
+//! validator requires). They are clustered by `_id` without an `_id` index
+//! to hint (5.0 refuses the hint), so their ranges are read with an `_id`
+//! filter, which both 5.0 and 6.0 turn into a bounded scan of the cluster
+//! in `_id` order. The time-series collection itself, a view of its
+//! buckets with no `_id` order, is compared by its count of measurements.
+//!
 //! A collection whose default collation differs between the sides has a
 //! different `_id` order on each, so it is compared by lookups instead: the
 //! source's documents are looked up on the destination, then the
@@ -76,6 +85,8 @@ struct Job {
     min: Option<Bson>,
     max: Option<Bson>,
     natural: bool,
+    /// Read by an `_id` filter rather than by the `_id` index.
+    id_filter: bool,
     check_order: bool,
     by_lookup: bool,
     tally: Arc<Tally>,
@@ -107,8 +118,9 @@ pub(crate) async fn compare_all(ctx: &Arc<Ctx>, pairs: &[Pair]) -> Result<()> {
     ctx.meter
         .namespaces_done
         .fetch_add(others, Ordering::Relaxed);
-    // Time-series collections have no `_id` order to read them in: they
-    // are counted.
+    // A time-series collection has no `_id` order to read its
+    // measurements in: they are counted, and its buckets, a collection of
+    // their own, compared document by document.
     super::metadata::counts(ctx, &timeseries).await?;
 
     let plans: Vec<Vec<Job>> = stream::iter(collections)
@@ -203,6 +215,7 @@ async fn plan(ctx: &Arc<Ctx>, p: &Pair) -> Result<Vec<Job>> {
             min,
             max,
             natural,
+            id_filter: reads_by_id_filter(ns),
             // During a sync a capped collection is replayed like any other
             // and its natural order may differ until commit re-copies it.
             check_order: natural && !ctx.relaxed && !ctx.is_live(),
@@ -212,6 +225,13 @@ async fn plan(ctx: &Arc<Ctx>, p: &Pair) -> Result<Vec<Job>> {
         .collect())
 }
 
+/// Whether `ns` is read by an `_id` filter instead of its `_id` index:
+/// the buckets of a time-series collection, clustered by `_id` with no
+/// index of it that 5.0 lets a `find` hint.
+fn reads_by_id_filter(ns: &Namespace) -> bool {
+    ns.timeseries_of_buckets().is_some()
+}
+
 /// What a reader reads.
 #[derive(Debug, Clone)]
 struct ReadSpec {
@@ -219,6 +239,7 @@ struct ReadSpec {
     min: Option<Bson>,
     max: Option<Bson>,
     natural: bool,
+    id_filter: bool,
     ids_only: bool,
 }
 
@@ -228,9 +249,20 @@ fn bound(v: &Bson) -> Result<RawDocumentBuf> {
 }
 
 fn find_options(cluster: &Cluster, spec: &ReadSpec, from: Option<&Bson>) -> Result<RawDocumentBuf> {
-    let mut o = rawdoc! { "filter": {}, "batchSize": CURSOR_BATCH };
+    let filter = if spec.id_filter && !spec.natural {
+        catalog::id_range_filter(from.or(spec.min.as_ref()), spec.max.as_ref())?
+    } else {
+        RawDocumentBuf::new()
+    };
+    let mut o = rawdoc! { "filter": filter, "batchSize": CURSOR_BATCH };
     if spec.natural {
         o.append("sort", rawdoc! { "$natural": 1 });
+    } else if spec.id_filter {
+        // A clustered collection is scanned in `_id` order; mongos merges
+        // shards, and needs the sort to merge them in that order.
+        if cluster.is_sharded() {
+            o.append("sort", rawdoc! { "_id": 1 });
+        }
     } else {
         o.append("hint", rawdoc! { "_id": 1 });
         // A replica set returns the hinted index's order; mongos merges
@@ -300,8 +332,10 @@ async fn read_once(
     let options = find_options(cluster, spec, from)?;
     // A read bounded below and not above stops short of `_id: MaxKey`
     // (see `catalog::max_key_document`), unless it was handed over already.
-    let short_of_max_key =
-        !spec.natural && spec.max.is_none() && from.or(spec.min.as_ref()).is_some();
+    let short_of_max_key = !spec.natural
+        && !spec.id_filter
+        && spec.max.is_none()
+        && from.or(spec.min.as_ref()).is_some();
     let mut ended_at_max_key = matches!(from, Some(Bson::MaxKey));
     let Some(mut cursor) = catalog::find_raw_after(cluster, &spec.ns, options, after).await? else {
         return Ok(()); // dropped meanwhile: nothing to read
@@ -536,6 +570,7 @@ async fn compare_range(ctx: &Arc<Ctx>, job: &Job) -> Result<()> {
         min: job.min.clone(),
         max: job.max.clone(),
         natural: job.natural,
+        id_filter: job.id_filter,
         ids_only: false,
     };
     let mut src = Feed::start(ctx, &ctx.src, spec.clone());
@@ -784,6 +819,7 @@ async fn compare_by_lookup(ctx: &Arc<Ctx>, job: &Job) -> Result<()> {
         min: None,
         max: None,
         natural: false,
+        id_filter: job.id_filter,
         ids_only,
     };
     let mut src = Feed::start(ctx, &ctx.src, spec(false));
@@ -852,5 +888,14 @@ mod tests {
         let missing = difference(&ns, Some(&x), None, false).unwrap().unwrap();
         assert_eq!(missing.kind, DifferenceKind::MissingOnDestination);
         assert!(difference(&ns, Some(&x), Some(&x), true).unwrap().is_none());
+    }
+
+    #[test]
+    fn buckets_are_read_by_id_ranges() {
+        assert!(reads_by_id_filter(&Namespace::new(
+            "iot",
+            "system.buckets.m"
+        )));
+        assert!(!reads_by_id_filter(&Namespace::new("iot", "m")));
     }
 }

@@ -303,7 +303,8 @@ pub fn compare_index(
 }
 
 /// Exact document count of a collection (covered by the `_id` index where
-/// there is one) or of a time-series collection, counted once the node
+/// there is one), of a time-series collection's buckets, or of its
+/// measurements (of the time-series collection itself), counted once the node
 /// holds everything up to `after` (a causally consistent session). With a
 /// `filter` (a TTL collection's documents that will not expire), only the
 /// documents it matches, by whatever plan the server chooses.
@@ -328,10 +329,14 @@ pub(crate) async fn count(
         .client
         .database(&ns.db)
         .collection::<Document>(&ns.coll);
-    let counted = match (kind, filter) {
-        (_, Some(filter)) => coll.count_documents(filter).session(&mut session).await,
-        (NsKind::Timeseries, None) => coll.count_documents(doc! {}).session(&mut session).await,
-        (_, None) => {
+    // A time-series collection's buckets have no `_id` index to hint (5.0
+    // refuses it): a scan of their cluster counts them, as it does the
+    // measurements of the time-series collection.
+    let unhinted = kind == NsKind::Timeseries || ns.timeseries_of_buckets().is_some();
+    let counted = match filter {
+        Some(filter) => coll.count_documents(filter).session(&mut session).await,
+        None if unhinted => coll.count_documents(doc! {}).session(&mut session).await,
+        None => {
             coll.count_documents(doc! {})
                 .hint(Hint::Keys(doc! { "_id": 1 }))
                 .session(&mut session)
@@ -529,5 +534,47 @@ mod tests {
         let v2 = doc! { "viewOn": "c", "pipeline": [{ "$match": { "a": 1 } }, { "$sort": { "y": 1, "x": 1 } }] };
         assert!(compare_view(&v1, &v1).unwrap().is_empty());
         assert_eq!(compare_view(&v1, &v2).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn time_series_and_bucket_options_accept_the_ttl_sync_holds_off() {
+        let ts = doc! { "timeField": "t", "metaField": "m", "granularity": "minutes", "bucketMaxSpanSeconds": 86_400 };
+        let own = doc! { "expireAfterSeconds": 3_600_i64, "timeseries": ts.clone() };
+        let buckets = doc! {
+            "validator": { "$jsonSchema": { "bsonType": "object", "required": ["_id", "control", "data"] } },
+            "clusteredIndex": true,
+            "expireAfterSeconds": 3_600_i64,
+            "timeseries": ts.clone(),
+        };
+        for src in [&own, &buckets] {
+            // The destination during sync: the same options, no TTL.
+            let mut held = src.clone();
+            held.remove("expireAfterSeconds");
+            assert!(compare_options(src, &held, true).unwrap().is_empty());
+            assert_eq!(
+                paths(&compare_options(src, &held, false).unwrap()),
+                vec![("expireAfterSeconds", FieldChange::MissingOnDestination)]
+            );
+            // After commit: restored, of whatever number type.
+            let mut restored = held.clone();
+            restored.insert("expireAfterSeconds", 3_600_i32);
+            assert!(compare_options(src, &restored, false).unwrap().is_empty());
+            // Another granularity is a difference, relaxed or not.
+            let mut other = held.clone();
+            other.insert(
+                "timeseries",
+                doc! { "timeField": "t", "metaField": "m", "granularity": "hours", "bucketMaxSpanSeconds": 2_592_000 },
+            );
+            let found = compare_options(src, &other, true).unwrap();
+            let mut p: Vec<&str> = found.iter().map(|f| f.path.as_str()).collect();
+            p.sort();
+            assert_eq!(
+                p,
+                ["timeseries.bucketMaxSpanSeconds", "timeseries.granularity"]
+            );
+        }
+        // The raw index specifications of buckets compare as any other.
+        let key = doc! { "v": 2, "key": { "meta.id": 1, "control.max.t": -1, "control.min.t": -1 }, "name": "sid_t" };
+        assert!(compare_index(&key, &key, false).unwrap().is_empty());
     }
 }

@@ -8,6 +8,11 @@
 //!   ([`documents`]): each collection is split into `_id` ranges, both
 //!   sides are read in parallel in the same order, and documents are
 //!   compared as raw BSON ([`diff`]).
+//! - **Time-series collections**: a time-series collection `db.X` is a
+//!   view over its buckets, `db.system.buckets.X`, which a migration copies
+//!   and follows as they are stored. Full mode compares the buckets byte
+//!   for byte like any collection; both modes compare the options and
+//!   indexes of each and count the measurements of `db.X`.
 //! - **Live** ([`VerifyOptions::live`]): while a sync runs, documents that
 //!   change or differ are compared again until they are stable
 //!   ([`recheck`]), so the result converges once writes stop.
@@ -477,7 +482,10 @@ fn notes(pairs: &[Pair], mode: VerifyMode) -> Vec<(Namespace, String)> {
                     "a view: its definition is compared; its documents come from its collection"
                 }
                 NsKind::Timeseries if mode == VerifyMode::Full => {
-                    "time-series: counted, not compared document by document"
+                    "time-series: its measurements are counted; its buckets are compared byte for byte"
+                }
+                NsKind::Collection if p.ns.timeseries_of_buckets().is_some() => {
+                    "the buckets of a time-series collection, as they are stored"
                 }
                 _ => continue,
             },
@@ -547,5 +555,37 @@ mod tests {
             serde_json::from_value(serde_json::json!({ "mode": "quick", "live": {"recheckIntervalSeconds": 0.5, "settleSeconds": 3.0} })).unwrap();
         assert_eq!(o.mode, VerifyMode::Quick);
         assert_eq!(o.live.unwrap().settle_seconds, 3.0);
+    }
+
+    #[test]
+    fn time_series_notes_say_what_is_counted_and_what_is_compared() {
+        let side = |ns: &Namespace, kind| SourceNamespace {
+            ns: ns.clone(),
+            kind,
+            uuid: None,
+            options: bson::Document::new(),
+        };
+        let pair = |ns: &str, kind| {
+            let ns = Namespace::parse(ns).unwrap();
+            Pair {
+                src: Some(side(&ns, kind)),
+                dst: Some(side(&ns, kind)),
+                ns,
+            }
+        };
+        let pairs = [
+            pair("iot.m", NsKind::Timeseries),
+            pair("iot.system.buckets.m", NsKind::Collection),
+            pair("iot.plain", NsKind::Collection),
+        ];
+        let full = notes(&pairs, VerifyMode::Full);
+        let names: Vec<String> = full.iter().map(|(ns, _)| ns.to_string()).collect();
+        assert_eq!(names, ["iot.m", "iot.system.buckets.m"]);
+        assert!(full[0].1.contains("measurements are counted"), "{full:?}");
+        assert!(full[0].1.contains("buckets are compared byte for byte"));
+        // Quick mode counts everything: only the buckets are explained.
+        let quick = notes(&pairs, VerifyMode::Quick);
+        assert_eq!(quick.len(), 1);
+        assert_eq!(quick[0].0.to_string(), "iot.system.buckets.m");
     }
 }

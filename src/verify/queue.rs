@@ -3,8 +3,9 @@
 //! another comparison, and the bound on how many it holds
 //! ([`MAX_QUEUED`]; past it a collection is rescanned instead).
 //!
-//! It knows nothing of servers: the change-stream readers and the
-//! comparisons that feed and drain it are in [`super::recheck`].
+//! It knows nothing of servers: the readers of the change streams and
+//! oplogs and the comparisons that feed and drain it are in
+//! [`super::recheck`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -35,12 +36,23 @@ struct Entry {
     last_check: Option<Instant>,
 }
 
+/// What reports one side's changes to the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Feed {
+    /// The side's change stream: every collection's documents but buckets.
+    ChangeStream = 0,
+    /// The side's oplog, tailed for the writes to time-series buckets
+    /// that change streams do not report; only when the scope holds some.
+    Oplog = 1,
+}
+
 #[derive(Default)]
 struct State {
     entries: HashMap<(String, Vec<u8>), Entry>,
     rescans: BTreeSet<Namespace>,
-    /// How far each side's change stream has read.
-    seen: [Option<Timestamp>; 2],
+    /// How far each feed of each side has read (`[feed][side]`); `None`
+    /// for a feed that does not run.
+    seen: [[Option<Timestamp>; 2]; 2],
     failed: Option<Error>,
 }
 
@@ -195,15 +207,18 @@ impl Rechecks {
             .collect()
     }
 
-    pub(super) fn note_seen(&self, side: usize, t: Timestamp) {
+    /// `feed` of `side` has read everything up to `t`.
+    pub(super) fn note_seen(&self, feed: Feed, side: usize, t: Timestamp) {
         let mut st = self.state();
-        if st.seen[side].is_none_or(|s| (t.time, t.increment) > (s.time, s.increment)) {
-            st.seen[side] = Some(t);
+        let seen = &mut st.seen[feed as usize][side];
+        if seen.is_none_or(|s| (t.time, t.increment) > (s.time, s.increment)) {
+            *seen = Some(t);
         }
     }
 
-    pub(super) fn seen(&self, side: usize) -> Option<Timestamp> {
-        self.state().seen[side]
+    /// How far `feed` of `side` has read; `None` when it does not run.
+    pub(super) fn seen(&self, feed: Feed, side: usize) -> Option<Timestamp> {
+        self.state().seen[feed as usize][side]
     }
 
     pub(super) fn fail(&self, e: Error) {
@@ -293,6 +308,20 @@ mod tests {
         r.changed(&b, &Bson::Int32(3));
         assert_eq!(r.len(), 2, "the queue does not grow past its capacity");
         assert_eq!(r.take_rescans(), vec![b]);
+    }
+
+    #[test]
+    fn each_feed_of_each_side_keeps_how_far_it_has_read() {
+        let r = Rechecks::new(&live(0.0, 0.0));
+        let t = |time| Timestamp { time, increment: 1 };
+        r.note_seen(Feed::ChangeStream, 0, t(5));
+        r.note_seen(Feed::ChangeStream, 0, t(4)); // never backwards
+        r.note_seen(Feed::Oplog, 1, t(7));
+        assert_eq!(r.seen(Feed::ChangeStream, 0), Some(t(5)));
+        assert_eq!(r.seen(Feed::ChangeStream, 1), None);
+        // A feed that does not run has read nothing.
+        assert_eq!(r.seen(Feed::Oplog, 0), None);
+        assert_eq!(r.seen(Feed::Oplog, 1), Some(t(7)));
     }
 
     #[test]

@@ -12,20 +12,32 @@
 //!
 //! A collection's TTLs are read from the **source's** specifications (its
 //! TTL indexes, a clustered collection's `expireAfterSeconds` on `_id`, a
-//! time-series collection's on its time field), never the destination's,
-//! which may be the held value. A document *may expire* when, for one of
-//! them, the value at the field path is a date (or an array holding one:
-//! the earliest counts, as the server's TTL monitor compares it) earlier
-//! than `now + EXPIRY_MARGIN - expireAfterSeconds`, `now` being taken when
-//! the comparison happens.
+//! time-series collection's on its time field and on its buckets' `_id`),
+//! never the destination's, which may be the held value. A document *may
+//! expire* when, for one of them, the value at the field path is a date (or
+//! an array holding one: the earliest counts, as the server's TTL monitor
+//! compares it) earlier than `now + EXPIRY_MARGIN - expireAfterSeconds`,
+//! `now` being taken when the comparison happens.
+//!
+//! **Time-series buckets** (`system.buckets.<name>`) are deleted whole, by
+//! their `_id`: an ObjectId whose time is the bucket's earliest time,
+//! rounded down. The server deletes a bucket only once that time plus the
+//! bucket's maximum span (`bucketMaxSpanSeconds`) has expired, so that no
+//! measurement in it is still live (`safeExpirationDate` in the server's
+//! `ttl.cpp`, the same in 5.0 and 6.0). So a bucket may expire when its
+//! `_id`'s time is earlier than that cutoff less the span. A measurement
+//! counted on the time-series collection itself (its time field not
+//! earlier than the cutoff) is never in such a bucket: every measurement
+//! in it is older than the bucket's time plus its span.
 //!
 //! - Full and live modes: a document on one side only that may expire is
 //!   counted in [`super::report::VerifyReport::expiring_skipped`], not reported.
 //!   Documents on both sides are compared as any other.
 //! - Counts (quick mode, time-series collections in full mode): both sides
 //!   count only the documents that may not expire, with the same cutoff
-//!   (`{field: {$not: {$lt: cutoff}}}` per TTL field). Collections without
-//!   a TTL keep the cheap count of their `_id` index.
+//!   (`{field: {$not: {$lt: cutoff}}}` per TTL field; `_id` against an
+//!   ObjectId of the cutoff's second for buckets). Collections without a
+//!   TTL keep the cheap count of their `_id` index.
 //!
 //! Only reads: `listCollections` and `listIndexes` on the source.
 
@@ -33,6 +45,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bson::oid::ObjectId;
 use bson::{doc, Binary, Bson, DateTime, Document, RawBsonRef, RawDocument};
 
 use crate::catalog::{self, SourceNamespace};
@@ -55,12 +68,24 @@ pub const EXPIRY_MARGIN: Duration = Duration::from_secs(10 * 60);
 /// they are read again (a TTL index may be created or changed meanwhile).
 const REFRESH_AFTER: Duration = Duration::from_secs(60);
 
-/// One TTL of a collection: documents whose `path` holds a date older than
+/// What one TTL reads to decide that a document has expired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TtlKey {
+    /// A date at a field path (`at`, `a.b`; `_id` for a clustered
+    /// collection; the time field of a time-series collection's
+    /// measurements).
+    Date(String),
+    /// The `_id` of a time-series bucket, an ObjectId holding the bucket's
+    /// earliest time: the bucket expires once that time plus
+    /// `max_span_seconds` is older than the TTL.
+    BucketId { max_span_seconds: i64 },
+}
+
+/// One TTL of a collection: documents whose key is older than
 /// `expire_after_seconds` are deleted by the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TtlField {
-    /// `at`, `a.b`; `_id` for a clustered collection.
-    pub path: String,
+    pub key: TtlKey,
     pub expire_after_seconds: i64,
 }
 
@@ -76,14 +101,24 @@ impl Ttls {
     pub fn from_specs(ns: &Namespace, options: &Document, indexes: &[Document]) -> Ttls {
         let mut fields = Vec::new();
         if let Some(ttl) = options.get("expireAfterSeconds") {
-            let path = match options.get_document("timeseries") {
-                Ok(ts) => ts.get_str("timeField").ok().map(str::to_string),
-                Err(_) if options.contains_key("clusteredIndex") => Some("_id".to_string()),
+            let key = match options.get_document("timeseries") {
+                // The buckets hold the options of their collection, time
+                // field included, but no field of theirs is that date.
+                Ok(ts) if ns.timeseries_of_buckets().is_some() => Some(TtlKey::BucketId {
+                    max_span_seconds: bucket_max_span(ts),
+                }),
+                Ok(ts) => ts
+                    .get_str("timeField")
+                    .ok()
+                    .map(|f| TtlKey::Date(f.to_string())),
+                Err(_) if options.contains_key("clusteredIndex") => {
+                    Some(TtlKey::Date("_id".to_string()))
+                }
                 Err(_) => None,
             };
-            match (path, seconds(ttl)) {
-                (Some(path), Some(s)) => fields.push(TtlField {
-                    path,
+            match (key, seconds(ttl)) {
+                (Some(key), Some(s)) => fields.push(TtlField {
+                    key,
                     expire_after_seconds: s,
                 }),
                 _ => {
@@ -104,7 +139,7 @@ impl Ttls {
             };
             match (path, seconds(ttl)) {
                 (Some(path), Some(s)) => fields.push(TtlField {
-                    path,
+                    key: TtlKey::Date(path),
                     expire_after_seconds: s,
                 }),
                 _ => {
@@ -123,8 +158,8 @@ impl Ttls {
         &self.fields
     }
 
-    /// The cutoff dates at `now`: a date earlier than its field's cutoff
-    /// may expire before the verification ends.
+    /// The cutoffs at `now`: a key earlier than its cutoff may expire
+    /// before the verification ends.
     pub fn at(&self, now: DateTime) -> Cutoffs {
         let margin = i64::try_from(EXPIRY_MARGIN.as_millis()).unwrap_or(i64::MAX);
         let now = now.timestamp_millis();
@@ -135,15 +170,46 @@ impl Ttls {
                     let cutoff = now
                         .saturating_add(margin)
                         .saturating_sub(f.expire_after_seconds.saturating_mul(1000));
-                    (f.path.clone(), DateTime::from_millis(cutoff))
+                    match &f.key {
+                        TtlKey::Date(path) => Cutoff::Date {
+                            path: path.clone(),
+                            before: DateTime::from_millis(cutoff),
+                        },
+                        TtlKey::BucketId { max_span_seconds } => {
+                            let at = cutoff.saturating_sub(max_span_seconds.saturating_mul(1000));
+                            // An ObjectId's time is whole seconds from 1970
+                            // in 32 bits: a cutoff before 1970 lets nothing
+                            // expire, one past 2106 everything.
+                            let secs = at.div_euclid(1000).clamp(0, i64::from(u32::MAX));
+                            Cutoff::BucketId {
+                                before_secs: u32::try_from(secs).unwrap_or(u32::MAX),
+                            }
+                        }
+                    }
                 })
                 .collect(),
         )
     }
 
-    /// The cutoff dates now.
+    /// The cutoffs now.
     pub fn now(&self) -> Cutoffs {
         self.at(DateTime::now())
+    }
+}
+
+/// The span of a time-series collection's buckets: its
+/// `bucketMaxSpanSeconds` (which 5.0 and 6.0 always list), else its
+/// granularity's own; 0 when neither is known, which lets the most
+/// buckets expire (a TTL not understood must not raise differences).
+fn bucket_max_span(timeseries: &Document) -> i64 {
+    if let Some(span) = timeseries.get("bucketMaxSpanSeconds").and_then(seconds) {
+        return span;
+    }
+    match timeseries.get_str("granularity").unwrap_or("seconds") {
+        "seconds" => 3_600,
+        "minutes" => 86_400,
+        "hours" => 2_592_000,
+        _ => 0,
     }
 }
 
@@ -159,30 +225,55 @@ fn seconds(v: &Bson) -> Option<i64> {
     }
 }
 
-/// The TTLs of a collection at one moment: each field path with the date
-/// before which its documents may expire during the verification.
+/// One TTL at one moment: what may expire before the verification ends.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Cutoffs(Vec<(String, DateTime)>);
+enum Cutoff {
+    /// A date at `path` earlier than `before`.
+    Date { path: String, before: DateTime },
+    /// A bucket whose `_id` is an ObjectId of a second before
+    /// `before_secs`.
+    BucketId { before_secs: u32 },
+}
+
+/// The TTLs of a collection at one moment, each with the cutoff before
+/// which its documents may expire during the verification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cutoffs(Vec<Cutoff>);
 
 impl Cutoffs {
     /// Whether a TTL may delete `doc` before the verification ends.
     pub fn may_expire(&self, doc: &RawDocument) -> bool {
-        self.0.iter().any(|(path, cutoff)| {
-            let parts: Vec<&str> = path.split('.').collect();
-            earliest_date(RawBsonRef::Document(doc), &parts)
-                .is_some_and(|d| d < cutoff.timestamp_millis())
+        self.0.iter().any(|c| match c {
+            Cutoff::Date { path, before } => {
+                let parts: Vec<&str> = path.split('.').collect();
+                earliest_date(RawBsonRef::Document(doc), &parts)
+                    .is_some_and(|d| d < before.timestamp_millis())
+            }
+            Cutoff::BucketId { before_secs } => match doc.get("_id") {
+                Ok(Some(RawBsonRef::ObjectId(id))) => oid_secs(&id) < *before_secs,
+                _ => false,
+            },
         })
     }
 
     /// The filter of the documents no TTL will delete before the
     /// verification ends; empty when there is no TTL. `$lt` against a date
     /// matches only dates (and arrays holding an earlier one), which is
-    /// exactly what the TTL monitor deletes.
+    /// exactly what the TTL monitor deletes; against an ObjectId, only
+    /// ObjectIds, and the first ObjectId of a second is below every other
+    /// of that second.
     pub fn lasting_filter(&self) -> Document {
         let mut each: Vec<Document> = self
             .0
             .iter()
-            .map(|(path, cutoff)| doc! { path.as_str(): { "$not": { "$lt": *cutoff } } })
+            .map(|c| match c {
+                Cutoff::Date { path, before } => {
+                    doc! { path.as_str(): { "$not": { "$lt": *before } } }
+                }
+                Cutoff::BucketId { before_secs } => {
+                    doc! { "_id": { "$not": { "$lt": first_oid_of(*before_secs) } } }
+                }
+            })
             .collect();
         match each.len() {
             0 => Document::new(),
@@ -190,6 +281,19 @@ impl Cutoffs {
             _ => doc! { "$and": each },
         }
     }
+}
+
+/// The seconds an ObjectId holds: its first four bytes, big-endian.
+fn oid_secs(id: &ObjectId) -> u32 {
+    let b = id.bytes();
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// The smallest ObjectId of a second.
+fn first_oid_of(secs: u32) -> ObjectId {
+    let mut b = [0u8; 12];
+    b[..4].copy_from_slice(&secs.to_be_bytes());
+    ObjectId::from_bytes(b)
 }
 
 /// The earliest date at `path` under `value`, as a query (and so the TTL
@@ -341,6 +445,36 @@ mod tests {
         DateTime::from_millis(n)
     }
 
+    fn date(path: &str) -> TtlKey {
+        TtlKey::Date(path.to_string())
+    }
+
+    fn buckets() -> Namespace {
+        Namespace::new("app", "system.buckets.sessions")
+    }
+
+    /// The options `listCollections` shows for the buckets of a
+    /// time-series collection (5.0 and 6.0 alike).
+    fn bucket_options(expire_after_seconds: i64, span: Option<i32>) -> Document {
+        let mut ts = doc! { "timeField": "t", "metaField": "m", "granularity": "minutes" };
+        if let Some(span) = span {
+            ts.insert("bucketMaxSpanSeconds", span);
+        }
+        doc! {
+            "validator": { "$jsonSchema": { "bsonType": "object" } },
+            "clusteredIndex": true,
+            "expireAfterSeconds": expire_after_seconds,
+            "timeseries": ts,
+        }
+    }
+
+    /// A bucket `_id` of the given second, the rest as the server fills it.
+    fn bucket_id(secs: i64) -> ObjectId {
+        let mut b = [0xab_u8; 12];
+        b[..4].copy_from_slice(&u32::try_from(secs).unwrap().to_be_bytes());
+        ObjectId::from_bytes(b)
+    }
+
     /// The cutoffs at `NOW` of one single-field TTL index on `path`.
     fn index_cutoffs(path: &str, expire_after_seconds: i32) -> Cutoffs {
         let index =
@@ -362,25 +496,28 @@ mod tests {
             doc! { "v": 2, "key": { "w": 1 }, "name": "w_1", "expireAfterSeconds": 1.5 },
         ];
         let t = Ttls::from_specs(&ns(), &doc! {}, &indexes);
-        let got: Vec<(&str, i64)> = t
+        let got: Vec<(TtlKey, i64)> = t
             .fields()
             .iter()
-            .map(|f| (f.path.as_str(), f.expire_after_seconds))
+            .map(|f| (f.key.clone(), f.expire_after_seconds))
             .collect();
-        assert_eq!(got, vec![("at", 60), ("a.b", 3600), ("w", 1)]);
+        assert_eq!(
+            got,
+            vec![(date("at"), 60), (date("a.b"), 3600), (date("w"), 1)]
+        );
 
         let clustered = doc! { "clusteredIndex": { "key": { "_id": 1 }, "unique": true }, "expireAfterSeconds": 30_i64 };
         let t = Ttls::from_specs(&ns(), &clustered, &[]);
         assert_eq!(
             t.fields(),
             &[TtlField {
-                path: "_id".into(),
+                key: date("_id"),
                 expire_after_seconds: 30
             }]
         );
         let ts =
             doc! { "timeseries": { "timeField": "t", "metaField": "m" }, "expireAfterSeconds": 10 };
-        assert_eq!(Ttls::from_specs(&ns(), &ts, &[]).fields()[0].path, "t");
+        assert_eq!(Ttls::from_specs(&ns(), &ts, &[]).fields()[0].key, date("t"));
         assert!(Ttls::from_specs(&ns(), &doc! { "capped": true }, &[]).is_empty());
     }
 
@@ -456,5 +593,88 @@ mod tests {
             ] }
         );
         assert_eq!(Ttls::default().now().lasting_filter(), doc! {});
+    }
+
+    #[test]
+    fn buckets_expire_by_the_time_of_their_id_plus_their_span() {
+        let t = Ttls::from_specs(&buckets(), &bucket_options(3_600, Some(86_400)), &[]);
+        assert_eq!(
+            t.fields(),
+            &[TtlField {
+                key: TtlKey::BucketId {
+                    max_span_seconds: 86_400
+                },
+                expire_after_seconds: 3_600
+            }]
+        );
+        let c = t.at(ms(NOW));
+        // The server deletes a bucket once its time plus its span is past
+        // the TTL; the margin makes that "within ten minutes".
+        let edge = (NOW + MARGIN) / 1000 - 3_600 - 86_400;
+        let may = |id: ObjectId| {
+            c.may_expire(&rawdoc! { "_id": id, "control": { "min": { "t": ms(0) } } })
+        };
+        assert!(may(bucket_id(edge - 1)));
+        assert!(!may(bucket_id(edge)));
+        // A bucket whose measurements all passed the TTL, but whose span
+        // has not: the server keeps it, so its absence is a difference.
+        assert!(!may(bucket_id(NOW / 1000 - 3_600 - 60)));
+        // The time field is not a field of a bucket: dates in it, or a
+        // date `_id`, do not count.
+        assert!(!c.may_expire(&rawdoc! { "_id": ms(0), "t": ms(0) }));
+        assert_eq!(
+            c.lasting_filter(),
+            doc! { "_id": { "$not": { "$lt": first_oid_of(edge as u32) } } }
+        );
+        // The time-series collection itself keeps its measurements' time.
+        let own = doc! { "timeseries": { "timeField": "t", "granularity": "minutes", "bucketMaxSpanSeconds": 86_400 }, "expireAfterSeconds": 3_600_i64 };
+        let ts = Ttls::from_specs(&Namespace::new("app", "sessions"), &own, &[]);
+        assert_eq!(ts.fields()[0].key, date("t"));
+    }
+
+    #[test]
+    fn a_bucket_span_comes_from_its_options_or_its_granularity() {
+        let span = |options: &Document| match &Ttls::from_specs(&buckets(), options, &[]).fields()
+            [0]
+        .key
+        {
+            TtlKey::BucketId { max_span_seconds } => *max_span_seconds,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(span(&bucket_options(60, Some(120))), 120);
+        assert_eq!(span(&bucket_options(60, None)), 86_400);
+        let hours = doc! { "timeseries": { "timeField": "t", "granularity": "hours" }, "expireAfterSeconds": 1 };
+        assert_eq!(span(&hours), 2_592_000);
+        let plain = doc! { "timeseries": { "timeField": "t" }, "expireAfterSeconds": 1 };
+        assert_eq!(span(&plain), 3_600);
+        let odd = doc! { "timeseries": { "timeField": "t", "granularity": "weeks" }, "expireAfterSeconds": 1 };
+        assert_eq!(span(&odd), 0);
+        // No TTL on the collection: none on its buckets.
+        let mut none = bucket_options(1, Some(60));
+        none.remove("expireAfterSeconds");
+        assert!(Ttls::from_specs(&buckets(), &none, &[]).is_empty());
+    }
+
+    #[test]
+    fn bucket_cutoffs_stay_within_what_an_object_id_holds() {
+        let t = Ttls::from_specs(
+            &buckets(),
+            &bucket_options(i64::from(i32::MAX), Some(3_600)),
+            &[],
+        );
+        let c = t.at(ms(NOW));
+        assert_eq!(c, Cutoffs(vec![Cutoff::BucketId { before_secs: 0 }]));
+        assert!(!c.may_expire(&rawdoc! { "_id": bucket_id(0) }));
+        let t = Ttls::from_specs(&buckets(), &bucket_options(0, Some(0)), &[]);
+        let c = t.at(ms(i64::MAX));
+        assert_eq!(
+            c,
+            Cutoffs(vec![Cutoff::BucketId {
+                before_secs: u32::MAX
+            }])
+        );
+        assert!(c.may_expire(&rawdoc! { "_id": bucket_id(i64::from(u32::MAX) - 1) }));
+        assert_eq!(oid_secs(&first_oid_of(1_700_000_000)), 1_700_000_000);
+        assert!(first_oid_of(5) < bucket_id(5) && bucket_id(4) < first_oid_of(5));
     }
 }

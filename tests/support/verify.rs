@@ -1,11 +1,13 @@
 //! Helpers for the verification tests: a source rich in every kind of
 //! namespace a verifier must cover (capped, TTL, views, collations,
 //! clustered, validators, every common `_id` type), built the same way on
-//! any cluster, and running the engine's verification.
+//! any cluster; a time-series collection copied raw, as a migration copies
+//! it; and running the engine's verification.
 
 use std::time::Duration;
 
-use bson::{doc, Bson, Document};
+use bson::{doc, Bson, Document, RawDocumentBuf};
+use futures_util::TryStreamExt;
 use mongodb::options::{ClusteredIndex, Collation, CollationStrength, IndexOptions};
 use mongodb::{Client, IndexModel};
 use mongoferry::sandbox::workload::{self, mixed_id};
@@ -245,4 +247,86 @@ pub async fn reordered(c: &Client, namespace: &str, id: &Bson) -> Document {
         out.insert(k, v);
     }
     out
+}
+
+/// The destination as a migration leaves a time-series collection
+/// `db.ts` during sync: created with the source's time-series options
+/// (time field, meta field, granularity) but no TTL, its buckets inserted
+/// raw (so their `_id`s are the source's) and its buckets' indexes created
+/// from their raw specifications. Measurements inserted on each side
+/// separately would fill buckets of different `_id`s.
+pub async fn copy_raw(src: &Client, dest: &Client, db: &str, ts: &str) {
+    let buckets_coll = format!("system.buckets.{ts}");
+    let spec = src
+        .database(db)
+        .run_command(doc! { "listCollections": 1, "filter": { "name": ts } })
+        .await
+        .expect("listCollections");
+    let options = spec
+        .get_document("cursor")
+        .and_then(|c| c.get_array("firstBatch"))
+        .ok()
+        .and_then(|b| b.first())
+        .and_then(Bson::as_document)
+        .and_then(|d| d.get_document("options").ok())
+        .expect("the source's time-series collection")
+        .clone();
+    let timeseries = options.get_document("timeseries").expect("timeseries");
+    let mut create = doc! { "timeField": timeseries.get_str("timeField").expect("timeField") };
+    for k in ["metaField", "granularity"] {
+        if let Some(v) = timeseries.get(k) {
+            create.insert(k, v.clone());
+        }
+    }
+    let ddb = dest.database(db);
+    ddb.run_command(doc! { "create": ts, "timeseries": create })
+        .await
+        .expect("create the time-series collection on the destination");
+    let buckets: Vec<RawDocumentBuf> = src
+        .database(db)
+        .collection::<RawDocumentBuf>(&buckets_coll)
+        .find(doc! {})
+        .await
+        .expect("read the buckets")
+        .try_collect()
+        .await
+        .expect("read the buckets");
+    assert!(!buckets.is_empty(), "{db}.{ts} has buckets to copy");
+    ddb.collection::<RawDocumentBuf>(&buckets_coll)
+        .insert_many(buckets)
+        .bypass_document_validation(true)
+        .await
+        .expect("insert the buckets raw");
+    let specs: Vec<Document> = super::indexes(src, db, &buckets_coll)
+        .await
+        .into_iter()
+        .map(|mut s| {
+            s.remove("v");
+            s.remove("ns");
+            s
+        })
+        .collect();
+    if !specs.is_empty() {
+        ddb.run_command(doc! { "createIndexes": buckets_coll.as_str(), "indexes": specs })
+            .await
+            .expect("create the buckets' indexes");
+    }
+}
+
+/// The `_id`s of the buckets of `db.ts` matching `filter`, in order.
+pub async fn bucket_ids(c: &Client, db: &str, ts: &str, filter: Document) -> Vec<Bson> {
+    let docs: Vec<Document> = c
+        .database(db)
+        .collection::<Document>(&format!("system.buckets.{ts}"))
+        .find(filter)
+        .projection(doc! { "_id": 1 })
+        .sort(doc! { "_id": 1 })
+        .await
+        .expect("find buckets")
+        .try_collect()
+        .await
+        .expect("find buckets");
+    docs.into_iter()
+        .map(|d| d.get("_id").cloned().expect("_id"))
+        .collect()
 }
