@@ -439,6 +439,12 @@ const SEEDED: &[(&str, &str, u64)] = &[
     ("crm", "contacts", 3_000),
 ];
 
+/// A time-series collection beside them, with this many measurements: its
+/// buckets are copied as they are stored and followed through the oplog,
+/// which `auto` reads for it.
+const READINGS: (&str, &str) = ("iot", "readings");
+const READINGS_SEEDED: i64 = 2_000;
+
 async fn seed(src: &MongoClient) -> Vec<Namespace> {
     let mut namespaces = Vec::new();
     for (db, coll, count) in SEEDED {
@@ -448,7 +454,51 @@ async fn seed(src: &MongoClient) -> Vec<Namespace> {
             .expect("seed the source");
         namespaces.push(ns);
     }
+    let (db, coll) = READINGS;
+    src.database(db)
+        .run_command(bson::doc! {
+            "create": coll,
+            "timeseries": { "timeField": "t", "metaField": "sensor" },
+        })
+        .await
+        .expect("create the time-series collection");
+    insert_readings(src, 0, READINGS_SEEDED).await;
     namespaces
+}
+
+/// Inserts measurements `from..to` of twenty sensors, a second apart,
+/// ending now.
+async fn insert_readings(src: &MongoClient, from: i64, to: i64) {
+    let now = bson::DateTime::now().timestamp_millis();
+    let docs: Vec<bson::Document> = (from..to)
+        .map(|n| {
+            bson::doc! {
+                "t": bson::DateTime::from_millis(now - (to - n) * 1_000),
+                "sensor": n % 20,
+                "value": n,
+            }
+        })
+        .collect();
+    let (db, coll) = READINGS;
+    src.database(db)
+        .collection::<bson::Document>(coll)
+        .insert_many(docs)
+        .await
+        .expect("insert measurements");
+}
+
+/// New measurements, ten a batch, until `stop`; returns how many.
+async fn readings_load(src: MongoClient, stop: CancellationToken) -> i64 {
+    let mut next = READINGS_SEEDED;
+    while !stop.is_cancelled() {
+        insert_readings(&src, next, next + 10).await;
+        next += 10;
+        tokio::select! {
+            _ = stop.cancelled() => {}
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    }
+    next - READINGS_SEEDED
 }
 
 fn start_load(
@@ -460,14 +510,20 @@ fn start_load(
 ) {
     let stop = CancellationToken::new();
     let first_new = SEEDED.iter().map(|s| s.2).max().unwrap_or(0);
-    let task = tokio::spawn(workload::run(
+    let writes = workload::run(
         src.clone(),
         namespaces.to_vec(),
         first_new,
         Some(150),
         42,
         stop.clone(),
-    ));
+    );
+    let readings = readings_load(src.clone(), stop.clone());
+    let task = tokio::spawn(async move {
+        let (stats, readings) = tokio::join!(writes, readings);
+        assert!(readings > 0, "the time-series load ran");
+        stats
+    });
     let task =
         tokio::spawn(async move { task.await.expect("load task").expect("the write load runs") });
     (stop, task)
@@ -551,10 +607,15 @@ async fn wizard_migrates_a_live_source_end_to_end() {
             "scope-summary",
             "the scope tree",
             Duration::from_secs(60),
-            |t| t.contains("3 collections"),
+            |t| t.contains("4 collections"),
         )
         .await;
-    assert!(summary.contains("18,000 documents"), "{summary}");
+    assert!(
+        summary.contains("(1 time-series)")
+            && summary.contains("18,000 documents")
+            && summary.contains("2,000 measurements"),
+        "{summary}"
+    );
     app.shot("scope").await;
     app.click("next", Duration::from_secs(5)).await;
 
@@ -635,7 +696,7 @@ async fn closing_mid_sync_offers_to_resume_and_resuming_finishes() {
         "scope-summary",
         "the scope tree",
         Duration::from_secs(60),
-        |t| t.contains("3 collections"),
+        |t| t.contains("4 collections"),
     )
     .await;
     app.click("next", Duration::from_secs(5)).await;
