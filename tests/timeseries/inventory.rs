@@ -6,8 +6,6 @@
 //! runs out of time becomes an estimate that says so; and no finding is
 //! made about buckets as if they were the user's documents.
 
-mod support;
-
 use std::time::Duration;
 
 use bson::{doc, Document};
@@ -19,8 +17,8 @@ use mongoferry::preflight::CheckRequest;
 use mongoferry::sandbox::{MongodVersion, Pair};
 use mongoferry::{Namespace, Role, Scope};
 
-use support::preflight::check;
-use support::*;
+use crate::support::preflight::check;
+use crate::support::*;
 
 /// Creates the time-series collection `iot.<name>` and inserts
 /// `measurements` of them in time order, one a second, up to now (so no

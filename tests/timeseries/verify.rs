@@ -8,8 +8,6 @@
 //! oplog, which change streams do not report. From a 6.0 source and from
 //! a 5.0 one.
 
-mod support;
-
 use bson::{doc, Bson, DateTime, Document, RawDocumentBuf};
 use futures_util::TryStreamExt;
 use mongodb::Client;
@@ -21,8 +19,8 @@ use mongoferry::verify::{
 };
 use tokio_util::sync::CancellationToken;
 
-use support::verify::*;
-use support::*;
+use crate::support::verify::*;
+use crate::support::*;
 
 const DB: &str = "iot";
 const TS: &str = "m";
@@ -83,11 +81,11 @@ async fn insert_points(c: &Client, points: Vec<Document>) {
 
 /// The destination as a migration leaves `iot.m` during sync.
 async fn copy_raw(src: &Client, dest: &Client) {
-    support::verify::copy_raw(src, dest, DB, TS).await;
+    crate::support::verify::copy_raw(src, dest, DB, TS).await;
 }
 
 async fn bucket_ids(c: &Client) -> Vec<Bson> {
-    support::verify::bucket_ids(c, DB, TS, doc! {}).await
+    crate::support::verify::bucket_ids(c, DB, TS, doc! {}).await
 }
 
 fn with_relaxations(mode: VerifyMode, relaxed: bool) -> VerifyOptions {
@@ -591,8 +589,12 @@ async fn a_live_verification_says_which_privilege_the_oplog_tail_lacks() {
     const ROOT_PW: &str = "R00t-Verify-Pw";
     const USER_PW: &str = "N0-Oplog-Pw";
     let source = replica_set("tsrefsrc").await;
-    let destination =
-        support::tls::replica_set("tsrefdst", None, Some(support::tls::root_auth(ROOT_PW))).await;
+    let destination = crate::support::tls::replica_set(
+        "tsrefdst",
+        None,
+        Some(crate::support::tls::root_auth(ROOT_PW)),
+    )
+    .await;
     let src = client(&source).await;
     let dest = client(&destination).await;
     create_source(&src, LONG_TTL).await;

@@ -21,8 +21,6 @@
 //! (`ttl_pair`), the source's off until the test turns it on, so what a
 //! TTL deletes and when is the test's choice, not the clock's.
 
-mod support;
-
 use std::time::Duration;
 
 use mongoferry::preflight::Severity;
@@ -33,9 +31,9 @@ use mongoferry::{
     VerificationState,
 };
 
-use support::ddl::wait_until_equal;
-use support::timeseries::*;
-use support::*;
+use crate::support::ddl::wait_until_equal;
+use crate::support::timeseries::*;
+use crate::support::*;
 
 /// The check's blocker for time-series collections with the change-stream
 /// event source (change streams do not report bucket writes).

@@ -1,0 +1,10 @@
+//! Time-series collections on real servers, in one test binary: migrated
+//! live from 5.0 and 6.0 sources (`live`), listed by the check's inventory
+//! (`inventory`) and verified bucket by bucket (`verify`).
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod inventory;
+mod live;
+mod verify;
