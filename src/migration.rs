@@ -196,32 +196,56 @@ async fn holds_timeseries(src: &Cluster, scope: &Scope) -> Result<bool> {
     Ok(namespaces.iter().any(|n| n.kind == NsKind::Timeseries))
 }
 
+/// Whether a migration may run between these clusters at all.
+fn admit(src: &Cluster, dest: &Cluster) -> Result<()> {
+    if src.topology == Topology::Standalone {
+        return Err(Error::SourceStandalone);
+    }
+    if dest.topology == Topology::Standalone {
+        return Err(Error::NotReplicaSet {
+            role: Role::Destination,
+        });
+    }
+    if src.identity == dest.identity {
+        return Err(Error::SameCluster);
+    }
+    Ok(())
+}
+
 impl Migration {
     /// Connects to both clusters and checks they can be migrated between.
     /// Writes nothing.
     pub async fn connect(config: SyncConfig, cancel: CancellationToken) -> Result<Migration> {
         let scope = Scope::new(&config.include, &config.exclude)?;
-        let (src, dest) = tokio::try_join!(
+        let (src, dest) = match tokio::join!(
             Cluster::connect(Role::Source, &config.source_uri),
             Cluster::connect(Role::Destination, &config.destination_uri),
-        )?;
-        if src.topology == Topology::Standalone {
-            return Err(Error::SourceStandalone);
-        }
-        if dest.topology == Topology::Standalone {
-            return Err(Error::NotReplicaSet {
-                role: Role::Destination,
-            });
-        }
-        if src.identity == dest.identity {
-            return Err(Error::SameCluster);
-        }
+        ) {
+            (Ok(src), Ok(dest)) => (src, dest),
+            // A client dropped unclosed ends its sessions in the
+            // background, which races the runtime's shutdown at exit.
+            (Ok(one), Err(e)) | (Err(e), Ok(one)) => {
+                one.close().await;
+                return Err(e);
+            }
+            (Err(e), Err(_)) => return Err(e),
+        };
+        let admitted = match admit(&src, &dest) {
+            Ok(()) => holds_timeseries(&src, &scope).await,
+            Err(e) => Err(e),
+        };
+        let timeseries = match admitted {
+            Ok(t) => t,
+            Err(e) => {
+                tokio::join!(src.close(), dest.close());
+                return Err(e);
+            }
+        };
         let (control_tx, control_rx) = watch::channel(Control::default());
         let store = Store::new(&dest);
-        let event_source = config.event_source.resolve(&SourceFacts::of(
-            &src,
-            holds_timeseries(&src, &scope).await?,
-        ));
+        let event_source = config
+            .event_source
+            .resolve(&SourceFacts::of(&src, timeseries));
         let tracker = Tracker::new();
         tracker.set_event_source(event_source);
         let ctx = Arc::new(Ctx {
