@@ -38,6 +38,9 @@ pub struct Tuning {
     pub apply_concurrency: usize,
     /// `canCommit` stays false while the lag is over this.
     pub max_commit_lag: Duration,
+    /// A copy with ranges left that moves nothing for this long is said to
+    /// be stalled, in a warning.
+    pub stall_warning: Duration,
 }
 
 impl Default for Tuning {
@@ -58,6 +61,7 @@ impl Default for Tuning {
             max_await_ms: 300,
             apply_concurrency: 8,
             max_commit_lag: Duration::from_secs(10),
+            stall_warning: Duration::from_secs(60),
         }
     }
 }

@@ -716,7 +716,8 @@ async fn tick(ctx: Arc<Ctx>) {
         if let Ok(t) = ctx.src.cluster_time().await {
             ctx.tracker.set_source_time(t);
         }
-        ctx.tracker.refresh(ctx.tuning.max_commit_lag);
+        ctx.tracker
+            .refresh(ctx.tuning.max_commit_lag, ctx.tuning.stall_warning);
         ctx.tracker.publish();
     }
 }

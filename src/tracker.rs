@@ -34,6 +34,68 @@ struct Meters {
     source_time: Option<Timestamp>,
     commit_target: Option<Timestamp>,
     ns_index: HashMap<String, usize>,
+    /// Copy ranges not yet done.
+    ranges_left: usize,
+    stall: Stall,
+}
+
+/// Notices a copy that has stopped moving: a destination that no longer
+/// takes writes (a full disk, `fsyncLock`) or a source that no longer
+/// answers makes the copy wait without an error, which the user must hear
+/// about.
+#[derive(Debug, Default)]
+struct Stall {
+    /// When the copied bytes last changed (or the watch began), and to what.
+    since: Option<(Instant, u64)>,
+    warned: bool,
+}
+
+/// What [`Stall::observe`] has to say.
+#[derive(Debug, PartialEq)]
+enum StallNews {
+    /// Nothing copied for this long.
+    Stalled(Duration),
+    /// Moving again after a stall that was reported, which lasted this long.
+    Moving(Duration),
+}
+
+impl Stall {
+    /// Takes the copied bytes at `now`; `copying` says whether ranges are
+    /// being copied and not paused (only then is standing still news).
+    fn observe(
+        &mut self,
+        now: Instant,
+        copying: bool,
+        bytes: u64,
+        limit: Duration,
+    ) -> Option<StallNews> {
+        if !copying {
+            self.since = None;
+            self.warned = false;
+            return None;
+        }
+        match self.since {
+            Some((at, before)) if before == bytes => {
+                let still = now.saturating_duration_since(at);
+                if !self.warned && still >= limit {
+                    self.warned = true;
+                    return Some(StallNews::Stalled(still));
+                }
+                None
+            }
+            Some((at, _)) => {
+                self.since = Some((now, bytes));
+                if std::mem::take(&mut self.warned) {
+                    return Some(StallNews::Moving(now.saturating_duration_since(at)));
+                }
+                None
+            }
+            None => {
+                self.since = Some((now, bytes));
+                None
+            }
+        }
+    }
 }
 
 struct TrackerInner {
@@ -66,6 +128,8 @@ impl Tracker {
                     source_time: None,
                     commit_target: None,
                     ns_index: HashMap::new(),
+                    ranges_left: 0,
+                    stall: Stall::default(),
                 }),
             }),
         }
@@ -161,6 +225,7 @@ impl Tracker {
                 }
             })
             .collect();
+        self.meters().ranges_left = partitions.iter().filter(|p| !p.done).count();
         // Positions in the progress list, so per-batch updates find theirs.
         self.meters().ns_index = collections
             .iter()
@@ -188,6 +253,12 @@ impl Tracker {
                 col.copied_bytes += bytes;
             }
         });
+    }
+
+    /// One copy range is done.
+    pub(crate) fn range_done(&self) {
+        let mut m = self.meters();
+        m.ranges_left = m.ranges_left.saturating_sub(1);
     }
 
     pub(crate) fn collection_done(&self, ns: &str) {
@@ -269,10 +340,18 @@ impl Tracker {
     }
 
     /// Recomputes rates, lag, ETA and canCommit.
-    pub(crate) fn refresh(&self, max_lag: Duration) {
+    pub(crate) fn refresh(&self, max_lag: Duration, stall_limit: Duration) {
         let now = Instant::now();
         let p = self.snapshot();
         let mut m = self.meters();
+        let copying = p.phase == Phase::Copying && p.state == State::Running && m.ranges_left > 0;
+        let ranges_left = m.ranges_left;
+        let stall = m.stall.observe(
+            now,
+            copying,
+            p.collection_copy.estimated_copied_bytes,
+            stall_limit,
+        );
         m.copy_bytes
             .record(now, p.collection_copy.estimated_copied_bytes);
         m.events.record(now, p.total_events_applied);
@@ -309,6 +388,17 @@ impl Tracker {
         let bytes_per_second = m.copy_bytes.per_second();
         let events_per_second = m.events.per_second();
         drop(m);
+        match stall {
+            Some(StallNews::Stalled(still)) => self.warn(format!(
+                "Nothing has been copied for {} s while {ranges_left} ranges remain: the destination may not be taking writes (a full disk, or writes locked with fsyncLock) or the source may not be answering. Check both servers' free space and logs; the copy goes on by itself once they recover.",
+                still.as_secs()
+            )),
+            Some(StallNews::Moving(after)) => self.warn(format!(
+                "The copy is moving again, after {} s without progress.",
+                after.as_secs()
+            )),
+            None => {}
+        }
         self.update(|p| {
             p.lag_time_seconds = lag;
             p.eta_seconds = eta;
@@ -319,5 +409,41 @@ impl Tracker {
                 && p.phase == Phase::Applying
                 && lag.is_some_and(|l| l <= max_lag.as_secs_f64());
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_copy_that_stands_still_is_reported_once_then_its_recovery() {
+        let limit = Duration::from_secs(60);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let mut stall = Stall::default();
+        assert_eq!(stall.observe(at(0), true, 100, limit), None);
+        assert_eq!(stall.observe(at(30), true, 100, limit), None);
+        assert_eq!(
+            stall.observe(at(61), true, 100, limit),
+            Some(StallNews::Stalled(Duration::from_secs(61)))
+        );
+        // Said once.
+        assert_eq!(stall.observe(at(90), true, 100, limit), None);
+        assert_eq!(
+            stall.observe(at(95), true, 200, limit),
+            Some(StallNews::Moving(Duration::from_secs(95)))
+        );
+        // Moving: no news, and a new watch starts from the last change.
+        assert_eq!(stall.observe(at(100), true, 300, limit), None);
+        assert_eq!(stall.observe(at(150), true, 300, limit), None);
+        // A pause (or no range left) is no stall, however long.
+        assert_eq!(stall.observe(at(300), false, 300, limit), None);
+        assert_eq!(stall.observe(at(301), true, 300, limit), None);
+        assert_eq!(stall.observe(at(340), true, 300, limit), None);
+        assert!(matches!(
+            stall.observe(at(362), true, 300, limit),
+            Some(StallNews::Stalled(_))
+        ));
     }
 }

@@ -185,3 +185,58 @@ async fn each_document_is_copied_by_exactly_one_record_id_range() {
     }
     assert_eq!(copied, stored.len() as i64, "every document once");
 }
+
+/// A destination that stops taking writes (here `fsyncLock`, as a full disk
+/// would) makes the copy wait without an error: progress says so after the
+/// stall limit, says again when it moves, and the migration still ends
+/// with an identical destination.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_copy_that_stands_still_is_reported_and_so_is_its_recovery() {
+    let (pair, src, dest) = clusters().await;
+    let docs = Namespace::new("big", "docs");
+    seed_all(&src, &[(docs.clone(), 100_000, 1_000)]).await;
+    let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
+    config.tuning.stall_warning = Duration::from_secs(3);
+    let (handle, run) = start_migration(config).await;
+    wait_for(&handle, "the copy to start", Duration::from_secs(60), |p| {
+        p.phase == mongoferry::Phase::Copying && p.collection_copy.estimated_total_bytes > 0
+    })
+    .await;
+    let admin = dest.database("admin");
+    admin
+        .run_command(doc! { "fsync": 1, "lock": true })
+        .await
+        .expect("fsyncLock the destination");
+    let stalled = wait_for(&handle, "the stall warning", Duration::from_secs(30), |p| {
+        p.warnings
+            .iter()
+            .any(|w| w.starts_with("Nothing has been copied for"))
+    })
+    .await;
+    let copy = &stalled.collection_copy;
+    assert!(
+        copy.estimated_copied_bytes < copy.estimated_total_bytes,
+        "the copy was still under way when the destination was locked: {copy:?}"
+    );
+    let warning = stalled
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("Nothing has been copied for"))
+        .unwrap();
+    assert!(
+        warning.contains("ranges remain") && warning.contains("free space"),
+        "{warning}"
+    );
+    admin
+        .run_command(doc! { "fsyncUnlock": 1 })
+        .await
+        .expect("fsyncUnlock the destination");
+    wait_for(&handle, "the recovery note", Duration::from_secs(30), |p| {
+        p.warnings
+            .iter()
+            .any(|w| w.starts_with("The copy is moving again"))
+    })
+    .await;
+    commit_and_wait(&handle, run, Duration::from_secs(120)).await;
+    assert_same(&src, &dest).await;
+}

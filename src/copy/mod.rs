@@ -522,6 +522,7 @@ pub(crate) async fn run(ctx: &Arc<Ctx>) -> Result<()> {
             async move {
                 let (docs, bytes) = copy_partition_with_retry(&ctx, uuid.as_ref(), &p).await?;
                 ctx.store.mark_partition_done(&p.id, docs, bytes).await?;
+                ctx.tracker.range_done();
                 Ok::<_, Error>(())
             }
         })
