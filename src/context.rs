@@ -17,6 +17,7 @@ use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::progress::EventSource;
 use crate::scope::Scope;
+use crate::throttle::Limiter;
 use crate::tracker::Tracker;
 
 /// Knobs for throughput and memory. The defaults suit a workstation.
@@ -194,6 +195,8 @@ pub(crate) struct Ctx {
     pub cancel: CancellationToken,
     pub tracker: Tracker,
     pub control: watch::Receiver<Control>,
+    /// Holds the copy to the load level; changed live through the handle.
+    pub limiter: std::sync::Arc<Limiter>,
 }
 
 impl Ctx {

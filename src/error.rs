@@ -47,6 +47,9 @@ pub enum Error {
     #[error("The namespace pattern '{pattern}' is not valid: {reason}.")]
     InvalidPattern { pattern: String, reason: String },
 
+    #[error("'{level}' cannot be a load level: {reason}.")]
+    InvalidLoadLevel { level: String, reason: String },
+
     #[error("The source is a standalone server, which has no change stream to keep the destination in sync.")]
     SourceStandalone,
 
@@ -230,6 +233,7 @@ impl Error {
             Error::AuthenticationFailed { .. } => "authentication_failed",
             Error::Unreachable { .. } => "unreachable",
             Error::InvalidPattern { .. } => "invalid_pattern",
+            Error::InvalidLoadLevel { .. } => "invalid_load_level",
             Error::SourceStandalone => "source_standalone",
             Error::NotReplicaSet { .. } => "not_replica_set",
             Error::DestinationNotEmpty { .. } => "destination_not_empty",
@@ -280,6 +284,7 @@ impl Error {
             Error::InvalidUri { .. } => "Check the connection string; it must start with mongodb:// or mongodb+srv:// and name at least one host.".into(),
             Error::Unreachable { .. } => "Check that the cluster is running, that the host and port are right, and that no firewall blocks the connection.".into(),
             Error::InvalidPattern { .. } => "Use 'db', 'db.collection' or '*' wildcards, such as 'sales.*' or '*.orders'.".into(),
+            Error::InvalidLoadLevel { .. } => "Use gentle, normal, full, or a copy rate in MiB/s such as 20.".into(),
             Error::SourceStandalone | Error::NotReplicaSet { .. } => "Convert the server to a single-node replica set (start mongod with --replSet and run rs.initiate()), then try again.".into(),
             Error::DestinationNotEmpty { .. } => "Drop that namespace on the destination, exclude it with --exclude, or pass --drop-existing to let Mongoferry drop it.".into(),
             Error::SameCluster => "Point the destination at a different cluster.".into(),

@@ -9,9 +9,10 @@
 //! 0. Words, plain data with no I/O: [`uri`] (redacting connection
 //!    strings), [`driver_error`] (what a driver error says), [`error`],
 //!    and what the engine reports: [`progress`], [`preflight::report`],
-//!    [`verify::report`].
+//!    [`verify::report`]; [`load`] (the load levels and what they allow).
 //! 1. Rules: [`scope`] (include/exclude patterns), [`retry`] (backoff),
-//!    [`events`] (parsing and collapsing change events).
+//!    [`events`] (parsing and collapsing change events), [`throttle`]
+//!    (holding the copy to a load level, changed live).
 //! 2. [`connection`]: profiles (secrets in the OS keyring), TLS, why a
 //!    connection failed.
 //! 3. [`cluster`] (a connected deployment, its topology and clock) and
@@ -36,12 +37,14 @@
 // In floor order, bottom up.
 pub mod driver_error;
 pub mod error;
+pub mod load;
 pub mod progress;
 pub mod uri;
 
 pub mod events;
 pub mod retry;
 pub mod scope;
+pub mod throttle;
 
 pub mod connection;
 
@@ -68,6 +71,7 @@ pub mod sandbox;
 
 pub use context::{CommitRequest, CommitVerify, EventSourceChoice, Tuning};
 pub use error::{Error, ErrorInfo, Result, Role};
+pub use load::LoadLevel;
 pub use migration::{Migration, MigrationHandle, SyncConfig};
 pub use progress::{Event, EventSource, Phase, Progress, State, VerificationState, VerifyProgress};
 pub use scope::{Namespace, Scope};

@@ -21,8 +21,10 @@ use crate::cluster::{Cluster, Topology};
 pub use crate::context::{CommitRequest, CommitVerify, EventSourceChoice, Tuning};
 use crate::context::{Control, Ctx, SourceFacts};
 use crate::error::{Error, MongoContext, Result, Role};
+use crate::load::LoadLevel;
 use crate::progress::{Event, Phase, Progress, State, VerificationState, VerificationStatus};
 use crate::scope::Scope;
+use crate::throttle::Limiter;
 use crate::tracker::Tracker;
 use crate::verify::{NullSink, Verifier, VerifyMode, VerifyOptions};
 use crate::{apply, copy, retry};
@@ -47,6 +49,9 @@ pub struct SyncConfig {
     pub copy_bytes_per_second: u64,
     /// Where the sync reads the source's changes from.
     pub event_source: EventSourceChoice,
+    /// How hard the copy may read the source; changed live with
+    /// [`MigrationHandle::set_load`].
+    pub load: LoadLevel,
     pub tuning: Tuning,
 }
 
@@ -65,6 +70,7 @@ impl std::fmt::Debug for SyncConfig {
             .field("block_source_writes", &self.block_source_writes)
             .field("copy_bytes_per_second", &self.copy_bytes_per_second)
             .field("event_source", &self.event_source)
+            .field("load", &self.load)
             .field("tuning", &self.tuning)
             .finish()
     }
@@ -82,6 +88,7 @@ impl SyncConfig {
             block_source_writes: false,
             copy_bytes_per_second: crate::preflight::DEFAULT_COPY_BYTES_PER_SECOND,
             event_source: EventSourceChoice::Auto,
+            load: LoadLevel::Full,
             tuning: Tuning::default(),
         }
     }
@@ -104,6 +111,9 @@ pub struct Migration {
 pub struct MigrationHandle {
     control: Arc<watch::Sender<Control>>,
     tracker: Tracker,
+    limiter: Arc<Limiter>,
+    /// The engine's own range concurrency, what `full` allows.
+    max_readers: usize,
 }
 
 impl MigrationHandle {
@@ -119,6 +129,13 @@ impl MigrationHandle {
     /// Every event from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.tracker.subscribe()
+    }
+
+    /// Holds the copy to `level` from now on: the rate from the next reply
+    /// each range reads, the count of ranges as they finish.
+    pub fn set_load(&self, level: LoadLevel) {
+        self.limiter.set(level.limits(self.max_readers));
+        tracing::info!(%level, "load level");
     }
 
     pub fn pause(&self) -> Result<()> {
@@ -258,6 +275,9 @@ impl Migration {
             cancel,
             tracker,
             control: control_rx,
+            limiter: Arc::new(Limiter::new(
+                config.load.limits(config.tuning.copy_concurrency),
+            )),
         });
         Ok(Migration {
             ctx,
@@ -271,6 +291,8 @@ impl Migration {
         MigrationHandle {
             control: self.control.clone(),
             tracker: self.ctx.tracker.clone(),
+            limiter: self.ctx.limiter.clone(),
+            max_readers: self.ctx.tuning.copy_concurrency,
         }
     }
 

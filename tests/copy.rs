@@ -240,3 +240,63 @@ async fn a_copy_that_stands_still_is_reported_and_so_is_its_recovery() {
     commit_and_wait(&handle, run, Duration::from_secs(120)).await;
     assert_same(&src, &dest).await;
 }
+
+/// The copy's rate over `window`, in MiB/s, from its progress.
+async fn copy_rate(handle: &mongoferry::MigrationHandle, window: Duration) -> f64 {
+    let before = handle.progress().collection_copy.estimated_copied_bytes;
+    tokio::time::sleep(window).await;
+    let after = handle.progress().collection_copy.estimated_copied_bytes;
+    (after - before) as f64 / window.as_secs_f64() / (1024.0 * 1024.0)
+}
+
+/// The load level holds the copy to its rate, and a new level changes the
+/// rate within seconds, both ways, while the copy runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_load_level_bounds_the_copy_rate_and_changes_it_live() {
+    let (pair, src, dest) = clusters().await;
+    let docs = Namespace::new("big", "docs");
+    seed_all(&src, &[(docs.clone(), 200_000, 1_000)]).await;
+    let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
+    config.load = mongoferry::LoadLevel::Gentle;
+    let (handle, run) = start_migration(config).await;
+    wait_for(&handle, "the copy to move", Duration::from_secs(60), |p| {
+        p.collection_copy.estimated_copied_bytes > 0
+    })
+    .await;
+    let second = Duration::from_secs(1);
+    tokio::time::sleep(second).await;
+    let gentle = copy_rate(&handle, Duration::from_secs(3)).await;
+    // 5 MiB/s, and a reply or two read before its charge was paid.
+    assert!(
+        gentle > 1.0 && gentle < 7.5,
+        "gentle copies at {gentle:.1} MiB/s"
+    );
+
+    handle.set_load(mongoferry::LoadLevel::MibPerSecond(60.0));
+    tokio::time::sleep(second).await;
+    let faster = copy_rate(&handle, Duration::from_secs(2)).await;
+    assert!(
+        faster > 3.0 * gentle,
+        "a higher level speeds the copy up within seconds: {gentle:.1} -> {faster:.1} MiB/s"
+    );
+
+    handle.set_load(mongoferry::LoadLevel::Gentle);
+    tokio::time::sleep(second).await;
+    let slower = copy_rate(&handle, Duration::from_secs(3)).await;
+    assert!(
+        slower < 7.5,
+        "a lower level slows it down within seconds: {faster:.1} -> {slower:.1} MiB/s"
+    );
+    eprintln!(
+        "copy rate: gentle {gentle:.1}, 60 MiB/s {faster:.1}, gentle again {slower:.1} MiB/s"
+    );
+    let left = handle.progress().collection_copy;
+    assert!(
+        left.estimated_copied_bytes < left.estimated_total_bytes,
+        "the copy was still under way at the end: {left:?}"
+    );
+
+    handle.set_load(mongoferry::LoadLevel::Full);
+    commit_and_wait(&handle, run, Duration::from_secs(180)).await;
+    assert_same(&src, &dest).await;
+}

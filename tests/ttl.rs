@@ -7,7 +7,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bson::{doc, Bson, DateTime, Document};
 use futures_util::TryStreamExt;
@@ -170,26 +170,6 @@ async fn audit_log(c: &Client) -> u64 {
         insert(c, "audit", docs).await;
     }
     n
-}
-
-/// Polls `f` until it holds, failing after `timeout`.
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = (bool, String)>,
-{
-    let start = Instant::now();
-    loop {
-        let (ok, state) = f().await;
-        if ok {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out waiting for {what}; last: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

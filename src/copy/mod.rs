@@ -520,6 +520,8 @@ pub(crate) async fn run(ctx: &Arc<Ctx>) -> Result<()> {
         .map(|(p, uuid)| {
             let ctx = ctx.clone();
             async move {
+                // Held to the range's end: the load level's count of readers.
+                let _reader = ctx.limiter.reader().await;
                 let (docs, bytes) = copy_partition_with_retry(&ctx, uuid.as_ref(), &p).await?;
                 ctx.store.mark_partition_done(&p.id, docs, bytes).await?;
                 ctx.tracker.range_done();
@@ -736,7 +738,10 @@ async fn read_range(
             }
             scan.skip_through = last.or(scan.skip_through);
         }
-        for value in reply.doc_slices().map_err(read_err)? {
+        let docs = reply.doc_slices().map_err(read_err)?;
+        // Charged before the next reply is asked for: the load level's rate.
+        ctx.limiter.charge(docs.as_bytes().len() as u64).await;
+        for value in docs {
             let value =
                 value.map_err(|e| Error::Other(format!("the source sent malformed BSON: {e}")))?;
             let Some(mut doc) = value.as_document() else {

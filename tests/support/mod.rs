@@ -202,6 +202,26 @@ pub async fn assert_same(src: &Client, dest: &Client) {
     }
 }
 
+/// Polls `f` until it holds, failing with its last word after `timeout`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = (bool, String)>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        let (ok, state) = f().await;
+        if ok {
+            return;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}; last: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Waits until `f(progress)` holds, failing after `timeout`.
 pub async fn wait_for(
     handle: &MigrationHandle,

@@ -5,7 +5,7 @@
 //! collections: buckets byte for byte, options, indexes, and what a query
 //! on the time-series view returns.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bson::{doc, Bson, DateTime, Document, RawDocumentBuf};
 use futures_util::TryStreamExt;
@@ -13,7 +13,7 @@ use mongodb::Client;
 use mongoferry::sandbox::{MongodVersion, Pair, ReplicaSet, SandboxOptions};
 use tokio_util::sync::CancellationToken;
 
-use super::{client, indexes, non_system_dbs};
+use super::{client, eventually, indexes, non_system_dbs};
 
 /// The database every time-series collection here lives in.
 pub const DB: &str = "metrics";
@@ -198,26 +198,6 @@ pub async fn wait_ttl_passes(c: &Client, n: i64, timeout: Duration) {
         },
     )
     .await;
-}
-
-/// Polls `f` until it holds, failing with its last word after `timeout`.
-pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = (bool, String)>,
-{
-    let start = Instant::now();
-    loop {
-        let (ok, state) = f().await;
-        if ok {
-            return;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "timed out after {timeout:?} waiting for {what}; last: {state}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Creates `shape` on `c`.

@@ -14,7 +14,7 @@ mod verify;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use mongoferry::{CommitRequest, CommitVerify, Migration, SyncConfig, Tuning};
+use mongoferry::{CommitRequest, CommitVerify, LoadLevel, Migration, SyncConfig, Tuning};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -150,6 +150,16 @@ struct SyncArgs {
     /// below MongoDB 6.0, change streams otherwise), change-stream, oplog.
     #[arg(long, value_enum, default_value_t = args::EventSourceArg::Auto)]
     event_source: args::EventSourceArg,
+    /// How hard the copy may read the source: gentle (one range at a time,
+    /// 5 MiB/s), normal (two, 20 MiB/s), full (no bound), or a copy rate
+    /// in MiB/s such as 12.5.
+    #[arg(long, value_name = "LEVEL", default_value = "full", value_parser = load_level)]
+    load: LoadLevel,
+}
+
+/// `--load`, refused in one sentence.
+fn load_level(s: &str) -> Result<LoadLevel, String> {
+    LoadLevel::parse(s).map_err(|e| format!("{e} {}", e.remedy()))
 }
 
 fn main() -> ExitCode {
@@ -251,6 +261,7 @@ async fn sync(mut args: SyncArgs) -> anyhow::Result<ExitCode> {
     config.block_source_writes = args.block_source_writes;
     config.copy_bytes_per_second = args.copy_throughput;
     config.event_source = args.event_source.into();
+    config.load = args.load;
     config.tuning.copy_concurrency = args.copy_concurrency;
 
     let cancel = CancellationToken::new();
