@@ -272,7 +272,8 @@ async fn the_load_level_bounds_the_copy_rate_and_changes_it_live() {
         "gentle copies at {gentle:.1} MiB/s"
     );
 
-    handle.set_load(mongoferry::LoadLevel::MibPerSecond(60.0));
+    // Capped too, so that the copy is still under way afterwards.
+    handle.set_load(mongoferry::LoadLevel::MibPerSecond(30.0));
     tokio::time::sleep(second).await;
     let faster = copy_rate(&handle, Duration::from_secs(2)).await;
     assert!(
@@ -288,7 +289,7 @@ async fn the_load_level_bounds_the_copy_rate_and_changes_it_live() {
         "a lower level slows it down within seconds: {faster:.1} -> {slower:.1} MiB/s"
     );
     eprintln!(
-        "copy rate: gentle {gentle:.1}, 60 MiB/s {faster:.1}, gentle again {slower:.1} MiB/s"
+        "copy rate: gentle {gentle:.1}, 30 MiB/s {faster:.1}, gentle again {slower:.1} MiB/s"
     );
     let left = handle.progress().collection_copy;
     assert!(
