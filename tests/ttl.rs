@@ -331,14 +331,6 @@ fn expected(mut v: Vec<(&str, DifferenceKind, String)>) -> Vec<(String, Differen
         .collect()
 }
 
-async fn insert_into(c: &Client, db: &str, coll: &str, docs: Vec<Document>) {
-    c.database(db)
-        .collection::<Document>(coll)
-        .insert_many(docs)
-        .await
-        .expect("insert");
-}
-
 /// Both sides' TTL collections, the destination's as a sync leaves them
 /// (TTL index held at 2^31-1 s, clustered TTL off; a time-series
 /// collection's buckets copied raw): the verification must judge by the

@@ -235,9 +235,10 @@ pub(super) async fn apply_ddl(ctx: &Arc<Ctx>, mapping: &mut Mapping, ddl: DdlEve
             if let Some(dest_ns) = target {
                 // A time-series collection is modified as a whole: the
                 // server changes its buckets and its view together.
-                let description = match dest_ns.timeseries_of_buckets() {
+                let timeseries = dest_ns.timeseries_of_buckets();
+                let description = match &timeseries {
                     Some(ts) if description.contains_key("timeseries") => {
-                        match catalog::find_namespace(&ctx.dest, &ts).await? {
+                        match catalog::find_namespace(&ctx.dest, ts).await? {
                             Some(current) => {
                                 catalog::without_passed_granularity(&description, &current.options)
                             }
@@ -249,7 +250,7 @@ pub(super) async fn apply_ddl(ctx: &Arc<Ctx>, mapping: &mut Mapping, ddl: DdlEve
                 // An index is named as the oplog names it, on the buckets
                 // (a bucket-level key pattern), where the collection would
                 // translate it again.
-                let dest_ns = match dest_ns.timeseries_of_buckets() {
+                let dest_ns = match timeseries {
                     Some(ts) if !description.contains_key("index") => ts,
                     _ => dest_ns,
                 };

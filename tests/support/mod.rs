@@ -222,6 +222,15 @@ where
     }
 }
 
+/// Inserts `docs` into `db.coll`, failing the test on an error.
+pub async fn insert_into(c: &Client, db: &str, coll: &str, docs: Vec<bson::Document>) {
+    c.database(db)
+        .collection::<bson::Document>(coll)
+        .insert_many(docs)
+        .await
+        .expect("insert");
+}
+
 /// Waits until `f(progress)` holds, failing after `timeout`.
 pub async fn wait_for(
     handle: &MigrationHandle,

@@ -72,11 +72,7 @@ async fn seed_measurements(src: &Client) {
 }
 
 async fn insert_points(c: &Client, points: Vec<Document>) {
-    c.database(DB)
-        .collection::<Document>(TS)
-        .insert_many(points)
-        .await
-        .expect("insert measurements");
+    crate::support::insert_into(c, DB, TS, points).await;
 }
 
 /// The destination as a migration leaves `iot.m` during sync.
