@@ -212,6 +212,17 @@ impl ProblemDoc {
     }
 }
 
+/// `__mongoferry.settings`' load document.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredLoad {
+    #[serde(rename = "_id")]
+    id: String,
+    #[serde(flatten)]
+    setting: crate::load::LoadSetting,
+    updated_at: DateTime,
+}
+
 /// Reads and writes the `__mongoferry` database.
 #[derive(Clone)]
 pub struct Store {
@@ -443,6 +454,43 @@ impl Store {
             .await
             .ctx(Role::Destination, "release the migration's lease")?;
         Ok(())
+    }
+
+    /// The load setting, a document of its own: [`Store::save`] replaces
+    /// the migration's document whole, from a copy that may predate a
+    /// change made live.
+    pub async fn save_load(&self, setting: &crate::load::LoadSetting) -> Result<()> {
+        let stored = StoredLoad {
+            id: "load".into(),
+            setting: *setting,
+            updated_at: DateTime::now(),
+        };
+        self.db
+            .collection::<StoredLoad>("settings")
+            .replace_one(doc! { "_id": "load" }, stored)
+            .with_options(ReplaceOptions::builder().upsert(true).build())
+            .await
+            .ctx(Role::Destination, "save the load level")?;
+        Ok(())
+    }
+
+    /// The load setting saved by [`Store::save_load`], if any.
+    pub async fn load_setting(&self) -> Result<Option<crate::load::LoadSetting>> {
+        let found = self
+            .db
+            .collection::<Document>("settings")
+            .find_one(doc! { "_id": "load" })
+            .await
+            .ctx(Role::Destination, "read the load level")?;
+        // One that no longer reads (an older layout) gives way to the
+        // default rather than stopping the migration.
+        Ok(found.and_then(|d| match bson::from_document(d) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "the stored load level is unreadable; using the default");
+                None
+            }
+        }))
     }
 
     /// Forgets the migration: its state database goes, nothing else.

@@ -181,6 +181,9 @@ pub enum CommitVerify {
 pub(crate) struct Control {
     pub paused: bool,
     pub commit: Option<CommitRequest>,
+    /// The load setting last asked for while the migration runs; it wins
+    /// over the one the migration started with or stored.
+    pub load: Option<crate::load::LoadSetting>,
 }
 
 /// Shared by every task of a running migration.

@@ -50,6 +50,9 @@ pub enum Error {
     #[error("'{level}' cannot be a load level: {reason}.")]
     InvalidLoadLevel { level: String, reason: String },
 
+    #[error("'{limit}' cannot be a limit on the source's load: {reason}.")]
+    InvalidLoadLimit { limit: String, reason: String },
+
     #[error("The source is a standalone server, which has no change stream to keep the destination in sync.")]
     SourceStandalone,
 
@@ -234,6 +237,7 @@ impl Error {
             Error::Unreachable { .. } => "unreachable",
             Error::InvalidPattern { .. } => "invalid_pattern",
             Error::InvalidLoadLevel { .. } => "invalid_load_level",
+            Error::InvalidLoadLimit { .. } => "invalid_load_limit",
             Error::SourceStandalone => "source_standalone",
             Error::NotReplicaSet { .. } => "not_replica_set",
             Error::DestinationNotEmpty { .. } => "destination_not_empty",
@@ -285,6 +289,7 @@ impl Error {
             Error::Unreachable { .. } => "Check that the cluster is running, that the host and port are right, and that no firewall blocks the connection.".into(),
             Error::InvalidPattern { .. } => "Use 'db', 'db.collection' or '*' wildcards, such as 'sales.*' or '*.orders'.".into(),
             Error::InvalidLoadLevel { .. } => "Use gentle, normal, full, or a copy rate in MiB/s such as 20.".into(),
+            Error::InvalidLoadLimit { .. } => "Give the latency limit in percent, such as 20%, and the secondaries' lag limit in seconds, such as 10.".into(),
             Error::SourceStandalone | Error::NotReplicaSet { .. } => "Convert the server to a single-node replica set (start mongod with --replSet and run rs.initiate()), then try again.".into(),
             Error::DestinationNotEmpty { .. } => "Drop that namespace on the destination, exclude it with --exclude, or pass --drop-existing to let Mongoferry drop it.".into(),
             Error::SameCluster => "Point the destination at a different cluster.".into(),

@@ -71,7 +71,7 @@ pub mod sandbox;
 
 pub use context::{CommitRequest, CommitVerify, EventSourceChoice, Tuning};
 pub use error::{Error, ErrorInfo, Result, Role};
-pub use load::LoadLevel;
+pub use load::{LoadLevel, LoadSetting, LoadStatus};
 pub use migration::{Migration, MigrationHandle, SyncConfig};
 pub use progress::{Event, EventSource, Phase, Progress, State, VerificationState, VerifyProgress};
 pub use scope::{Namespace, Scope};

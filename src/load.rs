@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
 use crate::error::{Error, Result};
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -96,6 +98,172 @@ impl fmt::Display for LoadLevel {
     }
 }
 
+/// `"gentle"`, `"normal"`, `"full"`, or a number of MiB/s.
+impl Serialize for LoadLevel {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            LoadLevel::MibPerSecond(mib) => s.serialize_f64(*mib),
+            named => s.serialize_str(&named.to_string()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for LoadLevel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<LoadLevel, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Number(n) => n.to_string(),
+            Raw::Text(t) => t,
+        };
+        LoadLevel::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A load level and, for the adaptive mode, the limits on the harm the
+/// copy may do to the source: under either limit the copy runs as fast as
+/// the level allows while the source stays within it, and slows down when
+/// it does not. Changed live, and stored with the migration.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadSetting {
+    #[cfg_attr(feature = "ts", ts(type = "string | number"))]
+    pub level: LoadLevel,
+    /// How much slower, in percent of its idle latency, the source's reads
+    /// may become.
+    #[serde(default)]
+    pub max_source_latency_increase_percent: Option<f64>,
+    /// How far, in seconds, the source's secondaries may fall behind its
+    /// primary.
+    #[serde(default)]
+    pub max_secondary_lag_seconds: Option<f64>,
+}
+
+/// The bounds of the adaptive mode's limits.
+const LATENCY_PERCENT: std::ops::RangeInclusive<f64> = 5.0..=1000.0;
+const LAG_SECONDS: std::ops::RangeInclusive<f64> = 1.0..=86_400.0;
+
+impl LoadSetting {
+    pub fn fixed(level: LoadLevel) -> LoadSetting {
+        LoadSetting {
+            level,
+            ..LoadSetting::default()
+        }
+    }
+
+    /// Whether the copy adapts its rate to the source's health.
+    pub fn adaptive(&self) -> bool {
+        self.max_source_latency_increase_percent.is_some()
+            || self.max_secondary_lag_seconds.is_some()
+    }
+
+    /// Refuses limits outside what can be measured and held.
+    pub fn validate(&self) -> Result<()> {
+        if let LoadLevel::MibPerSecond(mib) = self.level {
+            // Built in code rather than parsed: judge it as if it were.
+            LoadLevel::parse(&mib.to_string())?;
+        }
+        if let Some(p) = self.max_source_latency_increase_percent {
+            if !LATENCY_PERCENT.contains(&p) {
+                return Err(Error::InvalidLoadLimit {
+                    limit: format!("{p}%"),
+                    reason: format!(
+                        "a latency increase must be between {}% and {}%",
+                        LATENCY_PERCENT.start(),
+                        LATENCY_PERCENT.end()
+                    ),
+                });
+            }
+        }
+        if let Some(s) = self.max_secondary_lag_seconds {
+            if !LAG_SECONDS.contains(&s) {
+                return Err(Error::InvalidLoadLimit {
+                    limit: format!("{s} s"),
+                    reason: format!(
+                        "a secondary lag must be between {} and {} seconds",
+                        LAG_SECONDS.start(),
+                        LAG_SECONDS.end()
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a latency limit such as `20%` or `20`, in percent.
+pub fn parse_percent(text: &str) -> Result<f64> {
+    let number = text.trim().trim_end_matches('%').trim();
+    let refused = || Error::InvalidLoadLimit {
+        limit: text.to_string(),
+        reason: "it is not a percent".into(),
+    };
+    let p = number.parse::<f64>().map_err(|_| refused())?;
+    if !p.is_finite() {
+        return Err(refused());
+    }
+    let setting = LoadSetting {
+        max_source_latency_increase_percent: Some(p),
+        ..LoadSetting::default()
+    };
+    setting.validate()?;
+    Ok(p)
+}
+
+/// Reads a lag limit in seconds, such as `10` or `10s`.
+pub fn parse_seconds(text: &str) -> Result<f64> {
+    let number = text.trim().trim_end_matches('s').trim();
+    let refused = || Error::InvalidLoadLimit {
+        limit: text.to_string(),
+        reason: "it is not a number of seconds".into(),
+    };
+    let s = number.parse::<f64>().map_err(|_| refused())?;
+    if !s.is_finite() {
+        return Err(refused());
+    }
+    let setting = LoadSetting {
+        max_secondary_lag_seconds: Some(s),
+        ..LoadSetting::default()
+    };
+    setting.validate()?;
+    Ok(s)
+}
+
+/// The load a running migration is held to, for progress.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadStatus {
+    #[serde(flatten)]
+    #[cfg_attr(feature = "ts", ts(flatten))]
+    pub setting: LoadSetting,
+    /// Ranges the copy may read at once now.
+    pub readers: u32,
+    /// The copy's read rate cap now, in bytes per second; none for no cap.
+    pub bytes_per_second: Option<f64>,
+    /// The adaptive mode holds the copy below its level.
+    pub throttling: bool,
+    /// Why the adaptive mode last changed the rate, in a sentence.
+    pub reason: Option<String>,
+}
+
+impl LoadStatus {
+    pub fn new(setting: LoadSetting, limits: Limits) -> LoadStatus {
+        LoadStatus {
+            setting,
+            readers: limits.readers as u32,
+            bytes_per_second: limits.bytes_per_second,
+            throttling: false,
+            reason: None,
+        }
+    }
+}
+
 /// What the copy may do at a level.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
@@ -135,6 +303,38 @@ mod tests {
             LoadLevel::MibPerSecond(7.5),
         ] {
             assert_eq!(LoadLevel::parse(&level.to_string()).unwrap(), level);
+        }
+    }
+
+    #[test]
+    fn settings_travel_as_json_and_refuse_limits_out_of_range() {
+        let s: LoadSetting = serde_json::from_value(serde_json::json!({
+            "level": "gentle", "maxSourceLatencyIncreasePercent": 20
+        }))
+        .unwrap();
+        assert_eq!(s.level, LoadLevel::Gentle);
+        assert!(s.adaptive());
+        let s: LoadSetting = serde_json::from_value(serde_json::json!({"level": 12.5})).unwrap();
+        assert_eq!(s.level, LoadLevel::MibPerSecond(12.5));
+        assert!(!s.adaptive());
+        assert_eq!(serde_json::to_value(s).unwrap()["level"], 12.5);
+        assert_eq!(
+            serde_json::to_value(LoadSetting::fixed(LoadLevel::Normal)).unwrap()["level"],
+            "normal"
+        );
+        assert!(
+            serde_json::from_value::<LoadSetting>(serde_json::json!({"level": "fast"})).is_err()
+        );
+        assert!(serde_json::from_value::<LoadSetting>(serde_json::json!({"level": 0})).is_err());
+        assert_eq!(parse_percent("20%").unwrap(), 20.0);
+        assert_eq!(parse_percent(" 50 ").unwrap(), 50.0);
+        assert_eq!(parse_seconds("10s").unwrap(), 10.0);
+        for bad in ["", "lots", "0%", "-5", "NaN", "5000%"] {
+            let e = parse_percent(bad).unwrap_err();
+            assert_eq!(e.code(), "invalid_load_limit", "{bad:?}");
+        }
+        for bad in ["", "soon", "0", "1e9"] {
+            assert_eq!(parse_seconds(bad).unwrap_err().code(), "invalid_load_limit");
         }
     }
 

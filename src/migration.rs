@@ -21,7 +21,7 @@ use crate::cluster::{Cluster, Topology};
 pub use crate::context::{CommitRequest, CommitVerify, EventSourceChoice, Tuning};
 use crate::context::{Control, Ctx, SourceFacts};
 use crate::error::{Error, MongoContext, Result, Role};
-use crate::load::LoadLevel;
+use crate::load::{LoadSetting, LoadStatus};
 use crate::progress::{Event, Phase, Progress, State, VerificationState, VerificationStatus};
 use crate::scope::Scope;
 use crate::throttle::Limiter;
@@ -50,8 +50,10 @@ pub struct SyncConfig {
     /// Where the sync reads the source's changes from.
     pub event_source: EventSourceChoice,
     /// How hard the copy may read the source; changed live with
-    /// [`MigrationHandle::set_load`].
-    pub load: LoadLevel,
+    /// [`MigrationHandle::set_load`]. `None` resumes a stored migration
+    /// at the setting it was last given, and starts a new one at the
+    /// default level.
+    pub load: Option<LoadSetting>,
     pub tuning: Tuning,
 }
 
@@ -88,7 +90,7 @@ impl SyncConfig {
             block_source_writes: false,
             copy_bytes_per_second: crate::preflight::DEFAULT_COPY_BYTES_PER_SECOND,
             event_source: EventSourceChoice::Auto,
-            load: LoadLevel::Full,
+            load: None,
             tuning: Tuning::default(),
         }
     }
@@ -111,6 +113,7 @@ pub struct Migration {
 pub struct MigrationHandle {
     control: Arc<watch::Sender<Control>>,
     tracker: Tracker,
+    store: Store,
     limiter: Arc<Limiter>,
     /// The engine's own range concurrency, what `full` allows.
     max_readers: usize,
@@ -131,11 +134,28 @@ impl MigrationHandle {
         self.tracker.subscribe()
     }
 
-    /// Holds the copy to `level` from now on: the rate from the next reply
-    /// each range reads, the count of ranges as they finish.
-    pub fn set_load(&self, level: LoadLevel) {
-        self.limiter.set(level.limits(self.max_readers));
-        tracing::info!(%level, "load level");
+    /// Holds the copy to `setting` from now on: the rate from the next
+    /// reply each range reads, the count of ranges as they finish. The
+    /// setting is stored with the migration before it is answered, so a
+    /// migration resumed after a crash keeps it. A setting with limits
+    /// turns the adaptive mode on, which retunes the copy within a second.
+    pub async fn set_load(&self, setting: LoadSetting) -> Result<LoadStatus> {
+        setting.validate()?;
+        let state = self.tracker.snapshot().state;
+        if matches!(state, State::Committed | State::Failed) {
+            return Err(Error::InvalidState {
+                action: "change the load level".into(),
+                state: state.to_string(),
+            });
+        }
+        // Before the migration's state exists, `prepare` stores it.
+        if state != State::Idle {
+            self.store.save_load(&setting).await?;
+        }
+        self.control.send_modify(|c| c.load = Some(setting));
+        let status = apply_load(&self.tracker, &self.limiter, self.max_readers, setting);
+        tracing::info!(level = %setting.level, adaptive = setting.adaptive(), "load level");
+        Ok(status)
     }
 
     pub fn pause(&self) -> Result<()> {
@@ -276,7 +296,11 @@ impl Migration {
             tracker,
             control: control_rx,
             limiter: Arc::new(Limiter::new(
-                config.load.limits(config.tuning.copy_concurrency),
+                config
+                    .load
+                    .unwrap_or_default()
+                    .level
+                    .limits(config.tuning.copy_concurrency),
             )),
         });
         Ok(Migration {
@@ -291,6 +315,7 @@ impl Migration {
         MigrationHandle {
             control: self.control.clone(),
             tracker: self.ctx.tracker.clone(),
+            store: self.ctx.store.clone(),
             limiter: self.ctx.limiter.clone(),
             max_readers: self.ctx.tuning.copy_concurrency,
         }
@@ -490,6 +515,7 @@ impl Migration {
         if let Some(m) = existing {
             self.check_stored(&m)?;
             tracing::info!(migration = %m.migration_id, phase = ?m.phase, "resuming");
+            self.settle_load().await?;
             return Ok(m);
         }
         let existing_ns = catalog::list_namespaces(&ctx.dest, &ctx.scope).await?;
@@ -511,9 +537,48 @@ impl Migration {
             ctx.src.identity.clone(),
         );
         ctx.store.save(&m).await?;
+        self.settle_load().await?;
         tracing::info!(migration = %m.migration_id, ?start_at, "started");
         Ok(m)
     }
+
+    /// Decides the load setting a starting or resuming run holds to: one
+    /// asked for since it began, else the one it was started with, else
+    /// the stored one, else the default; and stores it.
+    async fn settle_load(&self) -> Result<()> {
+        let ctx = &self.ctx;
+        let asked = self.control.borrow().load.or(self.config.load);
+        let setting = match asked {
+            Some(s) => {
+                ctx.store.save_load(&s).await?;
+                s
+            }
+            None => ctx.store.load_setting().await?.unwrap_or_default(),
+        };
+        self.control.send_modify(|c| c.load = Some(setting));
+        apply_load(
+            &ctx.tracker,
+            &ctx.limiter,
+            ctx.tuning.copy_concurrency,
+            setting,
+        );
+        Ok(())
+    }
+}
+
+/// Holds the limiter to a setting's level and reports it. The adaptive
+/// mode starts from the level and moves below it (see [`crate::impact`]).
+fn apply_load(
+    tracker: &Tracker,
+    limiter: &Limiter,
+    max_readers: usize,
+    setting: LoadSetting,
+) -> LoadStatus {
+    let limits = setting.level.limits(max_readers);
+    limiter.set(limits);
+    let status = LoadStatus::new(setting, limits);
+    tracker.set_load(status.clone());
+    status
 }
 
 /// How long a lease lasts without renewal.

@@ -145,6 +145,63 @@ pub struct Progress {
     /// Boxed: it is seldom there, and large when it is.
     #[serde(default)]
     pub verification: Option<Box<VerificationStatus>>,
+    /// The load level the copy is held to, and what the adaptive mode
+    /// does with it.
+    #[serde(default)]
+    pub load: Option<crate::load::LoadStatus>,
+    /// What the migration's reads do to the source, as measured on it.
+    /// Boxed: it is large and the copy's hot path clones progress.
+    #[serde(default)]
+    pub source_impact: Option<Box<SourceImpact>>,
+}
+
+/// Latency percentiles over the last seconds, in milliseconds.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Latency {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
+/// The source's health while the migration reads it. Every figure is
+/// optional: one that cannot be read (a missing privilege, a field an
+/// older server lacks, too few operations to judge) is left out, and
+/// `notMeasured` says why.
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SourceImpact {
+    /// Point reads of one document on the source's primary, timed by
+    /// Mongoferry ten times a second: what an application's query waits
+    /// now, over the last 10 s.
+    pub read_latency_ms: Option<Latency>,
+    /// The same, measured before the copy read anything.
+    pub idle_read_latency_ms: Option<Latency>,
+    /// How much slower reads are than idle, in percent (p90 against p90).
+    pub read_latency_increase_percent: Option<f64>,
+    /// The mean latency of the source's writes over the last 10 s, as
+    /// the server counts them. Mongoferry never writes to the source, so
+    /// these are all the applications'.
+    pub write_latency_ms: Option<f64>,
+    pub idle_write_latency_ms: Option<f64>,
+    /// Operations waiting for a lock or a storage ticket.
+    pub queued_operations: Option<u64>,
+    /// Storage read tickets in use, of all there are.
+    pub read_tickets_out: Option<u64>,
+    pub read_tickets_total: Option<u64>,
+    /// WiredTiger's cache: how full, and how much of it is dirty, in
+    /// percent of its size.
+    pub cache_used_percent: Option<f64>,
+    pub cache_dirty_percent: Option<f64>,
+    /// How far the furthest secondary is behind the primary, and which.
+    pub secondary_lag_seconds: Option<f64>,
+    pub lagging_member: Option<String>,
+    /// How long the source's oplog still keeps the migration's start.
+    pub oplog_headroom_seconds: Option<f64>,
+    /// Figures left out, each with why.
+    pub not_measured: Vec<String>,
 }
 
 /// What a verification is doing.

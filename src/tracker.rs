@@ -182,6 +182,10 @@ impl Tracker {
         self.update(|p| p.event_source = Some(source));
     }
 
+    pub(crate) fn set_load(&self, status: crate::load::LoadStatus) {
+        self.update(|p| p.load = Some(status));
+    }
+
     pub(crate) fn set_phase(&self, phase: Phase) {
         self.update(|p| p.phase = phase);
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bson::{doc, Document};
 use futures_util::TryStreamExt;
-use mongoferry::{Migration, Namespace, SyncConfig};
+use mongoferry::{LoadLevel, LoadSetting, Migration, MigrationHandle, Namespace, SyncConfig};
 use tokio_util::sync::CancellationToken;
 
 use support::*;
@@ -249,6 +249,15 @@ async fn copy_rate(handle: &mongoferry::MigrationHandle, window: Duration) -> f6
     (after - before) as f64 / window.as_secs_f64() / (1024.0 * 1024.0)
 }
 
+async fn set_level(handle: &MigrationHandle, level: LoadLevel) {
+    let status = handle
+        .set_load(LoadSetting::fixed(level))
+        .await
+        .expect("a valid level is taken");
+    assert_eq!(status.setting.level, level);
+    assert_eq!(handle.progress().load.map(|l| l.setting.level), Some(level));
+}
+
 /// The load level holds the copy to its rate, and a new level changes the
 /// rate within seconds, both ways, while the copy runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -257,7 +266,7 @@ async fn the_load_level_bounds_the_copy_rate_and_changes_it_live() {
     let docs = Namespace::new("big", "docs");
     seed_all(&src, &[(docs.clone(), 200_000, 1_000)]).await;
     let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
-    config.load = mongoferry::LoadLevel::Gentle;
+    config.load = Some(LoadSetting::fixed(LoadLevel::Gentle));
     let (handle, run) = start_migration(config).await;
     wait_for(&handle, "the copy to move", Duration::from_secs(60), |p| {
         p.collection_copy.estimated_copied_bytes > 0
@@ -273,7 +282,7 @@ async fn the_load_level_bounds_the_copy_rate_and_changes_it_live() {
     );
 
     // Capped too, so that the copy is still under way afterwards.
-    handle.set_load(mongoferry::LoadLevel::MibPerSecond(30.0));
+    set_level(&handle, LoadLevel::MibPerSecond(30.0)).await;
     tokio::time::sleep(second).await;
     let faster = copy_rate(&handle, Duration::from_secs(2)).await;
     assert!(
@@ -281,7 +290,7 @@ async fn the_load_level_bounds_the_copy_rate_and_changes_it_live() {
         "a higher level speeds the copy up within seconds: {gentle:.1} -> {faster:.1} MiB/s"
     );
 
-    handle.set_load(mongoferry::LoadLevel::Gentle);
+    set_level(&handle, LoadLevel::Gentle).await;
     tokio::time::sleep(second).await;
     let slower = copy_rate(&handle, Duration::from_secs(3)).await;
     assert!(
@@ -297,7 +306,7 @@ async fn the_load_level_bounds_the_copy_rate_and_changes_it_live() {
         "the copy was still under way at the end: {left:?}"
     );
 
-    handle.set_load(mongoferry::LoadLevel::Full);
+    set_level(&handle, LoadLevel::Full).await;
     commit_and_wait(&handle, run, Duration::from_secs(180)).await;
     assert_same(&src, &dest).await;
 }

@@ -153,8 +153,10 @@ struct SyncArgs {
     /// How hard the copy may read the source: gentle (one range at a time,
     /// 5 MiB/s), normal (two, 20 MiB/s), full (no bound), or a copy rate
     /// in MiB/s such as 12.5.
-    #[arg(long, value_name = "LEVEL", default_value = "full", value_parser = load_level)]
-    load: LoadLevel,
+    /// Without it, a resumed migration keeps the level it last had, and a
+    /// new one starts at full.
+    #[arg(long, value_name = "LEVEL", value_parser = load_level)]
+    load: Option<LoadLevel>,
 }
 
 /// `--load`, refused in one sentence.
@@ -261,7 +263,7 @@ async fn sync(mut args: SyncArgs) -> anyhow::Result<ExitCode> {
     config.block_source_writes = args.block_source_writes;
     config.copy_bytes_per_second = args.copy_throughput;
     config.event_source = args.event_source.into();
-    config.load = args.load;
+    config.load = args.load.map(mongoferry::LoadSetting::fixed);
     config.tuning.copy_concurrency = args.copy_concurrency;
 
     let cancel = CancellationToken::new();
