@@ -146,9 +146,9 @@ pub struct Progress {
     #[serde(default)]
     pub verification: Option<Box<VerificationStatus>>,
     /// The load level the copy is held to, and what the adaptive mode
-    /// does with it.
+    /// does with it. Boxed, as `sourceImpact`.
     #[serde(default)]
-    pub load: Option<crate::load::LoadStatus>,
+    pub load: Option<Box<crate::load::LoadStatus>>,
     /// What the migration's reads do to the source, as measured on it.
     /// Boxed: it is large and the copy's hot path clones progress.
     #[serde(default)]

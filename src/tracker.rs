@@ -183,7 +183,7 @@ impl Tracker {
     }
 
     pub(crate) fn set_load(&self, status: crate::load::LoadStatus) {
-        self.update(|p| p.load = Some(status));
+        self.update(|p| p.load = Some(Box::new(status)));
     }
 
     pub(crate) fn set_phase(&self, phase: Phase) {
