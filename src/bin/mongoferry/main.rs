@@ -14,7 +14,9 @@ mod verify;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use mongoferry::{CommitRequest, CommitVerify, LoadLevel, Migration, SyncConfig, Tuning};
+use mongoferry::{
+    CommitRequest, CommitVerify, LoadLevel, LoadSetting, LoadStatus, Migration, SyncConfig, Tuning,
+};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +44,9 @@ enum Command {
     Resume(PortArg),
     /// Commit a running sync: catch up with the source and finish.
     Commit(CommitArgs),
+    /// Change a running sync's load level and limits on the source's
+    /// impact, live; it keeps them across restarts.
+    Throttle(ThrottleArgs),
     /// Measure copy throughput and sync lag on two local replica sets.
     Bench(bench::BenchArgs),
     /// Prove the destination equals the source, and list every difference
@@ -77,6 +82,27 @@ struct CommitArgs {
     /// quick checks above), quick, full or none.
     #[arg(long, value_enum, default_value_t = CommitVerifyArg::Auto)]
     verify: CommitVerifyArg,
+}
+
+#[derive(Args)]
+struct ThrottleArgs {
+    /// gentle (one range at a time, 5 MiB/s), normal (two, 20 MiB/s), full
+    /// (no bound), or a copy rate in MiB/s such as 12.5. May be left out
+    /// when a limit is given: the level stays as it is.
+    #[arg(value_name = "LEVEL", value_parser = args::load_level, allow_negative_numbers = true)]
+    level: Option<LoadLevel>,
+    /// Slow the copy down while the source's reads are more than this much
+    /// slower than idle, such as 20%; 'off' removes the limit. Left out,
+    /// the limit stays as it is.
+    #[arg(long, value_name = "PCT|off", value_parser = args::latency_limit_or_off, allow_negative_numbers = true)]
+    max_source_latency_increase: Option<args::LimitArg>,
+    /// Slow the copy down while a secondary of the source is more than this
+    /// many seconds behind its primary; 'off' removes the limit. Left out,
+    /// the limit stays as it is.
+    #[arg(long, value_name = "SECONDS|off", value_parser = args::lag_limit_or_off, allow_negative_numbers = true)]
+    max_secondary_lag: Option<args::LimitArg>,
+    #[command(flatten)]
+    port: PortArg,
 }
 
 /// `--verify` of a commit.
@@ -153,19 +179,55 @@ struct SyncArgs {
     /// How hard the copy may read the source: gentle (one range at a time,
     /// 5 MiB/s), normal (two, 20 MiB/s), full (no bound), or a copy rate
     /// in MiB/s such as 12.5.
-    /// Without it, a resumed migration keeps the level it last had, and a
-    /// new one starts at full.
-    #[arg(long, value_name = "LEVEL", value_parser = load_level)]
+    /// Without it and the two limits below, a resumed migration keeps the
+    /// level and limits it last had, and a new one starts at full.
+    #[arg(long, value_name = "LEVEL", value_parser = args::load_level, allow_negative_numbers = true)]
     load: Option<LoadLevel>,
+    /// Adaptive mode: slow the copy down while the source's reads are more
+    /// than this much slower than idle, such as 20%. Given without --load,
+    /// the level is full.
+    #[arg(long, value_name = "PCT", value_parser = args::latency_limit, allow_negative_numbers = true)]
+    max_source_latency_increase: Option<f64>,
+    /// Adaptive mode: slow the copy down while a secondary of the source is
+    /// more than this many seconds behind its primary, such as 10. Given
+    /// without --load, the level is full.
+    #[arg(long, value_name = "SECONDS", value_parser = args::lag_limit, allow_negative_numbers = true)]
+    max_secondary_lag: Option<f64>,
 }
 
-/// `--load`, refused in one sentence.
-fn load_level(s: &str) -> Result<LoadLevel, String> {
-    LoadLevel::parse(s).map_err(|e| format!("{e} {}", e.remedy()))
+impl SyncArgs {
+    /// The load setting asked for on the command line: given whole when
+    /// any part of it is (what is left out takes its default), else none,
+    /// so that a resumed migration keeps its stored one.
+    fn load_setting(&self) -> Option<LoadSetting> {
+        if self.load.is_none()
+            && self.max_source_latency_increase.is_none()
+            && self.max_secondary_lag.is_none()
+        {
+            return None;
+        }
+        Some(LoadSetting {
+            level: self.load.unwrap_or_default(),
+            max_source_latency_increase_percent: self.max_source_latency_increase,
+            max_secondary_lag_seconds: self.max_secondary_lag,
+        })
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // A refused value is one line: clap's sentence, which names the
+        // option and carries the parser's reason and remedy, without the
+        // hint to try --help.
+        Err(e) if e.kind() == clap::error::ErrorKind::ValueValidation => {
+            let text = e.render().to_string();
+            let line = text.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            eprintln!("{}", line.trim_end());
+            return ExitCode::from(2);
+        }
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MONGOFERRY_LOG")
@@ -211,6 +273,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
+        Command::Throttle(t) => throttle(t).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Verify(args) => verify::run(args).await,
         Command::Profile(args) => profile::run(args).await,
@@ -239,6 +302,45 @@ async fn control(
     }
 }
 
+/// `mongoferry throttle`: sends the level and limits given to the running
+/// sync, which keeps what is left out, and prints what it now holds to.
+async fn throttle(t: ThrottleArgs) -> anyhow::Result<ExitCode> {
+    let mut body = serde_json::Map::new();
+    if let Some(level) = t.level {
+        body.insert("load".into(), json!(level));
+    }
+    if let Some(limit) = t.max_source_latency_increase {
+        body.insert("maxSourceLatencyIncreasePercent".into(), limit.to_json());
+    }
+    if let Some(limit) = t.max_secondary_lag {
+        body.insert("maxSecondaryLagSeconds".into(), limit.to_json());
+    }
+    if body.is_empty() {
+        eprintln!(
+            "error: throttle needs a load level or a limit to set. Give a level such as 'mongoferry throttle gentle', or a limit such as --max-source-latency-increase 20%."
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let (ok, v) = api::call(t.port.port, "throttle", Some(body.into())).await?;
+    if !(ok && v["success"] == true) {
+        eprintln!(
+            "error: {}",
+            v["errorDescription"]
+                .as_str()
+                .unwrap_or("The sync refused the new load level. See its output for why.")
+        );
+        return Ok(ExitCode::from(1));
+    }
+    match serde_json::from_value::<LoadStatus>(v["load"].clone()) {
+        Ok(status) => println!("{}", display::load_summary(&status)),
+        Err(e) => {
+            tracing::warn!(error = %e, "the throttle reply's load status is not readable");
+            println!("throttle: ok");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 async fn sync(mut args: SyncArgs) -> anyhow::Result<ExitCode> {
     // Bind first: a second sync on the same port must fail before it
     // touches either cluster.
@@ -263,7 +365,7 @@ async fn sync(mut args: SyncArgs) -> anyhow::Result<ExitCode> {
     config.block_source_writes = args.block_source_writes;
     config.copy_bytes_per_second = args.copy_throughput;
     config.event_source = args.event_source.into();
-    config.load = args.load.map(mongoferry::LoadSetting::fixed);
+    config.load = args.load_setting();
     config.tuning.copy_concurrency = args.copy_concurrency;
 
     let cancel = CancellationToken::new();
