@@ -14,6 +14,7 @@ const COMMANDS: &[&str] = &[
     "watch_migration",
     "pause_migration",
     "resume_migration",
+    "set_load",
     "commit_migration",
     "find_resumable",
     "resume_remembered",

@@ -540,6 +540,29 @@ async fn sync_until_copied(app: &mut App) {
     )
     .await;
     app.shot("sync-started").await;
+    // The load on the source, changed live from the Sync step's control:
+    // gentle, as in business hours, then back to full, as at night, so
+    // that the copy finishes at speed.
+    app.click("load-level-gentle", Duration::from_secs(10))
+        .await;
+    app.wait_text(
+        "load-level",
+        "the gentle level",
+        Duration::from_secs(20),
+        |t| t == "gentle",
+    )
+    .await;
+    let cap = app.text("load-cap").await;
+    assert!(cap.contains("5 MiB/s"), "gentle reads at 5 MiB/s: {cap}");
+    app.shot("sync-gentle").await;
+    app.click("load-level-full", Duration::from_secs(10)).await;
+    app.wait_text(
+        "load-level",
+        "the full level",
+        Duration::from_secs(20),
+        |t| t == "full",
+    )
+    .await;
     // Next is enabled once the copy is done.
     let next = app.find("next", Duration::from_secs(10)).await;
     let deadline = Instant::now() + Duration::from_secs(180);

@@ -24,6 +24,11 @@ pub fn export(dir: &Path) -> Result<(), ExportError> {
     mongoferry::CommitRequest::export_all(&cfg)?;
     // The event source a sync and a preflight check are asked for.
     mongoferry::EventSourceChoice::export_all(&cfg)?;
+    // The load a sync is started with and changed to live (`set_load`'s
+    // request and answer), and what its reads do to the source.
+    mongoferry::LoadSetting::export_all(&cfg)?;
+    mongoferry::LoadStatus::export_all(&cfg)?;
+    mongoferry::progress::SourceImpact::export_all(&cfg)?;
     // The shell's own requests and responses.
     types::AppInfo::export_all(&cfg)?;
     types::TestConnectionRequest::export_all(&cfg)?;

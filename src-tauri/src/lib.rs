@@ -49,6 +49,7 @@ pub fn run() -> Result<(), tauri::Error> {
             commands::watch_migration,
             commands::pause_migration,
             commands::resume_migration,
+            commands::set_load,
             commands::commit_migration,
             commands::find_resumable,
             commands::resume_remembered,

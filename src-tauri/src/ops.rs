@@ -1,5 +1,6 @@
 //! Stateless operations behind the commands: a connection test, the
-//! preflight check, the scope tree and reading one document per side. Each composes public engine calls (`Cluster::connect`,
+//! preflight check, the scope tree, reading one document per side, and
+//! reading a load setting the web view sent. Each composes public engine calls (`Cluster::connect`,
 //! `catalog::list_namespaces`, `copy::estimate`, `preflight::inventory`'s
 //! time-series reads) into the shape the UI shows; none writes to a
 //! cluster or decides anything about a migration.
@@ -9,7 +10,7 @@ use mongoferry::catalog::{self, NsKind};
 use mongoferry::cluster::Cluster;
 use mongoferry::ping::{ping, PingOptions, PingReport};
 use mongoferry::preflight::inventory::{self, TimeseriesFacts};
-use mongoferry::{copy, preflight, ErrorInfo, Role, Scope};
+use mongoferry::{copy, preflight, ErrorInfo, LoadLevel, LoadSetting, Role, Scope};
 
 use bson::{doc, Bson, Document};
 use mongoferry::scope::Namespace;
@@ -201,4 +202,93 @@ async fn find_pretty(
         let json = Bson::Document(d).into_relaxed_extjson();
         serde_json::to_string_pretty(&json).unwrap_or_else(|_| json.to_string())
     }))
+}
+
+/// Reads a load setting as the web view sent it, and has the engine judge
+/// its limits.
+///
+/// Tauri refuses a request it cannot deserialize before the command runs,
+/// with a message of its own and no code. The level is judged while it is
+/// read (a copy rate out of bounds fails there), so the setting is read
+/// here from plain JSON instead: a refused level then reaches the UI as
+/// the engine's `invalid_load_level`, sentence and remedy, as every other
+/// refusal does.
+pub fn load_setting(request: &serde_json::Value) -> Result<LoadSetting, ErrorInfo> {
+    let setting = serde_json::from_value::<LoadSetting>(request.clone()).map_err(|e| {
+        let level = match request.get("level") {
+            Some(serde_json::Value::String(text)) => Some(text.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        match level.map(|text| LoadLevel::parse(&text)) {
+            Some(Err(refused)) => refused.info(),
+            _ => shell_error(
+                "invalid_load_setting",
+                &format!("The app could not read the load setting: {e}."),
+                "Choose the load level again; if this recurs, report it with the log.",
+            ),
+        }
+    })?;
+    // `set_load` validates too; a start does not, so judge it here once
+    // for both.
+    setting.validate().into_info()?;
+    Ok(setting)
+}
+
+/// The load setting a start asks for: none keeps the stored level (or
+/// starts at the default one).
+pub fn load_choice(request: Option<&serde_json::Value>) -> Result<Option<LoadSetting>, ErrorInfo> {
+    request.map(load_setting).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_load_setting_is_read_with_its_limits() -> Result<(), ErrorInfo> {
+        let s = load_setting(&json!({
+            "level": "gentle",
+            "maxSourceLatencyIncreasePercent": 50,
+            "maxSecondaryLagSeconds": null,
+        }))?;
+        assert_eq!(s.level, LoadLevel::Gentle);
+        assert_eq!(s.max_source_latency_increase_percent, Some(50.0));
+        assert_eq!(s.max_secondary_lag_seconds, None);
+        let s = load_setting(&json!({ "level": 12.5 }))?;
+        assert_eq!(s.level, LoadLevel::MibPerSecond(12.5));
+        assert!(!s.adaptive());
+        assert_eq!(load_choice(None)?, None);
+        assert_eq!(
+            load_choice(Some(&json!({ "level": "full" })))?,
+            Some(LoadSetting::fixed(LoadLevel::Full))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_refused_setting_comes_back_as_the_engines_error() {
+        let code = |v: serde_json::Value| load_setting(&v).map(|_| ()).map_err(|e| e.code);
+        // The level, refused as it is read: the engine's code and sentence.
+        for level in [json!(0.1), json!(1e9), json!("fast"), json!("0")] {
+            let e = load_setting(&json!({ "level": level })).err();
+            let e = e.unwrap_or_else(|| panic!("{level} was accepted"));
+            assert_eq!(e.code, "invalid_load_level", "{level}");
+            assert!(e.message.ends_with('.'), "{}", e.message);
+            assert!(!e.remedy.is_empty());
+        }
+        // Limits, refused by the engine's validation (a start relies on it).
+        assert_eq!(
+            code(json!({ "level": "full", "maxSourceLatencyIncreasePercent": 1 })),
+            Err("invalid_load_limit".into())
+        );
+        assert_eq!(
+            code(json!({ "level": "normal", "maxSecondaryLagSeconds": 0 })),
+            Err("invalid_load_limit".into())
+        );
+        // Not a setting at all.
+        assert_eq!(code(json!({})), Err("invalid_load_setting".into()));
+        assert_eq!(code(json!("gentle")), Err("invalid_load_setting".into()));
+    }
 }

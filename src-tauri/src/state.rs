@@ -14,8 +14,8 @@ use mongoferry::cluster::Cluster;
 use mongoferry::sandbox::{workload, Pair};
 use mongoferry::scope::Namespace;
 use mongoferry::{
-    CommitRequest, ErrorInfo, Event, EventSourceChoice, Migration, MigrationHandle, Progress, Role,
-    SyncConfig,
+    CommitRequest, ErrorInfo, Event, EventSourceChoice, LoadSetting, LoadStatus, Migration,
+    MigrationHandle, Progress, Role, SyncConfig,
 };
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -157,6 +157,7 @@ impl AppState {
         config.exclude = request.exclude.clone();
         config.drop_existing = request.drop_existing;
         config.event_source = request.event_source;
+        config.load = crate::ops::load_choice(request.load.as_ref())?;
         let cancel = CancellationToken::new();
         let migration = Migration::connect(config, cancel.clone())
             .await
@@ -258,6 +259,13 @@ impl AppState {
         let handle = self.handle().await?;
         handle.resume().into_info()?;
         Ok(handle.progress())
+    }
+
+    /// Holds the running migration's copy to another load level (and
+    /// adaptive limits) from now on, and answers what it is held to.
+    pub async fn set_load(&self, setting: LoadSetting) -> Result<LoadStatus, ErrorInfo> {
+        let handle = self.handle().await?;
+        handle.set_load(setting).await.into_info()
     }
 
     pub async fn commit(&self, request: CommitRequest) -> Result<Progress, ErrorInfo> {
@@ -475,6 +483,9 @@ impl AppState {
             // Not remembered: `auto` picks the source for the server, and
             // the engine resumes from whichever position was saved last.
             event_source: EventSourceChoice::Auto,
+            // None: the engine resumes at the level stored with the
+            // migration, which a live change has kept up to date.
+            load: None,
         };
         self.start_resolved(request).await
     }

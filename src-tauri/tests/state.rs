@@ -1,7 +1,8 @@
 //! The shell's state driven without a window (as yaak's host test does):
 //! the sandbox starts real replica sets with data and a write load, and a
 //! migration started through `AppState` syncs, commits, verifies, and is
-//! offered for resume only while unfinished; and the wizard's scope tree
+//! offered for resume only while unfinished, its load level set at the
+//! start and changed live; and the wizard's scope tree
 //! shows a time-series collection as one node, counted in measurements,
 //! with its buckets folded into it rather than listed on their own.
 
@@ -11,7 +12,7 @@ use bson::{doc, Document};
 use mongoferry::catalog::NsKind;
 use mongoferry::preflight::inventory::Measurements;
 use mongoferry::sandbox::ReplicaSet;
-use mongoferry::{CommitRequest, CommitVerify, Event, Progress, State};
+use mongoferry::{CommitRequest, CommitVerify, Event, LoadLevel, LoadSetting, Progress, State};
 use mongoferry_desktop::commands::types::ScopeRequest;
 use mongoferry_desktop::commands::types::StartSyncRequest;
 use mongoferry_desktop::ops;
@@ -99,7 +100,16 @@ async fn sandbox_migration_through_the_shell_state() {
         "a second call returns the running sandbox"
     );
 
-    // A migration through the shell, observed through an event sink.
+    // No migration yet: a load change says so.
+    let refused = state
+        .set_load(LoadSetting::fixed(LoadLevel::Gentle))
+        .await
+        .err()
+        .map(|e| e.code);
+    assert_eq!(refused.as_deref(), Some("no_migration"));
+
+    // A migration through the shell, observed through an event sink. It
+    // starts gentle, as a DBA would in business hours.
     let started = state
         .start_sync(StartSyncRequest {
             source_uri: sandbox.source_uri.clone(),
@@ -110,12 +120,30 @@ async fn sandbox_migration_through_the_shell_state() {
             event_source: mongoferry::EventSourceChoice::Auto,
             source_profile: None,
             destination_profile: None,
+            load: Some(serde_json::json!({ "level": "gentle" })),
         })
         .await
         .expect("start");
     assert!(!started.resumed && started.remembered);
     let events = Events::default();
     state.watch(events.clone()).await.expect("watch");
+    let level = |p: &Progress| p.load.as_ref().map(|l| l.setting.level);
+    let gentle = wait_for(&state, "the gentle level", |p| {
+        level(p) == Some(LoadLevel::Gentle)
+    })
+    .await;
+    let cap = gentle.load.as_ref().and_then(|l| l.bytes_per_second);
+    assert_eq!(cap, Some(5.0 * 1024.0 * 1024.0), "{:?}", gentle.load);
+    // Turned up live, as at night: no cap, and progress says so.
+    let full = state
+        .set_load(LoadSetting::fixed(LoadLevel::Full))
+        .await
+        .expect("set the load to full");
+    assert_eq!(full.bytes_per_second, None);
+    assert_eq!(
+        level(&state.progress().await.expect("progress")),
+        Some(LoadLevel::Full)
+    );
     wait_for(&state, "the copy", |p| p.can_commit).await;
     assert!(
         state.find_resumable().await.is_none(),
@@ -130,6 +158,13 @@ async fn sandbox_migration_through_the_shell_state() {
         .await
         .expect("commit");
     wait_for(&state, "the commit", |p| p.state == State::Committed).await;
+    // A committed migration takes no load level: the engine's refusal.
+    let refused = state
+        .set_load(LoadSetting::fixed(LoadLevel::Gentle))
+        .await
+        .err()
+        .map(|e| e.code);
+    assert_eq!(refused.as_deref(), Some("invalid_state"));
     let counter = Counter::default();
     let outcome = state
         .verify(mongoferry::verify::VerifyMode::Full, counter.clone())

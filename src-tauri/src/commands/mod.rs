@@ -7,7 +7,7 @@
 
 pub mod types;
 
-use mongoferry::{CommitRequest, ErrorInfo, Event, Progress};
+use mongoferry::{CommitRequest, ErrorInfo, Event, LoadStatus, Progress};
 use tauri::ipc::Channel;
 use tauri::State;
 
@@ -123,6 +123,19 @@ pub async fn resume_migration(state: State<'_, AppState>) -> Result<Progress> {
     state.resume().await
 }
 
+/// Holds the running migration's copy to another load level and adaptive
+/// limits (a `LoadSetting`), live; answers the `LoadStatus` it now holds
+/// to. The setting arrives as plain JSON for [`crate::ops::load_setting`]
+/// to read, so that a refused level comes back as the engine's error.
+#[tauri::command]
+pub async fn set_load(
+    state: State<'_, AppState>,
+    request: serde_json::Value,
+) -> Result<LoadStatus> {
+    let setting = crate::ops::load_setting(&request)?;
+    state.set_load(setting).await
+}
+
 #[tauri::command]
 pub async fn commit_migration(
     state: State<'_, AppState>,
@@ -189,6 +202,12 @@ mod tests {
         assert_eq!(start.event_source, EventSourceChoice::Oplog);
         let start: StartSyncRequest = serde_json::from_value(base.clone())?;
         assert_eq!(start.event_source, EventSourceChoice::Auto);
+        // No load setting: the engine keeps the stored level, or full.
+        assert!(start.load.is_none());
+        let mut with_load = base.clone();
+        with_load["load"] = serde_json::json!({ "level": "gentle" });
+        let start: StartSyncRequest = serde_json::from_value(with_load)?;
+        assert_eq!(start.load, Some(serde_json::json!({ "level": "gentle" })));
         let check: PreflightRequest = serde_json::from_value(with("change-stream"))?;
         assert_eq!(check.event_source, EventSourceChoice::ChangeStream);
         let check: PreflightRequest = serde_json::from_value(base)?;

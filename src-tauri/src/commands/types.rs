@@ -129,6 +129,13 @@ pub struct StartSyncRequest {
     pub source_profile: Option<String>,
     #[serde(default)]
     pub destination_profile: Option<String>,
+    /// How hard the copy may read the source; `null` resumes a stored
+    /// migration at its stored level and starts a new one at `full`.
+    // Plain JSON, read by `ops::load_setting`, so that a refused level
+    // reaches the UI as the engine's error rather than as a failed call.
+    #[serde(default)]
+    #[ts(as = "Option<mongoferry::LoadSetting>")]
+    pub load: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]

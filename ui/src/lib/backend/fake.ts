@@ -7,6 +7,8 @@ import type { DocumentPair } from '$lib/bindings/DocumentPair';
 import type { DocumentRequest } from '$lib/bindings/DocumentRequest';
 import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
 import type { Event } from '$lib/bindings/Event';
+import type { LoadSetting } from '$lib/bindings/LoadSetting';
+import type { LoadStatus } from '$lib/bindings/LoadStatus';
 import type { PingReport } from '$lib/bindings/PingReport';
 import type { PreflightRequest } from '$lib/bindings/PreflightRequest';
 import type { Progress } from '$lib/bindings/Progress';
@@ -14,6 +16,7 @@ import type { Report } from '$lib/bindings/Report';
 import type { ProfileSummary } from '$lib/bindings/ProfileSummary';
 import type { ResumableMigration } from '$lib/bindings/ResumableMigration';
 import type { SaveProfileRequest } from '$lib/bindings/SaveProfileRequest';
+import type { SourceImpact } from '$lib/bindings/SourceImpact';
 import type { SandboxInfo } from '$lib/bindings/SandboxInfo';
 import type { ScopeRequest } from '$lib/bindings/ScopeRequest';
 import type { ScopeTree } from '$lib/bindings/ScopeTree';
@@ -50,8 +53,40 @@ export function progress(overrides: Partial<Progress> = {}): Progress {
     warnings: [],
     error: null,
     verification: null,
+    load: null,
+    sourceImpact: null,
     ...overrides,
   };
+}
+
+/** The source's health with nothing measured yet: every figure missing. */
+export function sourceImpact(overrides: Partial<SourceImpact> = {}): SourceImpact {
+  return {
+    readLatencyMs: null,
+    idleReadLatencyMs: null,
+    readLatencyIncreasePercent: null,
+    writeLatencyMs: null,
+    idleWriteLatencyMs: null,
+    queuedOperations: null,
+    readTicketsOut: null,
+    readTicketsTotal: null,
+    cacheUsedPercent: null,
+    cacheDirtyPercent: null,
+    secondaryLagSeconds: null,
+    laggingMember: null,
+    oplogHeadroomSeconds: null,
+    notMeasured: [],
+    ...overrides,
+  };
+}
+
+/** A status for a setting, with the readers and cap the engine gives it on a four-reader machine. */
+export function loadStatus(setting: LoadSetting, overrides: Partial<LoadStatus> = {}): LoadStatus {
+  const MIB = 1024 * 1024;
+  const named: Record<string, [number, number | null]> = { gentle: [1, 5 * MIB], normal: [2, 20 * MIB], full: [4, null] };
+  const mib = Number(setting.level);
+  const [readers, bytesPerSecond] = named[String(setting.level)] ?? [Math.min(4, Math.max(1, Math.ceil(mib / 10))), mib * MIB];
+  return { ...setting, readers, bytesPerSecond, throttling: false, reason: null, ...overrides };
 }
 
 export const sampleTree: ScopeTree = {
@@ -201,6 +236,8 @@ export class FakeBackend implements Backend {
   });
   tree: (request: ScopeRequest) => Promise<ScopeTree> = async () => sampleTree;
   start: (request: StartSyncRequest) => Promise<SyncStarted> = async () => ({ resumed: false, remembered: true });
+  /** The answer to a load change; by default the engine's limits for the setting. */
+  loadAnswer: (setting: LoadSetting) => Promise<LoadStatus> = async (setting) => loadStatus(setting);
   commit: (request: CommitRequest) => Promise<Progress> = async () => {
     this.current = { ...this.current, state: 'COMMITTING', phase: 'committing' };
     return this.current;
@@ -287,6 +324,12 @@ export class FakeBackend implements Backend {
     this.log('resumeMigration');
     this.current = { ...this.current, state: 'RUNNING' };
     return this.current;
+  }
+  async setLoad(setting: LoadSetting): Promise<LoadStatus> {
+    this.log('setLoad', setting);
+    const status = await this.loadAnswer(setting);
+    this.current = { ...this.current, load: status };
+    return status;
   }
   commitMigration(request: CommitRequest): Promise<Progress> {
     this.log('commitMigration', request);

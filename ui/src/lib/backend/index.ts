@@ -9,6 +9,8 @@ import type { DocumentPair } from '$lib/bindings/DocumentPair';
 import type { DocumentRequest } from '$lib/bindings/DocumentRequest';
 import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
 import type { Event } from '$lib/bindings/Event';
+import type { LoadSetting } from '$lib/bindings/LoadSetting';
+import type { LoadStatus } from '$lib/bindings/LoadStatus';
 import type { PingReport } from '$lib/bindings/PingReport';
 import type { PreflightRequest } from '$lib/bindings/PreflightRequest';
 import type { Progress } from '$lib/bindings/Progress';
@@ -38,6 +40,8 @@ export interface Backend {
   watchMigration(onEvent: (event: Event) => void): Promise<Progress>;
   pauseMigration(): Promise<Progress>;
   resumeMigration(): Promise<Progress>;
+  /** Holds the running migration to another load level, live; resolves with what it now holds to. */
+  setLoad(setting: LoadSetting): Promise<LoadStatus>;
   commitMigration(request: CommitRequest): Promise<Progress>;
   findResumable(): Promise<ResumableMigration | null>;
   resumeRemembered(): Promise<SyncStarted>;

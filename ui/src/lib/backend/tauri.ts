@@ -30,6 +30,7 @@ export const tauriBackend: Backend = {
   },
   pauseMigration: () => call('pause_migration'),
   resumeMigration: () => call('resume_migration'),
+  setLoad: (request) => call('set_load', { request }),
   commitMigration: (request) => call('commit_migration', { request }),
   findResumable: () => call('find_resumable'),
   resumeRemembered: () => call('resume_remembered'),

@@ -2,7 +2,9 @@
 import type { CollectionCopy } from "./CollectionCopy";
 import type { ErrorInfo } from "./ErrorInfo";
 import type { EventSource } from "./EventSource";
+import type { LoadStatus } from "./LoadStatus";
 import type { Phase } from "./Phase";
+import type { SourceImpact } from "./SourceImpact";
 import type { State } from "./State";
 import type { VerificationStatus } from "./VerificationStatus";
 
@@ -35,4 +37,14 @@ etaSeconds: number | null, warnings: Array<string>, error: ErrorInfo | null,
  * The verification at commit: running, its outcome, or skipped.
  * Boxed: it is seldom there, and large when it is.
  */
-verification: VerificationStatus | null, };
+verification: VerificationStatus | null, 
+/**
+ * The load level the copy is held to, and what the adaptive mode
+ * does with it. Boxed, as `sourceImpact`.
+ */
+load: LoadStatus | null, 
+/**
+ * What the migration's reads do to the source, as measured on it.
+ * Boxed: it is large and the copy's hot path clones progress.
+ */
+sourceImpact: SourceImpact | null, };

@@ -1,6 +1,7 @@
 // The running migration as the UI sees it: the latest progress snapshot
 // (pushed by the backend's channel, never polled), a per-second history
-// of lag and events/s for the charts, and the control actions.
+// of lag and events/s for the charts, and the control actions, the load
+// on the source among them.
 import type { Backend } from '$lib/backend';
 import { toErrorInfo } from '$lib/backend';
 import type { CommitRequest } from '$lib/bindings/CommitRequest';
@@ -8,8 +9,10 @@ import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
 import type { Event } from '$lib/bindings/Event';
 import type { EventSource } from '$lib/bindings/EventSource';
 import type { EventSourceChoice } from '$lib/bindings/EventSourceChoice';
+import type { LoadStatus } from '$lib/bindings/LoadStatus';
 import type { Progress } from '$lib/bindings/Progress';
 import type { StartSyncRequest } from '$lib/bindings/StartSyncRequest';
+import { LoadControl, LoadForm } from './load.svelte';
 
 export interface Sample {
   /** Milliseconds since the epoch. */
@@ -61,11 +64,21 @@ export class SyncState {
    * compatibility check and the start. A resumed migration uses `auto`.
    */
   eventSource: EventSourceChoice = $state('auto');
+  /** The load the sync starts at, as chosen before it starts. */
+  readonly startLoad = new LoadForm();
+  /** The live load control of the running sync. */
+  readonly load: LoadControl;
 
   constructor(
     private readonly backend: Backend,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.load = new LoadControl(
+      backend,
+      () => this.progress?.load ?? null,
+      (status) => this.onLoadStatus(status),
+    );
+  }
 
   get state(): Progress['state'] | 'NOT_STARTED' {
     return this.progress?.state ?? 'NOT_STARTED';
@@ -136,8 +149,14 @@ export class SyncState {
     }
   }
 
+  /** A changed level shows at once, before the next snapshot carries it. */
+  private onLoadStatus(status: LoadStatus): void {
+    if (this.progress) this.progress = { ...this.progress, load: status };
+  }
+
   private apply(progress: Progress): void {
     this.progress = progress;
+    this.load.follow();
     if (progress.error) this.error = progress.error;
     if (progress.state === 'COMMITTED' && this.finishedAt === null) this.finishedAt = this.now();
     const t = this.now();

@@ -244,6 +244,8 @@ export class Wizard {
   }
 
   async startSync(): Promise<void> {
+    // The Start button waits for a load setting it can send.
+    if (this.sync.startLoad.problem !== null) return;
     const { include, exclude } = this.scope.patterns;
     await this.sync.start({
       sourceUri: this.source.effectiveUri,
@@ -254,6 +256,7 @@ export class Wizard {
       eventSource: this.sync.eventSource,
       sourceProfile: this.source.profileName,
       destinationProfile: this.destination.profileName,
+      load: this.sync.startLoad.startSetting,
     });
   }
 

@@ -2,7 +2,18 @@ import { fireEvent, render, screen, waitFor } from '@testing-library/svelte';
 import { describe, expect, it } from 'vitest';
 import { backendContext } from '$lib/backend';
 import type { CollectionNode } from '$lib/bindings/CollectionNode';
-import { FakeBackend, fail, preflightReport, progress, sampleTree, verificationOutcome, verifyProgress } from '$lib/backend/fake';
+import {
+  FakeBackend,
+  fail,
+  loadStatus,
+  preflightReport,
+  progress,
+  sampleTree,
+  sourceImpact,
+  verificationOutcome,
+  verifyProgress,
+} from '$lib/backend/fake';
+import type { StartSyncRequest } from '$lib/bindings/StartSyncRequest';
 import WizardView from './WizardView.svelte';
 
 function renderWizard(backend = new FakeBackend()) {
@@ -125,6 +136,8 @@ describe('WizardView', () => {
           eventSource: 'auto',
           sourceProfile: null,
           destinationProfile: null,
+          // Full and not adaptive, untouched: the engine's default.
+          load: null,
         },
       ],
     ]);
@@ -334,6 +347,43 @@ describe('WizardView', () => {
     await waitFor(() => expect(byTestId('event-source').textContent).toBe('a change stream'));
     backend.emit({ kind: 'progress', ...progress({ eventSource: null }) });
     await waitFor(() => expect(screen.queryByTestId('event-source')).toBeNull());
+  });
+
+  it('starts the sync at the load chosen, shows the impact when measured, and changes the level live', async () => {
+    const backend = await toSyncStep(renderWizard());
+    await fireEvent.click(byTestId('load-choice-gentle'));
+    await fireEvent.click(byTestId('load-choice-adaptive'));
+    expect((byTestId('load-choice-latency') as HTMLInputElement).value).toBe('50');
+    await fireEvent.click(byTestId('start-sync'));
+    await screen.findByTestId('state');
+    const adaptiveGentle = { level: 'gentle', maxSourceLatencyIncreasePercent: 50, maxSecondaryLagSeconds: null };
+    const [request] = backend.called('startSync')[0] as [StartSyncRequest];
+    expect(request.load).toEqual(adaptiveGentle);
+    backend.emit({ kind: 'progress', ...progress({ load: loadStatus(adaptiveGentle) }) });
+    await waitFor(() => expect(byTestId('load-level').textContent).toBe('gentle'));
+    // Not measured yet: no panel.
+    expect(screen.queryByTestId('source-impact')).toBeNull();
+    backend.emit({
+      kind: 'progress',
+      ...progress({ load: loadStatus(adaptiveGentle), sourceImpact: sourceImpact({ queuedOperations: 7 }) }),
+    });
+    await waitFor(() => expect(byTestId('impact-queued').textContent).toContain('7'));
+    await fireEvent.click(byTestId('load-level-full'));
+    await waitFor(() => expect(byTestId('load-level').textContent).toBe('full'));
+    expect(backend.called('setLoad')).toEqual([[{ ...adaptiveGentle, level: 'full' }]]);
+  });
+
+  it('holds Start until a custom rate is typed', async () => {
+    const backend = await toSyncStep(renderWizard());
+    await fireEvent.click(byTestId('load-choice-custom'));
+    await fireEvent.input(byTestId('load-choice-custom-mib'), { target: { value: '' } });
+    expect(byTestId('load-choice-problem').textContent).toBe('Type the copy rate in MiB/s, such as 20.');
+    expect(button('start-sync').disabled).toBe(true);
+    await fireEvent.input(byTestId('load-choice-custom-mib'), { target: { value: '40' } });
+    expect(button('start-sync').disabled).toBe(false);
+    await fireEvent.click(byTestId('start-sync'));
+    const [request] = backend.called('startSync')[0] as [StartSyncRequest];
+    expect(request.load).toEqual({ level: 40, maxSourceLatencyIncreasePercent: null, maxSecondaryLagSeconds: null });
   });
 
   it('pauses and resumes the sync', async () => {
