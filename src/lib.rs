@@ -12,7 +12,9 @@
 //!    [`verify::report`]; [`load`] (the load levels and what they allow).
 //! 1. Rules: [`scope`] (include/exclude patterns), [`retry`] (backoff),
 //!    [`events`] (parsing and collapsing change events), [`throttle`]
-//!    (holding the copy to a load level, changed live).
+//!    (holding the copy to a load level, changed live),
+//!    [`impact::figures`] (the source's health from what it reports) and
+//!    [`impact::control`] (the adaptive mode's controller).
 //! 2. [`connection`]: profiles (secrets in the OS keyring), TLS, why a
 //!    connection failed.
 //! 3. [`cluster`] (a connected deployment, its topology and clock) and
@@ -22,7 +24,8 @@
 //!    (reading a replica set's oplog), [`sharding`].
 //! 5. A running migration: [`tracker`] (progress, rates, events) and
 //!    [`context`] (what its tasks share, the pause gate, the controls).
-//! 6. The work: [`copy`], [`apply`], [`verify`].
+//! 6. The work: [`copy`], [`apply`], [`verify`], and [`impact`] (watching
+//!    the source's health, adapting the copy to it).
 //! 7. [`preflight`]: the compatibility check, run before anything is
 //!    written.
 //! 8. [`migration`]: the state machine and its control handle (start
@@ -61,6 +64,7 @@ pub mod tracker;
 
 pub mod apply;
 pub mod copy;
+pub mod impact;
 pub mod verify;
 
 pub mod preflight;

@@ -354,11 +354,16 @@ impl Migration {
         let result = match checked {
             Ok(()) => {
                 let ticker = tokio::spawn(tick(ctx.clone()));
+                let sampler = tokio::spawn(crate::impact::run(
+                    ctx.clone(),
+                    self.config.source_uri.clone(),
+                ));
                 let result = tokio::select! {
                     r = self.drive() => r,
                     e = hold_lease(ctx.clone(), owner.clone()) => Err(e),
                 };
                 ticker.abort();
+                sampler.abort();
                 if let Err(e) = ctx.store.release_lease(&owner).await {
                     tracing::warn!(error = %e, "lease not released; it expires by itself");
                 }

@@ -10,10 +10,14 @@
 //! reply). A new level forgives the debt run up under the old one, and
 //! wakes whoever waits.
 //!
+//! A hold stops the copy's reads for a moment, at the next reply of each
+//! range and before any new range, without pausing the migration: the
+//! impact sampler holds it to measure the source idle.
+//!
 //! The crates made for rate limiting (`governor`, `leaky-bucket`) fix
 //! their rate when they are built; this one is changed in place.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -26,6 +30,7 @@ use crate::load::Limits;
 pub struct Limiter {
     limits: watch::Sender<Limits>,
     active: AtomicUsize,
+    held: AtomicBool,
     released: Notify,
     /// When the bytes read so far are paid for at the current rate.
     paid_until: Mutex<Instant>,
@@ -48,6 +53,7 @@ impl Limiter {
         Limiter {
             limits: watch::Sender::new(limits),
             active: AtomicUsize::new(0),
+            held: AtomicBool::new(false),
             released: Notify::new(),
             paid_until: Mutex::new(Instant::now()),
         }
@@ -63,6 +69,36 @@ impl Limiter {
         *self.paid() = Instant::now();
         self.limits.send_replace(limits);
         self.released.notify_waiters();
+    }
+
+    /// Ranges reading now.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// Holds every read (true) or lets them go on (false).
+    pub fn hold(&self, held: bool) {
+        if self.held.swap(held, Ordering::AcqRel) && !held {
+            *self.paid() = Instant::now();
+            self.released.notify_waiters();
+        }
+    }
+
+    pub fn held(&self) -> bool {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// Waits while the reads are held.
+    async fn unheld(&self) {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if !self.held() {
+                return;
+            }
+            released.await;
+        }
     }
 
     fn paid(&self) -> std::sync::MutexGuard<'_, Instant> {
@@ -81,7 +117,8 @@ impl Limiter {
             released.as_mut().enable();
             let allowed = self.limits().readers.max(1);
             let now = self.active.load(Ordering::Acquire);
-            if now < allowed
+            if !self.held()
+                && now < allowed
                 && self
                     .active
                     .compare_exchange(now, now + 1, Ordering::AcqRel, Ordering::Acquire)
@@ -96,6 +133,7 @@ impl Limiter {
     /// Charges `bytes` just read, and waits until the rate allows the next
     /// read. Returns at once without a rate cap.
     pub async fn charge(&self, bytes: u64) {
+        self.unheld().await;
         let mut changed = self.limits.subscribe();
         let Some(rate) = self.limits().bytes_per_second.filter(|r| *r > 0.0) else {
             return;
@@ -120,6 +158,32 @@ impl Limiter {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hold_stops_new_ranges_and_the_next_reply_until_released() {
+        let limiter = Arc::new(Limiter::new(limits(2, None)));
+        limiter.hold(true);
+        let waiting_reader = {
+            let l = limiter.clone();
+            tokio::spawn(async move {
+                let _r = l.reader().await;
+            })
+        };
+        let waiting_charge = {
+            let l = limiter.clone();
+            tokio::spawn(async move { l.charge(1).await })
+        };
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(!waiting_reader.is_finished() && !waiting_charge.is_finished());
+        limiter.hold(false);
+        tokio::time::timeout(Duration::from_millis(10), async {
+            waiting_reader.await.unwrap();
+            waiting_charge.await.unwrap();
+        })
+        .await
+        .expect("both go on once released");
+        assert_eq!(limiter.active(), 0);
+    }
 
     const MIB: f64 = 1024.0 * 1024.0;
 

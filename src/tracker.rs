@@ -186,6 +186,10 @@ impl Tracker {
         self.update(|p| p.load = Some(Box::new(status)));
     }
 
+    pub(crate) fn set_impact(&self, impact: crate::progress::SourceImpact) {
+        self.update(|p| p.source_impact = Some(Box::new(impact)));
+    }
+
     pub(crate) fn set_phase(&self, phase: Phase) {
         self.update(|p| p.phase = phase);
     }

@@ -13,6 +13,10 @@ use tokio_util::sync::CancellationToken;
 
 use support::*;
 
+/// The tests that measure rates and latencies have the machine to
+/// themselves: the others of this binary run beside each other only.
+static MACHINE: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 async fn partitions(dest: &mongodb::Client, ns: &str) -> Vec<Document> {
     dest.database("__mongoferry")
         .collection::<Document>("partitions")
@@ -27,6 +31,7 @@ async fn partitions(dest: &mongodb::Client, ns: &str) -> Vec<Document> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ranges_whose_first_document_was_deleted_before_the_read_are_still_copied() {
+    let _machine = MACHINE.read().await;
     let (pair, src, dest) = clusters().await;
     let orders = Namespace::new("shop", "orders");
     seed_all(&src, &[(orders.clone(), 30_000, 300)]).await;
@@ -134,6 +139,7 @@ async fn delete_by_record_id(c: &mongodb::Client, ns: &Namespace, rids: &[i64]) 
 /// none by no range, whatever the reply size.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn each_document_is_copied_by_exactly_one_record_id_range() {
+    let _machine = MACHINE.read().await;
     let (pair, src, dest) = clusters().await;
     let orders = Namespace::new("shop", "orders");
     seed_all(&src, &[(orders.clone(), 20_000, 300)]).await;
@@ -192,6 +198,7 @@ async fn each_document_is_copied_by_exactly_one_record_id_range() {
 /// with an identical destination.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_copy_that_stands_still_is_reported_and_so_is_its_recovery() {
+    let _machine = MACHINE.read().await;
     let (pair, src, dest) = clusters().await;
     let docs = Namespace::new("big", "docs");
     seed_all(&src, &[(docs.clone(), 100_000, 1_000)]).await;
@@ -262,6 +269,7 @@ async fn set_level(handle: &MigrationHandle, level: LoadLevel) {
 /// rate within seconds, both ways, while the copy runs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_load_level_bounds_the_copy_rate_and_changes_it_live() {
+    let _machine = MACHINE.write().await;
     let (pair, src, dest) = clusters().await;
     let docs = Namespace::new("big", "docs");
     seed_all(&src, &[(docs.clone(), 200_000, 1_000)]).await;
@@ -308,5 +316,146 @@ async fn the_load_level_bounds_the_copy_rate_and_changes_it_live() {
 
     set_level(&handle, LoadLevel::Full).await;
     commit_and_wait(&handle, run, Duration::from_secs(180)).await;
+    assert_same(&src, &dest).await;
+}
+
+/// Runs heavy aggregations on the source until `stop`: a competing
+/// workload that makes every query on it slower.
+fn compete(
+    src: &mongodb::Client,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..6)
+        .map(|_| {
+            let coll = src.database("noise").collection::<Document>("docs");
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let pipeline = vec![doc! { "$group": {
+                        "_id": { "$mod": ["$n", 97] },
+                        "s": { "$sum": { "$strLenCP": "$pad" } },
+                    } }];
+                    if let Ok(c) = coll.aggregate(pipeline).await {
+                        let _ = c.try_collect::<Vec<Document>>().await;
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// The adaptive mode measures the source idle before the copy, backs off
+/// and says why when a competing workload slows the source, and speeds up
+/// again when it stops. Every figure of the source's health is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_adaptive_mode_backs_off_when_the_source_suffers_and_recovers() {
+    let _machine = MACHINE.write().await;
+    let (pair, src, dest) = clusters().await;
+    let docs = Namespace::new("big", "docs");
+    let noise = Namespace::new("noise", "docs");
+    seed_all(
+        &src,
+        &[(docs.clone(), 300_000, 1_000), (noise, 100_000, 500)],
+    )
+    .await;
+    let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
+    config.include = vec!["big.*".into()];
+    let setting = LoadSetting {
+        level: LoadLevel::MibPerSecond(6.0),
+        max_source_latency_increase_percent: Some(200.0),
+        max_secondary_lag_seconds: None,
+    };
+    config.load = Some(setting);
+    let (handle, run) = start_migration(config).await;
+
+    let p = wait_for(
+        &handle,
+        "the idle baseline and the copy",
+        Duration::from_secs(90),
+        |p| {
+            p.source_impact
+                .as_ref()
+                .is_some_and(|i| i.idle_read_latency_ms.is_some() && i.read_latency_ms.is_some())
+                && p.collection_copy.estimated_copied_bytes > 0
+        },
+    )
+    .await;
+    let impact = p.source_impact.expect("figures");
+    eprintln!("impact with the copy alone: {impact:?}");
+    assert!(
+        impact.read_tickets_total.is_some_and(|t| t > 0),
+        "{impact:?}"
+    );
+    assert!(
+        impact.cache_used_percent.is_some_and(|c| c > 0.0),
+        "{impact:?}"
+    );
+    assert!(impact.queued_operations.is_some(), "{impact:?}");
+    assert!(impact.not_measured.is_empty(), "{impact:?}");
+    let status = p.load.expect("the load status");
+    assert_eq!(status.setting, setting);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let competitors = compete(&src, &stop);
+    let slowed = wait_for(
+        &handle,
+        "the adaptive mode to back off",
+        Duration::from_secs(60),
+        |p| p.load.as_ref().is_some_and(|l| l.throttling),
+    )
+    .await;
+    let load = slowed.load.expect("load");
+    let reason = load.reason.clone().unwrap_or_default();
+    eprintln!("backed off: {reason} ({:?})", slowed.source_impact);
+    assert!(
+        reason.starts_with("Slowing the copy to")
+            && (reason.contains("over their idle") || reason.contains("queues operations")),
+        "{reason}"
+    );
+    assert!(
+        load.bytes_per_second
+            .is_some_and(|b| b < 6.0 * 1024.0 * 1024.0),
+        "{load:?}"
+    );
+    assert!(
+        slowed
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("Slowing the copy")),
+        "{:?}",
+        slowed.warnings
+    );
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for c in competitors {
+        c.await.expect("the competitor ends");
+    }
+    let lowest = handle
+        .progress()
+        .load
+        .and_then(|l| l.bytes_per_second)
+        .unwrap_or(f64::MAX);
+    let recovered = wait_for(
+        &handle,
+        "the copy to speed up again",
+        Duration::from_secs(90),
+        |p| {
+            p.load
+                .as_ref()
+                .is_some_and(|l| !l.throttling || l.bytes_per_second.is_some_and(|b| b > lowest))
+        },
+    )
+    .await;
+    eprintln!("recovered: {:?}", recovered.load);
+    let left = recovered.collection_copy;
+    assert!(
+        left.estimated_copied_bytes < left.estimated_total_bytes,
+        "the copy was still under way: {left:?}"
+    );
+
+    set_level(&handle, LoadLevel::Full).await;
+    commit_and_wait(&handle, run, Duration::from_secs(180)).await;
+    // The competitor's database was out of scope.
+    src.database("noise").drop().await.expect("drop noise");
     assert_same(&src, &dest).await;
 }

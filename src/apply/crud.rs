@@ -206,13 +206,23 @@ async fn read_changed(
     ev: &CrudEvent,
     options: RawDocumentBuf,
 ) -> Result<Vec<RawDocumentBuf>> {
-    match catalog::find_raw(&ctx.src, &ev.ns, Some(&ev.uuid), options).await? {
-        Some(cursor) => cursor.try_collect().await.ctx(
-            Role::Source,
-            &format!("read changed documents of {}", ev.ns),
-        ),
-        None => Ok(Vec::new()),
+    let found: Vec<RawDocumentBuf> =
+        match catalog::find_raw(&ctx.src, &ev.ns, Some(&ev.uuid), options).await? {
+            Some(cursor) => cursor.try_collect().await.ctx(
+                Role::Source,
+                &format!("read changed documents of {}", ev.ns),
+            )?,
+            None => Vec::new(),
+        };
+    // The load level bounds these reads as it does the copy's, except in
+    // the commit's catch-up: the source's writes are stopped then, and
+    // every second is downtime.
+    let committing = ctx.control.borrow().commit.is_some();
+    if !committing {
+        let bytes: usize = found.iter().map(|d| d.as_bytes().len()).sum();
+        ctx.limiter.charge(bytes as u64).await;
     }
+    Ok(found)
 }
 
 /// Turns an `update`/`delete` reply into an error (write concern, or a

@@ -20,172 +20,13 @@
 //! not read), `$collStats` with `storageStats` works, and the oplog is
 //! read with read concern local, sorted by `$natural`, on all three.
 
-use bson::{doc, Document, Timestamp};
-use mongodb::options::{CollectionOptions, ReadConcern};
-
 use super::report::{human_bytes, human_duration, Finding};
-use crate::catalog;
-use crate::cluster::{Cluster, Topology};
-use crate::driver_error::redacted_message as reason;
-use crate::scope::Namespace;
+use crate::cluster::Topology;
+use crate::oplog::write_rate;
+pub use crate::oplog::{gather, window_seconds, Facts};
 
 /// The smallest oplog `replSetResizeOplog` accepts, in MB.
 const MIN_OPLOG_MB: u64 = 990;
-
-/// How far back the recent write rate is measured, in seconds.
-const RECENT_SECONDS: u32 = 60;
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Facts {
-    /// Sharded (each shard has its own oplog, out of reach through
-    /// mongos) or standalone (no oplog at all).
-    NotApplicable,
-    Unreadable(String),
-    Read {
-        first: Timestamp,
-        last: Timestamp,
-        used_bytes: u64,
-        max_bytes: u64,
-        min_retention_hours: f64,
-        /// Oplog bytes written in the last [`RECENT_SECONDS`] before
-        /// `last`; `None` when the oplog does not reach back that far.
-        recent_bytes: Option<u64>,
-    },
-}
-
-impl Facts {
-    /// The oldest entry still in the oplog.
-    pub fn oldest(&self) -> Option<Timestamp> {
-        match self {
-            Facts::Read { first, .. } => Some(*first),
-            _ => None,
-        }
-    }
-}
-
-pub async fn gather(src: &Cluster) -> Facts {
-    if !matches!(src.topology, Topology::ReplicaSet { .. }) {
-        return Facts::NotApplicable;
-    }
-    // `local` does not take the majority read concern the source uses.
-    let options = CollectionOptions::builder()
-        .read_concern(ReadConcern::local())
-        .build();
-    let oplog = src
-        .client
-        .database("local")
-        .collection_with_options::<Document>("oplog.rs", options);
-    let end = |dir: i32| {
-        let oplog = oplog.clone();
-        async move {
-            oplog
-                .find_one(doc! {})
-                .sort(doc! { "$natural": dir })
-                .projection(doc! { "ts": 1, "_id": 0 })
-                .await
-                .map(|d| d.and_then(|d| d.get_timestamp("ts").ok()))
-        }
-    };
-    let oplog_ns = Namespace::new("local", "oplog.rs");
-    let stats = catalog::storage_stats(src, &oplog_ns);
-    let retention = async {
-        src.client
-            .database("admin")
-            .run_command(doc! { "getCmdLineOpts": 1 })
-            .await
-            .ok()
-            .and_then(|r| {
-                let storage = r
-                    .get_document("parsed")
-                    .ok()?
-                    .get_document("storage")
-                    .ok()?;
-                match storage.get("oplogMinRetentionHours")? {
-                    bson::Bson::Double(h) => Some(*h),
-                    bson::Bson::Int32(h) => Some(*h as f64),
-                    bson::Bson::Int64(h) => Some(*h as f64),
-                    _ => None,
-                }
-            })
-            .unwrap_or(0.0)
-    };
-    let (first, last, stats, min_retention_hours) = tokio::join!(end(1), end(-1), stats, retention);
-    match (first, last, stats) {
-        (Ok(Some(first)), Ok(Some(last)), Ok(stats)) => {
-            let used_bytes = stats.size;
-            let since = last.time.saturating_sub(RECENT_SECONDS);
-            let recent_bytes = if first.time < since {
-                // The oplog's collection scan seeks to a `ts` lower bound,
-                // so this reads only the last minute's entries.
-                let recent = oplog
-                    .count_documents(
-                        doc! { "ts": { "$gt": Timestamp { time: since, increment: u32::MAX } } },
-                    )
-                    .await;
-                match recent {
-                    Ok(n) => Some(n.saturating_mul(used_bytes / stats.count.max(1))),
-                    Err(e) => return Facts::Unreadable(reason(&e)),
-                }
-            } else {
-                None
-            };
-            Facts::Read {
-                first,
-                last,
-                used_bytes,
-                max_bytes: stats.max_size,
-                min_retention_hours,
-                recent_bytes,
-            }
-        }
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Facts::Unreadable(reason(&e)),
-        _ => Facts::Unreadable("the oplog is empty".into()),
-    }
-}
-
-/// The oplog's write rate in bytes a second: the last minute's where the
-/// oplog reaches back that far, the whole oplog's otherwise.
-fn write_rate(facts: &Facts) -> Option<f64> {
-    let Facts::Read {
-        first,
-        last,
-        used_bytes,
-        recent_bytes,
-        ..
-    } = facts
-    else {
-        return None;
-    };
-    Some(match recent_bytes {
-        Some(b) => (*b).max(1) as f64 / RECENT_SECONDS as f64,
-        None => (*used_bytes).max(1) as f64 / (last.time as f64 - first.time as f64).max(1.0),
-    })
-}
-
-/// How long the oplog holds an entry, in seconds, at the current rate.
-pub fn window_seconds(facts: &Facts) -> Option<f64> {
-    let Facts::Read {
-        first,
-        last,
-        max_bytes,
-        used_bytes,
-        min_retention_hours,
-        recent_bytes,
-    } = facts
-    else {
-        return None;
-    };
-    let capacity = (*max_bytes).max(*used_bytes) as f64;
-    let window = match recent_bytes {
-        // The whole oplog's rate: the span, scaled to a full oplog (the
-        // same as dividing by the rate, without the rounding).
-        None => {
-            (last.time as f64 - first.time as f64).max(1.0) * capacity / (*used_bytes).max(1) as f64
-        }
-        Some(_) => capacity / write_rate(facts)?,
-    };
-    Some(window.max(min_retention_hours * 3600.0))
-}
 
 /// `resuming`: a stored migration will carry on, so no copy starts over
 /// from scratch; whether its own start is still in the oplog is the
@@ -281,6 +122,7 @@ pub fn assess(
 mod tests {
     use super::super::Severity;
     use super::*;
+    use bson::Timestamp;
 
     fn read(span: u32, used: u64, max: u64) -> Facts {
         read_recent(span, used, max, None)
