@@ -531,6 +531,9 @@ fn start_load(
 
 /// Sync step: start, wait for the copy to finish and events to flow.
 async fn sync_until_copied(app: &mut App) {
+    // The event source and the load level, left at their defaults.
+    app.find("load-choice-full", Duration::from_secs(10)).await;
+    app.shot("sync-choices").await;
     app.click("start-sync", Duration::from_secs(10)).await;
     app.wait_text(
         "state",

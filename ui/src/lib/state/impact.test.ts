@@ -5,12 +5,12 @@ import {
   formatHeadroom,
   formatIncrease,
   formatLagSeconds,
-  formatLatency,
   formatMs,
   formatShare,
   formatWhole,
   impactRows,
   NONE,
+  readLatencyTable,
 } from './impact';
 
 const fullImpact: SourceImpact = {
@@ -39,8 +39,7 @@ describe('impact figures', () => {
         expect(f(m), `${f.name}(${m})`).toBe(NONE);
       }
     }
-    expect(formatLatency(null)).toBe(NONE);
-    expect(formatLatency({ p50: Number.NaN, p90: 2, p99: 3 })).toBe('p50 — · p90 2.0 ms · p99 3.0 ms');
+    expect(readLatencyTable(emptyImpact({ readLatencyMs: { p50: Number.NaN, p90: 2, p99: 3 } }))?.rows[0]?.p50).toBe(NONE);
   });
 
   it('read in the units a DBA expects', () => {
@@ -66,17 +65,20 @@ describe('impact figures', () => {
 
 describe('impactRows', () => {
   it('has no line for figures that are all missing', () => {
-    expect(impactRows(emptyImpact({ notMeasured: ['Queued operations: serverStatus is not allowed.'] }))).toEqual([]);
+    const none = emptyImpact({ notMeasured: ['Queued operations: serverStatus is not allowed.'] });
+    expect(impactRows(none)).toEqual([]);
+    expect(readLatencyTable(none)).toBeNull();
   });
 
-  it('puts now beside idle, and the member beside its lag', () => {
-    const rows = Object.fromEntries(impactRows(fullImpact).map((r) => [r.id, r]));
-    expect(rows['read-latency']).toEqual({
-      id: 'read-latency',
-      label: 'Read latency',
-      value: 'p50 1.2 ms · p90 3.4 ms · p99 12 ms',
-      note: 'idle p50 0.80 ms · p90 2.5 ms · p99 6.0 ms; +36% on idle',
+  it('puts now above idle, and the member beside its lag', () => {
+    expect(readLatencyTable(fullImpact)).toEqual({
+      rows: [
+        { label: 'now', p50: '1.2 ms', p90: '3.4 ms', p99: '12 ms' },
+        { label: 'idle', p50: '0.80 ms', p90: '2.5 ms', p99: '6.0 ms' },
+      ],
+      increase: '+36%',
     });
+    const rows = Object.fromEntries(impactRows(fullImpact).map((r) => [r.id, r]));
     expect(rows['write-latency']?.value).toBe('2.1 ms');
     expect(rows['write-latency']?.note).toBe('idle 1.8 ms');
     expect(rows['queued']?.value).toBe('3');
@@ -92,7 +94,10 @@ describe('impactRows', () => {
     );
     const text = JSON.stringify(rows);
     expect(text).not.toMatch(/NaN|undefined/);
-    expect(rows.find((r) => r.id === 'read-latency')?.note).toBeNull();
+    expect(readLatencyTable(emptyImpact({ readLatencyMs: { p50: 1, p90: 2, p99: 3 } }))).toEqual({
+      rows: [{ label: 'now', p50: '1.0 ms', p90: '2.0 ms', p99: '3.0 ms' }],
+      increase: null,
+    });
     expect(rows.find((r) => r.id === 'cache')?.value).toBe('— used · 2% dirty');
     expect(rows.find((r) => r.id === 'tickets')?.value).toBe('4');
     expect(rows.find((r) => r.id === 'secondary-lag')?.note).toBeNull();

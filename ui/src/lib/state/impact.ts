@@ -3,7 +3,6 @@
 // privilege it lacks, a field an older server does not have, too few
 // operations to judge): each formatter takes null or undefined, and
 // anything that is not a finite number, and answers "—", never NaN.
-import type { Latency } from '$lib/bindings/Latency';
 import type { SourceImpact } from '$lib/bindings/SourceImpact';
 
 export const NONE = '—';
@@ -22,12 +21,6 @@ export function formatMs(ms: Maybe): string {
   if (ms >= 10) return `${ms.toFixed(0)} ms`;
   if (ms >= 1) return `${ms.toFixed(1)} ms`;
   return `${ms.toFixed(2)} ms`;
-}
-
-/** Percentiles: "p50 1.2 ms · p90 3.4 ms · p99 12 ms". */
-export function formatLatency(latency: Latency | null | undefined): string {
-  if (!latency) return NONE;
-  return `p50 ${formatMs(latency.p50)} · p90 ${formatMs(latency.p90)} · p99 ${formatMs(latency.p99)}`;
 }
 
 /** A change against idle: "+35%", "−4%", "+0%". */
@@ -77,27 +70,35 @@ export interface ImpactRow {
   note: string | null;
 }
 
+/** Read latency now and idle, one row each, for a small table. */
+export interface ReadLatencyTable {
+  rows: { label: 'now' | 'idle'; p50: string; p90: string; p99: string }[];
+  /** The p90 against idle: "+36%"; null when not measured. */
+  increase: string | null;
+}
+
+/** The read latency table, or null when nothing of it was measured. */
+export function readLatencyTable(impact: SourceImpact): ReadLatencyTable | null {
+  const rows: ReadLatencyTable['rows'] = [];
+  for (const [label, latency] of [
+    ['now', impact.readLatencyMs],
+    ['idle', impact.idleReadLatencyMs],
+  ] as const) {
+    if (latency) rows.push({ label, p50: formatMs(latency.p50), p90: formatMs(latency.p90), p99: formatMs(latency.p99) });
+  }
+  const increase = finite(impact.readLatencyIncreasePercent) ? formatIncrease(impact.readLatencyIncreasePercent) : null;
+  return rows.length > 0 || increase !== null ? { rows, increase } : null;
+}
+
 /**
- * The panel's lines, in the order the panel shows them. A line whose
- * figures are all missing is left out; why it is missing is in
+ * The panel's other lines, in the order the panel shows them. A line
+ * whose figures are all missing is left out; why it is missing is in
  * `notMeasured`, which the panel lists on its own.
  */
 export function impactRows(impact: SourceImpact): ImpactRow[] {
   const rows: ImpactRow[] = [];
   const row = (id: string, label: string, value: string, note: string | null = null) =>
     rows.push({ id, label, value, note });
-  const read = impact.readLatencyMs;
-  const idleRead = impact.idleReadLatencyMs;
-  if (read || idleRead || finite(impact.readLatencyIncreasePercent)) {
-    row(
-      'read-latency',
-      'Read latency',
-      formatLatency(read),
-      [idleRead ? `idle ${formatLatency(idleRead)}` : null, finite(impact.readLatencyIncreasePercent) ? `${formatIncrease(impact.readLatencyIncreasePercent)} on idle` : null]
-        .filter((s) => s !== null)
-        .join('; ') || null,
-    );
-  }
   if (finite(impact.writeLatencyMs) || finite(impact.idleWriteLatencyMs)) {
     row('write-latency', 'Write latency (mean)', formatMs(impact.writeLatencyMs), finite(impact.idleWriteLatencyMs) ? `idle ${formatMs(impact.idleWriteLatencyMs)}` : null);
   }

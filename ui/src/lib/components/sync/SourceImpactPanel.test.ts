@@ -27,8 +27,13 @@ describe('SourceImpactPanel', () => {
         oplogHeadroomSeconds: 7200 + 300,
       }),
     });
-    expect(screen.getByTestId('impact-read-latency').textContent).toContain('p99 12 ms');
-    expect(screen.getByTestId('impact-read-latency').textContent).toContain('+36% on idle');
+    const latency = screen.getByTestId('impact-read-latency');
+    const cells = [...latency.querySelectorAll('tbody tr')].map((tr) => [...tr.children].map((c) => c.textContent));
+    expect(cells).toEqual([
+      ['now', '1.2 ms', '3.4 ms', '12 ms'],
+      ['idle', '0.80 ms', '2.5 ms', '6.0 ms'],
+    ]);
+    expect(latency.textContent).toContain('+36% on idle');
     expect(screen.getByTestId('impact-cache').textContent).toContain('78% used · — dirty');
     expect(screen.getByTestId('impact-secondary-lag').textContent).toContain('db3:27017');
     expect(screen.getByTestId('impact-oplog-headroom').textContent).toContain('2 h 5 min');
