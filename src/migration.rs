@@ -254,6 +254,9 @@ impl Migration {
     /// Writes nothing.
     pub async fn connect(config: SyncConfig, cancel: CancellationToken) -> Result<Migration> {
         let scope = Scope::new(&config.include, &config.exclude)?;
+        if let Some(load) = &config.load {
+            load.validate()?;
+        }
         let (src, dest) = match tokio::join!(
             Cluster::connect(Role::Source, &config.source_uri),
             Cluster::connect(Role::Destination, &config.destination_uri),
