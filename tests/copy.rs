@@ -325,7 +325,7 @@ fn compete(
     src: &mongodb::Client,
     stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
-    (0..6)
+    (0..8)
         .map(|_| {
             let coll = src.database("noise").collection::<Document>("docs");
             let stop = stop.clone();
@@ -395,13 +395,24 @@ async fn the_adaptive_mode_backs_off_when_the_source_suffers_and_recovers() {
     let status = p.load.expect("the load status");
     assert_eq!(status.setting, setting);
 
+    // What the copy alone was allowed, so that the back-off seen is the
+    // competitor's doing.
+    let alone = handle
+        .progress()
+        .load
+        .and_then(|l| l.bytes_per_second)
+        .unwrap_or(f64::MAX);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let competitors = compete(&src, &stop);
     let slowed = wait_for(
         &handle,
         "the adaptive mode to back off",
-        Duration::from_secs(60),
-        |p| p.load.as_ref().is_some_and(|l| l.throttling),
+        Duration::from_secs(90),
+        |p| {
+            p.load
+                .as_ref()
+                .is_some_and(|l| l.throttling && l.bytes_per_second.is_some_and(|b| b < alone))
+        },
     )
     .await;
     let load = slowed.load.expect("load");

@@ -50,6 +50,13 @@ const CANARY_EVERY: Duration = Duration::from_millis(100);
 /// holds the copy to get them.
 const BASELINE_SAMPLES: usize = 50;
 const BASELINE_LONGEST: Duration = Duration::from_secs(15);
+/// Idle point reads taken before the copy starts that make a baseline.
+const BEFORE_COPY_SAMPLES: usize = 20;
+/// How long a hold lasts before the source counts as idle: the replies
+/// under way when it began have arrived.
+const HOLD_SETTLE: Duration = Duration::from_secs(2);
+/// How often the adaptive mode measures the source idle again.
+const REPROBE_EVERY: Duration = Duration::from_secs(15 * 60);
 /// Writes an interval needs before its mean latency means something.
 const MIN_WRITES: f64 = 20.0;
 /// How often the oplog's window is measured again.
@@ -244,7 +251,11 @@ struct Sampler {
     setting: Option<LoadSetting>,
     ticks: u64,
     last_warning: Option<Instant>,
-    baseline_held_since: Option<Instant>,
+    /// Since when the sampler holds the copy to measure the source idle.
+    probe: Option<Instant>,
+    /// When the baseline was last measured, and its first p90.
+    last_baseline: Option<Instant>,
+    first_idle: Option<f64>,
     /// The oplog's window in seconds and when it was last measured.
     oplog_window: Option<(Instant, f64)>,
     start_at: Option<bson::Timestamp>,
@@ -273,7 +284,9 @@ impl Sampler {
             setting: None,
             ticks: 0,
             last_warning: None,
-            baseline_held_since: None,
+            probe: None,
+            last_baseline: None,
+            first_idle: None,
             oplog_window: None,
             start_at: None,
             oplog_warned: None,
@@ -285,18 +298,27 @@ impl Sampler {
     async fn take(&mut self, canary: &mut mpsc::UnboundedReceiver<Canary>) {
         self.ticks += 1;
         let now = Instant::now();
-        let idle = self.ctx.limiter.active() == 0;
+        // Idle: no range reads, or a hold the ranges have settled into.
+        let settled = self
+            .probe
+            .is_some_and(|since| since.elapsed() >= HOLD_SETTLE);
+        let baselining = settled || (self.idle_read.is_none() && self.ctx.limiter.active() == 0);
         let mut not_measured = Vec::new();
         while let Ok(m) = canary.try_recv() {
             match m {
                 Canary::Took(ms) => {
                     self.reads.push_back((now, ms));
-                    if idle && self.idle_read.is_none() {
+                    if baselining {
                         self.idle_reads.push(ms);
                     }
                 }
                 Canary::Cannot(why) => self.canary_gone = Some(why),
             }
+        }
+        if !baselining {
+            // The copy began before the baseline was complete: start over.
+            self.idle_reads.clear();
+            self.idle_from = None;
         }
         while self
             .reads
@@ -312,18 +334,18 @@ impl Sampler {
         let status = self.server_status().await;
         match &status {
             Ok(s) => {
-                if idle && self.idle_write.is_none() {
-                    match &self.idle_from {
-                        None => self.idle_from = Some(s.clone()),
-                        Some(from) => {
-                            if self.idle_reads.len() >= BASELINE_SAMPLES {
-                                self.idle_write = figures::write_latency_ms(from, s, MIN_WRITES);
-                            }
-                        }
-                    }
-                } else if !idle && self.idle_write.is_none() {
-                    // The copy began: an idle interval must start over.
-                    self.idle_from = None;
+                if baselining && self.idle_from.is_none() {
+                    self.idle_from = Some(s.clone());
+                }
+                // A hold takes a full baseline; the moments before the copy
+                // starts seldom last that long, and take a shorter one.
+                let needed = if self.probe.is_some() {
+                    BASELINE_SAMPLES
+                } else {
+                    BEFORE_COPY_SAMPLES
+                };
+                if self.idle_reads.len() >= needed {
+                    self.baseline_done(s);
                 }
                 self.statuses.push_back((now, s.clone()));
                 while self
@@ -340,17 +362,14 @@ impl Sampler {
             }
             Err(why) => not_measured.push(why.clone()),
         }
-        if self.idle_read.is_none() && self.idle_reads.len() >= BASELINE_SAMPLES {
-            self.idle_read = figures::percentiles(&self.idle_reads);
-            self.idle_reads = Vec::new();
-        }
         if self.ticks % 5 == 1 {
-            match self.replica_lag().await {
+            let lag = self.replica_lag().await;
+            self.not_measured
+                .retain(|w| !w.starts_with("secondary lag"));
+            match lag {
                 Ok(lag) => self.lag = lag,
                 Err(why) => {
                     self.lag = None;
-                    self.not_measured
-                        .retain(|w| !w.starts_with("secondary lag"));
                     self.not_measured.push(why);
                 }
             }
@@ -363,6 +382,37 @@ impl Sampler {
         self.weigh_oplog(&impact);
         self.weigh_sync();
         self.ctx.tracker.set_impact(impact);
+    }
+
+    /// Takes the idle reads (and writes) gathered as the new baseline, and
+    /// ends the hold that gathered them, if any.
+    fn baseline_done(&mut self, status: &Status) {
+        let Some(read) = figures::percentiles(&self.idle_reads) else {
+            return;
+        };
+        if let Some(write) = self
+            .idle_from
+            .as_ref()
+            .and_then(|from| figures::write_latency_ms(from, status, MIN_WRITES))
+        {
+            self.idle_write = Some(write);
+        }
+        match self.first_idle {
+            None => self.first_idle = Some(read.p90),
+            Some(first) if read.p90 > 2.0 * first => self.ctx.tracker.warn(format!(
+                "The source got slower on its own: idle, its reads now take {:.2} ms (p90), against {first:.2} ms when the migration started; the adaptive mode compares against the new figure.",
+                read.p90
+            )),
+            Some(_) => {}
+        }
+        tracing::info!(p90_ms = read.p90, "idle read latency measured");
+        self.idle_read = Some(read);
+        self.idle_reads.clear();
+        self.idle_from = None;
+        self.last_baseline = Some(Instant::now());
+        if self.probe.take().is_some() {
+            self.ctx.limiter.hold(false);
+        }
     }
 
     /// How long the oplog still keeps the migration's start, in seconds:
@@ -517,6 +567,11 @@ impl Sampler {
             .map(Status::cache_percent)
             .unwrap_or_default();
         let mut not_measured = not_measured;
+        if self.ctx.src.is_sharded() {
+            not_measured.push(
+                "tickets, cache and secondary lag: each shard has its own, out of reach through mongos".into(),
+            );
+        }
         if self.idle_read.is_none() && self.canary_gone.is_none() && self.ctx.limiter.active() > 0 {
             not_measured.push(
                 "idle read latency: the copy was already reading when the migration started; give a latency limit to measure it".into(),
@@ -562,21 +617,9 @@ impl Sampler {
             self.setting = Some(setting);
             self.controller.reset();
         }
-        let limiter = &self.ctx.limiter;
         let copying = self.ctx.tracker.snapshot().phase == Phase::Copying;
-        let baseline_missing = self.idle_read.is_none() && self.canary_gone.is_none();
-        if setting.adaptive() && baseline_missing && copying {
-            let since = *self.baseline_held_since.get_or_insert_with(Instant::now);
-            if since.elapsed() < BASELINE_LONGEST {
-                if !limiter.held() {
-                    tracing::info!("holding the copy to measure the source idle");
-                    limiter.hold(true);
-                }
-                return;
-            }
-        }
-        if limiter.held() {
-            limiter.hold(false);
+        if self.probing(setting, copying) {
+            return;
         }
         if !copying {
             return;
@@ -596,6 +639,41 @@ impl Sampler {
         let now = self.started.elapsed().as_secs_f64();
         if let Some(change) = self.controller.step(now, &setting, level, &reading) {
             self.apply(setting, change);
+        }
+    }
+
+    /// Holds the copy while the adaptive mode measures the source idle:
+    /// when it has no baseline, and every [`REPROBE_EVERY`], since the
+    /// applications' own load drifts over a day. Says whether it holds.
+    fn probing(&mut self, setting: LoadSetting, copying: bool) -> bool {
+        let due = setting.adaptive()
+            && copying
+            && self.canary_gone.is_none()
+            && self
+                .last_baseline
+                .is_none_or(|at| at.elapsed() >= REPROBE_EVERY);
+        match self.probe {
+            Some(since) if due && since.elapsed() < BASELINE_LONGEST => true,
+            Some(_) => {
+                // Done (the baseline ends it), given up, or no longer wanted.
+                self.probe = None;
+                self.ctx.limiter.hold(false);
+                if due {
+                    // Try again after a while rather than hold the copy on.
+                    self.last_baseline = Some(Instant::now());
+                    tracing::info!("the source's idle latency could not be measured in time");
+                }
+                false
+            }
+            None if due => {
+                tracing::info!("holding the copy to measure the source idle");
+                self.idle_reads.clear();
+                self.idle_from = None;
+                self.probe = Some(Instant::now());
+                self.ctx.limiter.hold(true);
+                true
+            }
+            None => false,
         }
     }
 

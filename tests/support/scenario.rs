@@ -380,6 +380,42 @@ pub async fn migrate_live_with_ddl_and_transactions(
         Some(expected),
         "the sync reads from the {expected} as asked ({choice:?}): {p:#?}"
     );
+    // The source's health is read on every version, under its write load.
+    let p = wait_for(
+        &handle,
+        "the source's figures",
+        Duration::from_secs(30),
+        |p| {
+            p.source_impact.as_ref().is_some_and(|i| {
+                i.read_latency_ms.is_some()
+                    && i.write_latency_ms.is_some()
+                    && i.oplog_headroom_seconds.is_some()
+            })
+        },
+    )
+    .await;
+    let impact = p.source_impact.expect("figures");
+    // The idle baseline may be missing (the copy began at once); the
+    // rest is measured.
+    assert!(
+        impact
+            .not_measured
+            .iter()
+            .all(|w| w.starts_with("idle read latency")),
+        "{impact:?}"
+    );
+    assert!(
+        impact.read_tickets_total.is_some_and(|t| t > 0),
+        "{impact:?}"
+    );
+    assert!(
+        impact.cache_used_percent.is_some() && impact.queued_operations.is_some(),
+        "{impact:?}"
+    );
+    assert_eq!(
+        impact.secondary_lag_seconds, None,
+        "one member, no secondary: {impact:?}"
+    );
 
     ddl_during_sync(&src).await;
     transactions(&src).await;
