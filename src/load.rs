@@ -198,40 +198,43 @@ impl LoadSetting {
 
 /// Reads a latency limit such as `20%` or `20`, in percent.
 pub fn parse_percent(text: &str) -> Result<f64> {
-    let number = text.trim().trim_end_matches('%').trim();
-    let refused = || Error::InvalidLoadLimit {
-        limit: text.to_string(),
-        reason: "it is not a percent".into(),
-    };
-    let p = number.parse::<f64>().map_err(|_| refused())?;
-    if !p.is_finite() {
-        return Err(refused());
-    }
-    let setting = LoadSetting {
+    parse_limit(text, '%', "a percent", |p| LoadSetting {
         max_source_latency_increase_percent: Some(p),
         ..LoadSetting::default()
-    };
-    setting.validate()?;
-    Ok(p)
+    })
 }
 
 /// Reads a lag limit in seconds, such as `10` or `10s`.
 pub fn parse_seconds(text: &str) -> Result<f64> {
-    let number = text.trim().trim_end_matches('s').trim();
-    let refused = || Error::InvalidLoadLimit {
-        limit: text.to_string(),
-        reason: "it is not a number of seconds".into(),
-    };
-    let s = number.parse::<f64>().map_err(|_| refused())?;
-    if !s.is_finite() {
-        return Err(refused());
-    }
-    let setting = LoadSetting {
+    parse_limit(text, 's', "a number of seconds", |s| LoadSetting {
         max_secondary_lag_seconds: Some(s),
         ..LoadSetting::default()
+    })
+}
+
+/// A number, `unit` after it optional, judged by [`LoadSetting::validate`]
+/// as the limit `setting` puts it in.
+fn parse_limit(
+    text: &str,
+    unit: char,
+    what: &str,
+    setting: impl Fn(f64) -> LoadSetting,
+) -> Result<f64> {
+    let refused = || Error::InvalidLoadLimit {
+        limit: text.to_string(),
+        reason: format!("it is not {what}"),
     };
-    setting.validate()?;
-    Ok(s)
+    let n = text
+        .trim()
+        .trim_end_matches(unit)
+        .trim()
+        .parse::<f64>()
+        .map_err(|_| refused())?;
+    if !n.is_finite() {
+        return Err(refused());
+    }
+    setting(n).validate()?;
+    Ok(n)
 }
 
 /// The load a running migration is held to, for progress.
