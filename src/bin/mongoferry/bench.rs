@@ -41,12 +41,17 @@
 //! source's copy docs/s and end-to-end lag p99 beside the 6.0 source's,
 //! their ratios, and whether they are within 20% of the 6.0 source's.
 //!
+//! With `--impact` it measures something else instead: what the copy does
+//! to a foreground workload on the source, at each load level and in the
+//! adaptive mode (see [`impact`]).
+//!
 //! It exits 0 when the measurement completed, whether or not the targets
 //! were met, and 1 when the migration failed, the full verification found
 //! a difference, or the destination does not match the source after the
 //! commit (in either run).
 
 mod cpu;
+mod impact;
 mod lag;
 mod measure;
 mod report;
@@ -131,6 +136,9 @@ pub struct BenchArgs {
     /// source of the comparison always uses auto (change streams).
     #[arg(long, value_enum, default_value_t = EventSourceArg::Auto)]
     event_source: EventSourceArg,
+    /// `--impact` and its flags: the copy's impact on the source instead.
+    #[command(flatten)]
+    impact: impact::ImpactArgs,
 }
 
 /// `--source-version`: one of the versions the sandbox starts.
@@ -140,6 +148,9 @@ fn source_version() -> impl TypedValueParser<Value = MongodVersion> {
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    if args.impact.impact {
+        return impact::run(&args).await;
+    }
     anyhow::ensure!(args.docs > 0, "--docs must be at least 1");
     anyhow::ensure!(
         !args.copy_concurrency.is_empty() && args.copy_concurrency.iter().all(|&c| c > 0),
