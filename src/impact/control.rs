@@ -5,8 +5,10 @@
 //! a limit the rate drops to 70% of what the copy really read (not of a
 //! cap it was not reaching), at most once per [`DECREASE_EVERY`] seconds
 //! so that the source has time to show the effect; after two healthy
-//! readings in a row it climbs by a quarter plus 1 MiB/s, until the
-//! level's own cap, where throttling ends. Between the two (a reading over
+//! readings in a row it climbs by a quarter plus 1 MiB/s up to 80% of the
+//! rate at which the source last suffered, then by 5% of that rate, until
+//! the level's own cap (or, for `full`, 1.5 times what the copy read
+//! before it was first slowed), where throttling ends. Between the two (a reading over
 //! 60% of a limit but under it) it holds, so that noise does not make it
 //! oscillate. It never goes below [`FLOOR`]: to stop the copy, pause it.
 //!
@@ -69,6 +71,8 @@ pub struct Controller {
     /// What the copy read before it was first slowed, for levels without a
     /// cap of their own: climbing past it again ends the throttling.
     unthrottled: Option<f64>,
+    /// The rate at which the source last suffered.
+    breached_at: Option<f64>,
 }
 
 fn mib(bytes: f64) -> String {
@@ -186,6 +190,7 @@ impl Controller {
                 if self.rate == Some(rate) {
                     return None;
                 }
+                self.breached_at = Some(from);
                 self.rate = Some(rate);
                 self.last_decrease = Some(now);
                 Some(Change {
@@ -205,7 +210,16 @@ impl Controller {
                     return None;
                 }
                 self.healthy_in_a_row = 0;
-                let next = rate * 1.25 + MIB;
+                // Quickly back to near where the source last suffered,
+                // then slowly past it: a sawtooth under the limit rather
+                // than bursts over it.
+                let near = self.breached_at.map_or(f64::INFINITY, |b| 0.8 * b);
+                let next = if rate * 1.25 + MIB <= near {
+                    rate * 1.25 + MIB
+                } else {
+                    let step = self.breached_at.map_or(MIB, |b| (0.05 * b).max(MIB / 4.0));
+                    rate + step
+                };
                 let top = level
                     .bytes_per_second
                     .or(self.unthrottled.map(|u| 1.5 * u))
@@ -284,8 +298,10 @@ mod tests {
         assert!(up.throttling && up.reason.starts_with("Speeding"));
         // Climbing past 1.5× the unthrottled rate ends it.
         let mut end = None;
-        for i in 0..40 {
+        let mut climbs = Vec::new();
+        for i in 0..200 {
             if let Some(ch) = c.step(18.0 + i as f64, &s, full, &reading(1.0, 30.0)) {
+                climbs.extend(ch.limits.bytes_per_second);
                 if !ch.throttling {
                     end = Some(ch);
                     break;
@@ -293,6 +309,16 @@ mod tests {
             }
         }
         let end = end.expect("throttling ends once the source is healthy");
+        // Slowly past where the source suffered (28 MiB/s): 1.4 MiB/s a step.
+        let past: Vec<f64> = climbs
+            .iter()
+            .filter(|r| **r > 28.0 * MIB)
+            .copied()
+            .collect();
+        assert!(past.len() > 10, "{climbs:?}");
+        for w in past.windows(2) {
+            assert!((w[1] - w[0] - 1.4 * MIB).abs() < 1.0, "{climbs:?}");
+        }
         assert_eq!(end.limits, full);
         assert!(!c.throttling());
     }
@@ -344,7 +370,7 @@ mod tests {
         let mut c2 = c;
         let healthy = Reading::default();
         let mut ended = false;
-        for i in 0..10 {
+        for i in 0..40 {
             if let Some(ch) = c2.step(20.0 + i as f64, &s, gentle, &healthy) {
                 ended |= !ch.throttling && ch.limits == gentle;
             }

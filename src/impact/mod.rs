@@ -59,6 +59,8 @@ const HOLD_SETTLE: Duration = Duration::from_secs(2);
 const REPROBE_EVERY: Duration = Duration::from_secs(15 * 60);
 /// Writes an interval needs before its mean latency means something.
 const MIN_WRITES: f64 = 20.0;
+/// How long the copy runs before its rate is weighed against the oplog.
+const RATE_SETTLES: Duration = Duration::from_secs(30);
 /// How often the oplog's window is measured again.
 const OPLOG_EVERY: Duration = Duration::from_secs(300);
 /// The least time between two warnings that the copy is being slowed.
@@ -263,6 +265,8 @@ struct Sampler {
     oplog_warned: Option<LoadSetting>,
     /// The setting under which the sync's lag warning was last given.
     sync_warned: Option<LoadSetting>,
+    /// When the copy was first seen moving.
+    copy_since: Option<Instant>,
 }
 
 impl Sampler {
@@ -291,6 +295,7 @@ impl Sampler {
             start_at: None,
             oplog_warned: None,
             sync_warned: None,
+            copy_since: None,
         }
     }
 
@@ -456,6 +461,14 @@ impl Sampler {
             return;
         }
         let copy = &p.collection_copy;
+        // The copy's rate is a 10 s mean: judge it once it has run longer.
+        if copy.estimated_copied_bytes == 0 {
+            return;
+        }
+        let since = *self.copy_since.get_or_insert_with(Instant::now);
+        if since.elapsed() < RATE_SETTLES {
+            return;
+        }
         let left = copy
             .estimated_total_bytes
             .saturating_sub(copy.estimated_copied_bytes) as f64;
