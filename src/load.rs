@@ -68,21 +68,15 @@ impl LoadLevel {
 
     /// What this level allows, given the engine's own range concurrency.
     pub fn limits(self, max_readers: usize) -> Limits {
-        let max_readers = max_readers.max(1);
-        let capped = |readers: usize, mib: f64| Limits {
-            readers: readers.clamp(1, max_readers),
-            bytes_per_second: Some(mib * MIB),
-        };
         match self {
-            LoadLevel::Gentle => capped(1, 5.0),
-            LoadLevel::Normal => capped(2, 20.0),
+            LoadLevel::Gentle => Limits::at_rate(5.0 * MIB, max_readers),
+            LoadLevel::Normal => Limits::at_rate(20.0 * MIB, max_readers),
             LoadLevel::Full => Limits {
-                readers: max_readers,
+                readers: max_readers.max(1),
                 bytes_per_second: None,
+                reply_docs: None,
             },
-            // A reader per 10 MiB/s: one range reads about that fast on a
-            // small machine.
-            LoadLevel::MibPerSecond(mib) => capped((mib / 10.0).ceil() as usize, mib),
+            LoadLevel::MibPerSecond(mib) => Limits::at_rate(mib * MIB, max_readers),
         }
     }
 }
@@ -274,6 +268,28 @@ pub struct Limits {
     pub readers: usize,
     /// Bytes of documents read per second; `None` for no cap.
     pub bytes_per_second: Option<f64>,
+    /// The most documents one reply of the copy holds; `None` for the
+    /// engine's own batch.
+    pub reply_docs: Option<u32>,
+}
+
+impl Limits {
+    /// What a copy rate allows: a reader per 10 MiB/s (one range reads
+    /// about that fast on a small machine), and replies that take the
+    /// source a few milliseconds each: a slower copy reads in smaller
+    /// bites, so that an application's query waits less behind one.
+    pub fn at_rate(bytes_per_second: f64, max_readers: usize) -> Limits {
+        let mib = bytes_per_second / MIB;
+        Limits {
+            readers: ((mib / 10.0).ceil() as usize).clamp(1, max_readers.max(1)),
+            bytes_per_second: Some(bytes_per_second),
+            reply_docs: Some(match mib {
+                m if m < 10.0 => 200,
+                m if m < 50.0 => 500,
+                _ => 1_000,
+            }),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -348,16 +364,19 @@ mod tests {
             LoadLevel::Gentle.limits(4),
             Limits {
                 readers: 1,
-                bytes_per_second: mib(5.0)
+                bytes_per_second: mib(5.0),
+                reply_docs: Some(200),
             }
         );
+        assert_eq!(LoadLevel::Normal.limits(4).reply_docs, Some(500));
         assert_eq!(LoadLevel::Normal.limits(4).readers, 2);
         assert_eq!(LoadLevel::Normal.limits(1).readers, 1);
         assert_eq!(
             LoadLevel::Full.limits(4),
             Limits {
                 readers: 4,
-                bytes_per_second: None
+                bytes_per_second: None,
+                reply_docs: None,
             }
         );
         let custom = LoadLevel::MibPerSecond(35.0).limits(8);

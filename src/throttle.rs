@@ -191,6 +191,7 @@ mod tests {
         Limits {
             readers,
             bytes_per_second: mib.map(|m| m * MIB),
+            reply_docs: None,
         }
     }
 

@@ -638,6 +638,17 @@ async fn insert(ctx: &Ctx, db: &Database, ns: &Namespace, batch: &InsertBatch) -
     ctx.record_problems(&key, problems).await
 }
 
+/// The documents a reply of the copy holds: the engine's batch, or less
+/// at a load level that reads in smaller bites.
+fn reply_docs(ctx: &Ctx) -> u32 {
+    let engine = ctx.tuning.read_batch_docs;
+    ctx.limiter
+        .limits()
+        .reply_docs
+        .map_or(engine, |r| r.min(engine))
+        .max(1)
+}
+
 async fn read_range(
     ctx: &Arc<Ctx>,
     ns: &Namespace,
@@ -645,7 +656,7 @@ async fn read_range(
     p: &PartitionDoc,
     tx: mpsc::Sender<InsertBatch>,
 ) -> Result<()> {
-    let reply_docs = ctx.tuning.read_batch_docs.max(1);
+    let reply_docs = reply_docs(ctx);
     let mut options = rawdoc! {
         "filter": {},
         "batchSize": reply_docs as i32,
@@ -854,7 +865,7 @@ async fn open_record_ids(
     shown: bool,
 ) -> Result<Option<(RawBatchCursor, bool)>> {
     let node = p.node.as_deref();
-    let reply_docs = ctx.tuning.read_batch_docs.max(1);
+    let reply_docs = reply_docs(ctx);
     let open = |start: Option<i64>, shown: bool| {
         let mut o = options.clone();
         if shown {

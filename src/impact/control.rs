@@ -134,12 +134,9 @@ fn judge(setting: &LoadSetting, r: &Reading) -> Verdict {
     }
 }
 
-/// Readers for a rate: one per 10 MiB/s, as a numeric level has.
+/// What a rate allows, as a numeric level does, within the level's readers.
 fn limits_at(rate: f64, level: Limits) -> Limits {
-    Limits {
-        readers: ((rate / (10.0 * MIB)).ceil() as usize).clamp(1, level.readers.max(1)),
-        bytes_per_second: Some(rate),
-    }
+    Limits::at_rate(rate, level.readers)
 }
 
 impl Controller {

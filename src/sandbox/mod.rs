@@ -363,6 +363,11 @@ impl ReplicaSet {
         Ok(())
     }
 
+    /// The running `mongod`'s process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// `mongodb://127.0.0.1:PORT/?replicaSet=NAME`, plus the root user's
     /// credentials (`authSource=admin`) when the set requires
     /// authentication, and `tls=true` with the CA (and the sandbox's client

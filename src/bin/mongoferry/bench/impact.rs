@@ -106,6 +106,58 @@ pub struct ImpactArgs {
     adaptive_limit_percent: f64,
 }
 
+/// Gives the source `mongod` CPU 0 to itself and puts everything else of
+/// the bench (the destination, this process's threads, the foreground's)
+/// on CPU 1, so that the foreground's latency shows what the copy's reads
+/// cost the source, not what this one machine's CPUs are shared by. Every
+/// thread is pinned (`/proc/PID/task`); the threads they start inherit it.
+#[cfg(target_os = "linux")]
+fn pin(source: &ReplicaSet, destination: &ReplicaSet) -> Result<(), String> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cpus < 2 {
+        return Err(format!("{cpus} CPU"));
+    }
+    let (Some(src), Some(dest)) = (source.pid(), destination.pid()) else {
+        return Err("a mongod's process id is unknown".into());
+    };
+    pin_process(src, 0)?;
+    pin_process(dest, 1)?;
+    pin_process(std::process::id(), 1)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pin(_: &ReplicaSet, _: &ReplicaSet) -> Result<(), String> {
+    Err("only on Linux".into())
+}
+
+#[cfg(target_os = "linux")]
+fn pin_process(pid: u32, cpu: usize) -> Result<(), String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| e.to_string())?;
+    for task in tasks.flatten() {
+        let Some(tid) = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and
+        // sched_setaffinity only read and write the set passed to them.
+        let done = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+        };
+        if done != 0 {
+            return Err(format!(
+                "sched_setaffinity: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub async fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let a = &args.impact;
     anyhow::ensure!(a.impact_docs > 0, "--impact-docs must be at least 1");
@@ -147,6 +199,11 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     )
     .map_err(|e| anyhow::anyhow!("{e} {}", e.remedy()))
     .context("could not start the local replica sets")?;
+    let pinned = pin(&source, &destination);
+    match &pinned {
+        Ok(()) => step("pinned: the source mongod on CPU 0; the destination, Mongoferry and the foreground on CPU 1"),
+        Err(why) => step(&format!("not pinned to CPUs ({why}): the figures include CPU contention on this machine")),
+    }
     let src = measure::client(&source.uri()).await?;
     let dest = measure::client(&destination.uri()).await?;
     let result = bench(
