@@ -115,7 +115,34 @@ struct Target {
     ids: Vec<Bson>,
 }
 
-/// Up to 64 `_id`s of the first collection in scope that has documents.
+/// `_id`s the canary reads, sampled at random across the collection: an
+/// application's reads land all over it, and pages the copy's scan pushes
+/// out of the cache must cost the canary what they cost them. A few ids
+/// read over and over would stay cached and see nothing.
+const SAMPLED_IDS: i32 = 1_000;
+
+/// A random sample of a collection's `_id`s.
+async fn sample_ids(
+    coll: &mongodb::Collection<Document>,
+) -> std::result::Result<Vec<Bson>, String> {
+    let cursor = coll
+        .aggregate(vec![
+            doc! { "$sample": { "size": SAMPLED_IDS } },
+            doc! { "$project": { "_id": 1 } },
+        ])
+        .await
+        .map_err(|e| redacted_message(&e))?;
+    Ok(cursor
+        .try_collect::<Vec<Document>>()
+        .await
+        .map_err(|e| redacted_message(&e))?
+        .into_iter()
+        .filter_map(|d| d.get("_id").cloned())
+        .collect())
+}
+
+/// The first collection in scope that has documents, with a sample of
+/// their `_id`s.
 async fn canary_target(
     src: &Cluster,
     scope: &crate::scope::Scope,
@@ -132,22 +159,7 @@ async fn canary_target(
             .client
             .database(&n.ns.db)
             .collection::<Document>(&n.ns.coll);
-        let ids: Vec<Bson> = match coll
-            .aggregate(vec![
-                doc! { "$sample": { "size": 64 } },
-                doc! { "$project": { "_id": 1 } },
-            ])
-            .await
-        {
-            Ok(cursor) => cursor
-                .try_collect::<Vec<Document>>()
-                .await
-                .map_err(|e| redacted_message(&e))?
-                .into_iter()
-                .filter_map(|d| d.get("_id").cloned())
-                .collect(),
-            Err(e) => return Err(redacted_message(&e)),
-        };
+        let ids = sample_ids(&coll).await?;
         if !ids.is_empty() {
             return Ok(Some(Target {
                 db: n.ns.db.clone(),
@@ -205,10 +217,23 @@ async fn canary(
         .collection::<Document>(&target.coll);
     let mut every = tokio::time::interval(CANARY_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ids = target.ids;
     let mut i = 0;
     while !stop.load(Ordering::Acquire) {
         every.tick().await;
-        let id = &target.ids[i % target.ids.len()];
+        if i == ids.len() {
+            // A new sample after each pass, where the collection still
+            // has documents.
+            i = 0;
+            if let Ok(fresh) = sample_ids(&coll).await {
+                if !fresh.is_empty() {
+                    ids = fresh;
+                }
+            }
+        }
+        let Some(id) = ids.get(i) else {
+            break;
+        };
         i += 1;
         let started = Instant::now();
         let read = coll
