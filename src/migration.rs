@@ -102,6 +102,8 @@ pub const AUTO_FULL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 /// A migration, connected and ready to run.
 pub struct Migration {
     ctx: Arc<Ctx>,
+    /// The migration's id, known before anything runs (see [`Migration::id`]).
+    id: String,
     control: Arc<watch::Sender<Control>>,
     config: SyncConfig,
     /// Set once [`Migration::check`] has passed, so `run` need not repeat it.
@@ -168,6 +170,7 @@ impl MigrationHandle {
         }
         self.control.send_modify(|c| c.paused = true);
         self.tracker.set_state(State::Paused);
+        tracing::info!("pause: the migration holds at its next safe point");
         Ok(())
     }
 
@@ -181,6 +184,7 @@ impl MigrationHandle {
         }
         self.control.send_modify(|c| c.paused = false);
         self.tracker.set_state(State::Running);
+        tracing::info!("resume: the migration goes on");
         Ok(())
     }
 
@@ -192,6 +196,7 @@ impl MigrationHandle {
             // A commit resumed after a restart (or one asked twice) takes
             // the latest request's verification; the rest is under way.
             State::Committing => {
+                tracing::info!(verify = ?request.verify, "commit asked again; it is under way");
                 self.control.send_modify(|c| match c.commit.as_mut() {
                     Some(r) => r.verify = request.verify,
                     None => c.commit = Some(request),
@@ -217,6 +222,11 @@ impl MigrationHandle {
             };
             return Err(Error::NotReadyToCommit { reason });
         }
+        tracing::info!(
+            block_source_writes = request.block_source_writes,
+            verify = ?request.verify,
+            "commit requested"
+        );
         self.control.send_modify(|c| c.commit = Some(request));
         self.tracker.set_state(State::Committing);
         Ok(())
@@ -231,6 +241,42 @@ async fn holds_timeseries(src: &Cluster, scope: &Scope) -> Result<bool> {
     }
     let namespaces = crate::catalog::list_namespaces(src, scope).await?;
     Ok(namespaces.iter().any(|n| n.kind == NsKind::Timeseries))
+}
+
+/// The id of the migration a run will drive: the stored one's, unless
+/// `fresh` is to discard it, else a new one. A store that cannot be read
+/// yet gives a new id: `prepare` meets the same failure and reports it.
+async fn known_id(store: &Store, fresh: bool) -> String {
+    if !fresh {
+        match store.load().await {
+            Ok(Some(m)) => return m.migration_id,
+            Ok(None) => {}
+            Err(e) => tracing::debug!(error = %e, "the stored migration is not readable"),
+        }
+    }
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The end of a run's story, for the log: how it ended, and why.
+fn log_end(id: &str, result: std::result::Result<(), &Error>) {
+    match result {
+        Ok(()) => tracing::info!(migration = %id, outcome = "COMMITTED", "migration ended"),
+        Err(Error::Interrupted) => tracing::info!(
+            migration = %id,
+            outcome = "interrupted",
+            detail = "stopped at a safe point with its checkpoint saved",
+            "migration ended"
+        ),
+        // The caller reports the error to the user; this is for the log.
+        Err(e) => tracing::info!(
+            migration = %id,
+            outcome = "FAILED",
+            code = e.code(),
+            error = %e,
+            remedy = %e.remedy(),
+            "migration ended"
+        ),
+    }
 }
 
 /// Whether a migration may run between these clusters at all.
@@ -283,6 +329,7 @@ impl Migration {
         };
         let (control_tx, control_rx) = watch::channel(Control::default());
         let store = Store::new(&dest);
+        let id = known_id(&store, config.fresh).await;
         let event_source = config
             .event_source
             .resolve(&SourceFacts::of(&src, timeseries));
@@ -308,6 +355,7 @@ impl Migration {
         });
         Ok(Migration {
             ctx,
+            id,
             control: Arc::new(control_tx),
             config,
             checked: std::sync::atomic::AtomicBool::new(false),
@@ -322,6 +370,15 @@ impl Migration {
             limiter: self.ctx.limiter.clone(),
             max_readers: self.ctx.tuning.copy_concurrency,
         }
+    }
+
+    /// The migration's id: the stored migration's when this run resumes
+    /// it, else the one a new migration will be stored with. It is known
+    /// from [`Migration::connect`] on, before the preflight check runs, so
+    /// that a front end can name what it keeps of the run (its log) after
+    /// the migration from the first event on.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     pub fn source(&self) -> &Cluster {
@@ -348,7 +405,7 @@ impl Migration {
         let checks = if already {
             Ok(())
         } else {
-            self.check().await.map(|_| ())
+            self.preflight().await.map(|_| ())
         };
         let checked = match checks {
             Ok(()) => self.take_lease(&owner).await,
@@ -374,14 +431,9 @@ impl Migration {
             }
             Err(e) => Err(e),
         };
-        match &result {
-            Ok(_) => {}
-            Err(Error::Interrupted) => {
-                tracing::info!("interrupted; checkpoint saved");
-            }
-            Err(e) => {
-                // The caller reports it to the user; this is for the log.
-                tracing::info!(error = %e, "migration failed");
+        log_end(&self.id, result.as_ref().map(|_| ()));
+        if let Err(e) = &result {
+            if !matches!(e, Error::Interrupted) {
                 ctx.tracker.fail(e);
             }
         }
@@ -462,11 +514,50 @@ impl Migration {
     /// new one needs an empty destination and collections the engine can
     /// migrate. Front ends show the warnings of the report it returns.
     pub async fn check(&self) -> Result<crate::preflight::Report> {
+        let result = self.preflight().await;
+        // A refused check ends this run before it starts: the log says so
+        // here, since `run` will not be called.
+        if let Err(e) = &result {
+            log_end(&self.id, Err(e));
+        }
+        result
+    }
+
+    /// The check itself, and its story for the log: the servers, every
+    /// finding of the report and whether it passed. `run` calls it
+    /// directly and logs how the run ended itself.
+    async fn preflight(&self) -> Result<crate::preflight::Report> {
+        let (src, dest) = (&self.ctx.src, &self.ctx.dest);
+        tracing::info!(
+            migration = %self.id,
+            source = %src.display_uri,
+            source_version = %src.version,
+            destination = %dest.display_uri,
+            destination_version = %dest.version,
+            include = ?self.config.include,
+            exclude = ?self.config.exclude,
+            event_source = %self.ctx.event_source,
+            "preflight check"
+        );
         let report = self.check_inner().await?;
+        // The whole report, for the log: what the user was shown.
+        for f in &report.findings {
+            tracing::info!(
+                id = %f.id,
+                severity = %f.severity,
+                namespace = f.namespace.as_deref(),
+                title = %f.title,
+                "preflight finding"
+            );
+        }
+        let blockers = report.blockers().count();
+        tracing::info!(
+            findings = report.findings.len(),
+            blockers,
+            passed = blockers == 0,
+            "preflight report"
+        );
         if report.has_blockers() {
-            for f in report.blockers() {
-                tracing::info!(id = %f.id, title = %f.title, "preflight blocker");
-            }
             return Err(report.into());
         }
         self.checked
@@ -522,6 +613,15 @@ impl Migration {
         }
         if let Some(m) = existing {
             self.check_stored(&m)?;
+            if m.migration_id != self.id {
+                // Another process replaced the stored migration since
+                // `connect` read it: this run resumes that one.
+                tracing::warn!(
+                    migration = %m.migration_id,
+                    expected = %self.id,
+                    "the stored migration changed since this run connected"
+                );
+            }
             tracing::info!(migration = %m.migration_id, phase = ?m.phase, "resuming");
             self.settle_load().await?;
             return Ok(m);
@@ -538,12 +638,15 @@ impl Migration {
             }
         }
         let start_at = ctx.src.cluster_time().await?;
-        let m = Store::new_migration(
-            start_at,
-            ctx.scope.include_patterns(),
-            ctx.scope.exclude_patterns(),
-            ctx.src.identity.clone(),
-        );
+        let m = MigrationDoc {
+            migration_id: self.id.clone(),
+            ..Store::new_migration(
+                start_at,
+                ctx.scope.include_patterns(),
+                ctx.scope.exclude_patterns(),
+                ctx.src.identity.clone(),
+            )
+        };
         ctx.store.save(&m).await?;
         self.settle_load().await?;
         tracing::info!(migration = %m.migration_id, ?start_at, "started");
@@ -774,6 +877,12 @@ async fn verify_at_commit(ctx: &Arc<Ctx>) -> Result<()> {
         );
         return Ok(());
     }
+    tracing::info!(
+        differences = report.differences,
+        documents = report.documents_compared,
+        namespaces = ?differing,
+        "commit: the destination differs from the source"
+    );
     let mut namespaces = differing
         .iter()
         .take(3)

@@ -191,7 +191,14 @@ impl Tracker {
     }
 
     pub(crate) fn set_phase(&self, phase: Phase) {
-        self.update(|p| p.phase = phase);
+        let mut from = phase;
+        self.update(|p| {
+            from = p.phase;
+            p.phase = phase;
+        });
+        if from != phase {
+            tracing::info!(from = ?from, to = ?phase, "phase");
+        }
     }
 
     pub(crate) fn set_start(&self, m: &MigrationDoc) {
@@ -270,6 +277,7 @@ impl Tracker {
     }
 
     pub(crate) fn collection_done(&self, ns: &str) {
+        tracing::info!(%ns, "collection copied and indexed");
         let idx = self.meters().ns_index.get(ns).copied();
         self.update(|p| {
             if let Some(col) = idx.and_then(|i| p.collection_copy.collections.get_mut(i)) {

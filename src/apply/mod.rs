@@ -156,6 +156,7 @@ async fn check_control(ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<Option<Ap
                     .run_command(doc! { "setUserWriteBlockMode": 1, "global": true })
                     .await
                     .ctx(Role::Source, "block writes (setUserWriteBlockMode)")?;
+                tracing::info!("commit: the source's user writes are blocked");
             }
             // The oplog gives no position between its entries: catching
             // up means applying the last one written. A change stream's
