@@ -174,12 +174,12 @@ pub struct Latency {
 #[serde(rename_all = "camelCase")]
 pub struct SourceImpact {
     /// Point reads of one document on the source's primary, timed by
-    /// Mongoferry ten times a second: what an application's query waits
-    /// now, over the last 10 s.
+    /// Mongoferry twenty times a second: what an application's query waits
+    /// now, over the last 20 s.
     pub read_latency_ms: Option<Latency>,
     /// The same, measured before the copy read anything.
     pub idle_read_latency_ms: Option<Latency>,
-    /// How much slower reads are than idle, in percent (p90 against p90).
+    /// How much slower reads are than idle, in percent (p99 against p99).
     pub read_latency_increase_percent: Option<f64>,
     /// The mean latency of the source's writes over the last 10 s, as
     /// the server counts them. Mongoferry never writes to the source, so

@@ -31,9 +31,10 @@ const DIRTY_PERCENT: f64 = 20.0;
 /// The source's health, as the sampler last saw it.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Reading {
-    /// Read latency (p90) and its idle value, in ms.
-    pub read_p90: Option<f64>,
-    pub idle_read_p90: Option<f64>,
+    /// Read latency (p99) and its idle value, in ms: the tail, where an
+    /// application feels a copy first.
+    pub read_p99: Option<f64>,
+    pub idle_read_p99: Option<f64>,
     /// Mean write latency and its idle value, in ms.
     pub write_mean: Option<f64>,
     pub idle_write_mean: Option<f64>,
@@ -88,7 +89,7 @@ fn judge(setting: &LoadSetting, r: &Reading) -> Verdict {
     let mut near = false;
     if let Some(limit) = setting.max_source_latency_increase_percent {
         let pairs = [
-            ("reads", r.read_p90, r.idle_read_p90, "p90"),
+            ("reads", r.read_p99, r.idle_read_p99, "p99"),
             ("writes", r.write_mean, r.idle_write_mean, "mean"),
         ];
         for (what, now, idle, stat) in pairs {
@@ -257,10 +258,10 @@ mod tests {
         }
     }
 
-    fn reading(p90: f64, copy_mib: f64) -> Reading {
+    fn reading(p99: f64, copy_mib: f64) -> Reading {
         Reading {
-            read_p90: Some(p90),
-            idle_read_p90: Some(1.0),
+            read_p99: Some(p99),
+            idle_read_p99: Some(1.0),
             copy_rate: copy_mib * MIB,
             ..Reading::default()
         }

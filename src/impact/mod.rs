@@ -4,7 +4,7 @@
 //! Once a second it reads the source primary's `serverStatus` (write
 //! latency, queued operations, read tickets, cache), every five seconds
 //! `replSetGetStatus` (the secondaries' lag), and all the time it times
-//! point reads of one document, ten a second, from a thread and a
+//! point reads of one document, twenty a second, from a thread and a
 //! connection of its own so that the copy's own work cannot delay them.
 //! The figures go to progress as `sourceImpact`.
 //!
@@ -45,13 +45,16 @@ use figures::Status;
 /// The window the figures are taken over.
 const WINDOW: Duration = Duration::from_secs(10);
 /// Point reads a second.
-const CANARY_EVERY: Duration = Duration::from_millis(100);
+const CANARY_EVERY: Duration = Duration::from_millis(50);
+/// The window the point reads are judged over: 400 of them, enough for a
+/// p99 that is not just the slowest one.
+const READ_WINDOW: Duration = Duration::from_secs(20);
 /// Idle point reads the baseline needs, and the longest the adaptive mode
 /// holds the copy to get them.
-const BASELINE_SAMPLES: usize = 50;
+const BASELINE_SAMPLES: usize = 100;
 const BASELINE_LONGEST: Duration = Duration::from_secs(15);
 /// Idle point reads taken before the copy starts that make a baseline.
-const BEFORE_COPY_SAMPLES: usize = 20;
+const BEFORE_COPY_SAMPLES: usize = 40;
 /// How long a hold lasts before the source counts as idle: the replies
 /// under way when it began have arrived.
 const HOLD_SETTLE: Duration = Duration::from_secs(2);
@@ -280,7 +283,7 @@ struct Sampler {
     last_warning: Option<Instant>,
     /// Since when the sampler holds the copy to measure the source idle.
     probe: Option<Instant>,
-    /// When the baseline was last measured, and its first p90.
+    /// When the baseline was last measured, and its first p99.
     last_baseline: Option<Instant>,
     first_idle: Option<f64>,
     /// The oplog's window in seconds and when it was last measured.
@@ -353,7 +356,7 @@ impl Sampler {
         while self
             .reads
             .front()
-            .is_some_and(|(at, _)| now.duration_since(*at) > WINDOW)
+            .is_some_and(|(at, _)| now.duration_since(*at) > READ_WINDOW)
         {
             self.reads.pop_front();
         }
@@ -428,14 +431,14 @@ impl Sampler {
             self.idle_write = Some(write);
         }
         match self.first_idle {
-            None => self.first_idle = Some(read.p90),
-            Some(first) if read.p90 > 2.0 * first => self.ctx.tracker.warn(format!(
-                "The source got slower on its own: idle, its reads now take {:.2} ms (p90), against {first:.2} ms when the migration started; the adaptive mode compares against the new figure.",
-                read.p90
+            None => self.first_idle = Some(read.p99),
+            Some(first) if read.p99 > 2.0 * first => self.ctx.tracker.warn(format!(
+                "The source got slower on its own: idle, its reads now take {:.2} ms (p99), against {first:.2} ms when the migration started; the adaptive mode compares against the new figure.",
+                read.p99
             )),
             Some(_) => {}
         }
-        tracing::info!(p90_ms = read.p90, "idle read latency measured");
+        tracing::info!(p99_ms = read.p99, "idle read latency measured");
         self.idle_read = Some(read);
         self.idle_reads.clear();
         self.idle_from = None;
@@ -593,7 +596,7 @@ impl Sampler {
 
     fn figures(&self, status: Option<Status>, not_measured: Vec<String>) -> SourceImpact {
         let reads: Vec<f64> = self.reads.iter().map(|(_, ms)| *ms).collect();
-        let read = (reads.len() >= 10)
+        let read = (reads.len() >= 20)
             .then(|| figures::percentiles(&reads))
             .flatten();
         let write = match (self.statuses.front(), self.statuses.back()) {
@@ -619,7 +622,7 @@ impl Sampler {
             read_latency_ms: read,
             idle_read_latency_ms: self.idle_read,
             read_latency_increase_percent: match (read, self.idle_read) {
-                (Some(now), Some(idle)) => figures::increase_percent(now.p90, idle.p90),
+                (Some(now), Some(idle)) => figures::increase_percent(now.p99, idle.p99),
                 _ => None,
             },
             write_latency_ms: write,
@@ -663,8 +666,8 @@ impl Sampler {
             return;
         }
         let reading = Reading {
-            read_p90: impact.read_latency_ms.map(|l| l.p90),
-            idle_read_p90: impact.idle_read_latency_ms.map(|l| l.p90),
+            read_p99: impact.read_latency_ms.map(|l| l.p99),
+            idle_read_p99: impact.idle_read_latency_ms.map(|l| l.p99),
             write_mean: impact.write_latency_ms,
             idle_write_mean: impact.idle_write_latency_ms,
             secondary_lag: self.lag.clone(),

@@ -155,7 +155,7 @@ fn impact_line(i: &SourceImpact) -> Option<String> {
     let mut parts = Vec::new();
     let mut idle_and_increase = Vec::new();
     if let Some(idle) = i.idle_read_latency_ms {
-        idle_and_increase.push(format!("idle {:.1} ms", idle.p90));
+        idle_and_increase.push(format!("idle {:.1} ms", idle.p99));
     }
     if let Some(pct) = i.read_latency_increase_percent {
         idle_and_increase.push(format!("{pct:+.0}%"));
@@ -166,7 +166,7 @@ fn impact_line(i: &SourceImpact) -> Option<String> {
         format!(" ({})", idle_and_increase.join(", "))
     };
     match i.read_latency_ms {
-        Some(l) => parts.push(format!("reads p90 {:.1} ms{beside}", l.p90)),
+        Some(l) => parts.push(format!("reads p99 {:.1} ms{beside}", l.p99)),
         None if !beside.is_empty() => parts.push(format!("reads{beside}")),
         None => {}
     }
@@ -370,7 +370,7 @@ mod tests {
         };
         assert_eq!(
             impact_line(&full).unwrap(),
-            "source: reads p90 4.2 ms (idle 1.1 ms, +286%), writes 0.8 ms mean, 3 queued, \
+            "source: reads p99 9.0 ms (idle 2.0 ms, +286%), writes 0.8 ms mean, 3 queued, \
              cache 45% used, 3% dirty, secondary lag 2 s, oplog headroom 5 h 2 min"
         );
         let some = SourceImpact {

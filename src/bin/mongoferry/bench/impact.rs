@@ -1073,7 +1073,7 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "engine's read +%: the migration's own sourceImpact.readLatencyIncreasePercent at the end of the phase (its point reads' p90 against an idle baseline, which it takes before the copy reads only when a latency limit is set: '-' at fixed levels)"
+            "engine's read +%: the migration's own sourceImpact.readLatencyIncreasePercent at the end of the phase (its point reads' p99 against an idle baseline, which it takes before the copy reads only when a latency limit is set: '-' at fixed levels)"
         );
         let _ = writeln!(s);
         let _ = writeln!(s, "targets:");

@@ -73,7 +73,7 @@ export interface ImpactRow {
 /** Read latency now and idle, one row each, for a small table. */
 export interface ReadLatencyTable {
   rows: { label: 'now' | 'idle'; p50: string; p90: string; p99: string }[];
-  /** The p90 against idle: "+36%"; null when not measured. */
+  /** The p99 against idle: "+36%"; null when not measured. */
   increase: string | null;
 }
 
