@@ -667,6 +667,7 @@ impl Migration {
             None => ctx.store.load_setting().await?.unwrap_or_default(),
         };
         self.control.send_modify(|c| c.load = Some(setting));
+        tracing::info!(level = %setting.level, adaptive = setting.adaptive(), "load level at start");
         apply_load(
             &ctx.tracker,
             &ctx.limiter,

@@ -315,6 +315,9 @@ impl CliProcess {
             .env_remove("MONGOFERRY_SOURCE")
             .env_remove("MONGOFERRY_DESTINATION")
             .env_remove("MONGOFERRY_LOG")
+            // A sync's log goes to the scratch folder, not the user's data
+            // directory (`--log-dir` still overrides it).
+            .env("MONGOFERRY_LOG_DIR", dir.path().join("logs"))
             .stdin(std::process::Stdio::null())
             .stdout(std::fs::File::create(&out).expect("stdout file"))
             .stderr(std::fs::File::create(&err).expect("stderr file"));

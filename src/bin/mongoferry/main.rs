@@ -7,6 +7,7 @@ mod args;
 mod bench;
 mod check;
 mod display;
+mod log;
 mod ping;
 mod profile;
 mod verify;
@@ -193,6 +194,11 @@ struct SyncArgs {
     /// without --load, the level is full.
     #[arg(long, value_name = "SECONDS", value_parser = args::lag_limit, allow_negative_numbers = true)]
     max_secondary_lag: Option<f64>,
+    /// Where the migration's log goes: one file per migration, named by its
+    /// id and appended to on resume (default: the platform's data
+    /// directory, ~/.local/share/mongoferry/logs on Linux).
+    #[arg(long, value_name = "DIR", env = "MONGOFERRY_LOG_DIR")]
+    log_dir: Option<std::path::PathBuf>,
 }
 
 impl SyncArgs {
@@ -228,14 +234,7 @@ fn main() -> ExitCode {
         }
         Err(e) => e.exit(),
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("MONGOFERRY_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    log::init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -368,14 +367,27 @@ async fn sync(mut args: SyncArgs) -> anyhow::Result<ExitCode> {
     config.load = args.load_setting();
     config.tuning.copy_concurrency = args.copy_concurrency;
 
+    let log_dir = log::prepare_dir(args.log_dir.take())?;
+
     let cancel = CancellationToken::new();
     let migration = match Migration::connect(config, cancel.clone()).await {
         Ok(m) => m,
         Err(e) => return Ok(display::could_not_run(&e)),
     };
     let clusters = (migration.source().clone(), migration.destination().clone());
+    // Open before the preflight check, so the file holds the whole story;
+    // dropped (and flushed) when the sync returns.
+    let migration_log = match log::open(&log_dir, migration.id()) {
+        Ok(l) => l,
+        Err(e) => {
+            tokio::join!(clusters.0.close(), clusters.1.close());
+            return Err(e);
+        }
+    };
+    eprintln!("The migration's log is {}", migration_log.path().display());
     let code = run_sync(migration, &args, listener, cancel).await;
     tokio::join!(clusters.0.close(), clusters.1.close());
+    drop(migration_log);
     Ok(code)
 }
 
