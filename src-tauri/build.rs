@@ -28,6 +28,8 @@ const COMMANDS: &[&str] = &[
     "export_verification",
     "list_profiles",
     "save_profile",
+    "migration_log",
+    "open_migration_log",
 ];
 
 /// Where `tauri_build` writes one `<command>.toml` a command. It never

@@ -11,11 +11,13 @@
 //! - [`progress`]: throttled forwarding of engine events to a channel.
 //! - [`profiles`]: saved connection profiles (secrets in the OS keyring).
 //! - [`session`]: remembering the last migration for the resume offer.
+//! - [`log`]: the process's logging, and each migration's log file.
 //! - [`bindings`]: TypeScript declarations of the IPC types.
 
 pub mod bindings;
 pub mod commands;
 pub mod error;
+pub mod log;
 pub mod ops;
 pub mod profiles;
 pub mod progress;
@@ -36,6 +38,7 @@ pub fn run() -> Result<(), tauri::Error> {
     tracing::info!(version = mongoferry::VERSION, "starting Mongoferry desktop");
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_opener::init())
         .setup(|app| {
             let data_dir = app.path().app_data_dir()?;
             app.manage(state::AppState::new(session::SessionFile::new(&data_dir)));
@@ -63,6 +66,8 @@ pub fn run() -> Result<(), tauri::Error> {
             commands::export_verification,
             commands::list_profiles,
             commands::save_profile,
+            commands::migration_log,
+            commands::open_migration_log,
         ])
         .build(tauri::generate_context!())?;
     app.run(|handle, event| {

@@ -8,10 +8,8 @@
 
 use std::process::ExitCode;
 
-use tracing_subscriber::EnvFilter;
-
 fn main() -> ExitCode {
-    init_tracing();
+    mongoferry_desktop::log::init();
     log_panics();
     if !display_available() {
         tracing::error!("no graphical display: neither DISPLAY nor WAYLAND_DISPLAY is set");
@@ -24,15 +22,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs go to stderr; `RUST_LOG` overrides the default `info` level.
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 /// Some start-up failures inside the windowing libraries panic instead of

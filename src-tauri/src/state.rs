@@ -21,7 +21,7 @@ use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mongoferry::verify::{Difference, DifferenceSink, Verifier, VerifyMode, VerifyOptions};
 use mongoferry::VerifyProgress;
@@ -31,6 +31,7 @@ use crate::commands::types::{
     VerificationOutcome,
 };
 use crate::error::{shell_error, IntoInfo};
+use crate::log::MigrationLog;
 use crate::profiles::connection_uri;
 use crate::progress::{self, Sink};
 use crate::session::{Endpoint, RememberedMigration, SessionFile};
@@ -45,6 +46,9 @@ struct Running {
     cancel: CancellationToken,
     task: JoinHandle<()>,
     forwarder: Option<JoinHandle<()>>,
+    /// The migration's log, open from before its preflight check; `None`
+    /// when it could not be opened (the migration runs without one).
+    log: Option<MigrationLog>,
 }
 
 /// The two clusters of a migration, connected, and its scope.
@@ -119,6 +123,19 @@ impl DifferenceSink for KeepFirst {
 pub struct AppState {
     inner: Mutex<Inner>,
     session: SessionFile,
+    /// Where each migration's log goes; `None` on a machine with no data
+    /// directory, where migrations run without one.
+    log_dir: Option<PathBuf>,
+}
+
+/// What an exported verification report holds: the outcome, and where the
+/// migration's log is, so the report and the story travel together.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ExportedReport<'a> {
+    #[serde(flatten)]
+    outcome: &'a VerificationOutcome,
+    log_path: Option<String>,
 }
 
 impl AppState {
@@ -126,7 +143,36 @@ impl AppState {
         AppState {
             inner: Mutex::new(Inner::default()),
             session,
+            log_dir: crate::log::default_dir(),
         }
+    }
+
+    /// The same state, with migration logs in `dir` (tests keep theirs
+    /// in a scratch folder).
+    pub fn with_log_dir(mut self, dir: PathBuf) -> AppState {
+        self.log_dir = Some(dir);
+        self
+    }
+
+    /// Opens the log of the migration `id`. A log that cannot be opened
+    /// does not stop the migration: it is said on stderr, and the UI's
+    /// "Open the log" says there is none.
+    fn open_log(&self, id: &str) -> Option<MigrationLog> {
+        let dir = self.log_dir.as_deref()?;
+        match crate::log::open(dir, id) {
+            Ok(log) => Some(log),
+            Err(error) => {
+                tracing::warn!(%error, dir = %dir.display(), "the migration's log could not be opened; it runs without one");
+                None
+            }
+        }
+    }
+
+    /// The path of this window's migration's log, if it has one.
+    pub async fn log_path(&self) -> Option<PathBuf> {
+        let inner = self.inner.lock().await;
+        let running = inner.migration.as_ref()?;
+        running.log.as_ref().map(|l| l.path().to_path_buf())
     }
 
     /// Connects, runs the engine's read-only checks, then runs the
@@ -162,6 +208,8 @@ impl AppState {
         let migration = Migration::connect(config, cancel.clone())
             .await
             .into_info()?;
+        // Before the preflight check, so the log holds the whole story.
+        let log = self.open_log(migration.id());
         let resumed = Store::new(migration.destination())
             .load()
             .await
@@ -219,6 +267,7 @@ impl AppState {
             cancel,
             task,
             forwarder: None,
+            log,
         });
         Ok(SyncStarted {
             resumed,
@@ -390,7 +439,11 @@ impl AppState {
                     "Run a verification first.",
                 )
             })?;
-        let json = serde_json::to_vec_pretty(&outcome).map_err(|e| {
+        let report = ExportedReport {
+            outcome: &outcome,
+            log_path: self.log_path().await.map(|p| p.display().to_string()),
+        };
+        let json = serde_json::to_vec_pretty(&report).map_err(|e| {
             shell_error(
                 "internal",
                 &format!("The report could not be encoded: {e}."),

@@ -62,7 +62,8 @@ async fn wait_for(state: &AppState, what: &str, f: impl Fn(&Progress) -> bool) -
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sandbox_migration_through_the_shell_state() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let state = AppState::new(SessionFile::new(dir.path()));
+    let logs = dir.path().join("logs");
+    let state = AppState::new(SessionFile::new(dir.path())).with_log_dir(logs.clone());
 
     let sandbox = match state.start_sandbox().await {
         Ok(s) => s,
@@ -157,7 +158,11 @@ async fn sandbox_migration_through_the_shell_state() {
         })
         .await
         .expect("commit");
-    wait_for(&state, "the commit", |p| p.state == State::Committed).await;
+    let committed = wait_for(&state, "the commit", |p| p.state == State::Committed).await;
+    // The migration's log: opened before the preflight, named by its id.
+    let log = state.log_path().await.expect("the migration has a log");
+    assert_eq!(log, logs.join(format!("{}.log", committed.migration_id)));
+    assert!(log.is_file(), "{}", log.display());
     // A committed migration takes no load level: the engine's refusal.
     let refused = state
         .set_load(LoadSetting::fixed(LoadLevel::Gentle))

@@ -161,6 +161,35 @@ pub async fn forget_remembered(state: State<'_, AppState>) -> Result<()> {
     state.forget_remembered()
 }
 
+/// Where this window's migration's log is; `None` before a migration
+/// starts, or when its log could not be opened.
+#[tauri::command]
+pub async fn migration_log(state: State<'_, AppState>) -> Result<Option<String>> {
+    Ok(state.log_path().await.map(|p| p.display().to_string()))
+}
+
+/// Opens this window's migration's log with the system's viewer for it.
+#[tauri::command]
+pub async fn open_migration_log(app: tauri::AppHandle, state: State<'_, AppState>) -> Result<()> {
+    use tauri_plugin_opener::OpenerExt;
+    let path = state.log_path().await.ok_or_else(|| {
+        crate::error::shell_error(
+            "no_log",
+            "This migration has no log file.",
+            "Start or resume a migration first; if it has started, the app could not write to its data directory (the terminal that started the app says why).",
+        )
+    })?;
+    app.opener()
+        .open_path(path.display().to_string(), None::<&str>)
+        .map_err(|e| {
+            crate::error::shell_error(
+                "open_failed",
+                &format!("The log {} could not be opened: {e}.", path.display()),
+                "Open the file from a file manager or a terminal instead.",
+            )
+        })
+}
+
 #[tauri::command]
 pub async fn start_sandbox(state: State<'_, AppState>) -> Result<SandboxInfo> {
     state.start_sandbox().await

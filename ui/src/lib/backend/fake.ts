@@ -238,6 +238,10 @@ export class FakeBackend implements Backend {
   start: (request: StartSyncRequest) => Promise<SyncStarted> = async () => ({ resumed: false, remembered: true });
   /** The answer to a load change; by default the engine's limits for the setting. */
   loadAnswer: (setting: LoadSetting) => Promise<LoadStatus> = async (setting) => loadStatus(setting);
+  /** The migration's log, once a sync has started; null before. */
+  logPath: string | null = null;
+  /** What opening the log does; replace it to make it fail. */
+  openLog: () => Promise<void> = async () => {};
   commit: (request: CommitRequest) => Promise<Progress> = async () => {
     this.current = { ...this.current, state: 'COMMITTING', phase: 'committing' };
     return this.current;
@@ -306,9 +310,23 @@ export class FakeBackend implements Backend {
     this.log('scopeTree', request);
     return this.tree(request);
   }
-  startSync(request: StartSyncRequest): Promise<SyncStarted> {
+  async startSync(request: StartSyncRequest): Promise<SyncStarted> {
     this.log('startSync', request);
-    return this.start(request);
+    const started = await this.start(request);
+    this.logPath = this.logOf(this.current.migrationId);
+    return started;
+  }
+  /** Where the shell puts a migration's log on Linux. */
+  logOf(migrationId: string): string {
+    return `/home/dba/.local/share/mongoferry/logs/${migrationId}.log`;
+  }
+  async migrationLog(): Promise<string | null> {
+    this.log('migrationLog');
+    return this.logPath;
+  }
+  openMigrationLog(): Promise<void> {
+    this.log('openMigrationLog');
+    return this.openLog();
   }
   async watchMigration(onEvent: (event: Event) => void): Promise<Progress> {
     this.log('watchMigration');
@@ -341,6 +359,7 @@ export class FakeBackend implements Backend {
   }
   async resumeRemembered(): Promise<SyncStarted> {
     this.log('resumeRemembered');
+    this.logPath = this.logOf(this.current.migrationId);
     return { resumed: true, remembered: true };
   }
   async forgetRemembered(): Promise<void> {

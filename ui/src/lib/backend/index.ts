@@ -53,6 +53,10 @@ export interface Backend {
   cancelVerification(): Promise<void>;
   documentPair(request: DocumentRequest): Promise<DocumentPair>;
   exportVerification(path: string): Promise<void>;
+  /** Where this window's migration's log is; null before one starts, or when it has none. */
+  migrationLog(): Promise<string | null>;
+  /** Opens the migration's log with the system's viewer for it. */
+  openMigrationLog(): Promise<void>;
   /** A native open-file dialog; null when cancelled. */
   pickFile(title: string): Promise<string | null>;
   /** A native save-file dialog; null when cancelled. */

@@ -45,6 +45,8 @@ export const tauriBackend: Backend = {
   cancelVerification: () => call('cancel_verification'),
   documentPair: (request) => call('document_pair', { request }),
   exportVerification: (path) => call('export_verification', { request: { path } }),
+  migrationLog: () => call('migration_log'),
+  openMigrationLog: () => call('open_migration_log'),
   pickSavePath: async (title, defaultName) => {
     const picked = await save({ title, defaultPath: defaultName, filters: [{ name: 'JSON', extensions: ['json'] }] });
     return picked ?? null;

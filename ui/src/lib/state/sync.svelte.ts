@@ -13,6 +13,7 @@ import type { LoadStatus } from '$lib/bindings/LoadStatus';
 import type { Progress } from '$lib/bindings/Progress';
 import type { StartSyncRequest } from '$lib/bindings/StartSyncRequest';
 import { LoadControl, LoadForm } from './load.svelte';
+import { MigrationLogState } from './log.svelte';
 
 export interface Sample {
   /** Milliseconds since the epoch. */
@@ -68,6 +69,8 @@ export class SyncState {
   readonly startLoad = new LoadForm();
   /** The live load control of the running sync. */
   readonly load: LoadControl;
+  /** The migration's log file, and the action that opens it. */
+  readonly log: MigrationLogState;
 
   constructor(
     private readonly backend: Backend,
@@ -78,6 +81,7 @@ export class SyncState {
       () => this.progress?.load ?? null,
       (status) => this.onLoadStatus(status),
     );
+    this.log = new MigrationLogState(backend);
   }
 
   get state(): Progress['state'] | 'NOT_STARTED' {
@@ -116,6 +120,7 @@ export class SyncState {
   async attach(): Promise<void> {
     const snapshot = await this.backend.watchMigration((event) => this.onEvent(event));
     this.apply(snapshot);
+    await this.log.refresh();
   }
 
   pause(): Promise<boolean> {

@@ -181,6 +181,34 @@ describe('WizardView', () => {
     expect(byTestId('done-validation').textContent).toContain('identical (1,500 documents compared)');
   });
 
+  it("offers the migration's log on the Sync, Cutover and Done steps, and the Done step's export names it", async () => {
+    const backend = await toSyncStep(renderWizard());
+    expect(screen.queryByTestId('open-log')).toBeNull();
+    await fireEvent.click(byTestId('start-sync'));
+    const path = backend.logOf('m-1');
+    await waitFor(() => expect(byTestId('log-path').textContent).toBe(path));
+    await fireEvent.click(byTestId('open-log'));
+    expect(backend.called('openMigrationLog')).toHaveLength(1);
+    backend.emit({ kind: 'progress', ...progress({ phase: 'applying', lagTimeSeconds: 0.5, canCommit: true }) });
+    await waitFor(() => expect(button('next').disabled).toBe(false));
+    await fireEvent.click(button('next'));
+    expect(byTestId('log-path').textContent).toBe(path);
+    await fireEvent.click(byTestId('open-log'));
+    expect(backend.called('openMigrationLog')).toHaveLength(2);
+    backend.emit({ kind: 'progress', ...progress({ state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0 }) });
+    await screen.findByTestId('committed');
+    await fireEvent.click(button('next'));
+    await fireEvent.click(byTestId('verify'));
+    await screen.findByTestId('verify-result');
+    await fireEvent.click(button('next'));
+    expect(byTestId('log-path').textContent).toBe(path);
+    await fireEvent.click(byTestId('open-log'));
+    expect(backend.called('openMigrationLog')).toHaveLength(3);
+    await fireEvent.click(byTestId('done-export-report'));
+    await screen.findByText('Saved to /tmp/mongoferry-verification.json, with where the log is.');
+    expect(backend.called('exportVerification')).toEqual([['/tmp/mongoferry-verification.json']]);
+  });
+
   it('stops at a preflight blocker and shows its remedy', async () => {
     const backend = new FakeBackend();
     backend.preflight = async () =>
