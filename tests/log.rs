@@ -101,7 +101,11 @@ async fn a_migration_leaves_one_readable_log_without_secrets() {
     let id = ready["migrationId"].as_str().expect("a migration id");
     let files = log_files(&log_dir);
     let path = log_dir.join(format!("{id}.log"));
-    assert_eq!(files, [path.clone()], "one log, named by the id");
+    assert_eq!(
+        files,
+        std::slice::from_ref(&path),
+        "one log, named by the id"
+    );
     assert!(
         stderr.contains(&format!("The migration's log is {}", path.display())),
         "the CLI says where the log is; stderr:\n{stderr}"
@@ -201,7 +205,11 @@ async fn a_migration_leaves_one_readable_log_without_secrets() {
     let mut again = CliProcess::sync(&source_uri, &dest.uri(), port, &["--log-dir", log_dir_arg]);
     let status = again.wait_exit(T).await;
     assert!(status.success(), "stderr:\n{}", again.stderr());
-    assert_eq!(log_files(&log_dir), [path.clone()], "still one log");
+    assert_eq!(
+        log_files(&log_dir),
+        std::slice::from_ref(&path),
+        "still one log"
+    );
     let (text, lines) = read_log(&path);
     assert!(!text.contains(SOURCE_PW), "the password is in the log");
     let finding_ids: Vec<&str> = events(&lines, "preflight finding")
