@@ -572,11 +572,26 @@ impl Migration {
             drop_existing: self.config.drop_existing,
             fresh: self.config.fresh,
             block_source_writes: self.config.block_source_writes,
-            copy_bytes_per_second: self.config.copy_bytes_per_second,
+            copy_bytes_per_second: self.assumed_copy_rate(),
             event_source: self.config.event_source,
             ..crate::preflight::CheckRequest::default()
         };
         crate::preflight::run(&self.ctx.src, &self.ctx.dest, &request).await
+    }
+
+    /// The copy rate the oplog check assumes: the one given, or the load
+    /// level's cap when that is lower (a gentle copy takes longer).
+    fn assumed_copy_rate(&self) -> u64 {
+        let given = self.config.copy_bytes_per_second;
+        let level = self.control.borrow().load.or(self.config.load);
+        let cap = level
+            .and_then(|l| {
+                l.level
+                    .limits(self.ctx.tuning.copy_concurrency)
+                    .bytes_per_second
+            })
+            .map_or(u64::MAX, |b| b as u64);
+        given.min(cap)
     }
 
     fn check_stored(&self, m: &MigrationDoc) -> Result<()> {

@@ -380,3 +380,45 @@ async fn a_running_sync_whose_history_left_the_oplog_fails_with_history_lost() {
     let p = handle.progress();
     assert_eq!(p.state, mongoferry::State::Failed, "{p:#?}");
 }
+
+/// The oplog check weighs the copy at the load level's rate when it is
+/// slower than the throughput given: a slow level whose copy would outlast
+/// the oplog's window is refused before anything is written, and the same
+/// migration at full speed is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_load_level_too_slow_for_the_oplog_window_is_refused_before_the_copy() {
+    let (source, destination, src, _dest) = small_oplog_pair().await;
+    // 8 MB through a 1 MB oplog: it reaches back seconds.
+    seed_all(&src, &[(Namespace::new("big", "a"), 8000, 1000)]).await;
+    let check = |level: mongoferry::LoadLevel| {
+        let mut config = SyncConfig::new(source.uri(), destination.uri());
+        config.copy_bytes_per_second = 1 << 30;
+        config.load = Some(mongoferry::LoadSetting::fixed(level));
+        async move {
+            let m = Migration::connect(config, CancellationToken::new())
+                .await
+                .expect("connect");
+            let r = m.check().await;
+            m.source().close().await;
+            m.destination().close().await;
+            r
+        }
+    };
+    // 8 MB at 0.5 MiB/s: 16 s, past the window.
+    match check(mongoferry::LoadLevel::MibPerSecond(0.5)).await {
+        Err(mongoferry::Error::PreflightBlocked { report }) => {
+            let short = report.find("oplog_window_too_short");
+            assert!(!short.is_empty(), "{report:#?}");
+            assert!(
+                (report.copy_bytes_per_second as f64 - 0.5 * 1024.0 * 1024.0).abs() < 1.0,
+                "the level's rate is assumed: {}",
+                report.copy_bytes_per_second
+            );
+        }
+        other => panic!("a copy at 0.5 MiB/s outlasts a 1 MB oplog: {other:?}"),
+    }
+    let r = check(mongoferry::LoadLevel::Full)
+        .await
+        .expect("at full speed the copy fits the window");
+    assert!(r.find("oplog_window_too_short").is_empty(), "{r:#?}");
+}
