@@ -526,6 +526,24 @@ pub async fn api_raw(
     (status, json)
 }
 
+/// `GET <path>` of the control API as text (for `/metrics`): the HTTP
+/// status, the `Content-Type` and the body; `None` while nothing answers.
+pub async fn api_text(port: u16, path: &str) -> Option<(u16, String, String)> {
+    let resp = http()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .send()
+        .await
+        .ok()?;
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    Some((status, content_type, resp.text().await.ok()?))
+}
+
 /// Polls the API of `sync` until `f(progress)` holds; fails if the process
 /// exits, if the migration fails, or after `timeout`.
 pub async fn wait_api(

@@ -10,9 +10,13 @@
 //! and requests whose `Host` or `Origin` is not this server (which stops a
 //! web page from driving it through DNS rebinding).
 //!
-//! Every answer is JSON, errors included: a body is read as JSON whatever
-//! its `Content-Type` (mongosync's runbooks send `curl --data '{ }'`, which
-//! says form data), and unknown paths and methods get the same
+//! `GET /metrics` serves the same progress in the Prometheus text format
+//! (see [`metrics`]), behind the same guard.
+//!
+//! Every other answer is JSON, errors included (a refused `/metrics`
+//! too): a body is read as JSON whatever its `Content-Type` (mongosync's
+//! runbooks send `curl --data '{ }'`, which says form data), and unknown
+//! paths and methods get the same
 //! `{"success": false, "error", "errorDescription"}` as a refused command.
 
 use std::net::SocketAddr;
@@ -27,6 +31,8 @@ use axum::{Json, Router};
 use mongoferry::{CommitRequest, LoadLevel, LoadSetting, MigrationHandle};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
+
+mod metrics;
 
 #[derive(Clone)]
 struct Api {
@@ -53,6 +59,7 @@ pub async fn serve(listener: TcpListener, handle: MigrationHandle) -> anyhow::Re
         .route("/api/v1/resume", post(resume))
         .route("/api/v1/commit", post(commit))
         .route("/api/v1/throttle", post(throttle))
+        .route("/metrics", get(scrape))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
@@ -111,7 +118,7 @@ async fn not_found() -> (StatusCode, Json<Value>) {
     failure(
         StatusCode::NOT_FOUND,
         "not_found",
-        "There is no such endpoint. Use GET /api/v1/progress, or POST /api/v1/pause, /api/v1/resume, /api/v1/commit or /api/v1/throttle.",
+        "There is no such endpoint. Use GET /api/v1/progress or /metrics, or POST /api/v1/pause, /api/v1/resume, /api/v1/commit or /api/v1/throttle.",
     )
 }
 
@@ -119,12 +126,28 @@ async fn method_not_allowed() -> (StatusCode, Json<Value>) {
     failure(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        "This endpoint does not take that method. Use GET for /api/v1/progress and POST for pause, resume, commit and throttle.",
+        "This endpoint does not take that method. Use GET for /api/v1/progress and /metrics, and POST for pause, resume, commit and throttle.",
     )
 }
 
 async fn progress(State(api): State<Api>) -> Json<Value> {
     Json(json!({ "progress": api.handle.progress() }))
+}
+
+/// `GET /metrics`: the progress in the Prometheus text format.
+async fn scrape(State(api): State<Api>) -> Response {
+    match metrics::render(api.handle.progress()) {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) => {
+            tracing::warn!("the metrics could not be encoded: {e}");
+            failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "metrics_unavailable",
+                "The metrics could not be encoded. Scrape again; GET /api/v1/progress has the same figures.",
+            )
+            .into_response()
+        }
+    }
 }
 
 fn reply(result: mongoferry::Result<()>) -> (StatusCode, Json<Value>) {

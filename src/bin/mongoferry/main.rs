@@ -7,6 +7,7 @@ mod args;
 mod bench;
 mod check;
 mod display;
+mod docs;
 mod log;
 mod ping;
 mod profile;
@@ -62,6 +63,15 @@ enum Command {
     /// Check, without writing anything, whether a migration can start:
     /// everything that would make it fail or lose data, with the fixes.
     Check(check::CheckArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish or
+    /// powershell) to standard output.
+    Completions(docs::CompletionsArgs),
+    /// Write the man pages (mongoferry.1 and mongoferry-SUBCOMMAND.1 for
+    /// each subcommand) into DIR, the current directory by default, and
+    /// print each file's path. For packagers; install them in
+    /// /usr/share/man/man1 or a directory on MANPATH.
+    #[command(hide = true)]
+    Man(docs::ManArgs),
 }
 
 #[derive(Args)]
@@ -278,6 +288,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Profile(args) => profile::run(args).await,
         Command::Ping(args) => ping::run(args).await,
         Command::Check(args) => check::run(args).await,
+        Command::Completions(args) => {
+            docs::completions(&args, <Cli as clap::CommandFactory>::command())
+        }
+        Command::Man(args) => docs::man(&args, <Cli as clap::CommandFactory>::command()),
     }
 }
 
