@@ -10,8 +10,8 @@ import type { Latency } from "./Latency";
 export type SourceImpact = { 
 /**
  * Point reads of one document on the source's primary, timed by
- * Mongoferry ten times a second: what an application's query waits
- * now, over the last 10 s.
+ * Mongoferry twenty times a second: what an application's query waits
+ * now, over the last 20 s.
  */
 readLatencyMs: Latency | null, 
 /**
@@ -19,7 +19,7 @@ readLatencyMs: Latency | null,
  */
 idleReadLatencyMs: Latency | null, 
 /**
- * How much slower reads are than idle, in percent (p90 against p90).
+ * How much slower reads are than idle, in percent (p99 against p99).
  */
 readLatencyIncreasePercent: number | null, 
 /**
