@@ -398,20 +398,22 @@ async fn sync(mut args: SyncArgs) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
     };
-    eprintln!("The migration's log is {}", migration_log.path().display());
-    let code = run_sync(migration, &args, listener, cancel).await;
+    let code = run_sync(migration, &args, listener, cancel, migration_log.path()).await;
     tokio::join!(clusters.0.close(), clusters.1.close());
     drop(migration_log);
     Ok(code)
 }
 
 /// Checks, then runs the migration with its control API, display and
-/// signal handling; the exit code says how it ended.
+/// signal handling; the exit code says how it ended. `log` is where the
+/// migration's log is, said once the check has passed (a refusal stays
+/// one sentence; the log holds it too).
 async fn run_sync(
     migration: Migration,
     args: &SyncArgs,
     listener: tokio::net::TcpListener,
     cancel: CancellationToken,
+    log: &std::path::Path,
 ) -> ExitCode {
     // The preflight check runs first; a blocker stops here, before
     // anything is written.
@@ -423,6 +425,7 @@ async fn run_sync(
         }
         Err(e) => return display::could_not_run(&e),
     }
+    eprintln!("The migration's log is {}", log.display());
     eprintln!(
         "Source {} (MongoDB {}) -> destination {} (MongoDB {}). Control API on http://127.0.0.1:{}/api/v1",
         migration.source().display_uri,
