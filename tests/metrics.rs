@@ -180,7 +180,7 @@ async fn metrics_follow_a_cli_sync_from_running_to_commit() {
     )
     .await;
     let port = api_port();
-    let mut sync = CliProcess::sync_pair(&pair, port, &["--load", "normal"]);
+    let mut sync = CliProcess::sync_pair(&pair, port, &["--load", "normal", "--linger", "3"]);
     wait_api(
         &mut sync,
         port,
@@ -286,8 +286,7 @@ async fn metrics_follow_a_cli_sync_from_running_to_commit() {
     );
 
     // Commit, then scrape until the sync exits: the state goes on from
-    // RUNNING. The CLI exits once COMMITTED, so that last state may be
-    // gone before a scrape sees it; COMMITTING lasts the verification.
+    // RUNNING to COMMITTED, which --linger keeps on show for 3 s.
     let out = run_cli(
         &["commit", "--port", &port.to_string()],
         Duration::from_secs(30),
@@ -321,9 +320,10 @@ async fn metrics_follow_a_cli_sync_from_running_to_commit() {
             .all(|s| ["RUNNING", "COMMITTING", "COMMITTED"].contains(&s.as_str())),
         "{seen:?}"
     );
-    assert!(
-        seen.iter().any(|s| s == "COMMITTING" || s == "COMMITTED"),
-        "no scrape after the commit saw it: {seen:?}"
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("COMMITTED"),
+        "the last scrape sees COMMITTED: {seen:?}"
     );
 }
 

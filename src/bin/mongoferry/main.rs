@@ -170,6 +170,11 @@ struct SyncArgs {
     /// stopped, or pass --block-source-writes).
     #[arg(long)]
     commit_when_ready: bool,
+    /// Keep the control API answering this many seconds after the
+    /// migration ends, so that runbooks polling progress and metrics
+    /// scrapers see COMMITTED (or FAILED) before the process exits.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    linger: u64,
     /// With --commit-when-ready: block writes on the source first.
     #[arg(long)]
     block_source_writes: bool,
@@ -482,6 +487,16 @@ async fn run_sync(
     let result = migration.run().await;
     display.abort();
     let _ = display.await;
+    if args.linger > 0 && !matches!(result, Err(mongoferry::Error::Interrupted)) {
+        eprintln!(
+            "The control API answers on 127.0.0.1:{} for {} s more (Ctrl-C to leave now).",
+            args.port, args.linger
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(args.linger)) => {}
+            _ = cancel.cancelled() => {}
+        }
+    }
     match result {
         Ok(p) => {
             display::summary(&p);
