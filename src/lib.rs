@@ -31,7 +31,8 @@
 //! 8. [`migration`]: the state machine and its control handle (start
 //!    here).
 //! 9. Beside the engine: [`sandbox`], throwaway local `mongod` replica
-//!    sets and a write load for tests, the benchmark and the demo.
+//!    sets and a write load for tests, the benchmark and the demo; and
+//!    [`logfile`], the per-migration log file both front ends write.
 //!
 //! **Architecture Invariant:** this library never imports tauri, axum or
 //! clap. The CLI (`src/bin/mongoferry`) and the desktop shell
@@ -71,6 +72,7 @@ pub mod preflight;
 
 pub mod migration;
 
+pub mod logfile;
 pub mod sandbox;
 
 pub use context::{CommitRequest, CommitVerify, EventSourceChoice, Tuning};
