@@ -20,6 +20,9 @@ APT_PACKAGES=(
     # client; dbus, gnome-keyring and keyutils so the tests have real
     # keyrings to talk to (scripts/test.sh starts them).
     libdbus-1-dev dbus dbus-user-session gnome-keyring libsecret-1-0 keyutils
+    # The package: dpkg-deb builds and reads it (xz through liblzma), ar
+    # lists its members, man(1) renders the man pages the tests check.
+    dpkg xz-utils binutils man-db
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -214,6 +214,13 @@ impl Tracker {
         self.meters().source_time = Some(t);
     }
 
+    /// The migration's start and the source's latest cluster time, once
+    /// known.
+    pub(crate) fn start_and_source_time(&self) -> (Option<Timestamp>, Option<Timestamp>) {
+        let m = self.meters();
+        (m.start_at, m.source_time)
+    }
+
     pub(crate) fn init_collections(
         &self,
         namespaces: &[NamespaceDoc],

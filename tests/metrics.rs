@@ -435,22 +435,18 @@ async fn man_writes_a_page_for_the_command_and_each_subcommand() {
         );
     }
 
-    // man(1) reads it, when it is installed.
+    // man(1) reads it (scripts/setup-deps.sh installs man-db).
     let rendered = std::process::Command::new("man")
         .args(["-P", "cat", "-l"])
         .arg(man1.join("mongoferry-sync.1"))
         .env("MANWIDTH", "100")
         .env("LC_ALL", "C")
-        .output();
-    match rendered {
-        Ok(o) => {
-            let text = String::from_utf8_lossy(&o.stdout);
-            assert!(o.status.success(), "{o:?}");
-            assert!(text.contains("SYNOPSIS"), "{text}");
-            assert!(text.contains("--include"), "{text}");
-        }
-        Err(e) => eprintln!("man(1) is not installed ({e}); the roff checks above stand"),
-    }
+        .output()
+        .expect("man(1) is missing: run scripts/setup-deps.sh (apt-get install man-db)");
+    let text = String::from_utf8_lossy(&rendered.stdout);
+    assert!(rendered.status.success(), "{rendered:?}");
+    assert!(text.contains("SYNOPSIS"), "{text}");
+    assert!(text.contains("--include"), "{text}");
 
     // A directory that cannot be made is one sentence with the remedy.
     let file = dir.path().join("a-file");

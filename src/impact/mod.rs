@@ -38,7 +38,7 @@ use crate::driver_error::{is_unauthorized, redacted_message};
 use crate::error::Role;
 use crate::load::{LoadSetting, LoadStatus};
 use crate::preflight::report::human_duration;
-use crate::progress::{Phase, SourceImpact};
+use crate::progress::{Phase, Progress, SourceImpact};
 use control::{Change, Controller, Reading};
 use figures::Status;
 
@@ -288,7 +288,6 @@ struct Sampler {
     first_idle: Option<f64>,
     /// The oplog's window in seconds and when it was last measured.
     oplog_window: Option<(Instant, f64)>,
-    start_at: Option<bson::Timestamp>,
     /// The setting under which the oplog warning was last given.
     oplog_warned: Option<LoadSetting>,
     /// The setting under which the sync's lag warning was last given.
@@ -320,7 +319,6 @@ impl Sampler {
             last_baseline: None,
             first_idle: None,
             oplog_window: None,
-            start_at: None,
             oplog_warned: None,
             sync_warned: None,
             copy_since: None,
@@ -411,9 +409,11 @@ impl Sampler {
 
         let mut impact = self.figures(status.ok(), not_measured);
         impact.oplog_headroom_seconds = self.oplog_headroom().await;
-        self.adapt(&impact).await;
-        self.weigh_oplog(&impact);
-        self.weigh_sync();
+        // One look at progress for every judgement of this second.
+        let p = self.ctx.tracker.snapshot();
+        self.adapt(&impact, &p);
+        self.weigh_oplog(&impact, &p);
+        self.weigh_sync(&p);
         self.ctx.tracker.set_impact(impact);
     }
 
@@ -454,17 +454,10 @@ impl Sampler {
         if !matches!(self.ctx.src.topology, Topology::ReplicaSet { .. }) {
             return None;
         }
-        if self.start_at.is_none() {
-            self.start_at = self
-                .ctx
-                .store
-                .load()
-                .await
-                .ok()
-                .flatten()
-                .map(|m| m.start_at);
-        }
-        let start_at = self.start_at?;
+        // Both kept by the tracker: the start from the stored migration,
+        // the source's time from the once-a-second tick.
+        let (start_at, now) = self.ctx.tracker.start_and_source_time();
+        let (start_at, now) = (start_at?, now?);
         let stale = self
             .oplog_window
             .is_none_or(|(at, _)| at.elapsed() >= OPLOG_EVERY);
@@ -473,18 +466,16 @@ impl Sampler {
             self.oplog_window = crate::oplog::window_seconds(&facts).map(|w| (Instant::now(), w));
         }
         let (_, window) = self.oplog_window?;
-        let now = self.ctx.src.cluster_time().await.ok()?;
         let age = f64::from(now.time.saturating_sub(start_at.time));
         Some((window - age).max(0.0))
     }
 
     /// Warns, once per setting, when the rest of the copy at its current
     /// rate would outlast what the oplog keeps of the migration's start.
-    fn weigh_oplog(&mut self, impact: &SourceImpact) {
+    fn weigh_oplog(&mut self, impact: &SourceImpact, p: &Progress) {
         let Some(headroom) = impact.oplog_headroom_seconds else {
             return;
         };
-        let p = self.ctx.tracker.snapshot();
         if p.phase != Phase::Copying || p.state != crate::progress::State::Running {
             return;
         }
@@ -510,7 +501,7 @@ impl Sampler {
         if rate <= 0.0 {
             return;
         }
-        let current = p.load.map(|l| l.setting).unwrap_or_default();
+        let current = p.load.as_ref().map(|l| l.setting).unwrap_or_default();
         let setting = Some(current);
         let Some(needed) = figures::oplog_needs(left, rate, headroom) else {
             return;
@@ -533,8 +524,7 @@ impl Sampler {
 
     /// Warns, once per setting, when the sync falls behind while the load
     /// level caps its reads of the source: the level may be the cause.
-    fn weigh_sync(&mut self) {
-        let p = self.ctx.tracker.snapshot();
+    fn weigh_sync(&mut self, p: &Progress) {
         let behind = p.lag_time_seconds.unwrap_or(0.0);
         let limit = 3.0 * self.ctx.tuning.max_commit_lag.as_secs_f64();
         let Some(cap) = self.ctx.limiter.limits().bytes_per_second else {
@@ -546,7 +536,7 @@ impl Sampler {
         {
             return;
         }
-        let setting = Some(p.load.map(|l| l.setting).unwrap_or_default());
+        let setting = Some(p.load.as_ref().map(|l| l.setting).unwrap_or_default());
         if self.sync_warned == setting {
             return;
         }
@@ -641,24 +631,20 @@ impl Sampler {
 
     /// The adaptive mode: holds the copy for a baseline, then lets the
     /// controller move its rate.
-    async fn adapt(&mut self, impact: &SourceImpact) {
+    fn adapt(&mut self, impact: &SourceImpact, p: &Progress) {
         let setting = self.ctx.control.borrow().load;
         let Some(setting) = setting else {
             return;
         };
         // A new setting, or the same one given again (which put the copy
         // back at its level): start over from the level.
-        let at_level = !self
-            .ctx
-            .tracker
-            .snapshot()
-            .load
-            .is_some_and(|l| l.throttling);
+        let throttling = p.load.as_ref().is_some_and(|l| l.throttling);
+        let at_level = !throttling;
         if self.setting != Some(setting) || (at_level && self.controller.throttling()) {
             self.setting = Some(setting);
             self.controller.reset();
         }
-        let copying = self.ctx.tracker.snapshot().phase == Phase::Copying;
+        let copying = p.phase == Phase::Copying;
         if self.probing(setting, copying) {
             return;
         }
@@ -674,12 +660,12 @@ impl Sampler {
             queued_streak: self.queued_streak,
             queued: impact.queued_operations.unwrap_or(0),
             cache_dirty_percent: impact.cache_dirty_percent,
-            copy_rate: self.ctx.tracker.snapshot().collection_copy.bytes_per_second,
+            copy_rate: p.collection_copy.bytes_per_second,
         };
         let level = setting.level.limits(self.ctx.tuning.copy_concurrency);
         let now = self.started.elapsed().as_secs_f64();
         if let Some(change) = self.controller.step(now, &setting, level, &reading) {
-            self.apply(setting, change);
+            self.apply(setting, change, throttling);
         }
     }
 
@@ -718,13 +704,8 @@ impl Sampler {
         }
     }
 
-    fn apply(&mut self, setting: LoadSetting, change: Change) {
-        let was = self
-            .ctx
-            .tracker
-            .snapshot()
-            .load
-            .is_some_and(|l| l.throttling);
+    /// Retunes the copy; `was` says whether it was being throttled.
+    fn apply(&mut self, setting: LoadSetting, change: Change, was: bool) {
         self.ctx.limiter.set(change.limits);
         tracing::info!(reason = %change.reason, "adaptive load");
         let mut status = LoadStatus::new(setting, change.limits);

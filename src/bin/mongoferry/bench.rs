@@ -568,17 +568,38 @@ async fn start_migration(
     config.tuning.batch_bytes = args.batch_kib.max(1) * 1024;
     config.tuning.read_batch_docs = args.read_batch_docs.max(1);
     config.tuning.partition_bytes = args.partition_mib.max(1) * 1024 * 1024;
+    let Launched {
+        handle,
+        join,
+        cancel,
+    } = launch(config).await?;
+    Ok(Running {
+        handle,
+        join,
+        cancel,
+        copy_concurrency,
+    })
+}
+
+/// A migration running in a task of its own.
+struct Launched {
+    handle: mongoferry::MigrationHandle,
+    join: JoinHandle<mongoferry::Result<Progress>>,
+    cancel: CancellationToken,
+}
+
+/// Connects `config`'s migration and runs it in a task of its own.
+async fn launch(config: SyncConfig) -> anyhow::Result<Launched> {
     let cancel = CancellationToken::new();
     let migration = Migration::connect(config, cancel.clone())
         .await
         .map_err(|e| anyhow::anyhow!("{e} {}", e.remedy()))?;
     let handle = migration.handle();
     let join = tokio::spawn(migration.run());
-    Ok(Running {
+    Ok(Launched {
         handle,
         join,
         cancel,
-        copy_concurrency,
     })
 }
 

@@ -43,11 +43,10 @@ use mongodb::options::ClientOptions;
 use mongodb::Client;
 use mongoferry::sandbox::workload::mixed_id;
 use mongoferry::sandbox::{MongodVersion, ReplicaSet, SandboxOptions};
-use mongoferry::{LoadLevel, LoadSetting, Migration, MigrationHandle, Phase, State, SyncConfig};
+use mongoferry::{LoadLevel, LoadSetting, Phase, State, SyncConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
-use tokio_util::sync::CancellationToken;
 
 use super::lag::Percentiles;
 use super::measure::{self, BENCH_DB, DOCS_COLL};
@@ -270,7 +269,7 @@ async fn bench(
         report.cache_words()
     ));
 
-    let fg = Foreground::start(source_uri.to_string(), a.impact_docs, a.fg_rate);
+    let fg = Foreground::start(source_uri.to_string(), a.impact_docs, a.fg_rate)?;
     let phases = [
         ("idle", None),
         ("gentle", Some(LoadSetting::fixed(LoadLevel::Gentle))),
@@ -502,12 +501,7 @@ fn push_stretch(stretches: &mut Vec<(Instant, Instant)>, from: Instant, to: Inst
     }
 }
 
-/// A migration running in its own task.
-struct Running {
-    handle: MigrationHandle,
-    join: tokio::task::JoinHandle<mongoferry::Result<mongoferry::Progress>>,
-    cancel: CancellationToken,
-}
+use super::Launched as Running;
 
 impl Running {
     /// Cancels the migration and waits for its run to return: its last
@@ -541,17 +535,7 @@ async fn start(
     // As in the throughput bench: a freshly seeded oplog spans seconds.
     config.copy_bytes_per_second = 1 << 30;
     config.load = Some(setting);
-    let cancel = CancellationToken::new();
-    let migration = Migration::connect(config, cancel.clone())
-        .await
-        .map_err(|e| anyhow::anyhow!("{e} {}", e.remedy()))?;
-    let handle = migration.handle();
-    let join = tokio::spawn(migration.run());
-    Ok(Running {
-        handle,
-        join,
-        cancel,
-    })
+    super::launch(config).await
 }
 
 /// One foreground operation.
@@ -573,7 +557,7 @@ struct Foreground {
 }
 
 impl Foreground {
-    fn start(uri: String, docs: u64, rate: u32) -> Foreground {
+    fn start(uri: String, docs: u64, rate: u32) -> anyhow::Result<Foreground> {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
         let (s, v) = (stop.clone(), samples.clone());
@@ -586,17 +570,21 @@ impl Foreground {
                     .context("the foreground runtime")?;
                 runtime.block_on(foreground(uri, docs, rate, s, v))
             })
-            .expect("spawn the foreground thread");
-        Foreground {
+            .context("could not start the foreground's thread")?;
+        Ok(Foreground {
             stop,
             samples,
             thread,
-        }
+        })
     }
 
     /// Every operation completed so far.
     fn samples(&self) -> Vec<Sample> {
-        self.samples.lock().expect("samples lock").clone()
+        // A panicked writer leaves whole samples behind.
+        self.samples
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     fn stop(self) -> anyhow::Result<()> {
@@ -657,7 +645,10 @@ async fn foreground(
                 write,
                 ok,
             };
-            samples.lock().expect("samples lock").push(sample);
+            samples
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(sample);
         });
     }
     while tasks.join_next().await.is_some() {}
