@@ -49,12 +49,14 @@ const CANARY_EVERY: Duration = Duration::from_millis(50);
 /// The window the point reads are judged over: 400 of them, enough for a
 /// p99 that is not just the slowest one.
 const READ_WINDOW: Duration = Duration::from_secs(20);
-/// Idle point reads the baseline needs, and the longest the adaptive mode
-/// holds the copy to get them.
-const BASELINE_SAMPLES: usize = 100;
-const BASELINE_LONGEST: Duration = Duration::from_secs(15);
-/// Idle point reads taken before the copy starts that make a baseline.
-const BEFORE_COPY_SAMPLES: usize = 40;
+/// Idle point reads the adaptive mode's baseline needs (ten seconds of
+/// them, so that its p99 is the second slowest read, not one spike), and
+/// the longest the adaptive mode holds the copy to get them.
+const BASELINE_SAMPLES: usize = 200;
+const BASELINE_LONGEST: Duration = Duration::from_secs(20);
+/// Idle point reads that make a baseline good enough to show: before a
+/// copy with no adaptive limit, or when a hold ran out of time.
+const FEWEST_SAMPLES: usize = 40;
 /// How long a hold lasts before the source counts as idle: the replies
 /// under way when it began have arrived.
 const HOLD_SETTLE: Duration = Duration::from_secs(2);
@@ -368,14 +370,20 @@ impl Sampler {
                 if baselining && self.idle_from.is_none() {
                     self.idle_from = Some(s.clone());
                 }
-                // A hold takes a full baseline; the moments before the copy
-                // starts seldom last that long, and take a shorter one.
-                let needed = if self.probe.is_some() {
+                // The adaptive mode judges against the baseline, and takes
+                // a full one; a baseline only shown takes a shorter one.
+                let adaptive = self.ctx.control.borrow().load.is_some_and(|l| l.adaptive());
+                let needed = if adaptive {
                     BASELINE_SAMPLES
                 } else {
-                    BEFORE_COPY_SAMPLES
+                    FEWEST_SAMPLES
                 };
-                if self.idle_reads.len() >= needed {
+                // A hold out of time keeps what it has if that is enough.
+                let out_of_time = self
+                    .probe
+                    .is_some_and(|since| since.elapsed() >= BASELINE_LONGEST);
+                let have = self.idle_reads.len();
+                if have >= needed || (out_of_time && have >= FEWEST_SAMPLES) {
                     self.baseline_done(s);
                 }
                 self.statuses.push_back((now, s.clone()));
