@@ -1,10 +1,18 @@
 //! The local control API, in mongosync's shape so its runbooks carry over:
-//! `GET /api/v1/progress`, `POST /api/v1/{pause,resume,commit}`; and
-//! Mongoferry's own `POST /api/v1/throttle`, which changes the load level
-//! and the limits on the source's impact live (body
+//! `GET /api/v1/progress`, `POST /api/v1/{start,pause,resume,commit,reverse}`;
+//! and Mongoferry's own `POST /api/v1/throttle`, which changes the load
+//! level and the limits on the source's impact live (body
 //! `{"load": "gentle", "maxSourceLatencyIncreasePercent": 20,
 //! "maxSecondaryLagSeconds": null}`: a field left out keeps its value,
 //! `null` removes a limit).
+//!
+//! It serves one migration. `sync` hands it a running one ([`serve`]);
+//! `serve` hands it none and a [`Starter`] ([`serve_idle`]): progress is
+//! then IDLE and the controls refuse until `POST /api/v1/start` (its body
+//! in mongosync's shape, read by `api::start`) has started one, after
+//! which every endpoint serves that migration and another start is
+//! refused. The API only reads requests and carries the engine's answers:
+//! what a start does is the starter's.
 //!
 //! It listens on 127.0.0.1 only, and refuses peers that are not loopback
 //! and requests whose `Host` or `Origin` is not this server (which stops a
@@ -19,7 +27,10 @@
 //! paths and methods get the same
 //! `{"success": false, "error", "errorDescription"}` as a refused command.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
@@ -28,16 +39,115 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mongoferry::{CommitRequest, LoadLevel, LoadSetting, MigrationHandle};
-use serde_json::{json, Value};
+use mongoferry::{CommitRequest, LoadLevel, LoadSetting, MigrationHandle, Progress};
+use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
 
 mod metrics;
+pub mod start;
+
+pub use start::StartRequest;
+
+/// Starts the migration a start request asks for and hands back its
+/// control surface once it runs; an error the engine raised (connecting,
+/// the preflight check) is the client's to fix and answers with its code,
+/// any other is this server's.
+pub type Starter = Arc<
+    dyn Fn(StartRequest) -> Pin<Box<dyn Future<Output = anyhow::Result<MigrationHandle>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Where the API's one migration stands.
+enum Slot {
+    /// None yet: progress is IDLE and a start may come.
+    Idle,
+    /// A start request is connecting and checking.
+    Starting,
+    Started(Started),
+}
+
+/// The migration the API serves.
+#[derive(Clone)]
+struct Started {
+    handle: MigrationHandle,
+    /// Its start request asked the commit to block the source's user
+    /// writes (mongosync's `enableUserWriteBlocking`), so every commit
+    /// does, whatever its own body says.
+    block_source_writes: bool,
+}
 
 #[derive(Clone)]
 struct Api {
-    handle: MigrationHandle,
+    slot: Arc<Mutex<Slot>>,
+    starter: Option<Starter>,
     port: u16,
+}
+
+impl Api {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The migration, once one has started.
+    fn started(&self) -> Option<Started> {
+        match &*self.slot() {
+            Slot::Started(s) => Some(s.clone()),
+            Slot::Idle | Slot::Starting => None,
+        }
+    }
+
+    /// The migration's progress, IDLE before it starts.
+    fn progress(&self) -> Progress {
+        self.started()
+            .map(|s| s.handle.progress())
+            .unwrap_or_default()
+    }
+
+    /// Takes the slot for a start: refused while a migration is starting or
+    /// once one has started, and for a body that asks for what Mongoferry
+    /// cannot do; else the slot is starting and the caller must settle it.
+    fn claim(&self, body: &[u8]) -> Result<(Starter, StartRequest), (StatusCode, Json<Value>)> {
+        let mut slot = self.slot();
+        match &*slot {
+            Slot::Idle => {}
+            Slot::Starting => {
+                return Err(failure(
+                    StatusCode::CONFLICT,
+                    "already_started",
+                    "A migration is starting on this server already. Follow it with GET /api/v1/progress; a server runs one migration.",
+                ))
+            }
+            Slot::Started(s) => {
+                return Err(failure(
+                    StatusCode::CONFLICT,
+                    "already_started",
+                    &format!(
+                        "A migration has already started on this server and is {}. Control it with pause, resume, commit or reverse; for another migration, run another 'mongoferry serve' on another port.",
+                        s.handle.progress().state
+                    ),
+                ))
+            }
+        }
+        let request =
+            start::parse(body).map_err(|r| failure(StatusCode::BAD_REQUEST, r.code, &r.text))?;
+        // Only `sync` serves without a starter, and its slot is never idle.
+        let starter = self.starter.clone().ok_or_else(not_started)?;
+        *slot = Slot::Starting;
+        Ok((starter, request))
+    }
+
+    /// Runs a control on the migration and answers as the API does, or
+    /// refuses when none has started.
+    fn control(
+        &self,
+        f: impl FnOnce(&MigrationHandle) -> mongoferry::Result<()>,
+    ) -> (StatusCode, Json<Value>) {
+        match self.started() {
+            Some(s) => reply(f(&s.handle)),
+            None => not_started(),
+        }
+    }
 }
 
 /// Binds the API's port; fails at once if another process holds it.
@@ -49,15 +159,35 @@ pub async fn bind(port: u16) -> anyhow::Result<TcpListener> {
     })
 }
 
-/// Serves the API until the process ends.
+/// Serves the API of a running migration until the process ends.
 pub async fn serve(listener: TcpListener, handle: MigrationHandle) -> anyhow::Result<()> {
+    let started = Started {
+        handle,
+        block_source_writes: false,
+    };
+    run(listener, Slot::Started(started), None).await
+}
+
+/// Serves the API with no migration yet until the process ends:
+/// `POST /api/v1/start` starts one through `starter`.
+pub async fn serve_idle(listener: TcpListener, starter: Starter) -> anyhow::Result<()> {
+    run(listener, Slot::Idle, Some(starter)).await
+}
+
+async fn run(listener: TcpListener, slot: Slot, starter: Option<Starter>) -> anyhow::Result<()> {
     let port = listener.local_addr()?.port();
-    let state = Api { handle, port };
+    let state = Api {
+        slot: Arc::new(Mutex::new(slot)),
+        starter,
+        port,
+    };
     let app = Router::new()
         .route("/api/v1/progress", get(progress))
+        .route("/api/v1/start", post(start))
         .route("/api/v1/pause", post(pause))
         .route("/api/v1/resume", post(resume))
         .route("/api/v1/commit", post(commit))
+        .route("/api/v1/reverse", post(reverse))
         .route("/api/v1/throttle", post(throttle))
         .route("/metrics", get(scrape))
         .fallback(not_found)
@@ -118,7 +248,7 @@ async fn not_found() -> (StatusCode, Json<Value>) {
     failure(
         StatusCode::NOT_FOUND,
         "not_found",
-        "There is no such endpoint. Use GET /api/v1/progress or /metrics, or POST /api/v1/pause, /api/v1/resume, /api/v1/commit or /api/v1/throttle.",
+        "There is no such endpoint. Use GET /api/v1/progress or /metrics, or POST /api/v1/start, /api/v1/pause, /api/v1/resume, /api/v1/commit, /api/v1/reverse or /api/v1/throttle.",
     )
 }
 
@@ -126,17 +256,26 @@ async fn method_not_allowed() -> (StatusCode, Json<Value>) {
     failure(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
-        "This endpoint does not take that method. Use GET for /api/v1/progress and /metrics, and POST for pause, resume, commit and throttle.",
+        "This endpoint does not take that method. Use GET for /api/v1/progress and /metrics, and POST for start, pause, resume, commit, reverse and throttle.",
+    )
+}
+
+/// The refusal of a control before a migration has started.
+fn not_started() -> (StatusCode, Json<Value>) {
+    failure(
+        StatusCode::BAD_REQUEST,
+        "not_started",
+        "No migration has started on this server yet. Start one with POST /api/v1/start, for example with {\"source\": \"cluster0\", \"destination\": \"cluster1\"}.",
     )
 }
 
 async fn progress(State(api): State<Api>) -> Json<Value> {
-    Json(json!({ "progress": api.handle.progress() }))
+    Json(json!({ "progress": api.progress() }))
 }
 
 /// `GET /metrics`: the progress in the Prometheus text format.
 async fn scrape(State(api): State<Api>) -> Response {
-    match metrics::render(api.handle.progress()) {
+    match metrics::render(api.progress()) {
         Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
         Err(e) => {
             tracing::warn!("the metrics could not be encoded: {e}");
@@ -161,17 +300,74 @@ fn reply(result: mongoferry::Result<()>) -> (StatusCode, Json<Value>) {
     }
 }
 
+/// `POST /api/v1/start`: refused once a migration has started (or while
+/// one is starting), else starts the one its body asks for and answers
+/// once it runs, or with why it could not start.
+async fn start(State(api): State<Api>, body: Bytes) -> (StatusCode, Json<Value>) {
+    let (starter, request) = match api.claim(&body) {
+        Ok(claimed) => claimed,
+        Err(refused) => return refused,
+    };
+    // The start runs as a task of its own: a client that hangs up must not
+    // leave the slot starting for ever, nor a migration half begun.
+    let block_source_writes = request.block_source_writes;
+    let slot = api.slot.clone();
+    let task = tokio::spawn(async move {
+        let result = starter(request).await;
+        *slot.lock().unwrap_or_else(PoisonError::into_inner) = match &result {
+            Ok(handle) => Slot::Started(Started {
+                handle: handle.clone(),
+                block_source_writes,
+            }),
+            Err(_) => Slot::Idle,
+        };
+        result
+    });
+    match task.await {
+        Ok(Ok(_)) => (StatusCode::OK, Json(json!({ "success": true }))),
+        Ok(Err(e)) => match e.downcast::<mongoferry::Error>() {
+            Ok(e) => reply(Err(e)),
+            Err(e) => failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "start_failed",
+                &format!("{e:#}"),
+            ),
+        },
+        Err(e) => {
+            *api.slot() = Slot::Idle;
+            tracing::warn!("the start task failed: {e}");
+            failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "start_failed",
+                "The migration could not be started because of an internal error. Start it again; if it recurs, report it with the log.",
+            )
+        }
+    }
+}
+
 async fn pause(State(api): State<Api>) -> (StatusCode, Json<Value>) {
-    reply(api.handle.pause())
+    api.control(MigrationHandle::pause)
 }
 
 async fn resume(State(api): State<Api>) -> (StatusCode, Json<Value>) {
-    reply(api.handle.resume())
+    api.control(MigrationHandle::resume)
+}
+
+/// `POST /api/v1/reverse`: a committed reversible migration starts
+/// syncing the new cluster's changes back to the old one.
+async fn reverse(State(api): State<Api>) -> (StatusCode, Json<Value>) {
+    api.control(MigrationHandle::reverse)
 }
 
 async fn commit(State(api): State<Api>, body: Bytes) -> (StatusCode, Json<Value>) {
+    let Some(started) = api.started() else {
+        return not_started();
+    };
     match commit_request(&body) {
-        Ok(request) => reply(api.handle.commit(request)),
+        Ok(mut request) => {
+            request.block_source_writes |= started.block_source_writes;
+            reply(started.handle.commit(request))
+        }
         Err(e) => failure(
             StatusCode::BAD_REQUEST,
             "invalid_request",
@@ -190,8 +386,10 @@ fn commit_request(body: &[u8]) -> serde_json::Result<CommitRequest> {
 }
 
 async fn throttle(State(api): State<Api>, body: Bytes) -> (StatusCode, Json<Value>) {
-    let current = api
-        .handle
+    let Some(Started { handle, .. }) = api.started() else {
+        return not_started();
+    };
+    let current = handle
         .progress()
         .load
         .map(|l| l.setting)
@@ -200,7 +398,7 @@ async fn throttle(State(api): State<Api>, body: Bytes) -> (StatusCode, Json<Valu
         Ok(s) => s,
         Err(refusal) => return failure(StatusCode::BAD_REQUEST, refusal.code, &refusal.text),
     };
-    match api.handle.set_load(setting).await {
+    match handle.set_load(setting).await {
         Ok(status) => (
             StatusCode::OK,
             Json(json!({ "success": true, "load": status })),
@@ -221,12 +419,58 @@ async fn throttle(State(api): State<Api>, body: Bytes) -> (StatusCode, Json<Valu
     }
 }
 
-/// Why a throttle request is refused: the API's error code and a sentence
-/// with the remedy.
+/// Why a throttle or start request is refused: the API's error code and a
+/// sentence with the remedy.
 #[derive(Debug)]
 struct Refusal {
     code: &'static str,
     text: String,
+}
+
+impl Refusal {
+    /// A request the API cannot read, or that asks for what Mongoferry
+    /// does not do.
+    fn invalid(text: String) -> Refusal {
+        Refusal {
+            code: "invalid_request",
+            text,
+        }
+    }
+}
+
+/// A request's body as the fields of its JSON object, whatever its
+/// `Content-Type`; refused unless it is one, or when it has a field not in
+/// `known`. An empty body (curl -XPOST without --data) is `{}`.
+fn request_fields(
+    body: &[u8],
+    request: &str,
+    known: &[&str],
+    example: &str,
+) -> Result<Map<String, Value>, Refusal> {
+    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        Refusal::invalid(format!(
+            "The {request} request's body is not valid JSON ({e}). Send for example {example}."
+        ))
+    })?;
+    let Value::Object(fields) = value else {
+        return Err(Refusal::invalid(format!(
+            "The {request} request's body is not a JSON object. Send for example {example}."
+        )));
+    };
+    if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
+        let names: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
+        let (last, rest) = names.split_last().expect("a request takes some field");
+        return Err(Refusal::invalid(format!(
+            "The {request} request has a field '{unknown}' that Mongoferry does not take. Send only {} and {last}, for example {example}.",
+            rest.join(", ")
+        )));
+    }
+    Ok(fields)
 }
 
 impl From<mongoferry::Error> for Refusal {
@@ -244,39 +488,12 @@ const THROTTLE_EXAMPLE: &str = r#"{"load": "gentle"} or {"maxSourceLatencyIncrea
 /// a field left out keeps its value, `null` removes a limit. Validated
 /// here; [`MigrationHandle::set_load`] checks it again.
 fn throttle_setting(current: LoadSetting, body: &[u8]) -> Result<LoadSetting, Refusal> {
-    let invalid = |text: String| Refusal {
-        code: "invalid_request",
-        text,
-    };
-    // An empty body (curl -XPOST without --data) names nothing, as `{}`.
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
-    };
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        invalid(format!(
-            "The throttle request's body is not valid JSON ({e}). Send for example {THROTTLE_EXAMPLE}."
-        ))
-    })?;
-    let Value::Object(fields) = value else {
-        return Err(invalid(format!(
-            "The throttle request's body is not a JSON object. Send for example {THROTTLE_EXAMPLE}."
-        )));
-    };
     const LOAD: &str = "load";
     const LATENCY: &str = "maxSourceLatencyIncreasePercent";
     const LAG: &str = "maxSecondaryLagSeconds";
-    if let Some(unknown) = fields
-        .keys()
-        .find(|k| ![LOAD, LATENCY, LAG].contains(&k.as_str()))
-    {
-        return Err(invalid(format!(
-            "The throttle request has a field '{unknown}' it does not know. Send only \"{LOAD}\", \"{LATENCY}\" and \"{LAG}\", for example {THROTTLE_EXAMPLE}."
-        )));
-    }
+    let fields = request_fields(body, "throttle", &[LOAD, LATENCY, LAG], THROTTLE_EXAMPLE)?;
     if fields.is_empty() {
-        return Err(invalid(format!(
+        return Err(Refusal::invalid(format!(
             "The throttle request names no load level and no limit. Send for example {THROTTLE_EXAMPLE}."
         )));
     }
@@ -320,7 +537,7 @@ fn limit(
     }
 }
 
-/// A client of a running sync's API, for `mongoferry progress|pause|resume|commit|throttle`.
+/// A client of a running sync's API, for `mongoferry progress|pause|resume|commit|reverse|throttle`.
 pub async fn call(port: u16, action: &str, body: Option<Value>) -> anyhow::Result<(bool, Value)> {
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/api/v1/{action}");
@@ -331,7 +548,7 @@ pub async fn call(port: u16, action: &str, body: Option<Value>) -> anyhow::Resul
     };
     let resp = req.send().await.map_err(|_| {
         anyhow::anyhow!(
-            "No mongoferry sync answers on 127.0.0.1:{port}. Start one with 'mongoferry sync', or pass the --port it uses."
+            "No mongoferry sync answers on 127.0.0.1:{port}. Start one with 'mongoferry sync' or 'mongoferry serve', or pass the --port it uses."
         )
     })?;
     let ok = resp.status().is_success();

@@ -11,13 +11,19 @@ mod docs;
 mod log;
 mod ping;
 mod profile;
+mod serve;
 mod verify;
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use mongoferry::logfile::MigrationLog;
 use mongoferry::{
-    CommitRequest, CommitVerify, LoadLevel, LoadSetting, LoadStatus, Migration, SyncConfig, Tuning,
+    CommitRequest, CommitVerify, LoadLevel, LoadSetting, LoadStatus, Migration, MigrationHandle,
+    Progress, State, SyncConfig, Tuning,
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -38,6 +44,9 @@ enum Command {
     /// Start or resume a migration: copy, then keep the destination in sync
     /// until it is committed.
     Sync(SyncArgs),
+    /// Serve the control API with no migration yet, as mongosync does:
+    /// POST /api/v1/start then starts one between the two clusters.
+    Serve(serve::ServeArgs),
     /// Print the progress of a running sync as JSON.
     Progress(PortArg),
     /// Pause a running sync at a safe point.
@@ -46,6 +55,9 @@ enum Command {
     Resume(PortArg),
     /// Commit a running sync: catch up with the source and finish.
     Commit(CommitArgs),
+    /// After a reversible sync's commit: start syncing the new cluster's
+    /// changes back to the old one.
+    Reverse(PortArg),
     /// Change a running sync's load level and limits on the source's
     /// impact, live; it keeps them across restarts.
     Throttle(ThrottleArgs),
@@ -181,6 +193,14 @@ struct SyncArgs {
     /// With --commit-when-ready: the verification before COMMITTED.
     #[arg(long, value_enum, default_value_t = CommitVerifyArg::Auto)]
     verify: CommitVerifyArg,
+    /// Keep a way back after the commit. It costs this: the commit blocks
+    /// the source's user writes (setUserWriteBlockMode) and leaves them
+    /// blocked, both clusters must run MongoDB 6.0 or newer, and the
+    /// source's user needs the restore role to write back. Once COMMITTED
+    /// the sync keeps running until 'mongoferry reverse' syncs the new
+    /// cluster's changes back to the old one, or Ctrl-C ends it.
+    #[arg(long)]
+    reversible: bool,
     /// Ranges copied in parallel.
     #[arg(long, default_value_t = Tuning::default().copy_concurrency)]
     copy_concurrency: usize,
@@ -209,14 +229,37 @@ struct SyncArgs {
     /// without --load, the level is full.
     #[arg(long, value_name = "SECONDS", value_parser = args::lag_limit, allow_negative_numbers = true)]
     max_secondary_lag: Option<f64>,
+    #[command(flatten)]
+    log: LogDirArg,
+}
+
+/// `--log-dir` of `sync` and `serve`.
+#[derive(Args)]
+struct LogDirArg {
     /// Where the migration's log goes: one file per migration, named by its
     /// id and appended to on resume (default: the platform's data
     /// directory, ~/.local/share/mongoferry/logs on Linux).
     #[arg(long, value_name = "DIR", env = "MONGOFERRY_LOG_DIR")]
-    log_dir: Option<std::path::PathBuf>,
+    log_dir: Option<PathBuf>,
 }
 
 impl SyncArgs {
+    /// The migration the command line asks for, between these two.
+    fn config(&mut self, source: String, destination: String) -> SyncConfig {
+        let mut config = SyncConfig::new(source, destination);
+        config.include = std::mem::take(&mut self.include);
+        config.exclude = std::mem::take(&mut self.exclude);
+        config.fresh = self.fresh;
+        config.drop_existing = self.drop_existing;
+        config.block_source_writes = self.block_source_writes;
+        config.copy_bytes_per_second = self.copy_throughput;
+        config.event_source = self.event_source.into();
+        config.load = self.load_setting();
+        config.reversible = self.reversible;
+        config.tuning.copy_concurrency = self.copy_concurrency;
+        config
+    }
+
     /// The load setting asked for on the command line: given whole when
     /// any part of it is (what is left out takes its default), else none,
     /// so that a resumed migration keeps its stored one.
@@ -269,6 +312,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Sync(args) => sync(args).await,
+        Command::Serve(args) => serve::run(args).await,
         Command::Progress(p) => {
             let (_, v) = api::call(p.port, "progress", None).await?;
             println!("{}", serde_json::to_string_pretty(&v)?);
@@ -287,6 +331,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             )
             .await
         }
+        Command::Reverse(p) => control(p.port, "reverse", None).await,
         Command::Throttle(t) => throttle(t).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Verify(args) => verify::run(args).await,
@@ -375,83 +420,22 @@ async fn sync(mut args: SyncArgs) -> anyhow::Result<ExitCode> {
         args.destination_profile.take(),
     )
     .await?;
-    let mut config = SyncConfig::new(source, destination);
-    config.include = std::mem::take(&mut args.include);
-    config.exclude = std::mem::take(&mut args.exclude);
-    config.fresh = args.fresh;
-    config.drop_existing = args.drop_existing;
-    config.block_source_writes = args.block_source_writes;
-    config.copy_bytes_per_second = args.copy_throughput;
-    config.event_source = args.event_source.into();
-    config.load = args.load_setting();
-    config.tuning.copy_concurrency = args.copy_concurrency;
-
-    let log_dir = log::prepare_dir(args.log_dir.take())?;
+    let config = args.config(source, destination);
+    let log_dir = log::prepare_dir(args.log.log_dir.take())?;
 
     let cancel = CancellationToken::new();
-    let migration = match Migration::connect(config, cancel.clone()).await {
-        Ok(m) => m,
-        Err(e) => return Ok(display::could_not_run(&e)),
-    };
-    let clusters = (migration.source().clone(), migration.destination().clone());
-    // Open before the preflight check, so the file holds the whole story;
-    // dropped (and flushed) when the sync returns.
-    let migration_log = match log::open(&log_dir, migration.id()) {
-        Ok(l) => l,
+    let checked = match Checked::prepare(config, &log_dir, args.port, cancel.clone()).await {
+        Ok(c) => c,
+        // An engine error (an unreachable cluster, a blocker) is one
+        // sentence with its remedy; the rest goes up as any error does.
         Err(e) => {
-            tokio::join!(clusters.0.close(), clusters.1.close());
-            return Err(e);
-        }
-    };
-    let code = run_sync(migration, &args, listener, cancel, migration_log.path()).await;
-    tokio::join!(clusters.0.close(), clusters.1.close());
-    drop(migration_log);
-    Ok(code)
-}
-
-/// Checks, then runs the migration with its control API, display and
-/// signal handling; the exit code says how it ended. `log` is where the
-/// migration's log is, said once the check has passed (a refusal stays
-/// one sentence; the log holds it too).
-async fn run_sync(
-    migration: Migration,
-    args: &SyncArgs,
-    listener: tokio::net::TcpListener,
-    cancel: CancellationToken,
-    log: &std::path::Path,
-) -> ExitCode {
-    // The preflight check runs first; a blocker stops here, before
-    // anything is written.
-    match migration.check().await {
-        Ok(report) => {
-            for w in report.warnings() {
-                eprintln!("warning: {}. {}", w.title.trim_end_matches('.'), w.remedy);
+            return match e.downcast::<mongoferry::Error>() {
+                Ok(e) => Ok(display::could_not_run(&e)),
+                Err(e) => Err(e),
             }
         }
-        Err(e) => return display::could_not_run(&e),
-    }
-    eprintln!("The migration's log is {}", log.display());
-    eprintln!(
-        "Source {} (MongoDB {}) -> destination {} (MongoDB {}). Control API on http://127.0.0.1:{}/api/v1",
-        migration.source().display_uri,
-        migration.source().version,
-        migration.destination().display_uri,
-        migration.destination().version,
-        args.port
-    );
-    eprintln!(
-        "The sync reads the source's changes from its {}.",
-        migration.event_source()
-    );
-    for (side, c) in [
-        ("source", migration.source()),
-        ("destination", migration.destination()),
-    ] {
-        for w in &c.warnings {
-            eprintln!("WARNING ({side}): {}", w.message);
-        }
-    }
-    let handle = migration.handle();
+    };
+    let handle = checked.handle();
     tokio::spawn(api::serve(listener, handle.clone()));
     // SIGINT or SIGTERM: stop at a safe point with the checkpoint saved.
     tokio::spawn(display::cancel_on_signal(
@@ -459,59 +443,203 @@ async fn run_sync(
         "Stopping at a safe point...",
     ));
     if args.commit_when_ready {
-        let h = handle.clone();
-        let request = CommitRequest {
-            block_source_writes: args.block_source_writes,
-            verify: args.verify.into(),
+        tokio::spawn(commit_when_ready(
+            handle,
+            CommitRequest {
+                block_source_writes: args.block_source_writes,
+                verify: args.verify.into(),
+            },
+        ));
+    }
+    let resume = "Run the same command again to resume.";
+    Ok(checked.run(cancel, args.linger, resume).await)
+}
+
+/// `--commit-when-ready`: commits at the first `canCommit`.
+async fn commit_when_ready(handle: MigrationHandle, request: CommitRequest) {
+    let mut rx = handle.watch_progress();
+    while rx.changed().await.is_ok() {
+        if !rx.borrow_and_update().can_commit {
+            continue;
+        }
+        match handle.commit(request.clone()) {
+            Ok(()) => break,
+            // The lag grew again between the two looks: wait for the next
+            // canCommit.
+            Err(mongoferry::Error::NotReadyToCommit { .. }) => continue,
+            Err(e) => {
+                eprintln!("commit: {} {}", e, e.remedy());
+                break;
+            }
+        }
+    }
+}
+
+/// A migration, connected, with its log open, that passed its preflight
+/// check: what `sync` runs, and what `serve` runs on a start request.
+struct Checked {
+    migration: Migration,
+    /// Open until the run ends, so that it holds the whole story.
+    log: MigrationLog,
+    reversible: bool,
+    /// The control API's, for what the run says.
+    port: u16,
+}
+
+impl Checked {
+    /// Connects, opens the migration's log, runs the preflight check and
+    /// says on stderr what the sync will do. An error of the engine (an
+    /// unreachable cluster, a blocker of the check, whose sentence the log
+    /// holds too) comes back as a `mongoferry::Error` inside the `anyhow`
+    /// one; nothing has been written then.
+    async fn prepare(
+        config: SyncConfig,
+        log_dir: &Path,
+        port: u16,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<Checked> {
+        let reversible = config.reversible;
+        let migration = Migration::connect(config, cancel).await?;
+        // Opened before the check, so that the file holds the whole story;
+        // on a refusal it is dropped (and flushed) after the clusters close.
+        let log = match log::open(log_dir, migration.id()) {
+            Ok(l) => l,
+            Err(e) => {
+                close(&migration).await;
+                return Err(e);
+            }
         };
-        tokio::spawn(async move {
-            let mut rx = h.watch_progress();
-            while rx.changed().await.is_ok() {
-                if !rx.borrow_and_update().can_commit {
-                    continue;
-                }
-                match h.commit(request.clone()) {
-                    Ok(()) => break,
-                    // The lag grew again between the two looks: wait for
-                    // the next canCommit.
-                    Err(mongoferry::Error::NotReadyToCommit { .. }) => continue,
-                    Err(e) => {
-                        eprintln!("commit: {} {}", e, e.remedy());
-                        break;
-                    }
+        match migration.check().await {
+            Ok(report) => {
+                for w in report.warnings() {
+                    eprintln!("warning: {}. {}", w.title.trim_end_matches('.'), w.remedy);
                 }
             }
-        });
-    }
-    let display = tokio::spawn(display::show(handle.clone()));
-    let result = migration.run().await;
-    display.abort();
-    let _ = display.await;
-    if args.linger > 0 && !matches!(result, Err(mongoferry::Error::Interrupted)) {
+            Err(e) => {
+                close(&migration).await;
+                return Err(e.into());
+            }
+        }
+        // Said once the check has passed, so that a refusal stays one
+        // sentence.
+        eprintln!("The migration's log is {}", log.path().display());
         eprintln!(
-            "The control API answers on 127.0.0.1:{} for {} s more (Ctrl-C to leave now).",
-            args.port, args.linger
+            "Source {} (MongoDB {}) -> destination {} (MongoDB {}). Control API on http://127.0.0.1:{port}/api/v1",
+            migration.source().display_uri,
+            migration.source().version,
+            migration.destination().display_uri,
+            migration.destination().version,
         );
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(args.linger)) => {}
-            _ = cancel.cancelled() => {}
-        }
-    }
-    match result {
-        Ok(p) => {
-            display::summary(&p);
-            if let Some(v) = &p.verification {
-                eprintln!("{}", verify::commit_line(v));
+        eprintln!(
+            "The sync reads the source's changes from its {}.",
+            migration.event_source()
+        );
+        for (side, c) in [
+            ("source", migration.source()),
+            ("destination", migration.destination()),
+        ] {
+            for w in &c.warnings {
+                eprintln!("WARNING ({side}): {}", w.message);
             }
-            ExitCode::SUCCESS
         }
-        Err(mongoferry::Error::Interrupted) => {
-            eprintln!("Stopped; progress is saved. Run the same command again to resume.");
-            ExitCode::from(130)
+        Ok(Checked {
+            migration,
+            log,
+            reversible,
+            port,
+        })
+    }
+
+    fn handle(&self) -> MigrationHandle {
+        self.migration.handle()
+    }
+
+    /// Runs the migration to its end with its progress on stderr, keeps
+    /// the control API answering `linger` seconds more, and says how it
+    /// ended: the exit code (0 committed, 1 failed, 130 interrupted, when
+    /// `resume` says how to resume).
+    async fn run(self, cancel: CancellationToken, linger: u64, resume: &str) -> ExitCode {
+        let Checked {
+            migration,
+            log,
+            reversible,
+            port,
+        } = self;
+        let clusters = (migration.source().clone(), migration.destination().clone());
+        let told = Arc::new(AtomicBool::new(false));
+        let shown = tokio::spawn(follow(migration.handle(), reversible, port, told.clone()));
+        let result = migration.run().await;
+        shown.abort();
+        let _ = shown.await;
+        if linger > 0 && !matches!(result, Err(mongoferry::Error::Interrupted)) {
+            eprintln!(
+                "The control API answers on 127.0.0.1:{port} for {linger} s more (Ctrl-C to leave now)."
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(linger)) => {}
+                _ = cancel.cancelled() => {}
+            }
         }
-        Err(e) => {
-            eprintln!("error: {} {}", e, e.remedy());
-            ExitCode::from(1)
+        let code = match result {
+            Ok(p) => {
+                // A reversible migration said so when it was COMMITTED,
+                // and waited there until Ctrl-C.
+                if !told.load(Ordering::Relaxed) {
+                    committed(&p);
+                }
+                ExitCode::SUCCESS
+            }
+            Err(mongoferry::Error::Interrupted) => {
+                eprintln!("Stopped; progress is saved. {resume}");
+                ExitCode::from(130)
+            }
+            Err(e) => {
+                eprintln!("error: {} {}", e, e.remedy());
+                ExitCode::from(1)
+            }
+        };
+        tokio::join!(clusters.0.close(), clusters.1.close());
+        drop(log);
+        code
+    }
+}
+
+async fn close(migration: &Migration) {
+    tokio::join!(migration.source().close(), migration.destination().close());
+}
+
+/// What a COMMITTED migration says: its figures and its verification.
+fn committed(p: &Progress) {
+    display::summary(p);
+    if let Some(v) = &p.verification {
+        eprintln!("{}", verify::commit_line(v));
+    }
+}
+
+/// Shows a migration's progress until aborted. A reversible migration
+/// waits COMMITTED, for `reverse` or Ctrl-C, for as long as it takes:
+/// then it says so once (and sets `told`) instead of a line every few
+/// seconds, and shows progress again when it goes on.
+async fn follow(handle: MigrationHandle, reversible: bool, port: u16, told: Arc<AtomicBool>) {
+    let waiting = move |p: &Progress| reversible && p.state == State::Committed;
+    let mut rx = handle.watch_progress();
+    loop {
+        tokio::select! {
+            _ = display::show(handle.clone()) => {}
+            r = rx.wait_for(waiting) => if r.is_err() { return },
         }
+        committed(&handle.progress());
+        let reverse = match port {
+            27182 => "mongoferry reverse".to_string(),
+            p => format!("mongoferry reverse --port {p}"),
+        };
+        eprintln!(
+            "The way back is kept: the source's user writes stay blocked, and '{reverse}' (or POST /api/v1/reverse) syncs the new cluster's changes back to the old one. Ctrl-C ends the sync."
+        );
+        told.store(true, Ordering::Relaxed);
+        if rx.wait_for(|p| !waiting(p)).await.is_err() {
+            return;
+        }
+        told.store(false, Ordering::Relaxed);
     }
 }

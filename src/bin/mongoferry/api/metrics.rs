@@ -27,12 +27,13 @@ use prometheus_client::registry::Registry;
 /// The answer's `Content-Type`: `text/plain; version=0.0.4; charset=utf-8`.
 pub const CONTENT_TYPE: &str = prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-const STATES: [State; 6] = [
+const STATES: [State; 7] = [
     State::Idle,
     State::Running,
     State::Paused,
     State::Committing,
     State::Committed,
+    State::Reversing,
     State::Failed,
 ];
 
@@ -102,7 +103,7 @@ impl Collector for Snapshot {
         gauge_family(
             e,
             "state",
-            "1 for the migration's current state (IDLE, RUNNING, PAUSED, COMMITTING, COMMITTED, FAILED), 0 for the others.",
+            "1 for the migration's current state (IDLE, RUNNING, PAUSED, COMMITTING, COMMITTED, REVERSING, FAILED), 0 for the others.",
             STATES.map(|s| ([("state", s.as_str())], i64::from(s == p.state))),
         )?;
         gauge_family(
