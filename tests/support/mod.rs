@@ -6,6 +6,7 @@ pub mod ddl;
 pub mod preflight;
 pub mod restart;
 pub mod scenario;
+pub mod serve;
 pub mod timeseries;
 pub mod tls;
 pub mod verify;
