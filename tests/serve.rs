@@ -93,6 +93,19 @@ async fn serve_runs_mongosyncs_runbook_over_http() {
     assert_refused((code, reply), 400, "invalid_request", "not valid JSON");
     assert_eq!(api_progress(port).await.expect("progress")["state"], "IDLE");
 
+    // A start the preflight check blocks (the other way round, onto the
+    // cluster that holds the data) answers the report's sentence, writes
+    // nothing, and leaves the server IDLE for the next start.
+    let reversed = json!({"source": "cluster1", "destination": "cluster0"});
+    assert_refused(
+        api_post(port, "start", reversed).await,
+        400,
+        "preflight_blocked",
+        "The destination already holds shop.orders",
+    );
+    assert_eq!(api_progress(port).await.expect("progress")["state"], "IDLE");
+    let dbs = non_system_dbs(&src).await;
+    assert!(!dbs.contains(&"__mongoferry".to_string()), "{dbs:?}");
     // The start, as a runbook sends it: only shop, less shop.customers.
     let start = json!({
         "source": "cluster0",
