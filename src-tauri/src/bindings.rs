@@ -41,6 +41,8 @@ pub fn export(dir: &Path) -> Result<(), ExportError> {
     types::SyncStarted::export_all(&cfg)?;
     types::ResumableMigration::export_all(&cfg)?;
     types::SandboxInfo::export_all(&cfg)?;
+    mongoferry::sandbox::install::InstallOffer::export_all(&cfg)?;
+    mongoferry::sandbox::install::InstallProgress::export_all(&cfg)?;
     types::PreflightRequest::export_all(&cfg)?;
     types::VerifyRequest::export_all(&cfg)?;
     types::VerificationOutcome::export_all(&cfg)?;

@@ -59,6 +59,8 @@ pub fn run() -> Result<(), tauri::Error> {
             commands::forget_remembered,
             commands::start_sandbox,
             commands::stop_sandbox_load,
+            commands::mongod_offer,
+            commands::install_mongod,
             commands::preflight_check,
             commands::run_verification,
             commands::cancel_verification,

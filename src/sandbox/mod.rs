@@ -13,6 +13,7 @@
 //! mongod it spawned without checking its certificate, so tests are free to
 //! give servers deliberately wrong certificates.
 
+pub mod install;
 pub mod workload;
 
 use std::path::{Path, PathBuf};
@@ -94,31 +95,66 @@ pub fn mongod_path_for(version: MongodVersion) -> PathBuf {
     if let Some(p) = std::env::var_os(version.env_var()) {
         return PathBuf::from(p);
     }
-    let cache = std::env::var_os("MONGOFERRY_CACHE")
+    cache_dir().join(version.cached())
+}
+
+/// The cache the install script and [`install`] share:
+/// `MONGOFERRY_CACHE`, or `mongoferry` in the XDG cache directory.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("MONGOFERRY_CACHE")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|c| PathBuf::from(c).join("mongoferry")))
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/mongoferry")))
-        .unwrap_or_else(|| PathBuf::from(".cache/mongoferry"));
-    cache.join(version.cached())
+        .unwrap_or_else(|| PathBuf::from(".cache/mongoferry"))
 }
 
-/// The mongod 6.0 binary, or an error that says how to install it.
+/// The mongod 6.0 binary, or an error that says how to get one.
 pub fn find_mongod() -> Result<PathBuf> {
     find_mongod_for(MongodVersion::V6_0)
 }
 
-/// The mongod binary of `version`, or an error that says how to install it.
+/// The mongod binary of `version`, or an error that says how to get one.
+/// Its variable wins when set; then the cache; then, for 6.0, a `mongod`
+/// on the `PATH` that is 6.0 or newer (an installed MongoDB server).
 pub fn find_mongod_for(version: MongodVersion) -> Result<PathBuf> {
     let p = mongod_path_for(version);
     if p.is_file() {
-        Ok(p)
-    } else {
-        Err(Error::MongodMissing {
-            path: p.display().to_string(),
-            version: version.as_str().to_string(),
-            env_var: version.env_var().to_string(),
-        })
+        return Ok(p);
     }
+    let set = std::env::var_os(version.env_var()).is_some();
+    if !set && version == MongodVersion::V6_0 {
+        if let Some(found) = on_path("mongod").filter(|m| runs_at_least(m, 6)) {
+            return Ok(found);
+        }
+    }
+    Err(Error::MongodMissing {
+        path: p.display().to_string(),
+        version: version.as_str().to_string(),
+        env_var: version.env_var().to_string(),
+    })
+}
+
+/// The first executable `name` on the `PATH`.
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Whether `mongod --version` runs and reports `major` or newer.
+fn runs_at_least(mongod: &Path, major: u32) -> bool {
+    let Ok(out) = Command::new(mongod).arg("--version").output() else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    out.status.success() && server_major(&text).is_some_and(|m| m >= major)
+}
+
+/// The major version in `mongod --version`'s "db version v7.0.2".
+fn server_major(version_output: &str) -> Option<u32> {
+    let rest = version_output.split("db version v").nth(1)?;
+    rest.split('.').next()?.trim().parse().ok()
 }
 
 /// A free TCP port on the loopback interface.
@@ -650,5 +686,21 @@ impl Pair {
             source,
             destination,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::server_major;
+
+    #[test]
+    fn reads_the_major_version_mongod_reports() {
+        let out = "db version v7.0.2\nBuild Info: {\n    \"version\": \"7.0.2\"\n}\n";
+        assert_eq!(server_major(out), Some(7));
+        assert_eq!(server_major("db version v4.4.2\n"), Some(4));
+        assert_eq!(
+            server_major("mongod: error while loading shared libraries"),
+            None
+        );
     }
 }

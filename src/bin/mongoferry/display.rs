@@ -9,7 +9,7 @@ use mongoferry::progress::SourceImpact;
 use mongoferry::{LoadStatus, MigrationHandle, Phase, Progress};
 
 /// A byte-count bar with an ETA, the one style every long wait uses.
-fn byte_bar() -> ProgressBar {
+pub fn byte_bar() -> ProgressBar {
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template(

