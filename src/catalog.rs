@@ -509,6 +509,111 @@ pub async fn create_namespace(dest: &Cluster, ns: &Namespace, options: &Document
     }
 }
 
+/// Puts an existing namespace of the destination in its sync form, as
+/// if the copy had made it: unique indexes made non-unique
+/// (`forceNonUnique`, 6.0+), TTL indexes held, and a clustered or
+/// time-series collection's own TTL off. A reverse does this to the old
+/// cluster, whose indexes are real; commit restores them from the source's.
+pub async fn relax_for_sync(dest: &Cluster, n: &SourceNamespace) -> Result<()> {
+    let db = dest.client.database(&n.ns.db);
+    let run = |cmd: Document, what: String| {
+        let db = db.clone();
+        async move {
+            db.run_command(cmd)
+                .await
+                .map(|_| ())
+                .ctx(Role::Destination, &what)
+        }
+    };
+    match n.kind {
+        NsKind::View => return Ok(()),
+        NsKind::Timeseries => {
+            if n.options.contains_key("expireAfterSeconds") {
+                run(
+                    doc! { "collMod": &n.ns.coll, "expireAfterSeconds": "off" },
+                    format!("hold the TTL of {}", n.ns),
+                )
+                .await?;
+            }
+            return Ok(());
+        }
+        NsKind::Collection => {}
+    }
+    if n.is_clustered()
+        && n.options.contains_key("expireAfterSeconds")
+        && n.ns.timeseries_of_buckets().is_none()
+    {
+        run(
+            doc! { "collMod": &n.ns.coll, "expireAfterSeconds": "off" },
+            format!("hold the TTL of {}", n.ns),
+        )
+        .await?;
+    }
+    for spec in list_indexes(dest, &n.ns).await? {
+        if is_builtin_index(&spec) {
+            continue;
+        }
+        let name = spec.get_str("name").unwrap_or_default().to_string();
+        if spec.get_bool("unique").unwrap_or(false) {
+            run(
+                doc! { "collMod": &n.ns.coll, "index": { "name": &name, "forceNonUnique": true } },
+                format!("make index {name} on {} non-unique for the sync", n.ns),
+            )
+            .await?;
+        }
+        if spec.contains_key("expireAfterSeconds") {
+            run(
+                doc! { "collMod": &n.ns.coll, "index": { "name": &name, "expireAfterSeconds": HELD_TTL_SECONDS } },
+                format!("hold the TTL of index {name} on {}", n.ns),
+            )
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the cluster blocks user writes (`setUserWriteBlockMode`), as
+/// each primary reports it in `serverStatus().repl.userWriteBlockMode`
+/// (2 blocked, 1 not). Through mongos, mongos's own report.
+pub async fn user_writes_blocked(cluster: &Cluster) -> Result<bool> {
+    let status = cluster
+        .client
+        .database("admin")
+        .run_command(doc! { "serverStatus": 1, "repl": 1, "metrics": 0, "wiredTiger": 0 })
+        .await
+        .ctx(cluster.role, "read whether user writes are blocked")?;
+    let mode = status
+        .get_document("repl")
+        .ok()
+        .and_then(|r| r.get("userWriteBlockMode"))
+        .map(|v| number(Some(v)));
+    Ok(mode == Some(2))
+}
+
+/// Blocks (`allowed: false`) or opens the cluster to user writes. Users
+/// with `bypassWriteBlockingMode` (the `restore` role), Mongoferry among
+/// them, write either way. Opening an open cluster does nothing.
+pub async fn set_user_writes(cluster: &Cluster, allowed: bool) -> Result<()> {
+    if allowed && !user_writes_blocked(cluster).await? {
+        return Ok(());
+    }
+    cluster
+        .client
+        .database("admin")
+        .run_command(doc! { "setUserWriteBlockMode": 1, "global": !allowed })
+        .await
+        .ctx(
+            cluster.role,
+            if allowed {
+                "open to user writes (setUserWriteBlockMode)"
+            } else {
+                "block user writes (setUserWriteBlockMode)"
+            },
+        )?;
+    tracing::info!(cluster = %cluster.display_uri, blocked = !allowed, "user writes");
+    Ok(())
+}
+
 /// Builds the given indexes on the destination in their sync form.
 pub async fn create_indexes(dest: &Cluster, ns: &Namespace, specs: &[Document]) -> Result<()> {
     let specs: Vec<Document> = specs

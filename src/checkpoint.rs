@@ -54,6 +54,27 @@ pub struct MigrationDoc {
     pub planned: bool,
     /// The source time that commit catches up to.
     pub commit_target: Option<Timestamp>,
+    /// Keeps a way back: the commit blocks the source's user writes and
+    /// records [`MigrationDoc::handoff`].
+    #[serde(default)]
+    pub reversible: bool,
+    /// 0 for a migration, 1 for its reverse, 2 for the reverse's reverse…
+    /// Each direction's state lives on its own destination, so of the two
+    /// clusters' documents the higher generation is the live one.
+    #[serde(default)]
+    pub generation: u32,
+    /// The migration this one reverses, whose destination is this one's
+    /// source.
+    #[serde(default)]
+    pub reverse_of: Option<String>,
+    /// The destination's cluster time once the commit's last write was
+    /// made and before any application could write to it: where its
+    /// reverse reads the destination's changes from.
+    #[serde(default)]
+    pub handoff: Option<Timestamp>,
+    /// Its reverse has started, and is stored on the source.
+    #[serde(default)]
+    pub reversed: bool,
     pub created_at: DateTime,
     pub updated_at: DateTime,
 }
@@ -317,6 +338,11 @@ impl Store {
             source_identity,
             planned: false,
             commit_target: None,
+            reversible: false,
+            generation: 0,
+            reverse_of: None,
+            handoff: None,
+            reversed: false,
             created_at: DateTime::now(),
             updated_at: DateTime::now(),
         }
@@ -494,6 +520,54 @@ impl Store {
     }
 
     /// Forgets the migration: its state database goes, nothing else.
+    /// The destination's namespaces at a reversible migration's handoff,
+    /// by their UUIDs on this cluster: what its reverse maps events by.
+    fn handoff(&self) -> Collection<NamespaceDoc> {
+        self.db.collection("handoff")
+    }
+
+    pub async fn save_handoff(&self, namespaces: &[NamespaceDoc]) -> Result<()> {
+        self.handoff()
+            .delete_many(doc! {})
+            .await
+            .ctx(Role::Destination, "clear the handoff's namespaces")?;
+        if !namespaces.is_empty() {
+            self.handoff()
+                .insert_many(namespaces)
+                .await
+                .ctx(Role::Destination, "save the handoff's namespaces")?;
+        }
+        Ok(())
+    }
+
+    pub async fn handoff_namespaces(&self) -> Result<Vec<NamespaceDoc>> {
+        self.handoff()
+            .find(doc! {})
+            .await
+            .ctx(Role::Destination, "read the handoff's namespaces")?
+            .try_collect()
+            .await
+            .ctx(Role::Destination, "read the handoff's namespaces")
+    }
+
+    /// Drops every collection of the state but the lease, which the
+    /// process that calls this holds.
+    pub async fn clear_except_lease(&self) -> Result<()> {
+        let names = self
+            .db
+            .list_collection_names()
+            .await
+            .ctx(Role::Destination, "list the old migration state")?;
+        for name in names.iter().filter(|n| n.as_str() != "lease") {
+            self.db
+                .collection::<Document>(name)
+                .drop()
+                .await
+                .ctx(Role::Destination, "drop the old migration state")?;
+        }
+        Ok(())
+    }
+
     pub async fn drop_all(&self) -> Result<()> {
         self.db
             .drop()

@@ -184,6 +184,8 @@ pub(crate) struct Control {
     /// The load setting last asked for while the migration runs; it wins
     /// over the one the migration started with or stored.
     pub load: Option<crate::load::LoadSetting>,
+    /// A committed reversible migration was asked to sync back.
+    pub reverse: bool,
 }
 
 /// Shared by every task of a running migration.

@@ -54,6 +54,10 @@ pub struct SyncConfig {
     /// at the setting it was last given, and starts a new one at the
     /// default level.
     pub load: Option<LoadSetting>,
+    /// Keep a way back: the commit blocks the source's user writes and
+    /// leaves them blocked, records where the destination's changes start,
+    /// and the run then waits, COMMITTED, for [`MigrationHandle::reverse`].
+    pub reversible: bool,
     pub tuning: Tuning,
 }
 
@@ -73,6 +77,7 @@ impl std::fmt::Debug for SyncConfig {
             .field("copy_bytes_per_second", &self.copy_bytes_per_second)
             .field("event_source", &self.event_source)
             .field("load", &self.load)
+            .field("reversible", &self.reversible)
             .field("tuning", &self.tuning)
             .finish()
     }
@@ -91,6 +96,7 @@ impl SyncConfig {
             copy_bytes_per_second: crate::preflight::DEFAULT_COPY_BYTES_PER_SECOND,
             event_source: EventSourceChoice::Auto,
             load: None,
+            reversible: false,
             tuning: Tuning::default(),
         }
     }
@@ -101,13 +107,21 @@ pub const AUTO_FULL_MAX_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// A migration, connected and ready to run.
 pub struct Migration {
+    /// The live direction: the clusters as given, or swapped when the
+    /// stored migration has been reversed.
     ctx: Arc<Ctx>,
     /// The migration's id, known before anything runs (see [`Migration::id`]).
     id: String,
     control: Arc<watch::Sender<Control>>,
     config: SyncConfig,
+    /// The live direction's source and destination connection strings.
+    uris: (String, String),
     /// Set once [`Migration::check`] has passed, so `run` need not repeat it.
     checked: std::sync::atomic::AtomicBool,
+    /// Whether the stored migration keeps a way back; its handles read it.
+    reversible: Arc<std::sync::atomic::AtomicBool>,
+    /// The live direction's store, where its handles keep the load level.
+    store: Arc<std::sync::Mutex<Store>>,
 }
 
 /// Controls and observes a running migration. Cheap to clone.
@@ -115,10 +129,13 @@ pub struct Migration {
 pub struct MigrationHandle {
     control: Arc<watch::Sender<Control>>,
     tracker: Tracker,
-    store: Store,
+    /// The live direction's store: the other cluster's once reversed.
+    store: Arc<std::sync::Mutex<Store>>,
     limiter: Arc<Limiter>,
     /// The engine's own range concurrency, what `full` allows.
     max_readers: usize,
+    /// Whether the stored migration keeps a way back.
+    reversible: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl MigrationHandle {
@@ -152,7 +169,12 @@ impl MigrationHandle {
         }
         // Before the migration's state exists, `prepare` stores it.
         if state != State::Idle {
-            self.store.save_load(&setting).await?;
+            let store = self
+                .store
+                .lock()
+                .map(|s| s.clone())
+                .map_err(|_| Error::Other("the migration's store is unavailable".into()))?;
+            store.save_load(&setting).await?;
         }
         self.control.send_modify(|c| c.load = Some(setting));
         let status = apply_load(&self.tracker, &self.limiter, self.max_readers, setting);
@@ -185,6 +207,33 @@ impl MigrationHandle {
         self.control.send_modify(|c| c.paused = false);
         self.tracker.set_state(State::Running);
         tracing::info!("resume: the migration goes on");
+        Ok(())
+    }
+
+    /// Starts syncing a committed reversible migration back: from the
+    /// commit's exact point, the new cluster's changes flow to the old
+    /// one. The state goes REVERSING, then RUNNING in the other direction,
+    /// with the same progress, pause, resume and commit.
+    pub fn reverse(&self) -> Result<()> {
+        let p = self.tracker.snapshot();
+        match p.state {
+            State::Reversing => return Ok(()),
+            State::Committed => {}
+            other => {
+                return Err(Error::InvalidState {
+                    action: "reverse".into(),
+                    state: other.to_string(),
+                })
+            }
+        }
+        if !self.reversible.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(Error::NotReversible {
+                reason: "it was started without --reversible, so its commit left the source open to writes and recorded no point to sync back from".into(),
+            });
+        }
+        tracing::info!("reverse requested");
+        self.control.send_modify(|c| c.reverse = true);
+        self.tracker.set_state(State::Reversing);
         Ok(())
     }
 
@@ -295,6 +344,82 @@ fn admit(src: &Cluster, dest: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// A namespace as a reverse mirrors it: already there on both sides.
+fn mirrored(n: &catalog::SourceNamespace) -> NamespaceDoc {
+    NamespaceDoc {
+        ns: n.ns.to_string(),
+        kind: n.kind,
+        uuid: n.uuid.clone(),
+        capped: n.is_capped(),
+        estimated_docs: 0,
+        estimated_bytes: 0,
+        copied: true,
+    }
+}
+
+/// The clusters with their roles swapped: `dest` becomes the source.
+fn swap_roles(src: Cluster, dest: Cluster) -> (Cluster, Cluster) {
+    let (mut s, mut d) = (dest, src);
+    s.role = Role::Source;
+    d.role = Role::Destination;
+    (s, d)
+}
+
+/// Whether the migration stored on `dest` has been reversed and its
+/// reverse, stored on `src`, is the live direction: of a later generation
+/// and reversing that very migration. Anything unreadable is no reverse.
+async fn reversed_direction(src: &Cluster, dest: &Cluster) -> bool {
+    let (dest_store, src_store) = (Store::new(dest), Store::new(src));
+    let (on_dest, on_src) = tokio::join!(dest_store.load(), src_store.load());
+    match (on_dest, on_src) {
+        (Ok(Some(d)), Ok(Some(s))) => {
+            s.reverse_of.as_deref() == Some(d.migration_id.as_str()) && s.generation > d.generation
+        }
+        _ => false,
+    }
+}
+
+/// Waits for a reverse to be asked for; false when the run is cancelled
+/// first.
+async fn wait_for_reverse(ctx: &Ctx) -> bool {
+    let mut control = ctx.control.clone();
+    loop {
+        if control.borrow_and_update().reverse {
+            return true;
+        }
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return false,
+            changed = control.changed() => if changed.is_err() { return false },
+        }
+    }
+}
+
+/// Waits (up to one lease term) for a killed predecessor's lease to
+/// expire; a live holder keeps renewing it and this fails.
+async fn take_lease(ctx: &Ctx, owner: &str) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + LEASE_TTL + Duration::from_secs(2);
+    let mut warned = false;
+    loop {
+        if ctx.store.acquire_lease(owner, LEASE_TTL).await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(Error::LeaseHeld);
+        }
+        if !warned {
+            ctx.tracker.warn(format!(
+                "Another Mongoferry process held this destination's migration; waiting up to {} s for its lease to expire.",
+                LEASE_TTL.as_secs()
+            ));
+            warned = true;
+        }
+        tokio::select! {
+            _ = ctx.cancel.cancelled() => return Err(Error::Interrupted),
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 impl Migration {
     /// Connects to both clusters and checks they can be migrated between.
     /// Writes nothing.
@@ -315,6 +440,20 @@ impl Migration {
                 return Err(e);
             }
             (Err(e), Err(_)) => return Err(e),
+        };
+        // A reversed migration runs the other way: its live direction is
+        // the one whose state is of the later generation.
+        let swapped = reversed_direction(&src, &dest).await;
+        let (src, dest) = if swapped {
+            tracing::info!("the stored migration was reversed: syncing from the destination given to the source given");
+            swap_roles(src, dest)
+        } else {
+            (src, dest)
+        };
+        let uris = if swapped {
+            (config.destination_uri.clone(), config.source_uri.clone())
+        } else {
+            (config.source_uri.clone(), config.destination_uri.clone())
         };
         let admitted = match admit(&src, &dest) {
             Ok(()) => holds_timeseries(&src, &scope).await,
@@ -353,12 +492,16 @@ impl Migration {
                     .limits(config.tuning.copy_concurrency),
             )),
         });
+        let store = Arc::new(std::sync::Mutex::new(ctx.store.clone()));
         Ok(Migration {
             ctx,
             id,
             control: Arc::new(control_tx),
+            uris,
+            reversible: Arc::new(std::sync::atomic::AtomicBool::new(config.reversible)),
             config,
             checked: std::sync::atomic::AtomicBool::new(false),
+            store,
         })
     }
 
@@ -366,9 +509,10 @@ impl Migration {
         MigrationHandle {
             control: self.control.clone(),
             tracker: self.ctx.tracker.clone(),
-            store: self.ctx.store.clone(),
+            store: self.store.clone(),
             limiter: self.ctx.limiter.clone(),
             max_readers: self.ctx.tuning.copy_concurrency,
+            reversible: self.reversible.clone(),
         }
     }
 
@@ -395,9 +539,12 @@ impl Migration {
     }
 
     /// Runs the migration to COMMITTED. On cancellation it stops at a safe
-    /// point with its checkpoint saved and returns `Interrupted`.
+    /// point with its checkpoint saved and returns `Interrupted`. A
+    /// reversible migration then waits, COMMITTED, for a reverse (which
+    /// runs to its own COMMITTED, and so on) until it is cancelled, and
+    /// returns the last COMMITTED progress.
     pub async fn run(self) -> Result<Progress> {
-        let ctx = self.ctx.clone();
+        let mut ctx = self.ctx.clone();
         ctx.tracker.set_state(State::Running);
         let owner = uuid::Uuid::new_v4().to_string();
         // Read-only checks first: bad input must leave the destination untouched.
@@ -408,18 +555,16 @@ impl Migration {
             self.preflight().await.map(|_| ())
         };
         let checked = match checks {
-            Ok(()) => self.take_lease(&owner).await,
+            Ok(()) => take_lease(&ctx, &owner).await,
             Err(e) => Err(e),
         };
+        let mut source_uri = self.uris.0.clone();
         let result = match checked {
-            Ok(()) => {
+            Ok(()) => loop {
                 let ticker = tokio::spawn(tick(ctx.clone()));
-                let sampler = tokio::spawn(crate::impact::run(
-                    ctx.clone(),
-                    self.config.source_uri.clone(),
-                ));
-                let result = tokio::select! {
-                    r = self.drive() => r,
+                let sampler = tokio::spawn(crate::impact::run(ctx.clone(), source_uri.clone()));
+                let step = tokio::select! {
+                    r = self.drive(&ctx, &owner) => r,
                     e = hold_lease(ctx.clone(), owner.clone()) => Err(e),
                 };
                 ticker.abort();
@@ -427,8 +572,24 @@ impl Migration {
                 if let Err(e) = ctx.store.release_lease(&owner).await {
                     tracing::warn!(error = %e, "lease not released; it expires by itself");
                 }
-                result
-            }
+                match step {
+                    // The reverse holds its own lease, on its own store.
+                    Ok(Some(next)) => {
+                        ctx = next;
+                        source_uri = if source_uri == self.uris.0 {
+                            self.uris.1.clone()
+                        } else {
+                            self.uris.0.clone()
+                        };
+                        if let Ok(mut store) = self.store.lock() {
+                            *store = ctx.store.clone();
+                        }
+                        ctx.tracker.set_state(State::Running);
+                    }
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
+                }
+            },
             Err(e) => Err(e),
         };
         log_end(&self.id, result.as_ref().map(|_| ()));
@@ -441,52 +602,47 @@ impl Migration {
         result.map(|_| ctx.tracker.snapshot())
     }
 
-    /// Waits (up to one lease term) for a killed predecessor's lease to
-    /// expire; a live holder keeps renewing it and this fails.
-    async fn take_lease(&self, owner: &str) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + LEASE_TTL + Duration::from_secs(2);
-        let mut warned = false;
-        loop {
-            if self.ctx.store.acquire_lease(owner, LEASE_TTL).await? {
-                return Ok(());
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(Error::LeaseHeld);
-            }
-            if !warned {
-                self.ctx.tracker.warn(format!(
-                    "Another Mongoferry process held this destination's migration; waiting up to {} s for its lease to expire.",
-                    LEASE_TTL.as_secs()
-                ));
-                warned = true;
-            }
-            tokio::select! {
-                _ = self.ctx.cancel.cancelled() => return Err(Error::Interrupted),
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+    /// Drives one direction to COMMITTED; for a reversible migration, then
+    /// waits for a reverse and returns the reverse's context, its state
+    /// stored and its lease taken. `None` when the run is over.
+    async fn drive(&self, ctx: &Arc<Ctx>, owner: &str) -> Result<Option<Arc<Ctx>>> {
+        let mut m = self.prepare(ctx).await?;
+        ctx.tracker.set_start(&m);
+        if m.phase != StoredPhase::Committed {
+            self.sync(ctx, &mut m).await?;
+        }
+        if m.reversible && !m.reversed {
+            // A reverse's destination was blocked since the commit before;
+            // from now on the applications write to it.
+            catalog::set_user_writes(&ctx.dest, true).await?;
+        }
+        ctx.tracker.committed();
+        if !m.reversible {
+            return Ok(None);
+        }
+        if !m.reversed {
+            tracing::info!("committed; the migration can be reversed");
+            if !wait_for_reverse(ctx).await {
+                return Ok(None);
             }
         }
+        self.begin_reverse(ctx, &mut m, owner).await.map(Some)
     }
 
-    async fn drive(&self) -> Result<()> {
-        let ctx = &self.ctx;
-        let mut m = self.prepare().await?;
-        ctx.tracker.set_start(&m);
-        if m.phase == StoredPhase::Committed {
-            ctx.tracker.committed();
-            return Ok(());
-        }
+    /// Copies (unless done), syncs and commits one direction.
+    async fn sync(&self, ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<()> {
         if m.phase == StoredPhase::Copying {
             ctx.tracker.set_phase(Phase::Copying);
             wait_majority_visible(ctx, m.start_at).await?;
             if !m.planned {
-                copy::plan(ctx, &mut m).await?;
+                copy::plan(ctx, m).await?;
             }
             tokio::select! {
                 r = copy::run(ctx) => r?,
                 e = oplog_guard(ctx.clone(), m.start_at) => return Err(e),
             }
             m.phase = StoredPhase::Applying;
-            ctx.store.save(&m).await?;
+            ctx.store.save(m).await?;
             tracing::info!("copy finished; applying change events");
         }
         if m.phase == StoredPhase::Committing {
@@ -497,14 +653,117 @@ impl Migration {
         } else {
             ctx.tracker.set_phase(Phase::Applying);
         }
-        apply::run(ctx, &mut m).await?;
+        apply::run(ctx, m).await?;
         finalize(ctx).await?;
         verify_at_commit(ctx).await?;
+        if m.reversible {
+            // Every write of the commit is made and no application writes
+            // to the destination yet: its changes from here on are what a
+            // reverse carries back, and its collections' UUIDs now are what
+            // those changes name.
+            m.handoff = Some(ctx.dest.cluster_time().await?);
+            let namespaces: Vec<NamespaceDoc> = catalog::list_namespaces(&ctx.dest, &ctx.scope)
+                .await?
+                .iter()
+                .map(mirrored)
+                .collect();
+            ctx.store.save_handoff(&namespaces).await?;
+        }
         m.phase = StoredPhase::Committed;
-        ctx.store.save(&m).await?;
-        ctx.tracker.committed();
-        tracing::info!("committed");
+        ctx.store.save(m).await?;
+        tracing::info!(handoff = ?m.handoff, "committed");
         Ok(())
+    }
+
+    /// Starts (or resumes) the reverse of the committed `m`: the other
+    /// cluster becomes the destination, its unique and TTL indexes are
+    /// relaxed as a destination's are, and its state records where the
+    /// sync starts: `m`'s handoff, on this destination. No copy: the two
+    /// sides were equal at the handoff.
+    async fn begin_reverse(
+        &self,
+        ctx: &Arc<Ctx>,
+        m: &mut MigrationDoc,
+        owner: &str,
+    ) -> Result<Arc<Ctx>> {
+        ctx.tracker.set_state(State::Reversing);
+        let handoff = m.handoff.ok_or_else(|| Error::NotReversible {
+            reason: "its commit recorded no point to sync back from".into(),
+        })?;
+        self.control.send_modify(|c| {
+            c.reverse = false;
+            c.commit = None;
+            c.paused = false;
+        });
+        let (src, dest) = swap_roles(ctx.src.clone(), ctx.dest.clone());
+        let timeseries = holds_timeseries(&src, &ctx.scope).await?;
+        let event_source = self
+            .config
+            .event_source
+            .resolve(&SourceFacts::of(&src, timeseries));
+        ctx.tracker.set_event_source(event_source);
+        let store = Store::new(&dest);
+        let next = Arc::new(Ctx {
+            src,
+            dest,
+            scope: ctx.scope.clone(),
+            store,
+            tuning: ctx.tuning.clone(),
+            event_source,
+            cancel: ctx.cancel.clone(),
+            tracker: ctx.tracker.clone(),
+            control: ctx.control.clone(),
+            limiter: ctx.limiter.clone(),
+        });
+        take_lease(&next, owner).await?;
+        let stored = next.store.load().await?;
+        let resumed = stored
+            .as_ref()
+            .is_some_and(|r| r.reverse_of.as_deref() == Some(m.migration_id.as_str()));
+        if !resumed {
+            if let Some(oldest) = crate::oplog::oldest_entry(&next.src).await {
+                if (oldest.time, oldest.increment) > (handoff.time, handoff.increment) {
+                    return Err(Error::HistoryLost);
+                }
+            }
+            // An earlier direction's state, kept on this cluster when it
+            // was the destination, is done with.
+            next.store.clear_except_lease().await?;
+            for n in catalog::list_namespaces(&next.dest, &next.scope).await? {
+                catalog::relax_for_sync(&next.dest, &n).await?;
+            }
+            // The collections as they were at the handoff: one created or
+            // dropped since is the reverse's first events.
+            for n in ctx.store.handoff_namespaces().await? {
+                next.store.put_namespace(&n).await?;
+            }
+            let r = MigrationDoc {
+                migration_id: uuid::Uuid::new_v4().to_string(),
+                phase: StoredPhase::Applying,
+                planned: true,
+                reversible: true,
+                generation: m.generation + 1,
+                reverse_of: Some(m.migration_id.clone()),
+                ..Store::new_migration(
+                    handoff,
+                    next.scope.include_patterns(),
+                    next.scope.exclude_patterns(),
+                    next.src.identity.clone(),
+                )
+            };
+            let load = self.control.borrow().load;
+            if let Some(load) = load {
+                next.store.save_load(&load).await?;
+            }
+            next.store.save(&r).await?;
+            tracing::info!(migration = %r.migration_id, reverses = %m.migration_id, ?handoff, "reverse started");
+        }
+        if !m.reversed {
+            m.reversed = true;
+            ctx.store.save(m).await?;
+        }
+        ctx.tracker.reversed();
+        Ok(next)
     }
 
     /// Runs the preflight check, writing nothing: the report of
@@ -572,6 +831,8 @@ impl Migration {
             drop_existing: self.config.drop_existing,
             fresh: self.config.fresh,
             block_source_writes: self.config.block_source_writes,
+            reversible: self.config.reversible
+                || self.reversible.load(std::sync::atomic::Ordering::Relaxed),
             copy_bytes_per_second: self.assumed_copy_rate(),
             event_source: self.config.event_source,
             ..crate::preflight::CheckRequest::default()
@@ -594,8 +855,7 @@ impl Migration {
         given.min(cap)
     }
 
-    fn check_stored(&self, m: &MigrationDoc) -> Result<()> {
-        let ctx = &self.ctx;
+    fn check_stored(&self, ctx: &Ctx, m: &MigrationDoc) -> Result<()> {
         let sorted = |v: &[String]| {
             let mut v = v.to_vec();
             v.sort();
@@ -618,17 +878,16 @@ impl Migration {
     }
 
     /// Loads or creates the stored migration, checking it matches.
-    async fn prepare(&self) -> Result<MigrationDoc> {
-        let ctx = &self.ctx;
+    async fn prepare(&self, ctx: &Arc<Ctx>) -> Result<MigrationDoc> {
         let mut existing = ctx.store.load().await?;
         if self.config.fresh && existing.is_some() {
             discard(ctx).await?;
             // The lease went with the state database: take it again.
             existing = None;
         }
-        if let Some(m) = existing {
-            self.check_stored(&m)?;
-            if m.migration_id != self.id {
+        if let Some(mut m) = existing {
+            self.check_stored(ctx, &m)?;
+            if m.generation == 0 && m.migration_id != self.id {
                 // Another process replaced the stored migration since
                 // `connect` read it: this run resumes that one.
                 tracing::warn!(
@@ -638,7 +897,19 @@ impl Migration {
                 );
             }
             tracing::info!(migration = %m.migration_id, phase = ?m.phase, "resuming");
-            self.settle_load().await?;
+            if self.config.reversible && !m.reversible {
+                if m.phase == StoredPhase::Committed {
+                    return Err(Error::NotReversible {
+                        reason: "it was committed without --reversible, so the source was left open to writes and no point to sync back from was recorded".into(),
+                    });
+                }
+                // Its commit is still ahead: it can keep a way back.
+                m.reversible = true;
+                ctx.store.save(&m).await?;
+            }
+            self.reversible
+                .store(m.reversible, std::sync::atomic::Ordering::Relaxed);
+            self.settle_load(ctx).await?;
             return Ok(m);
         }
         let existing_ns = catalog::list_namespaces(&ctx.dest, &ctx.scope).await?;
@@ -655,6 +926,7 @@ impl Migration {
         let start_at = ctx.src.cluster_time().await?;
         let m = MigrationDoc {
             migration_id: self.id.clone(),
+            reversible: self.config.reversible,
             ..Store::new_migration(
                 start_at,
                 ctx.scope.include_patterns(),
@@ -663,16 +935,15 @@ impl Migration {
             )
         };
         ctx.store.save(&m).await?;
-        self.settle_load().await?;
-        tracing::info!(migration = %m.migration_id, ?start_at, "started");
+        self.settle_load(ctx).await?;
+        tracing::info!(migration = %m.migration_id, ?start_at, reversible = m.reversible, "started");
         Ok(m)
     }
 
     /// Decides the load setting a starting or resuming run holds to: one
     /// asked for since it began, else the one it was started with, else
     /// the stored one, else the default; and stores it.
-    async fn settle_load(&self) -> Result<()> {
-        let ctx = &self.ctx;
+    async fn settle_load(&self, ctx: &Ctx) -> Result<()> {
         let asked = self.control.borrow().load.or(self.config.load);
         let setting = match asked {
             Some(s) => {

@@ -22,6 +22,9 @@ pub enum State {
     Paused,
     Committing,
     Committed,
+    /// A reversible migration's way back is starting: the old cluster is
+    /// being readied to take the new one's changes.
+    Reversing,
     Failed,
 }
 
@@ -33,6 +36,7 @@ impl State {
             State::Paused => "PAUSED",
             State::Committing => "COMMITTING",
             State::Committed => "COMMITTED",
+            State::Reversing => "REVERSING",
             State::Failed => "FAILED",
         }
     }

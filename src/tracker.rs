@@ -330,6 +330,19 @@ impl Tracker {
         });
     }
 
+    /// A reverse begins: the commit's figures belong to the direction
+    /// before; its own lag, commit and verification are ahead.
+    pub(crate) fn reversed(&self) {
+        self.meters().commit_target = None;
+        self.update(|p| {
+            p.verification = None;
+            p.lag_time_seconds = None;
+            p.eta_seconds = None;
+            p.can_commit = false;
+        });
+        self.set_phase(Phase::Applying);
+    }
+
     pub(crate) fn set_verification(&self, v: VerificationStatus) {
         self.update(|p| p.verification = Some(Box::new(v)));
         self.publish();

@@ -1007,6 +1007,7 @@ async fn the_roles_the_findings_name_grant_what_they_are_named_for() {
         source_sharded: false,
         destination_sharded: true,
         block_source_writes: true,
+        reversible: true,
         discard_stored: true,
     };
     let sharded = privileges::Needs {

@@ -29,11 +29,9 @@ mod stream;
 
 use std::sync::Arc;
 
-use bson::doc;
-
 use crate::checkpoint::{MigrationDoc, StoredPhase};
 use crate::context::Ctx;
-use crate::error::{Error, MongoContext, Result, Role};
+use crate::error::{Error, Result};
 use crate::events::{Batch, Change};
 use crate::progress::EventSource;
 use crate::retry::{self, Backoff};
@@ -149,13 +147,10 @@ async fn check_control(ctx: &Arc<Ctx>, m: &mut MigrationDoc) -> Result<Option<Ap
     }
     if let Some(req) = control.commit {
         if m.phase == StoredPhase::Applying {
-            if req.block_source_writes {
-                ctx.src
-                    .client
-                    .database("admin")
-                    .run_command(doc! { "setUserWriteBlockMode": 1, "global": true })
-                    .await
-                    .ctx(Role::Source, "block writes (setUserWriteBlockMode)")?;
+            // A reversible migration's source stays blocked after the
+            // commit: its reverse is then the only writer to it.
+            if req.block_source_writes || m.reversible {
+                crate::catalog::set_user_writes(&ctx.src, false).await?;
                 tracing::info!("commit: the source's user writes are blocked");
             }
             // The oplog gives no position between its entries: catching

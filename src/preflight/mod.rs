@@ -53,6 +53,7 @@ mod oplog;
 pub mod privileges;
 pub mod report;
 mod request;
+mod reverse;
 mod sharding;
 mod space;
 mod topology;
@@ -144,14 +145,25 @@ pub async fn run(
         block_source_writes: request.block_source_writes,
     }));
     findings.extend(events::assess(&event_facts));
+    if request.reversible {
+        findings.extend(reverse::assess(&reverse::Facts {
+            source_version: &source.version,
+            source_fcv: versions::settled(&src_fcv),
+            source_sharded: source.is_sharded(),
+            destination_version: &destination.version,
+            destination_fcv: versions::settled(&dest_fcv),
+            destination_sharded: destination.is_sharded(),
+        }));
+    }
     let needs = privileges::Needs {
         source_dbs: inv.databases(),
         source_sharded: source.is_sharded(),
         destination_sharded: destination.is_sharded() && source.is_sharded(),
         // Before 6.0 there is no write blocking to need a privilege for:
         // source_fcv_blocks_write_blocking says so.
-        block_source_writes: request.block_source_writes
+        block_source_writes: (request.block_source_writes || request.reversible)
             && versions::can_block_writes(&source.version),
+        reversible: request.reversible,
         discard_stored: request.fresh && matches!(dest_facts.stored, Ok(Some(_))),
     };
     findings.extend(privileges::assess(

@@ -118,8 +118,62 @@ pub struct Needs {
     /// Collections will be sharded on the destination.
     pub destination_sharded: bool,
     pub block_source_writes: bool,
+    /// The migration keeps a way back: its reverse writes to the source,
+    /// which stays blocked, and its reverse's commit blocks the destination.
+    pub reversible: bool,
     /// A stored migration will be discarded (`--fresh`).
     pub discard_stored: bool,
+}
+
+/// What the reverse of a reversible migration needs on its source, the
+/// cluster it writes back to while the applications' writes are blocked.
+fn reverse_writes(n: &Needs) -> Vec<Need> {
+    let why = "to keep a way back: the reverse writes the new cluster's changes back here, past the write block, and holds its unique and TTL indexes until its commit";
+    let mut out: Vec<Need> = n
+        .source_dbs
+        .iter()
+        .flat_map(|db| {
+            [
+                Need {
+                    target: Target::Db(db.clone()),
+                    actions: DEST_WRITE,
+                    role: "readWriteAnyDatabase",
+                    role_db: "admin",
+                    severity: Severity::Blocker,
+                    why,
+                },
+                Need {
+                    target: Target::Db(db.clone()),
+                    actions: DEST_RESTORE,
+                    role: "restore",
+                    role_db: "admin",
+                    severity: Severity::Blocker,
+                    why,
+                },
+            ]
+        })
+        .collect();
+    out.push(Need {
+        target: Target::Cluster,
+        actions: &[
+            "bypassWriteBlockingMode",
+            "setUserWriteBlockMode",
+            "serverStatus",
+        ],
+        role: "restore",
+        role_db: "admin",
+        severity: Severity::Blocker,
+        why,
+    });
+    out.push(Need {
+        target: Target::Db(METADATA_DB.into()),
+        actions: STATE_WRITE,
+        role: "readWriteAnyDatabase",
+        role_db: "admin",
+        severity: Severity::Blocker,
+        why: "to keep the reverse's checkpoints in the old cluster's __mongoferry database",
+    });
+    out
 }
 
 const SOURCE_READ: &[&str] = &["find", "changeStream"];
@@ -267,6 +321,9 @@ pub fn required_for(role: Role, n: &Needs, events: EventSource) -> Vec<Need> {
                     why: "to block the source's writes at commit, as --block-source-writes asks",
                 });
             }
+            if n.reversible {
+                out.extend(reverse_writes(n));
+            }
         }
         Role::Destination => {
             for db in &n.source_dbs {
@@ -306,6 +363,16 @@ pub fn required_for(role: Role, n: &Needs, events: EventSource) -> Vec<Need> {
                 }
             }
             out.push(fcv_need());
+            if n.reversible {
+                out.push(Need {
+                    target: Target::Cluster,
+                    actions: &["setUserWriteBlockMode", "serverStatus"],
+                    role: "restore",
+                    role_db: "admin",
+                    severity: Severity::Blocker,
+                    why: "to keep a way back: the reverse's commit blocks this cluster's user writes, and reads whether they are blocked",
+                });
+            }
             out.push(Need {
                 target: Target::Db(METADATA_DB.into()),
                 actions: STATE_WRITE,
@@ -453,6 +520,14 @@ pub fn parse_privilege(v: &Bson) -> Option<Privilege> {
 /// source user needs.
 pub fn assess(side: Role, auth: &Auth, needs: &Needs, events: EventSource) -> Vec<Finding> {
     match auth {
+        // With access control off nobody may write past a write block:
+        // the server grants bypassWriteBlockingMode only to users.
+        Auth::Off if needs.reversible => vec![Finding::blocker(
+            "reversible_needs_access_control",
+            format!("The {side} does not enforce access control, so a reversible migration cannot write back to it"),
+            "A reversible migration blocks user writes (setUserWriteBlockMode) on the cluster the applications left, and its reverse writes there past the block; the server lets only an authenticated user with bypassWriteBlockingMode (the restore role) do that, and without access control every connection, Mongoferry's included, is refused with UserWritesBlocked.",
+            format!("Enable authentication on the {side} (security.authorization: enabled) and connect as a user with the restore and readWriteAnyDatabase roles, or migrate without --reversible."),
+        )],
         Auth::Off => vec![Finding::info(
             "access_control_off",
             format!("The {side} does not enforce access control: privileges were not checked"),
@@ -826,6 +901,76 @@ mod tests {
     }
 
     #[test]
+    fn a_reversible_migration_needs_to_write_back_past_the_block() {
+        // A source user with backup's setUserWriteBlockMode but no restore:
+        // it may block, but not write past the block.
+        let src = users(vec![
+            privilege(
+                ns("", ""),
+                &[
+                    "find",
+                    "changeStream",
+                    "listCollections",
+                    "listIndexes",
+                    "collStats",
+                ],
+            ),
+            privilege(ns("local", ""), &["find", "collStats"]),
+            privilege(
+                Resource::Cluster,
+                &[
+                    "replSetGetConfig",
+                    "getParameter",
+                    "useUUID",
+                    "setUserWriteBlockMode",
+                    "serverStatus",
+                ],
+            ),
+        ]);
+        let mut n = needs();
+        n.block_source_writes = true;
+        assert!(assess(Role::Source, &src, &n, CS).is_empty());
+        n.reversible = true;
+        let f = assess(Role::Source, &src, &n, CS);
+        assert!(!f.is_empty());
+        assert!(f.iter().all(|f| f.severity == Severity::Blocker), "{f:#?}");
+        assert!(
+            f.iter()
+                .any(|f| f.title.contains("bypassWriteBlockingMode on the cluster")),
+            "{f:#?}"
+        );
+        assert!(f.iter().any(|f| f.detail.contains("way back")), "{f:#?}");
+        // root (restore and readWriteAnyDatabase on top) has it all.
+        let root = users(vec![
+            privilege(
+                ns("", ""),
+                &[
+                    "find",
+                    "changeStream",
+                    "listCollections",
+                    "listIndexes",
+                    "collStats",
+                ],
+            ),
+            privilege(ns("", ""), DEST_WRITE),
+            privilege(ns("", ""), DEST_RESTORE),
+            privilege(ns("local", ""), &["find", "collStats"]),
+            privilege(
+                Resource::Cluster,
+                &[
+                    "replSetGetConfig",
+                    "getParameter",
+                    "useUUID",
+                    "setUserWriteBlockMode",
+                    "bypassWriteBlockingMode",
+                    "serverStatus",
+                ],
+            ),
+        ]);
+        assert!(assess(Role::Source, &root, &n, CS).is_empty());
+    }
+
+    #[test]
     fn an_oplog_sync_needs_find_on_the_oplog_which_read_any_database_lacks() {
         // readAnyDatabase and the cluster actions, but nothing on local.
         let any_db = vec![
@@ -1069,6 +1214,18 @@ mod tests {
             (f[0].id.as_str(), f[0].severity),
             ("not_authenticated", Severity::Blocker)
         );
+        // Nobody writes past a write block without access control.
+        let reversible = Needs {
+            reversible: true,
+            ..needs()
+        };
+        for side in [Role::Source, Role::Destination] {
+            let f = assess(side, &Auth::Off, &reversible, CS);
+            assert_eq!(
+                (f[0].id.as_str(), f[0].severity),
+                ("reversible_needs_access_control", Severity::Blocker)
+            );
+        }
     }
 
     #[test]

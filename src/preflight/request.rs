@@ -31,6 +31,10 @@ pub struct CheckRequest {
     /// The commit will block writes on the source (`setUserWriteBlockMode`).
     #[serde(default)]
     pub block_source_writes: bool,
+    /// The migration keeps a way back (`--reversible`): its commit blocks
+    /// the source, and its reverse writes to it.
+    #[serde(default)]
+    pub reversible: bool,
     /// The copy throughput to assume when estimating the copy's duration.
     #[serde(default = "default_throughput")]
     pub copy_bytes_per_second: u64,
@@ -62,6 +66,7 @@ impl Default for CheckRequest {
             drop_existing: false,
             fresh: false,
             block_source_writes: false,
+            reversible: false,
             copy_bytes_per_second: DEFAULT_COPY_BYTES_PER_SECOND,
             keep_free_bytes: None,
             sample_size: DEFAULT_SAMPLE_SIZE,

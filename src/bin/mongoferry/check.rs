@@ -25,6 +25,10 @@ pub struct CheckArgs {
     /// The commit will block the source's writes.
     #[arg(long)]
     block_source_writes: bool,
+    /// The migration will keep a way back (sync --reversible): check what
+    /// its reverse needs of both clusters.
+    #[arg(long)]
+    reversible: bool,
     /// Copy throughput to assume, in MiB/s, when weighing the copy against
     /// the source's oplog window.
     #[arg(long, value_name = "MIB_PER_S", default_value = DEFAULT_THROUGHPUT, value_parser = throughput)]
@@ -55,6 +59,7 @@ pub async fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
         drop_existing: args.drop_existing,
         fresh: args.fresh,
         block_source_writes: args.block_source_writes,
+        reversible: args.reversible,
         copy_bytes_per_second: args.copy_throughput,
         event_source: args.event_source.into(),
         ..CheckRequest::default()

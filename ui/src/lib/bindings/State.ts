@@ -3,4 +3,4 @@
 /**
  * The migration's state, as mongosync names them.
  */
-export type State = "IDLE" | "RUNNING" | "PAUSED" | "COMMITTING" | "COMMITTED" | "FAILED";
+export type State = "IDLE" | "RUNNING" | "PAUSED" | "COMMITTING" | "COMMITTED" | "REVERSING" | "FAILED";
