@@ -340,8 +340,11 @@ async fn serve_keeps_a_way_back_for_a_reversible_start() {
     );
 }
 
+/// Each cluster comes from --clusterN, --clusterN-profile or
+/// MONGOFERRY_CLUSTERN; a missing one, or a profile that is not saved, is
+/// one line naming the flag, before anything connects.
 #[tokio::test]
-async fn serve_needs_both_clusters() {
+async fn serve_says_which_cluster_it_lacks() {
     let port = api_port().to_string();
     let out = run_cli(
         &[
@@ -358,6 +361,31 @@ async fn serve_needs_both_clusters() {
     assert_eq!(
         out.stderr.trim_end(),
         "error: give cluster1 as --cluster1 URI, --cluster1-profile NAME or MONGOFERRY_CLUSTER1.",
+        "{out:?}"
+    );
+
+    let config = tempfile::tempdir().expect("config dir");
+    let dir = config.path().to_string_lossy().to_string();
+    let out = support::tls::run_cli_env(
+        &[
+            "serve",
+            "--cluster0-profile",
+            "nowhere",
+            "--cluster1",
+            "mongodb://127.0.0.1:1",
+            "--port",
+            &port,
+        ],
+        &[("MONGOFERRY_CONFIG_DIR", &dir)],
+        None,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(out.code, Some(2), "{out:?}");
+    let line = out.stderr.trim_end();
+    assert!(
+        line.starts_with("error: --cluster0-profile: No connection profile is named 'nowhere'.")
+            && !line.contains('\n'),
         "{out:?}"
     );
 }
