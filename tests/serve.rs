@@ -15,7 +15,7 @@ use mongoferry::Namespace;
 use reqwest::Method;
 use serde_json::json;
 
-use support::serve::{api_up, assert_refused};
+use support::serve::{api_up, assert_refused, assert_success, commit_over_http};
 use support::tls::root_auth;
 use support::*;
 
@@ -114,13 +114,7 @@ async fn serve_runs_mongosyncs_runbook_over_http() {
         "includeNamespaces": [{"database": "shop"}],
         "excludeNamespaces": [{"database": "shop", "collections": ["customers"]}],
     });
-    let (code, reply) = api_post(port, "start", start.clone()).await;
-    assert_eq!(
-        (code, &reply),
-        (200, &json!({ "success": true })),
-        "stderr:\n{}",
-        serve.stderr()
-    );
+    assert_success(api_post(port, "start", start.clone()).await, &serve);
     let running = api_progress(port).await.expect("progress");
     assert_ne!(running["state"], "IDLE", "{running:#}");
     // A second start is refused, whatever it asks for.
@@ -160,20 +154,8 @@ async fn serve_runs_mongosyncs_runbook_over_http() {
         |p| p["canCommit"] == true && p["totalEventsApplied"].as_u64() >= Some(applied + 10),
     )
     .await;
-    let (code, reply) = api_post(port, "commit", json!({ "verify": "full" })).await;
-    assert_eq!(
-        (code, &reply),
-        (200, &json!({ "success": true })),
-        "{reply:#}"
-    );
-    let done = wait_api(
-        &mut serve,
-        port,
-        "COMMITTED",
-        Duration::from_secs(90),
-        |p| p["state"] == "COMMITTED",
-    )
-    .await;
+    let full = json!({ "verify": "full" });
+    let done = commit_over_http(&mut serve, port, full, Duration::from_secs(90)).await;
     assert_eq!(done["canWrite"], true, "{done:#}");
     assert_eq!(done["verification"]["state"], "passed", "{done:#}");
     assert_eq!(done["verification"]["mode"], "full", "{done:#}");
@@ -276,13 +258,7 @@ async fn serve_keeps_a_way_back_for_a_reversible_start() {
     );
     let mut start = start;
     start["enableUserWriteBlocking"] = json!("sourceAndDestination");
-    let (code, reply) = api_post(port, "start", start).await;
-    assert_eq!(
-        (code, &reply),
-        (200, &json!({ "success": true })),
-        "stderr:\n{}",
-        serve.stderr()
-    );
+    assert_success(api_post(port, "start", start).await, &serve);
     wait_api(
         &mut serve,
         port,
@@ -291,20 +267,7 @@ async fn serve_keeps_a_way_back_for_a_reversible_start() {
         |p| p["canCommit"] == true,
     )
     .await;
-    let (code, reply) = api_post(port, "commit", json!({})).await;
-    assert_eq!(
-        (code, &reply),
-        (200, &json!({ "success": true })),
-        "{reply:#}"
-    );
-    let forward = wait_api(
-        &mut serve,
-        port,
-        "COMMITTED",
-        Duration::from_secs(90),
-        |p| p["state"] == "COMMITTED",
-    )
-    .await;
+    let forward = commit_over_http(&mut serve, port, json!({}), Duration::from_secs(90)).await;
     let forward_id = forward["migrationId"].as_str().expect("an id").to_string();
     // It waits there, and says how to go back.
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -313,12 +276,7 @@ async fn serve_keeps_a_way_back_for_a_reversible_start() {
     let hint = format!("'mongoferry reverse --port {port}' (or POST /api/v1/reverse)");
     assert!(stderr.contains(&hint), "{stderr}");
 
-    let (code, reply) = api_post(port, "reverse", json!({})).await;
-    assert_eq!(
-        (code, &reply),
-        (200, &json!({ "success": true })),
-        "{reply:#}"
-    );
+    assert_success(api_post(port, "reverse", json!({})).await, &serve);
     wait_api(
         &mut serve,
         port,

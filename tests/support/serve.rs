@@ -6,7 +6,7 @@ use std::time::Duration;
 use mongoferry::sandbox::Pair;
 use serde_json::Value;
 
-use super::{api_progress, CliProcess};
+use super::{api_post, api_progress, wait_api, CliProcess};
 
 impl CliProcess {
     /// `mongoferry serve --cluster0 C0 --cluster1 C1 --port P <extra>`.
@@ -71,4 +71,29 @@ pub fn assert_refused(
         "not one line of sentences: {text}"
     );
     text
+}
+
+/// Fails unless a reply is the API's plain success, `{"success": true}`,
+/// with the process's stderr to say why.
+pub fn assert_success((status, reply): (u16, Value), process: &CliProcess) {
+    assert!(
+        status == 200 && reply == serde_json::json!({ "success": true }),
+        "{status} {reply:#}\nstderr:\n{}",
+        process.stderr()
+    );
+}
+
+/// `POST /api/v1/commit` with `body`, then waits for COMMITTED; the
+/// progress then.
+pub async fn commit_over_http(
+    process: &mut CliProcess,
+    port: u16,
+    body: Value,
+    timeout: Duration,
+) -> Value {
+    assert_success(api_post(port, "commit", body).await, process);
+    wait_api(process, port, "COMMITTED", timeout, |p| {
+        p["state"] == "COMMITTED"
+    })
+    .await
 }
