@@ -15,7 +15,7 @@ use mongoferry::Namespace;
 use reqwest::Method;
 use serde_json::json;
 
-use support::serve::{api_up, assert_refused, assert_success, commit_over_http};
+use support::serve::{api_up, assert_refused, assert_success, commit_over_http, wait_can_commit};
 use support::tls::root_auth;
 use support::*;
 
@@ -127,14 +127,7 @@ async fn serve_runs_mongosyncs_runbook_over_http() {
 
     // Writes once the copy is done reach the destination through the
     // change stream, in scope only.
-    let ready = wait_api(
-        &mut serve,
-        port,
-        "canCommit",
-        Duration::from_secs(90),
-        |p| p["canCommit"] == true,
-    )
-    .await;
+    let ready = wait_can_commit(&mut serve, port).await;
     let applied = ready["totalEventsApplied"].as_u64().unwrap_or_default();
     insert_into(
         &src,
@@ -259,14 +252,7 @@ async fn serve_keeps_a_way_back_for_a_reversible_start() {
     let mut start = start;
     start["enableUserWriteBlocking"] = json!("sourceAndDestination");
     assert_success(api_post(port, "start", start).await, &serve);
-    wait_api(
-        &mut serve,
-        port,
-        "canCommit",
-        Duration::from_secs(90),
-        |p| p["canCommit"] == true,
-    )
-    .await;
+    wait_can_commit(&mut serve, port).await;
     let forward = commit_over_http(&mut serve, port, json!({}), Duration::from_secs(90)).await;
     let forward_id = forward["migrationId"].as_str().expect("an id").to_string();
     // It waits there, and says how to go back.

@@ -97,3 +97,12 @@ pub async fn commit_over_http(
     })
     .await
 }
+
+/// Waits for `canCommit` (90 s at most); the progress then.
+pub async fn wait_can_commit(process: &mut CliProcess, port: u16) -> Value {
+    let timeout = Duration::from_secs(90);
+    wait_api(process, port, "canCommit", timeout, |p| {
+        p["canCommit"] == true
+    })
+    .await
+}
