@@ -801,28 +801,7 @@ mod tests {
         // The privileges of readAnyDatabase + clusterMonitor + backup (source)
         // and readWriteAnyDatabase + restore + dbAdminAnyDatabase +
         // clusterMonitor (destination), reduced to what the check looks at.
-        let source = users(vec![
-            privilege(
-                ns("", ""),
-                &[
-                    "find",
-                    "changeStream",
-                    "listCollections",
-                    "listIndexes",
-                    "collStats",
-                ],
-            ),
-            privilege(ns("local", ""), &["find", "collStats"]),
-            privilege(
-                Resource::Cluster,
-                &[
-                    "replSetGetConfig",
-                    "setUserWriteBlockMode",
-                    "getParameter",
-                    "useUUID",
-                ],
-            ),
-        ]);
+        let source = source_user(&["setUserWriteBlockMode"], vec![]);
         let mut n = needs();
         n.block_source_writes = true;
         assert!(assess(Role::Source, &source, &n, CS).is_empty());
@@ -864,23 +843,7 @@ mod tests {
             "{f:#?}"
         );
 
-        let src = users(vec![
-            privilege(
-                ns("", ""),
-                &[
-                    "find",
-                    "changeStream",
-                    "listCollections",
-                    "listIndexes",
-                    "collStats",
-                ],
-            ),
-            privilege(ns("local", ""), &["find", "collStats"]),
-            privilege(
-                Resource::Cluster,
-                &["replSetGetConfig", "getParameter", "useUUID"],
-            ),
-        ]);
+        let src = source_user(&[], vec![]);
         assert!(assess(Role::Source, &src, &needs(), CS).is_empty());
         let mut n = needs();
         n.block_source_writes = true;
@@ -900,11 +863,10 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_reversible_migration_needs_to_write_back_past_the_block() {
-        // A source user with backup's setUserWriteBlockMode but no restore:
-        // it may block, but not write past the block.
-        let src = users(vec![
+    /// What a source user reads with (readAnyDatabase, clusterMonitor),
+    /// plus `cluster` actions and `more` privileges.
+    fn source_user(cluster: &[&'static str], more: Vec<Privilege>) -> Auth {
+        let mut all = vec![
             privilege(
                 ns("", ""),
                 &[
@@ -918,15 +880,18 @@ mod tests {
             privilege(ns("local", ""), &["find", "collStats"]),
             privilege(
                 Resource::Cluster,
-                &[
-                    "replSetGetConfig",
-                    "getParameter",
-                    "useUUID",
-                    "setUserWriteBlockMode",
-                    "serverStatus",
-                ],
+                &[&["replSetGetConfig", "getParameter", "useUUID"], cluster].concat(),
             ),
-        ]);
+        ];
+        all.extend(more);
+        users(all)
+    }
+
+    #[test]
+    fn a_reversible_migration_needs_to_write_back_past_the_block() {
+        // backup's setUserWriteBlockMode but no restore: it may block, but
+        // not write past the block.
+        let src = source_user(&["setUserWriteBlockMode", "serverStatus"], vec![]);
         let mut n = needs();
         n.block_source_writes = true;
         assert!(assess(Role::Source, &src, &n, CS).is_empty());
@@ -941,32 +906,17 @@ mod tests {
         );
         assert!(f.iter().any(|f| f.detail.contains("way back")), "{f:#?}");
         // root (restore and readWriteAnyDatabase on top) has it all.
-        let root = users(vec![
-            privilege(
-                ns("", ""),
-                &[
-                    "find",
-                    "changeStream",
-                    "listCollections",
-                    "listIndexes",
-                    "collStats",
-                ],
-            ),
-            privilege(ns("", ""), DEST_WRITE),
-            privilege(ns("", ""), DEST_RESTORE),
-            privilege(ns("local", ""), &["find", "collStats"]),
-            privilege(
-                Resource::Cluster,
-                &[
-                    "replSetGetConfig",
-                    "getParameter",
-                    "useUUID",
-                    "setUserWriteBlockMode",
-                    "bypassWriteBlockingMode",
-                    "serverStatus",
-                ],
-            ),
-        ]);
+        let root = source_user(
+            &[
+                "setUserWriteBlockMode",
+                "bypassWriteBlockingMode",
+                "serverStatus",
+            ],
+            vec![
+                privilege(ns("", ""), DEST_WRITE),
+                privilege(ns("", ""), DEST_RESTORE),
+            ],
+        );
         assert!(assess(Role::Source, &root, &n, CS).is_empty());
     }
 
