@@ -16,6 +16,7 @@ const COMMANDS: &[&str] = &[
     "resume_migration",
     "set_load",
     "commit_migration",
+    "reverse_migration",
     "find_resumable",
     "resume_remembered",
     "forget_remembered",

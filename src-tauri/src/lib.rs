@@ -54,6 +54,7 @@ pub fn run() -> Result<(), tauri::Error> {
             commands::resume_migration,
             commands::set_load,
             commands::commit_migration,
+            commands::reverse_migration,
             commands::find_resumable,
             commands::resume_remembered,
             commands::forget_remembered,

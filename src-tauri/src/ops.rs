@@ -51,6 +51,7 @@ pub async fn preflight(request: PreflightRequest) -> Result<preflight::Report, E
         include: request.include,
         exclude: request.exclude,
         event_source: request.event_source,
+        reversible: request.reversible,
         ..preflight::CheckRequest::default()
     };
     let source = connection_uri(&request.source_uri, request.source_profile.as_deref()).await?;

@@ -15,7 +15,7 @@ use mongoferry::sandbox::{workload, Pair};
 use mongoferry::scope::Namespace;
 use mongoferry::{
     CommitRequest, ErrorInfo, Event, EventSourceChoice, LoadSetting, LoadStatus, Migration,
-    MigrationHandle, Progress, Role, SyncConfig,
+    MigrationHandle, Progress, Role, State, SyncConfig,
 };
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -51,13 +51,24 @@ struct Running {
     log: Option<MigrationLog>,
 }
 
-/// The two clusters of a migration, connected, and its scope.
+/// The two clusters of a migration's live direction, connected, and its
+/// scope.
 #[derive(Clone)]
 struct Clusters {
     source: Cluster,
     destination: Cluster,
     include: Vec<String>,
     exclude: Vec<String>,
+}
+
+impl Clusters {
+    /// The other direction, as a reverse runs: the destination becomes
+    /// the source.
+    fn swap(&mut self) {
+        std::mem::swap(&mut self.source, &mut self.destination);
+        self.source.role = Role::Source;
+        self.destination.role = Role::Destination;
+    }
 }
 
 /// Two local replica sets with sample data and a light write load.
@@ -204,17 +215,24 @@ impl AppState {
         config.drop_existing = request.drop_existing;
         config.event_source = request.event_source;
         config.load = crate::ops::load_choice(request.load.as_ref())?;
+        config.reversible = request.reversible;
         let cancel = CancellationToken::new();
         let migration = Migration::connect(config, cancel.clone())
             .await
             .into_info()?;
         // Before the preflight check, so the log holds the whole story.
         let log = self.open_log(migration.id());
-        let resumed = Store::new(migration.destination())
+        let stored = Store::new(migration.destination())
             .load()
             .await
-            .into_info()?
-            .is_some();
+            .into_info()?;
+        let resumed = stored.is_some();
+        let reversible = request.reversible || stored.is_some_and(|m| m.reversible);
+        // `connect` swaps the clusters when the stored migration has been
+        // reversed, and a cluster keeps the (redacted) string it was
+        // connected with: the source is then the destination given.
+        let reversed =
+            migration.source().display_uri != mongoferry::uri::redact_uri(&request.source_uri);
         migration.check().await.into_info()?;
         let clusters = Clusters {
             source: migration.source().clone(),
@@ -272,6 +290,8 @@ impl AppState {
         Ok(SyncStarted {
             resumed,
             remembered,
+            reversible,
+            reversed,
         })
     }
 
@@ -321,6 +341,23 @@ impl AppState {
         let handle = self.handle().await?;
         handle.commit(request).into_info()?;
         Ok(handle.progress())
+    }
+
+    /// Starts syncing the committed reversible migration back (the engine
+    /// refuses any other). From then on the live direction's source is
+    /// the cluster this window migrated to, so verification and the
+    /// document view read the two clusters the other way round as well.
+    pub async fn reverse(&self) -> Result<Progress, ErrorInfo> {
+        // Held across the call, so two calls cannot both turn the
+        // clusters: the engine answers a second one, while REVERSING, Ok.
+        let mut inner = self.inner.lock().await;
+        let running = inner.migration.as_mut().ok_or_else(no_migration)?;
+        let turning = running.handle.progress().state == State::Committed;
+        running.handle.reverse().into_info()?;
+        if turning {
+            running.clusters.swap();
+        }
+        Ok(running.handle.progress())
     }
 
     async fn ensure_idle(&self) -> Result<(), ErrorInfo> {
@@ -539,6 +576,9 @@ impl AppState {
             // None: the engine resumes at the level stored with the
             // migration, which a live change has kept up to date.
             load: None,
+            // The engine keeps the stored migration's way back, if it has
+            // one; `SyncStarted` says so.
+            reversible: false,
         };
         self.start_resolved(request).await
     }

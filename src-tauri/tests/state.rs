@@ -2,19 +2,21 @@
 //! the sandbox starts real replica sets with data and a write load, and a
 //! migration started through `AppState` syncs, commits, verifies, and is
 //! offered for resume only while unfinished, its load level set at the
-//! start and changed live; and the wizard's scope tree
-//! shows a time-series collection as one node, counted in measurements,
-//! with its buckets folded into it rather than listed on their own.
+//! start and changed live; a reversible migration is committed, reversed
+//! and committed back, and then verified the other way round; and the
+//! wizard's scope tree shows a time-series collection as one node,
+//! counted in measurements, with its buckets folded into it rather than
+//! listed on their own.
 
 use std::time::{Duration, Instant};
 
 use bson::{doc, Document};
 use mongoferry::catalog::NsKind;
 use mongoferry::preflight::inventory::Measurements;
-use mongoferry::sandbox::ReplicaSet;
+use mongoferry::sandbox::{ReplicaSet, SandboxAuth, SandboxOptions};
 use mongoferry::{CommitRequest, CommitVerify, Event, LoadLevel, LoadSetting, Progress, State};
-use mongoferry_desktop::commands::types::ScopeRequest;
 use mongoferry_desktop::commands::types::StartSyncRequest;
+use mongoferry_desktop::commands::types::{PreflightRequest, ScopeRequest};
 use mongoferry_desktop::ops;
 use mongoferry_desktop::progress::Sink;
 use mongoferry_desktop::session::SessionFile;
@@ -122,10 +124,12 @@ async fn sandbox_migration_through_the_shell_state() {
             source_profile: None,
             destination_profile: None,
             load: Some(serde_json::json!({ "level": "gentle" })),
+            reversible: false,
         })
         .await
         .expect("start");
     assert!(!started.resumed && started.remembered);
+    assert!(!started.reversible && !started.reversed);
     let events = Events::default();
     state.watch(events.clone()).await.expect("watch");
     let level = |p: &Progress| p.load.as_ref().map(|l| l.setting.level);
@@ -170,6 +174,9 @@ async fn sandbox_migration_through_the_shell_state() {
         .err()
         .map(|e| e.code);
     assert_eq!(refused.as_deref(), Some("invalid_state"));
+    // Started without a way back: the engine refuses to reverse it.
+    let refused = state.reverse().await.err().map(|e| e.code);
+    assert_eq!(refused.as_deref(), Some("not_reversible"));
     let counter = Counter::default();
     let outcome = state
         .verify(mongoferry::verify::VerifyMode::Full, counter.clone())
@@ -259,4 +266,171 @@ async fn a_time_series_collection_is_one_node_with_its_measurements() {
     assert_eq!(ts.expire_after_seconds, Some(86_400));
     assert!(iot.collections[0].timeseries.is_none());
     assert_eq!(iot.documents, 10 + buckets);
+}
+
+/// A replica set; with `password`, with access control and a root user.
+async fn replica_set(name: &str, password: Option<&str>) -> ReplicaSet {
+    let options = SandboxOptions {
+        auth: password.map(|p| SandboxAuth {
+            user: "root".into(),
+            password: p.into(),
+        }),
+        ..SandboxOptions::default()
+    };
+    match ReplicaSet::start_opts(name, options).await {
+        Ok(rs) => rs,
+        Err(e) => panic!("{} {}", e, e.remedy()),
+    }
+}
+
+fn start_request(source: &ReplicaSet, destination: &ReplicaSet) -> StartSyncRequest {
+    StartSyncRequest {
+        source_uri: source.uri(),
+        destination_uri: destination.uri(),
+        include: vec![],
+        exclude: vec![],
+        drop_existing: false,
+        event_source: mongoferry::EventSourceChoice::Auto,
+        source_profile: None,
+        destination_profile: None,
+        load: None,
+        reversible: true,
+    }
+}
+
+/// Commits once the engine can, and waits for COMMITTED.
+async fn commit(state: &AppState) -> Progress {
+    wait_for(state, "canCommit", |p| p.can_commit).await;
+    state
+        .commit(CommitRequest {
+            block_source_writes: false,
+            verify: CommitVerify::Full,
+        })
+        .await
+        .expect("commit");
+    wait_for(state, "the commit", |p| p.state == State::Committed).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reversible_migration_through_the_shell_state() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let state = AppState::new(SessionFile::new(dir.path())).with_log_dir(dir.path().join("logs"));
+    let old_rs = replica_set("shellold", Some("0ld-pw")).await;
+    let open_rs = replica_set("shellopen", None).await;
+    let old = old_rs.client().await.expect("old client");
+    old.database("shop")
+        .collection::<Document>("orders")
+        .insert_many((0..500).map(|i| doc! { "_id": i, "n": i }))
+        .await
+        .expect("seed");
+
+    // A destination without access control cannot keep a way back: the
+    // engine's preflight refusal reaches the wizard as its sentence and
+    // its remedy, and nothing starts.
+    let refused = state
+        .start_sync(start_request(&old_rs, &open_rs))
+        .await
+        .expect_err("no way back onto a cluster without access control");
+    assert_eq!(refused.code, "preflight_blocked", "{refused:?}");
+    assert_eq!(
+        refused.message,
+        "The migration cannot start: The destination does not enforce access control, so a reversible migration cannot write back to it."
+    );
+    assert!(
+        refused
+            .remedy
+            .starts_with("Enable authentication on the destination"),
+        "{}",
+        refused.remedy
+    );
+    assert_eq!(
+        state.progress().await.err().map(|e| e.code).as_deref(),
+        Some("no_migration")
+    );
+    // The Compatibility step's check, asked for a way back, names it.
+    let report = ops::preflight(PreflightRequest {
+        source_uri: old_rs.uri(),
+        destination_uri: open_rs.uri(),
+        include: vec![],
+        exclude: vec![],
+        event_source: mongoferry::EventSourceChoice::Auto,
+        source_profile: None,
+        destination_profile: None,
+        reversible: true,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{} {}", e.message, e.remedy));
+    let blockers: Vec<&str> = report.blockers().map(|f| f.id.as_str()).collect();
+    assert_eq!(blockers, ["reversible_needs_access_control"]);
+
+    let new_rs = replica_set("shellnew", Some("n3w-pw")).await;
+    let new = new_rs.client().await.expect("new client");
+    let started = state
+        .start_sync(start_request(&old_rs, &new_rs))
+        .await
+        .unwrap_or_else(|e| panic!("{} {}", e.message, e.remedy));
+    assert!(started.reversible && !started.reversed, "{started:?}");
+    let events = Events::default();
+    state.watch(events.clone()).await.expect("watch");
+    let forward = commit(&state).await;
+
+    // The applications move to the new cluster, then change their minds.
+    new.database("shop")
+        .collection::<Document>("orders")
+        .insert_many((500..600).map(|i| doc! { "_id": i, "n": i }))
+        .await
+        .expect("write to the new cluster");
+    let reversing = state.reverse().await.expect("reverse");
+    assert_eq!(reversing.state, State::Reversing, "{reversing:#?}");
+    // Asked twice: the engine takes it as the same reverse, and the shell
+    // turns its clusters once.
+    state.reverse().await.expect("reverse asked again");
+    let back = wait_for(&state, "the reverse to run", |p| {
+        p.state == State::Running && p.migration_id != forward.migration_id
+    })
+    .await;
+    let seen = events.0.lock().map(|v| v.clone()).unwrap_or_default();
+    assert!(
+        seen.iter().any(|e| matches!(
+            e,
+            Event::StateChanged {
+                to: State::Reversing,
+                ..
+            }
+        )),
+        "REVERSING was pushed to the window"
+    );
+    let committed = commit(&state).await;
+    assert_eq!(committed.migration_id, back.migration_id);
+    let count = old
+        .database("shop")
+        .collection::<Document>("orders")
+        .count_documents(doc! {})
+        .await
+        .expect("count");
+    assert_eq!(
+        count, 600,
+        "the new cluster's writes are back on the old one"
+    );
+
+    // The Validate step now compares the old cluster with the new, its
+    // source.
+    let outcome = state
+        .verify(mongoferry::verify::VerifyMode::Full, Counter::default())
+        .await
+        .expect("verification");
+    assert!(outcome.report.identical, "{:?}", outcome.report);
+    assert!(
+        outcome.report.source.contains(&new_rs.host()),
+        "the reverse's source is the new cluster: {}",
+        outcome.report.source
+    );
+    // And the way back is itself reversible.
+    let again = state.reverse().await.expect("reverse the reverse");
+    assert_eq!(again.state, State::Reversing);
+    wait_for(&state, "the second reverse to run", |p| {
+        p.state == State::Running && p.migration_id != back.migration_id
+    })
+    .await;
+    state.shutdown().await;
 }

@@ -138,6 +138,13 @@ pub async fn set_load(
     state.set_load(setting).await
 }
 
+/// Starts syncing a committed reversible migration back, from the new
+/// cluster to the old one (REVERSING, then RUNNING the other way).
+#[tauri::command]
+pub async fn reverse_migration(state: State<'_, AppState>) -> Result<Progress> {
+    state.reverse().await
+}
+
 #[tauri::command]
 pub async fn commit_migration(
     state: State<'_, AppState>,
@@ -262,10 +269,17 @@ mod tests {
         with_load["load"] = serde_json::json!({ "level": "gentle" });
         let start: StartSyncRequest = serde_json::from_value(with_load)?;
         assert_eq!(start.load, Some(serde_json::json!({ "level": "gentle" })));
+        // No way back unless asked for.
+        assert!(!start.reversible);
+        let mut reversible = base.clone();
+        reversible["reversible"] = true.into();
+        let start: StartSyncRequest = serde_json::from_value(reversible)?;
+        assert!(start.reversible);
         let check: PreflightRequest = serde_json::from_value(with("change-stream"))?;
         assert_eq!(check.event_source, EventSourceChoice::ChangeStream);
         let check: PreflightRequest = serde_json::from_value(base)?;
         assert_eq!(check.event_source, EventSourceChoice::Auto);
+        assert!(!check.reversible);
         Ok(())
     }
 }

@@ -136,6 +136,11 @@ pub struct StartSyncRequest {
     #[serde(default)]
     #[ts(as = "Option<mongoferry::LoadSetting>")]
     pub load: Option<serde_json::Value>,
+    /// Keep a way back (`--reversible`): the commit blocks the source's
+    /// user writes and keeps them blocked, and the committed migration can
+    /// then be reversed (`reverse_migration`). `false` when absent.
+    #[serde(default)]
+    pub reversible: bool,
 }
 
 #[derive(Debug, Clone, Serialize, TS)]
@@ -147,6 +152,12 @@ pub struct SyncStarted {
     /// when a connection string holds a password and came from no saved
     /// profile: a password is never stored outside the keyring).
     pub remembered: bool,
+    /// The migration keeps a way back: asked for now, or stored so on the
+    /// destination by an earlier start. The Done step offers Reverse.
+    pub reversible: bool,
+    /// The stored migration has been reversed: the live direction runs
+    /// from the destination given to the source given.
+    pub reversed: bool,
 }
 
 /// A migration found unfinished on the remembered destination.
@@ -196,6 +207,11 @@ pub struct PreflightRequest {
     pub source_profile: Option<String>,
     #[serde(default)]
     pub destination_profile: Option<String>,
+    /// The migration will keep a way back, whose needs (MongoDB 6.0,
+    /// access control, the restore role) the check weighs too. `false`
+    /// when absent.
+    #[serde(default)]
+    pub reversible: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, TS)]

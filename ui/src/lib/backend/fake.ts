@@ -252,7 +252,12 @@ export class FakeBackend implements Backend {
     destination: '{\n  "_id": 1,\n  "n": 2\n}',
   });
   tree: (request: ScopeRequest) => Promise<ScopeTree> = async () => sampleTree;
-  start: (request: StartSyncRequest) => Promise<SyncStarted> = async () => ({ resumed: false, remembered: true });
+  start: (request: StartSyncRequest) => Promise<SyncStarted> = async (request) => ({
+    resumed: false,
+    remembered: true,
+    reversible: request.reversible,
+    reversed: false,
+  });
   /** The answer to a load change; by default the engine's limits for the setting. */
   loadAnswer: (setting: LoadSetting) => Promise<LoadStatus> = async (setting) => loadStatus(setting);
   /** The migration's log, once a sync has started; null before. */
@@ -261,6 +266,11 @@ export class FakeBackend implements Backend {
   openLog: () => Promise<void> = async () => {};
   commit: (request: CommitRequest) => Promise<Progress> = async () => {
     this.current = { ...this.current, state: 'COMMITTING', phase: 'committing' };
+    return this.current;
+  };
+  /** What a reverse answers; replace it to make it fail. */
+  reverse: () => Promise<Progress> = async () => {
+    this.current = { ...this.current, state: 'REVERSING' };
     return this.current;
   };
 
@@ -370,6 +380,10 @@ export class FakeBackend implements Backend {
     this.log('commitMigration', request);
     return this.commit(request);
   }
+  reverseMigration(): Promise<Progress> {
+    this.log('reverseMigration');
+    return this.reverse();
+  }
   async findResumable(): Promise<ResumableMigration | null> {
     this.log('findResumable');
     return this.resumable;
@@ -377,7 +391,7 @@ export class FakeBackend implements Backend {
   async resumeRemembered(): Promise<SyncStarted> {
     this.log('resumeRemembered');
     this.logPath = this.logOf(this.current.migrationId);
-    return { resumed: true, remembered: true };
+    return { resumed: true, remembered: true, reversible: false, reversed: false };
   }
   async forgetRemembered(): Promise<void> {
     this.log('forgetRemembered');

@@ -45,6 +45,8 @@ export interface Backend {
   /** Holds the running migration to another load level, live; resolves with what it now holds to. */
   setLoad(setting: LoadSetting): Promise<LoadStatus>;
   commitMigration(request: CommitRequest): Promise<Progress>;
+  /** Starts syncing a committed reversible migration back (REVERSING, then RUNNING the other way). */
+  reverseMigration(): Promise<Progress>;
   findResumable(): Promise<ResumableMigration | null>;
   resumeRemembered(): Promise<SyncStarted>;
   forgetRemembered(): Promise<void>;

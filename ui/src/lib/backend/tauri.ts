@@ -33,6 +33,7 @@ export const tauriBackend: Backend = {
   resumeMigration: () => call('resume_migration'),
   setLoad: (request) => call('set_load', { request }),
   commitMigration: (request) => call('commit_migration', { request }),
+  reverseMigration: () => call('reverse_migration'),
   findResumable: () => call('find_resumable'),
   resumeRemembered: () => call('resume_remembered'),
   forgetRemembered: () => call('forget_remembered'),

@@ -13,4 +13,10 @@ eventSource: EventSourceChoice,
 /**
  * The saved profiles the connection strings were picked from, if any.
  */
-sourceProfile: string | null, destinationProfile: string | null, };
+sourceProfile: string | null, destinationProfile: string | null, 
+/**
+ * The migration will keep a way back, whose needs (MongoDB 6.0,
+ * access control, the restore role) the check weighs too. `false`
+ * when absent.
+ */
+reversible: boolean, };

@@ -28,4 +28,10 @@ sourceProfile: string | null, destinationProfile: string | null,
  * How hard the copy may read the source; `null` resumes a stored
  * migration at its stored level and starts a new one at `full`.
  */
-load: LoadSetting | null, };
+load: LoadSetting | null, 
+/**
+ * Keep a way back (`--reversible`): the commit blocks the source's
+ * user writes and keeps them blocked, and the committed migration can
+ * then be reversed (`reverse_migration`). `false` when absent.
+ */
+reversible: boolean, };

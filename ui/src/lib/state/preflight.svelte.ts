@@ -21,6 +21,8 @@ export class PreflightState {
   status: PreflightStatus = $state({ kind: 'idle' });
   /** The event source the current report was checked for. */
   checkedEventSource: EventSourceChoice | null = $state(null);
+  /** Whether the current report was checked for a migration that keeps a way back. */
+  checkedReversible: boolean | null = $state(null);
   private checkedFor = '';
 
   constructor(private readonly backend: Backend) {}
@@ -47,6 +49,7 @@ export class PreflightState {
       const report = await this.backend.preflightCheck(request);
       this.checkedFor = key;
       this.checkedEventSource = request.eventSource;
+      this.checkedReversible = request.reversible;
       this.status = { kind: 'done', report };
     } catch (error) {
       this.status = { kind: 'failed', error: toErrorInfo(error) };

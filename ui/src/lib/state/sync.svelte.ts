@@ -1,7 +1,7 @@
 // The running migration as the UI sees it: the latest progress snapshot
 // (pushed by the backend's channel, never polled), a per-second history
-// of lag and events/s for the charts, and the control actions, the load
-// on the source among them.
+// of lag and events/s for the charts, which way it runs, and the control
+// actions, the load on the source and the reverse among them.
 import type { Backend } from '$lib/backend';
 import { toErrorInfo } from '$lib/backend';
 import type { CommitRequest } from '$lib/bindings/CommitRequest';
@@ -65,6 +65,16 @@ export class SyncState {
    * compatibility check and the start. A resumed migration uses `auto`.
    */
   eventSource: EventSourceChoice = $state('auto');
+  /**
+   * Keep a way back: chosen before the start (sent with the compatibility
+   * check and the start); once started, whether the migration keeps one,
+   * as the shell answered (a resumed migration keeps its stored choice).
+   */
+  reversible = $state(false);
+  /** The live direction runs back, from the destination the wizard migrated to, to its source. */
+  reversed = $state(false);
+  /** Events the migration had applied when the live direction began, so its figures count its own. */
+  private eventsBefore = $state(0);
   /** The load the sync starts at, as chosen before it starts. */
   readonly startLoad = new LoadForm();
   /** The live load control of the running sync. */
@@ -99,9 +109,21 @@ export class SyncState {
     return this.progress?.state === 'COMMITTED';
   }
 
+  /** A committed migration that keeps a way back, which may now be reversed. */
+  get canReverse(): boolean {
+    return this.committed && this.reversible;
+  }
+
+  /** Events applied in the live direction (a reverse counts from its start). */
+  get eventsApplied(): number {
+    return Math.max(0, (this.progress?.totalEventsApplied ?? 0) - this.eventsBefore);
+  }
+
   async start(request: StartSyncRequest): Promise<boolean> {
     return this.act(async () => {
-      await this.backend.startSync(request);
+      const started = await this.backend.startSync(request);
+      this.reversible = started.reversible;
+      this.reversed = started.reversed;
       this.startedAt = this.now();
       await this.attach();
     });
@@ -110,9 +132,29 @@ export class SyncState {
   /** Resumes the migration the app remembered from an earlier run. */
   async resumeEarlier(startedAt: number): Promise<boolean> {
     return this.act(async () => {
-      await this.backend.resumeRemembered();
+      const started = await this.backend.resumeRemembered();
+      this.reversible = started.reversible;
+      this.reversed = started.reversed;
       this.startedAt = startedAt;
       await this.attach();
+    });
+  }
+
+  /**
+   * Turns the committed migration round: the new cluster's writes since
+   * the cutover flow back to the old one. The dashboard starts afresh for
+   * the reverse: its own time, charts and events.
+   */
+  reverse(): Promise<boolean> {
+    return this.act(async () => {
+      const before = this.progress?.totalEventsApplied ?? 0;
+      const progress = await this.backend.reverseMigration();
+      this.reversed = !this.reversed;
+      this.eventsBefore = before;
+      this.history = [];
+      this.startedAt = this.now();
+      this.finishedAt = null;
+      this.apply(progress);
     });
   }
 
@@ -163,7 +205,9 @@ export class SyncState {
     this.progress = progress;
     this.load.follow();
     if (progress.error) this.error = progress.error;
-    if (progress.state === 'COMMITTED' && this.finishedAt === null) this.finishedAt = this.now();
+    // When the live direction committed: a reverse starts it again.
+    if (progress.state !== 'COMMITTED') this.finishedAt = null;
+    else if (this.finishedAt === null) this.finishedAt = this.now();
     const t = this.now();
     const last = this.history[this.history.length - 1];
     if (!last || t - last.t >= 1000) {

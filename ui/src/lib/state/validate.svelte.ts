@@ -34,6 +34,14 @@ export class ValidateState {
     return this.status.kind === 'done' ? this.status.outcome : null;
   }
 
+  /** Forgets the last result: a reverse's commit is verified anew. */
+  reset(): void {
+    this.status = { kind: 'idle' };
+    this.selected = { kind: 'none' };
+    this.exported = null;
+    this.exportError = null;
+  }
+
   async run(mode: VerifyMode): Promise<void> {
     this.status = { kind: 'running', mode, progress: null };
     this.selected = { kind: 'none' };

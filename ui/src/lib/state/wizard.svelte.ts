@@ -15,6 +15,7 @@ import { PreflightState } from './preflight.svelte';
 import { ScopeState } from './scope.svelte';
 import { SyncState } from './sync.svelte';
 import { ValidateState } from './validate.svelte';
+import { direction, type Direction } from './direction';
 
 export type StepId = 'source' | 'destination' | 'compatibility' | 'scope' | 'sync' | 'cutover' | 'validate' | 'done';
 
@@ -88,7 +89,8 @@ export class Wizard {
       case 'scope':
         return this.scope.status.kind === 'ready' && this.scope.selected.size > 0;
       case 'sync':
-        return this.sync.copyDone;
+        // A reverse being prepared still shows its forward's last phase.
+        return this.sync.copyDone && this.sync.state !== 'REVERSING';
       case 'cutover':
         return this.sync.committed;
       case 'validate':
@@ -96,6 +98,11 @@ export class Wizard {
       case 'done':
         return false;
     }
+  }
+
+  /** The clusters the live direction runs between, named by their hosts. */
+  get direction(): Direction {
+    return direction(this.source.effectiveUri, this.destination.effectiveUri, this.sync.reversed);
   }
 
   /** Steps before the sync can be revisited until the migration starts. */
@@ -130,8 +137,8 @@ export class Wizard {
 
   /**
    * The preflight check of both clusters, for everything on the source and
-   * the event source chosen on the Sync step (so going back to it after a
-   * change checks again).
+   * the event source and way back chosen on the Sync step (so going back
+   * to it after a change checks again).
    */
   checkCompatibility(force = false): Promise<void> {
     return this.preflight.run(
@@ -143,6 +150,7 @@ export class Wizard {
         eventSource: this.sync.eventSource,
         sourceProfile: this.source.profileName,
         destinationProfile: this.destination.profileName,
+        reversible: this.sync.reversible,
       },
       force,
     );
@@ -289,13 +297,35 @@ export class Wizard {
       sourceProfile: this.source.profileName,
       destinationProfile: this.destination.profileName,
       load: this.sync.startLoad.startSetting,
+      reversible: this.sync.reversible,
     });
+  }
+
+  /**
+   * Whether the Cutover step may commit as far as the source's writes go:
+   * the user said how they stop, or the migration keeps a way back, whose
+   * commit blocks them whatever is asked.
+   */
+  get writesHandled(): boolean {
+    return this.writes !== null || this.sync.reversible;
   }
 
   async commit(): Promise<void> {
     // `auto`: the engine verifies every document of small migrations at
     // commit, and runs the quick checks on large ones.
-    await this.sync.commit({ blockSourceWrites: this.writes === 'block', verify: 'auto' });
+    await this.sync.commit({ blockSourceWrites: this.writes === 'block' || this.sync.reversible, verify: 'auto' });
+  }
+
+  /**
+   * Reverses the committed migration and goes back to the Sync step's
+   * dashboard, now for the way back; its cutover and validation are the
+   * forward's, done again.
+   */
+  async reverse(): Promise<void> {
+    if (!(await this.sync.reverse())) return;
+    this.writes = null;
+    this.validate.reset();
+    this.goTo('sync');
   }
 }
 

@@ -42,3 +42,29 @@ describe('Wizard: event source', () => {
     expect(lastStart(backend).eventSource).toBe('oplog');
   });
 });
+
+describe('Wizard: a way back', () => {
+  it('sends the choice with the check and the start, and checks again when it changes', async () => {
+    const { backend, wizard: w } = wizard();
+    await w.checkCompatibility();
+    expect(lastCheck(backend).reversible).toBe(false);
+    expect(w.preflight.checkedReversible).toBe(false);
+    w.sync.reversible = true;
+    await w.checkCompatibility();
+    expect(backend.called('preflightCheck')).toHaveLength(2);
+    expect(lastCheck(backend).reversible).toBe(true);
+    await w.startSync();
+    expect(lastStart(backend).reversible).toBe(true);
+    // The shell's answer decides what the Done step offers.
+    expect(w.sync.reversible).toBe(true);
+    expect(w.sync.reversed).toBe(false);
+  });
+
+  it('takes a resumed migration at its stored choice and direction', async () => {
+    const { backend, wizard: w } = wizard();
+    backend.start = async () => ({ resumed: true, remembered: true, reversible: true, reversed: true });
+    await w.startSync();
+    expect(w.sync.reversible).toBe(true);
+    expect(w.direction).toEqual({ reverse: true, from: '127.0.0.1:2', to: '127.0.0.1:1' });
+  });
+});

@@ -179,6 +179,7 @@ describe('WizardView', () => {
           destinationProfile: null,
           // Full and not adaptive, untouched: the engine's default.
           load: null,
+          reversible: false,
         },
       ],
     ]);
@@ -284,6 +285,7 @@ describe('WizardView', () => {
           eventSource: 'auto',
           sourceProfile: null,
           destinationProfile: null,
+          reversible: false,
         },
       ],
     ]);
