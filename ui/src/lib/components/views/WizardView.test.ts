@@ -484,6 +484,174 @@ describe('WizardView', () => {
   });
 });
 
+describe('the way back', () => {
+  /** From the Sync step: a migration started (with a way back, if asked) that has committed, validated, on the Done step. */
+  async function committedToDone(backend: FakeBackend, reversible: boolean) {
+    if (reversible) await fireEvent.click(byTestId('reversible'));
+    await fireEvent.click(byTestId('start-sync'));
+    backend.emit({ kind: 'progress', ...progress({ phase: 'applying', lagTimeSeconds: 0.5, canCommit: true }) });
+    await waitFor(() => expect(button('next').disabled).toBe(false));
+    await fireEvent.click(button('next'));
+    await waitFor(() => expect(button('commit').disabled).toBe(false));
+    await fireEvent.click(button('commit'));
+    backend.emit({
+      kind: 'progress',
+      ...progress({ state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0, totalEventsApplied: 100 }),
+    });
+    await screen.findByTestId('committed');
+    await fireEvent.click(button('next'));
+    await fireEvent.click(byTestId('verify'));
+    await screen.findByTestId('verify-result');
+    await fireEvent.click(button('next'));
+    await screen.findByTestId('summary');
+  }
+
+  it('sends "Keep a way back" with the start, and says what it costs', async () => {
+    const backend = await toSyncStep(renderWizard());
+    const box = byTestId('reversible') as HTMLInputElement;
+    expect(box.checked).toBe(false);
+    expect(screen.getByRole('checkbox', { name: /^Keep a way back/ })).toBe(box);
+    const costs = (byTestId('reversible-costs').textContent ?? '').replace(/\s+/g, ' ');
+    expect(costs).toContain('blocks user writes on the source and keeps them blocked');
+    expect(costs).toContain('every application must move to the destination');
+    expect(costs).toContain('MongoDB 6.0 or newer with access control');
+    expect(costs).toContain('restore role');
+    await fireEvent.click(box);
+    // The compatibility check ran without a way back: say so.
+    expect(byTestId('event-source-recheck').textContent).toContain('ran for a migration without a way back');
+    await fireEvent.click(byTestId('start-sync'));
+    await screen.findByTestId('state');
+    const [request] = backend.called('startSync')[0] as [StartSyncRequest];
+    expect(request.reversible).toBe(true);
+  });
+
+  it("shows the engine's refusal of a way back with its sentence and remedy", async () => {
+    const backend = new FakeBackend();
+    backend.start = async () => {
+      throw fail(
+        'preflight_blocked',
+        'The migration cannot start: The destination does not enforce access control, so a reversible migration cannot write back to it.',
+        'Enable authentication on the destination (security.authorization: enabled) and connect as a user with the restore and readWriteAnyDatabase roles, or migrate without --reversible.',
+      );
+    };
+    await toSyncStep(renderWizard(backend));
+    await fireEvent.click(byTestId('reversible'));
+    await fireEvent.click(byTestId('start-sync'));
+    const alert = await screen.findByTestId('sync-error');
+    expect(alert.textContent).toContain('The destination does not enforce access control');
+    expect(alert.textContent).toContain('Enable authentication on the destination');
+    expect(alert.textContent).not.toContain('preflight_blocked');
+    // Nothing started: the choice can be changed and the start tried again.
+    expect(screen.queryByTestId('state')).toBeNull();
+    expect(button('start-sync').disabled).toBe(false);
+  });
+
+  it('reverses from the Done step after a confirmation, and runs the way back through cutover and validation', async () => {
+    const backend = await toSyncStep(renderWizard());
+    await committedToDone(backend, true);
+    // The forward commit blocked the source's writes without being asked twice.
+    expect(backend.called('commitMigration')).toEqual([[{ blockSourceWrites: true, verify: 'auto' }]]);
+    expect(byTestId('done-next').textContent).toContain('127.0.0.1:1 keeps its user writes blocked');
+
+    await fireEvent.click(byTestId('reverse'));
+    const confirm = byTestId('reverse-confirm');
+    expect(confirm.textContent).toContain('Reverse: 127.0.0.1:2 → 127.0.0.1:1?');
+    expect(confirm.textContent).toContain('Every write made on 127.0.0.1:2 since the cutover is synced back to 127.0.0.1:1');
+    expect(confirm.textContent).toContain('127.0.0.1:1 stays blocked to your applications until you commit the reverse');
+    expect(confirm.textContent).toContain('user writes on 127.0.0.1:2 are blocked and 127.0.0.1:1 is current again');
+    // Cancel changes nothing.
+    await fireEvent.click(byTestId('reverse-cancel'));
+    expect(screen.queryByTestId('reverse-confirm')).toBeNull();
+    expect(backend.called('reverseMigration')).toHaveLength(0);
+    await fireEvent.click(byTestId('reverse'));
+    await fireEvent.click(byTestId('reverse-start'));
+    expect(backend.called('reverseMigration')).toHaveLength(1);
+
+    // Back on the Sync step, for the way back: REVERSING first.
+    await waitFor(() => expect(screen.getByRole('heading', { level: 2 }).textContent).toBe('Sync back'));
+    expect(byTestId('state').textContent).toBe('REVERSING');
+    expect(byTestId('reversing').textContent).toContain('Preparing the old cluster (127.0.0.1:1)…');
+    expect(byTestId('direction').textContent).toBe('Reverse: 127.0.0.1:2 → 127.0.0.1:1');
+    expect(button('next').disabled).toBe(true);
+
+    // Then RUNNING the other way: no copy, its own events, canCommit.
+    backend.emit({
+      kind: 'progress',
+      ...progress({ migrationId: 'm-2', phase: 'applying', lagTimeSeconds: 0.4, canCommit: true, totalEventsApplied: 112 }),
+    });
+    await waitFor(() => expect(byTestId('sync-back').textContent).toContain('It has caught up'));
+    expect(byTestId('sync-back').textContent).toContain('writes made on 127.0.0.1:2 since the cutover back to 127.0.0.1:1');
+    expect(byTestId('events-applied').textContent).toBe('12');
+    expect(screen.queryByTestId('copy-progress')).toBeNull();
+    expect(screen.queryByTestId('load-level')).toBeNull();
+    await fireEvent.click(button('next'));
+
+    // Its cutover: the new cluster's writes are blocked by the commit.
+    expect(byTestId('writes-blocked-note').textContent).toContain('blocks user writes on 127.0.0.1:2');
+    await waitFor(() => expect(button('commit').disabled).toBe(false));
+    await fireEvent.click(button('commit'));
+    expect(backend.called('commitMigration')[1]).toEqual([{ blockSourceWrites: true, verify: 'auto' }]);
+    backend.emit({ kind: 'progress', ...progress({ migrationId: 'm-2', state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0 }) });
+    const committed = await screen.findByTestId('committed');
+    expect(committed.textContent).toContain('127.0.0.1:1 is committed');
+    await fireEvent.click(button('next'));
+
+    // Validated again: the forward's result does not count.
+    expect(screen.queryByTestId('verify-result')).toBeNull();
+    expect(button('next').disabled).toBe(true);
+    await fireEvent.click(byTestId('verify'));
+    await screen.findByTestId('verify-result');
+    await fireEvent.click(button('next'));
+    expect(screen.getByRole('heading', { level: 2 }).textContent).toBe('Reverse complete');
+    expect(byTestId('summary').textContent).toContain('Changes synced back');
+    expect(byTestId('done-next').textContent).toContain('Applications may now write to 127.0.0.1:1');
+    // And the way back is itself reversible: forward again.
+    await fireEvent.click(byTestId('reverse'));
+    expect(byTestId('reverse-confirm').textContent).toContain('Reverse: 127.0.0.1:1 → 127.0.0.1:2?');
+  });
+
+  it('offers no Reverse after a migration without a way back', async () => {
+    const backend = await toSyncStep(renderWizard());
+    await fireEvent.click(byTestId('start-sync'));
+    backend.emit({ kind: 'progress', ...progress({ phase: 'applying', lagTimeSeconds: 0.5, canCommit: true }) });
+    await waitFor(() => expect(button('next').disabled).toBe(false));
+    await fireEvent.click(button('next'));
+    // Without a way back, the user says how the source's writes stop.
+    expect(screen.queryByTestId('writes-blocked-note')).toBeNull();
+    await fireEvent.click(byTestId('writes-stopped'));
+    await fireEvent.click(button('commit'));
+    expect(backend.called('commitMigration')).toEqual([[{ blockSourceWrites: false, verify: 'auto' }]]);
+    backend.emit({ kind: 'progress', ...progress({ state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0 }) });
+    await screen.findByTestId('committed');
+    await fireEvent.click(button('next'));
+    await fireEvent.click(byTestId('verify'));
+    await screen.findByTestId('verify-result');
+    await fireEvent.click(button('next'));
+    expect(screen.getByRole('heading', { level: 2 }).textContent).toBe('Migration complete');
+    expect(screen.getByText('Applications may now write to the destination. The source is unchanged.')).toBeTruthy();
+    expect(screen.queryByTestId('reverse')).toBeNull();
+  });
+
+  it('shows a refused reverse on the Done step and stays there', async () => {
+    const backend = await toSyncStep(renderWizard());
+    await committedToDone(backend, true);
+    backend.reverse = async () => {
+      throw fail(
+        'history_lost',
+        "The source's oplog no longer holds the point this migration had reached.",
+        'Start the migration afresh.',
+      );
+    };
+    await fireEvent.click(byTestId('reverse'));
+    await fireEvent.click(byTestId('reverse-start'));
+    const alert = await screen.findByTestId('reverse-error');
+    expect(alert.textContent).toContain('Start the migration afresh.');
+    expect(screen.getByRole('heading', { level: 2 }).textContent).toBe('Migration complete');
+    expect(byTestId('state').textContent).toBe('COMMITTED');
+    expect(screen.queryByTestId('direction')?.textContent).toBe('127.0.0.1:1 → 127.0.0.1:2');
+  });
+});
+
 describe('saved profiles', () => {
   it('saves a connection string as a profile and fills the form from one', async () => {
     const backend = renderWizard();
