@@ -30,7 +30,10 @@ if [[ -f ui/package.json ]]; then
     (cd ui && npm run --silent build)
 fi
 
-step "cargo test (workspace; integration tests start real mongod replica sets)"
+step "cargo test --no-run (workspace: build every test)"
+cargo test --workspace --locked --no-run
+
+step "cargo test (integration tests start real mongod replica sets)"
 # The keyring tests need real keyrings: a kernel session keyring
 # (keyctl session) and a Secret Service (gnome-keyring under its own D-Bus
 # session, its login keyring unlocked with an empty password and kept in a
@@ -43,7 +46,7 @@ XDG_DATA_HOME="$keyring_home" keyctl session - \
         # The desktop end-to-end test opens a real window: give it a
         # virtual display unless one is already there.
         if [[ -z "${DISPLAY:-}" && -z "${WAYLAND_DISPLAY:-}" ]]; then
-            exec xvfb-run -a cargo test --workspace --locked
+            exec xvfb-run -a scripts/run-tests.sh
         fi
-        exec cargo test --workspace --locked
+        exec scripts/run-tests.sh
     '

@@ -5,7 +5,7 @@
 //! `Cluster::connect` and the `mongoferry ping` command, whose output never
 //! carries a password.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! clear sentence on stderr and a non-zero exit, never a panic, a Debug
 //! dump or a password, and nothing is written to the destination.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

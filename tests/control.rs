@@ -1,7 +1,7 @@
 //! Driving a running `mongoferry sync` through its control API and the
 //! `mongoferry pause|resume|commit|progress` clients.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! storage order allows them, `_id` ranges elsewhere, and ranges whose
 //! first document is deleted before they are read.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! DDL on the source while a migration runs: during sync, and during the
 //! copy. The destination must end up identical after commit.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

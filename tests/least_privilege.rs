@@ -14,7 +14,7 @@
 //!
 //! Every test fails (never skips) when a mongod it needs is missing.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! Limits of the server: documents of nearly 16 MB (whose change events
 //! would exceed 16 MB), and a resume point that fell off the source's oplog.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@
 //! live survives kill -9; bad levels and limits are refused in one
 //! sentence and change nothing; a limit left out is kept, `off` clears it.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //!
 //! Fails (never skips) when mongod is missing.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

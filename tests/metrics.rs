@@ -1,7 +1,7 @@
 //! `GET /metrics` of a running `mongoferry sync`, scraped as Prometheus
 //! would, and the shell completions and man pages the CLI generates.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};

@@ -9,7 +9,7 @@
 //! The tests of one binary run in parallel, so the three sources' servers
 //! start together.
 
-mod support;
+use mongoferry_test_support as support;
 
 use mongoferry::sandbox::MongodVersion;
 use mongoferry::{EventSource, EventSourceChoice};

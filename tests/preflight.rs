@@ -3,7 +3,7 @@
 //! does not; `mongoferry check` exits 0, 1 or 2 with a table or JSON; and
 //! `mongoferry sync` refuses to start on a blocker, writing nothing.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::{Duration, Instant};
 

@@ -10,7 +10,7 @@
 //! The keyring tests need a Secret Service and a session keyring; they
 //! fail, never skip, without them (scripts/test.sh provides both).
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::path::Path;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! then events a second and the lag while it syncs under a write load, and
 //! canCommit following the lag.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! and a TTL index must not delete documents the source still holds. Both
 //! are restored at commit.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! runs: the engine retries with backoff, never fails, and commits to an
 //! identical destination.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;

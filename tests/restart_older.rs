@@ -4,7 +4,7 @@
 //! its own, so that these servers do not run beside `tests/restart.rs`'s
 //! on the same two cores.
 
-mod support;
+use mongoferry_test_support as support;
 
 use mongoferry::sandbox::MongodVersion;
 use mongoferry::EventSourceChoice;

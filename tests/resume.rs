@@ -1,7 +1,7 @@
 //! Crashes and stops of the `mongoferry sync` process, and resuming with the
 //! same command: kill -9 during the copy and during sync, and SIGTERM.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //!
 //! Real replica sets; fails (never skips) when mongod is missing.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

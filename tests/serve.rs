@@ -6,7 +6,7 @@
 //! was not started `--reversible`. On real mongod: the tests fail, never
 //! skip, when it is missing.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! End-to-end migrations through the engine's public API, on real mongod.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! `ping`, `Cluster::connect` and the `mongoferry ping` command, and every
 //! setting that weakens TLS must be flagged as unsafe.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

@@ -5,7 +5,7 @@
 //! count such documents as differences when only one side still holds them
 //! (while a document no TTL will delete, missing on one side, still is).
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! exit codes and NDJSON report; a live verification during a sync
 //! converges; and commit verifies by default.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::time::Duration;
 

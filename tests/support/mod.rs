@@ -272,7 +272,24 @@ pub async fn count(c: &Client, db: &str, coll: &str) -> u64 {
 // ---------------------------------------------------------------------------
 
 /// The `mongoferry` binary cargo built for these tests.
-pub const MONGOFERRY: &str = env!("CARGO_BIN_EXE_mongoferry");
+/// The `mongoferry` binary cargo built for this test run, beside the
+/// `deps` folder the test binary runs from (`CARGO_BIN_EXE_mongoferry` is
+/// set only for the mongoferry package's own test targets, not for this
+/// crate).
+pub fn mongoferry_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a test binary runs from target/<profile>/deps");
+    let bin = profile_dir.join(format!("mongoferry{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with cargo test, which builds it",
+        bin.display()
+    );
+    bin
+}
 
 /// A port nobody listens on yet, for a sync's control API.
 pub fn api_port() -> u16 {
@@ -311,7 +328,7 @@ impl CliProcess {
             .expect("temp dir");
         let out = dir.path().join("stdout");
         let err = dir.path().join("stderr");
-        let mut cmd = std::process::Command::new(MONGOFERRY);
+        let mut cmd = std::process::Command::new(mongoferry_bin());
         cmd.args(&args)
             .env_remove("MONGOFERRY_SOURCE")
             .env_remove("MONGOFERRY_DESTINATION")

@@ -121,6 +121,12 @@ fn encrypted_key_pem(key: &KeyPair, password: &str) -> String {
         .to_string()
 }
 
+impl Default for Pki {
+    fn default() -> Pki {
+        Pki::new()
+    }
+}
+
 impl Pki {
     pub fn new() -> Pki {
         let dir = tempfile::Builder::new()
@@ -224,7 +230,7 @@ pub async fn run_cli_env(
     timeout: std::time::Duration,
 ) -> super::CliOutput {
     use tokio::io::AsyncWriteExt;
-    let mut cmd = tokio::process::Command::new(super::MONGOFERRY);
+    let mut cmd = tokio::process::Command::new(super::mongoferry_bin());
     cmd.args(args)
         .env_remove("MONGOFERRY_SOURCE")
         .env_remove("MONGOFERRY_DESTINATION")

@@ -2,8 +2,7 @@
 //! live from 5.0 and 6.0 sources (`live`), listed by the check's inventory
 //! (`inventory`) and verified bucket by bucket (`verify`).
 
-#[path = "../support/mod.rs"]
-mod support;
+use mongoferry_test_support as support;
 
 mod inventory;
 mod live;
