@@ -139,14 +139,38 @@ pub struct AppState {
     log_dir: Option<PathBuf>,
 }
 
-/// What an exported verification report holds: the outcome, and where the
-/// migration's log is, so the report and the story travel together.
+/// What an exported verification report holds: the outcome, and the
+/// migration's log (where it is, and its events), so that the report and
+/// the story travel together.
 #[derive(serde::Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ExportedReport<'a> {
     #[serde(flatten)]
     outcome: &'a VerificationOutcome,
     log_path: Option<String>,
+    /// The log's events, one JSON object each (a line that is not JSON is
+    /// kept as its text); empty when there is no log or it cannot be read.
+    log: Vec<serde_json::Value>,
+}
+
+/// The lines of a JSON-lines log, each as the value it holds.
+async fn log_events(path: Option<&Path>) -> Vec<serde_json::Value> {
+    let Some(path) = path else {
+        return Vec::new();
+    };
+    match tokio::fs::read_to_string(path).await {
+        Ok(text) => text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|_| serde_json::Value::String(l.to_string()))
+            })
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %e, log = %path.display(), "the log could not be read for the report");
+            Vec::new()
+        }
+    }
 }
 
 impl AppState {
@@ -476,9 +500,11 @@ impl AppState {
                     "Run a verification first.",
                 )
             })?;
+        let log_path = self.log_path().await;
         let report = ExportedReport {
             outcome: &outcome,
-            log_path: self.log_path().await.map(|p| p.display().to_string()),
+            log_path: log_path.as_ref().map(|p| p.display().to_string()),
+            log: log_events(log_path.as_deref()).await,
         };
         let json = serde_json::to_vec_pretty(&report).map_err(|e| {
             shell_error(

@@ -63,6 +63,9 @@ async fn wait_for(state: &AppState, what: &str, f: impl Fn(&Progress) -> bool) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sandbox_migration_through_the_shell_state() {
+    // The app's own subscriber, which writes each migration's log.
+    static LOGGING: std::sync::Once = std::sync::Once::new();
+    LOGGING.call_once(mongoferry_desktop::log::init);
     let dir = tempfile::tempdir().expect("temp dir");
     let logs = dir.path().join("logs");
     let state = AppState::new(SessionFile::new(dir.path())).with_log_dir(logs.clone());
@@ -187,6 +190,27 @@ async fn sandbox_migration_through_the_shell_state() {
     assert!(
         counter.0.load(std::sync::atomic::Ordering::Relaxed) >= 1,
         "verification progress was sent"
+    );
+    // The exported report carries the migration's log with it.
+    let exported = logs.join("report.json");
+    state
+        .export_verification(&exported)
+        .await
+        .expect("export the report");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&exported).expect("read the report"))
+            .expect("the report is JSON");
+    assert_eq!(report["report"]["identical"], true, "{report:#}");
+    assert_eq!(report["logPath"], log.display().to_string());
+    let logged = report["log"].as_array().expect("the log's events");
+    let said = |m: &str| {
+        logged
+            .iter()
+            .any(|e| e["fields"]["message"].as_str() == Some(m))
+    };
+    assert!(
+        said("preflight report") && said("committed") && said("migration ended"),
+        "{logged:#?}"
     );
     let seen = events.0.lock().map(|v| v.clone()).unwrap_or_default();
     assert!(seen.iter().any(|e| matches!(
