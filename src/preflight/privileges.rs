@@ -125,6 +125,19 @@ pub struct Needs {
     pub discard_stored: bool,
 }
 
+/// Reading whether a cluster blocks user writes (`serverStatus`), which
+/// a reversible migration does before it opens one to the applications.
+fn write_block_state() -> Need {
+    Need {
+        target: Target::Cluster,
+        actions: &["serverStatus"],
+        role: "clusterMonitor",
+        role_db: "admin",
+        severity: Severity::Blocker,
+        why: "to keep a way back: a reversible migration reads whether a cluster blocks user writes before it opens it to the applications",
+    }
+}
+
 /// What the reverse of a reversible migration needs on its source, the
 /// cluster it writes back to while the applications' writes are blocked.
 fn reverse_writes(n: &Needs) -> Vec<Need> {
@@ -155,16 +168,13 @@ fn reverse_writes(n: &Needs) -> Vec<Need> {
         .collect();
     out.push(Need {
         target: Target::Cluster,
-        actions: &[
-            "bypassWriteBlockingMode",
-            "setUserWriteBlockMode",
-            "serverStatus",
-        ],
+        actions: &["bypassWriteBlockingMode", "setUserWriteBlockMode"],
         role: "restore",
         role_db: "admin",
         severity: Severity::Blocker,
         why,
     });
+    out.push(write_block_state());
     out.push(Need {
         target: Target::Db(METADATA_DB.into()),
         actions: STATE_WRITE,
@@ -366,12 +376,13 @@ pub fn required_for(role: Role, n: &Needs, events: EventSource) -> Vec<Need> {
             if n.reversible {
                 out.push(Need {
                     target: Target::Cluster,
-                    actions: &["setUserWriteBlockMode", "serverStatus"],
+                    actions: &["setUserWriteBlockMode"],
                     role: "restore",
                     role_db: "admin",
                     severity: Severity::Blocker,
-                    why: "to keep a way back: the reverse's commit blocks this cluster's user writes, and reads whether they are blocked",
+                    why: "to keep a way back: the reverse's commit blocks this cluster's user writes",
                 });
+                out.push(write_block_state());
             }
             out.push(Need {
                 target: Target::Db(METADATA_DB.into()),
