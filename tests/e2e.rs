@@ -1,14 +1,17 @@
 //! End-to-end tests of the desktop wizard: the real app (built with the
 //! `custom-protocol` feature, so it serves the built `ui/dist`) in a real
 //! window, driven through tauri-driver and WebKitWebDriver with fantoccini,
-//! against two real replica sets that the test starts and controls.
+//! against two real replica sets that the test starts and controls. The
+//! first test's clusters have access control, so that its migration can
+//! keep a way back: after Done it is reversed, and the reverse is
+//! committed and validated too.
 //!
 //! Needs a display (run under `xvfb-run -a`, as `scripts/test.sh` does),
 //! `tauri-driver` and `WebKitWebDriver`; each missing piece fails the test
 //! with what to install. A PNG of every step goes to
 //! `target/e2e-screenshots/`.
 
-mod support;
+use mongoferry_test_support as support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use mongodb::Client as MongoClient;
-use mongoferry::sandbox::workload;
+use mongoferry::sandbox::{workload, ReplicaSet};
 use mongoferry::scope::Namespace;
 use tokio_util::sync::CancellationToken;
 
@@ -323,6 +326,21 @@ impl App {
         }
     }
 
+    /// Scrolls `id` to the middle of its step, for a screenshot of it.
+    async fn show(&self, id: &str) {
+        let element = self.find(id, Duration::from_secs(10)).await;
+        let arg = serde_json::to_value(&element).expect("an element reference");
+        self.client
+            .execute(
+                "arguments[0].scrollIntoView({ block: 'center' });",
+                vec![arg],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("scroll {id} into view: {e}"));
+        // Painted before the screenshot is taken.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
     async fn text(&self, id: &str) -> String {
         self.find(id, Duration::from_secs(20))
             .await
@@ -501,15 +519,18 @@ async fn readings_load(src: MongoClient, stop: CancellationToken) -> i64 {
     next - READINGS_SEEDED
 }
 
+/// The applications' writes to `src`: inserts, updates, replaces and
+/// deletes across `namespaces` (new documents numbered from `first_new`),
+/// and new measurements, until the token is cancelled.
 fn start_load(
     src: &MongoClient,
     namespaces: &[Namespace],
+    first_new: u64,
 ) -> (
     CancellationToken,
     tokio::task::JoinHandle<workload::WorkloadStats>,
 ) {
     let stop = CancellationToken::new();
-    let first_new = SEEDED.iter().map(|s| s.2).max().unwrap_or(0);
     let writes = workload::run(
         src.clone(),
         namespaces.to_vec(),
@@ -529,10 +550,20 @@ fn start_load(
     (stop, task)
 }
 
-/// Sync step: start, wait for the copy to finish and events to flow.
-async fn sync_until_copied(app: &mut App) {
+/// Document numbers of the seeded collections' first new documents.
+fn first_new() -> u64 {
+    SEEDED.iter().map(|s| s.2).max().unwrap_or(0)
+}
+
+/// Sync step: start (keeping a way back, if `reversible`), wait for the
+/// copy to finish and events to flow.
+async fn sync_until_copied(app: &mut App, reversible: bool) {
     // The event source and the load level, left at their defaults.
     app.find("load-choice-full", Duration::from_secs(10)).await;
+    if reversible {
+        app.click("reversible", Duration::from_secs(10)).await;
+        app.show("reversible-costs").await;
+    }
     app.shot("sync-choices").await;
     app.click("start-sync", Duration::from_secs(10)).await;
     app.wait_text(
@@ -583,13 +614,20 @@ async fn sync_until_copied(app: &mut App) {
     next.click().await.expect("click next");
 }
 
-/// Cutover step: writes are stopped (by the caller), commit, wait.
-async fn cut_over(app: &mut App) {
-    app.find("writes-stopped", Duration::from_secs(10))
-        .await
-        .click()
-        .await
-        .expect("tick 'writes stopped'");
+/// Cutover step: writes are stopped (by the caller), commit, wait. A
+/// migration that keeps a way back asks nothing: its commit blocks the
+/// source's writes.
+async fn cut_over(app: &mut App, reversible: bool) {
+    if reversible {
+        app.find("writes-blocked-note", Duration::from_secs(10))
+            .await;
+    } else {
+        app.find("writes-stopped", Duration::from_secs(10))
+            .await
+            .click()
+            .await
+            .expect("tick 'writes stopped'");
+    }
     let commit = app.find("commit", Duration::from_secs(10)).await;
     let deadline = Instant::now() + Duration::from_secs(120);
     while !commit.is_enabled().await.unwrap_or(false) {
@@ -611,12 +649,42 @@ async fn cut_over(app: &mut App) {
     app.shot("committed").await;
 }
 
+/// Validate step: a full verification through the app finds no difference.
+async fn validate(app: &mut App) {
+    app.click("verify", Duration::from_secs(10)).await;
+    let result = app
+        .wait_text(
+            "verify-result",
+            "the full verification",
+            Duration::from_secs(180),
+            |t| !t.is_empty(),
+        )
+        .await;
+    assert!(
+        result.contains("identical to the source") && result.contains("Full verification"),
+        "{result}"
+    );
+}
+
+/// Two replica sets with access control (a root user each), as a
+/// migration that keeps a way back needs: only an authenticated user with
+/// `restore` writes past the old cluster's write block.
+async fn guarded_clusters() -> (ReplicaSet, ReplicaSet, MongoClient, MongoClient) {
+    let old =
+        support::tls::replica_set("e2eold", None, Some(support::tls::root_auth("0ld-pw"))).await;
+    let new =
+        support::tls::replica_set("e2enew", None, Some(support::tls::root_auth("n3w-pw"))).await;
+    let old_client = support::client(&old).await;
+    let new_client = support::client(&new).await;
+    (old, new, old_client, new_client)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn wizard_migrates_a_live_source_end_to_end() {
     let tools = require_tools();
     let app_bin = app_binary();
     let _one_at_a_time = DRIVER_LOCK.lock().await;
-    let (pair, src, dest) = support::clusters().await;
+    let (old_rs, new_rs, src, dest) = guarded_clusters().await;
     let namespaces = seed(&src).await;
     let scratch = tempfile::tempdir().expect("temp dir");
     let driver = Driver::start(&tools, scratch.path(), scratch.path()).await;
@@ -624,8 +692,7 @@ async fn wizard_migrates_a_live_source_end_to_end() {
 
     app.find("source-uri", Duration::from_secs(30)).await;
     app.shot("start").await;
-    app.connect_both(&pair.source.uri(), &pair.destination.uri())
-        .await;
+    app.connect_both(&old_rs.uri(), &new_rs.uri()).await;
     app.pass_compatibility().await;
 
     let summary = app
@@ -646,30 +713,19 @@ async fn wizard_migrates_a_live_source_end_to_end() {
     app.click("next", Duration::from_secs(5)).await;
 
     // The source stays live: writes go on through the copy and the sync.
-    let (stop_load, load) = start_load(&src, &namespaces);
-    sync_until_copied(&mut app).await;
+    // The migration keeps a way back.
+    let (stop_load, load) = start_load(&src, &namespaces, first_new());
+    sync_until_copied(&mut app, true).await;
     app.shot("cutover").await;
 
     stop_load.cancel();
     let stats = load.await.expect("load task");
     assert!(stats.total() > 100, "the write load ran: {stats:?}");
-    cut_over(&mut app).await;
+    cut_over(&mut app, true).await;
 
     // Validate: a full verification through the app finds no difference.
     app.click("next", Duration::from_secs(10)).await;
-    app.click("verify", Duration::from_secs(10)).await;
-    let result = app
-        .wait_text(
-            "verify-result",
-            "the full verification",
-            Duration::from_secs(180),
-            |t| !t.is_empty(),
-        )
-        .await;
-    assert!(
-        result.contains("identical to the source") && result.contains("Full verification"),
-        "{result}"
-    );
+    validate(&mut app).await;
     app.shot("validated").await;
     app.click("next", Duration::from_secs(10)).await;
     let done = app.text("summary").await;
@@ -677,10 +733,105 @@ async fn wizard_migrates_a_live_source_end_to_end() {
     let verdict = app.text("done-validation").await;
     assert!(verdict.contains("identical"), "{verdict}");
     app.shot("done").await;
+    support::assert_same(&src, &dest).await;
+
+    // The applications move to the new cluster and write there; then the
+    // way back is taken: Reverse, after its confirmation.
+    let (stop_load, load) = start_load(&dest, &namespaces, 50_000);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    app.click("reverse", Duration::from_secs(10)).await;
+    let confirm = app.text("reverse-confirm").await;
+    assert!(
+        confirm.contains("since the cutover is synced back")
+            && confirm.contains("stays blocked to your applications"),
+        "{confirm}"
+    );
+    app.shot("reverse-confirm").await;
+    app.click("reverse-start", Duration::from_secs(10)).await;
+    // REVERSING may be over before a look catches it; RUNNING the other
+    // way is not.
+    let state = app
+        .wait_text(
+            "state",
+            "the reverse to start",
+            Duration::from_secs(60),
+            |t| t == "REVERSING" || t == "RUNNING",
+        )
+        .await;
+    if state == "REVERSING" {
+        let preparing = app.text("reversing").await;
+        assert!(
+            preparing.contains("Preparing the old cluster"),
+            "{preparing}"
+        );
+        app.shot("reversing").await;
+    }
+    app.wait_text(
+        "state",
+        "the reverse to run",
+        Duration::from_secs(60),
+        |t| t == "RUNNING",
+    )
+    .await;
+    // The status strip's direction, read as the DOM holds it: WebKit's
+    // WebDriver reads no visible text in a span that may be cut short with
+    // an ellipsis.
+    let way = app
+        .find("direction", Duration::from_secs(10))
+        .await
+        .prop("textContent")
+        .await
+        .expect("the direction's text")
+        .unwrap_or_default();
+    assert!(
+        way.starts_with("Reverse: ") && way.ends_with(&old_rs.host()),
+        "{way}"
+    );
+    // Watch the new cluster's writes flow back for a while.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    stop_load.cancel();
+    let stats = load.await.expect("load task");
+    assert!(stats.total() > 100, "the new cluster's load ran: {stats:?}");
+    let back = app
+        .wait_text(
+            "sync-back",
+            "the reverse to catch up",
+            Duration::from_secs(60),
+            |t| t.contains("caught up"),
+        )
+        .await;
+    assert!(back.contains("since the cutover"), "{back}");
+    let applied = app.text("events-applied").await;
+    assert!(
+        applied != "0",
+        "the reverse applied the new cluster's writes"
+    );
+    app.shot("reverse-dashboard").await;
+    app.click("next", Duration::from_secs(30)).await;
+    cut_over(&mut app, true).await;
+    app.click("next", Duration::from_secs(10)).await;
+    validate(&mut app).await;
+    app.shot("reverse-validated").await;
+    app.click("next", Duration::from_secs(10)).await;
+    let done = app
+        .wait_text(
+            "done-title",
+            "the reverse's Done step",
+            Duration::from_secs(10),
+            |t| t == "Reverse complete",
+        )
+        .await;
+    assert_eq!(done, "Reverse complete");
+    let verdict = app.text("done-validation").await;
+    assert!(verdict.contains("identical"), "{verdict}");
+    // The way back is itself reversible.
+    app.find("reverse", Duration::from_secs(10)).await;
+    app.shot("reverse-done").await;
     app.close().await;
     drop(driver);
 
-    support::assert_same(&src, &dest).await;
+    // The old cluster is current again, equal to the new one.
+    support::assert_same(&dest, &src).await;
 }
 
 /// Pids of the app processes this test started: the app binary, running
@@ -710,7 +861,7 @@ async fn closing_mid_sync_offers_to_resume_and_resuming_finishes() {
     let (pair, src, dest) = support::clusters().await;
     let namespaces = seed(&src).await;
     let scratch = tempfile::tempdir().expect("temp dir");
-    let (stop_load, load) = start_load(&src, &namespaces);
+    let (stop_load, load) = start_load(&src, &namespaces, first_new());
 
     // First run: connect, start, and close the window while it syncs.
     let driver = Driver::start(&tools, scratch.path(), scratch.path()).await;
@@ -791,7 +942,7 @@ async fn closing_mid_sync_offers_to_resume_and_resuming_finishes() {
     stop_load.cancel();
     let stats = load.await.expect("load task");
     assert!(stats.total() > 100, "the write load ran: {stats:?}");
-    cut_over(&mut app).await;
+    cut_over(&mut app, false).await;
     app.close().await;
     drop(driver);
 
