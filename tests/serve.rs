@@ -227,9 +227,11 @@ async fn reverse_is_refused_for_a_sync_not_started_reversible() {
     assert!(status.success(), "{status}; stderr:\n{}", sync.stderr());
 }
 
-/// A reversible start through `serve`: mongosync's `reversible` and dual
-/// write blocking, the commit, then `POST /api/v1/reverse` turns the sync
-/// around. Both clusters have access control, as a way back needs.
+/// mongosync's reversible runbook through `serve`: a start with
+/// `reversible` and dual write blocking, the commit, `POST /api/v1/reverse`
+/// while the applications write to the new cluster, a stop and a restart
+/// with the same start request, the reverse's commit: the old cluster
+/// equals the new. Both clusters have access control, as a way back needs.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn serve_keeps_a_way_back_for_a_reversible_start() {
     let old_rs = support::tls::replica_set("srvold", None, Some(root_auth("0ld-pw"))).await;
@@ -251,7 +253,7 @@ async fn serve_keeps_a_way_back_for_a_reversible_start() {
     );
     let mut start = start;
     start["enableUserWriteBlocking"] = json!("sourceAndDestination");
-    assert_success(api_post(port, "start", start).await, &serve);
+    assert_success(api_post(port, "start", start.clone()).await, &serve);
     wait_can_commit(&mut serve, port).await;
     let forward = commit_over_http(&mut serve, port, json!({}), Duration::from_secs(90)).await;
     let forward_id = forward["migrationId"].as_str().expect("an id").to_string();
@@ -272,6 +274,16 @@ async fn serve_keeps_a_way_back_for_a_reversible_start() {
     )
     .await;
 
+    // The applications write to the new cluster meanwhile.
+    let new = client(&new_rs).await;
+    insert_into(
+        &new,
+        "shop",
+        "orders",
+        (0..50).map(|i| doc! { "_id": format!("after-{i}") }).collect(),
+    )
+    .await;
+
     // SIGTERM stops the reverse at a safe point: 130, and how to resume.
     serve.signal(libc::SIGTERM);
     let status = serve.wait_exit(Duration::from_secs(60)).await;
@@ -282,6 +294,20 @@ async fn serve_keeps_a_way_back_for_a_reversible_start() {
             .contains("Start 'mongoferry serve' again and send the same start request to resume."),
         "{stderr}"
     );
+
+    // As it says: the same start request resumes the reverse, which the
+    // runbook then commits like any sync, and the old cluster is current.
+    let mut serve = CliProcess::serve(&old_rs.uri(), &new_rs.uri(), port, &[]);
+    api_up(&mut serve, port, Duration::from_secs(30)).await;
+    assert_success(api_post(port, "start", start).await, &serve);
+    let resumed = wait_can_commit(&mut serve, port).await;
+    assert_ne!(resumed["migrationId"], forward_id.as_str(), "{resumed:#}");
+    let back = commit_over_http(&mut serve, port, json!({}), Duration::from_secs(90)).await;
+    assert_eq!(back["state"], "COMMITTED", "{back:#}");
+    assert_same(&new, &old).await;
+    serve.signal(libc::SIGTERM);
+    let status = serve.wait_exit(Duration::from_secs(60)).await;
+    assert_eq!(status.code(), Some(0), "{}", serve.stderr());
 }
 
 /// Each cluster comes from --clusterN, --clusterN-profile or
