@@ -280,7 +280,9 @@ async fn serve_keeps_a_way_back_for_a_reversible_start() {
         &new,
         "shop",
         "orders",
-        (0..50).map(|i| doc! { "_id": format!("after-{i}") }).collect(),
+        (0..50)
+            .map(|i| doc! { "_id": format!("after-{i}") })
+            .collect(),
     )
     .await;
 
