@@ -464,10 +464,13 @@ fn request_fields(
     };
     if let Some(unknown) = fields.keys().find(|k| !known.contains(&k.as_str())) {
         let names: Vec<String> = known.iter().map(|k| format!("\"{k}\"")).collect();
-        let (last, rest) = names.split_last().expect("a request takes some field");
+        let listed = match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+            Some((last, _)) => last.clone(),
+            None => "no field".to_string(),
+        };
         return Err(Refusal::invalid(format!(
-            "The {request} request has a field '{unknown}' that Mongoferry does not take. Send only {} and {last}, for example {example}.",
-            rest.join(", ")
+            "The {request} request has a field '{unknown}' that Mongoferry does not take. Send only {listed}, for example {example}."
         )));
     }
     Ok(fields)
