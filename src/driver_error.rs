@@ -53,6 +53,15 @@ const TRANSIENT_CODES: &[i32] = &[
 /// hands; the whole (idempotent) batch is retried.
 pub const TRANSIENT_WRITE_CODES: &[i32] = &[91, 189, 10107, 11600, 11602, 13435, 13436];
 
+/// Write-error codes that refuse a statement for what the server is, not
+/// for what the document is: no statement of the batch can succeed, so
+/// the whole write fails (and is not recorded against one document).
+pub const SERVER_REFUSAL_WRITE_CODES: &[i32] = &[
+    13,    // Unauthorized
+    371,   // UserWritesBlocked
+    14031, // OutOfDiskSpace
+];
+
 pub fn server_code(err: &DriverError) -> Option<i32> {
     match err.kind.as_ref() {
         ErrorKind::Command(e) => Some(e.code),

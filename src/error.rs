@@ -330,6 +330,8 @@ impl Error {
             Error::UnsupportedCollection { .. } => "Exclude that collection with --exclude and move it with mongodump and mongorestore.".into(),
             Error::PreflightBlocked { report } => crate::preflight::report::blocked_remedy(report),
             Error::Interrupted => "Run the same command again to resume where it stopped.".into(),
+            Error::Mongo { code: Some(371), .. } => "Writes are blocked on that cluster (setUserWriteBlockMode): unblock them with db.adminCommand({setUserWriteBlockMode: 1, global: false}), or give Mongoferry's user the restore role, then run the same command again to resume.".into(),
+            Error::Mongo { code: Some(14031), .. } => "Free disk space on that cluster's data volume, then run the same command again to resume.".into(),
             Error::Mongo { transient: true, .. } => "This is usually temporary; Mongoferry retries it, so check that the cluster is healthy if it persists.".into(),
             Error::Mongo { .. } => "Check the server's log and the user's privileges, then run the same command again to resume.".into(),
             Error::VerificationFailed { .. } => "List every difference with 'mongoferry verify --source <source> --destination <destination> --report differences.ndjson', correct the destination or start afresh with --fresh, then run the sync again to finish the commit (or commit with --verify none to skip the check).".into(),

@@ -64,9 +64,12 @@ pub struct WriteError<'a> {
     pub message: &'a str,
 }
 
-/// The statements a destination write command's reply rejected. A write
-/// concern error is the whole command's, and transient: the statements may
-/// be in, and the caller's idempotent batch is sent again.
+/// The statements a destination write command's reply rejected, each the
+/// document's own problem. A write concern error is the whole command's,
+/// and transient: the statements may be in, and the caller's idempotent
+/// batch is sent again. So is a statement refused because the cluster is
+/// changing hands; a statement refused for what the server is (writes
+/// blocked, no privilege, no disk) fails the whole write for good.
 pub fn write_errors<'a>(
     reply: &'a bson::Document,
     op: impl Fn() -> String,
@@ -85,7 +88,7 @@ pub fn write_errors<'a>(
     let Ok(errors) = reply.get_array("writeErrors") else {
         return Ok(Vec::new());
     };
-    Ok(errors
+    let errors: Vec<WriteError> = errors
         .iter()
         .filter_map(bson::Bson::as_document)
         .map(|e| WriteError {
@@ -93,7 +96,21 @@ pub fn write_errors<'a>(
             code: e.get_i32("code").unwrap_or(0),
             message: e.get_str("errmsg").unwrap_or_default(),
         })
-        .collect())
+        .collect();
+    use crate::driver_error::{SERVER_REFUSAL_WRITE_CODES, TRANSIENT_WRITE_CODES};
+    let whole = |code: i32| {
+        TRANSIENT_WRITE_CODES.contains(&code) || SERVER_REFUSAL_WRITE_CODES.contains(&code)
+    };
+    if let Some(e) = errors.iter().find(|e| whole(e.code)) {
+        return Err(Error::Mongo {
+            role: Role::Destination,
+            op: op(),
+            message: crate::uri::redact_text(e.message),
+            code: Some(e.code),
+            transient: TRANSIENT_WRITE_CODES.contains(&e.code),
+        });
+    }
+    Ok(errors)
 }
 
 /// Runs `op` until it succeeds, fails for good, or transient failures have
@@ -169,5 +186,45 @@ mod tests {
         .await;
         assert!(matches!(out, Err(Error::HistoryLost)));
         assert_eq!(calls, 1);
+    }
+
+    fn reply(codes: &[i32]) -> bson::Document {
+        let errors: Vec<bson::Bson> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                bson::Bson::Document(
+                    bson::doc! { "index": i as i32, "code": c, "errmsg": format!("code {c}") },
+                )
+            })
+            .collect();
+        bson::doc! { "ok": 1, "n": 0, "writeErrors": errors }
+    }
+
+    #[test]
+    fn document_errors_are_the_documents() {
+        let r = reply(&[11000, 121]);
+        let errors = write_errors(&r, || "insert into a.b".into()).unwrap();
+        let codes: Vec<i32> = errors.iter().map(|e| e.code).collect();
+        assert_eq!(codes, vec![11000, 121]);
+        assert_eq!(errors[1].index, 1);
+    }
+
+    #[test]
+    fn a_cluster_changing_hands_fails_the_batch_for_a_retry() {
+        let r = reply(&[121, 11600]);
+        let e = write_errors(&r, || "insert into a.b".into()).unwrap_err();
+        assert!(e.is_transient(), "{e:?}");
+    }
+
+    #[test]
+    fn a_server_refusal_fails_the_batch_for_good() {
+        let r = reply(&[371]);
+        let e = write_errors(&r, || "insert into a.b".into()).unwrap_err();
+        assert!(!e.is_transient(), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "The destination cluster failed to insert into a.b: code 371."
+        );
     }
 }

@@ -88,3 +88,51 @@ async fn a_source_restart_during_the_copy_is_retried() {
 async fn a_destination_restart_during_the_copy_is_retried() {
     restart_during_copy(Side::Destination).await;
 }
+
+/// A destination that stops taking the copy's writes for good (here its
+/// user writes are blocked) fails the migration with the server's reason.
+/// The copy's reader must not sit forever on a batch its failed writer
+/// will never take.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_destination_that_refuses_the_copys_writes_fails_with_the_reason() {
+    let pair: Pair = pair().await;
+    let src = client(&pair.source).await;
+    let dest = client(&pair.destination).await;
+    seed_all(&src, &[(Namespace::new("big", "a"), 30_000, 1000)]).await;
+    let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
+    config.tuning.copy_concurrency = 1;
+    config.tuning.partition_bytes = 4 * 1024 * 1024;
+    config.tuning.batch_docs = 100;
+    config.tuning.read_batch_docs = 100;
+    let (handle, task) = start_migration(config).await;
+    wait_for(
+        &handle,
+        "the copy to be under way",
+        Duration::from_secs(60),
+        |p| p.collection_copy.copied_docs > 0,
+    )
+    .await;
+    dest.database("admin")
+        .run_command(bson::doc! { "setUserWriteBlockMode": 1, "global": true })
+        .await
+        .expect("block the destination's user writes");
+    let ended = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .unwrap_or_else(|_| panic!("the copy hung: {:#?}", handle.progress()))
+        .expect("the migration task");
+    let e = ended.expect_err("a destination that refuses every write fails the migration");
+    let text = e.to_string();
+    assert!(
+        text.contains("big.a") && text.to_lowercase().contains("blocked"),
+        "the error names the collection and the server's reason: {text}"
+    );
+    assert!(
+        e.remedy().contains("setUserWriteBlockMode"),
+        "the remedy says how to unblock: {}",
+        e.remedy()
+    );
+    assert!(
+        handle.progress().collection_copy.copied_docs < 30_000,
+        "the writes were meant to be blocked during the copy"
+    );
+}

@@ -225,8 +225,8 @@ async fn read_changed(
     Ok(found)
 }
 
-/// Turns an `update`/`delete` reply into an error (write concern, or a
-/// transient per-statement failure, so the idempotent batch is retried) or
+/// Turns an `update`/`delete` reply into an error (see
+/// [`retry::write_errors`]: the idempotent batch is retried, or fails) or
 /// recorded per-document problems. `docs[i]` holds statement `i`'s `_id`.
 async fn check_write_reply(
     ctx: &Ctx,
@@ -237,15 +237,6 @@ async fn check_write_reply(
     let op = || format!("write to {ns}");
     let mut problems = Vec::new();
     for e in retry::write_errors(reply, op)? {
-        if crate::driver_error::TRANSIENT_WRITE_CODES.contains(&e.code) {
-            return Err(Error::Mongo {
-                role: Role::Destination,
-                op: op(),
-                message: crate::uri::redact_text(e.message),
-                code: Some(e.code),
-                transient: true,
-            });
-        }
         if let Some(doc) = docs.get(e.index) {
             problems.push(ProblemDoc::new(&ns.to_string(), doc, e.code, e.message));
         }

@@ -598,9 +598,10 @@ pub(crate) async fn copy_partition(
         }
         Ok::<_, Error>((docs, bytes))
     };
-    let (read, written) = tokio::join!(reader, writer);
-    read?;
-    written
+    // The first failure ends both halves: a writer that failed must not
+    // leave the reader waiting forever to hand it the next batch.
+    let ((), written) = tokio::try_join!(reader, writer)?;
+    Ok(written)
 }
 
 /// `{_id: value}` as raw BSON, for `min` and `max`.
