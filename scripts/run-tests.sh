@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+step() { printf '\n==> [%s] %s\n' "$(date -u +%T)" "$*" >&2; }
 
 step "tests/copy.rs (alone)"
 cargo test --workspace --locked --test copy
@@ -32,7 +32,9 @@ trap 'rm -f "$desktop_log"' EXIT
 step "desktop lane, in the background: mongoferry-desktop's integration tests, then tests/e2e.rs"
 (
     cargo test --workspace --locked --test state --test profiles &&
-        cargo test --workspace --locked --test e2e
+        step "desktop lane: tests/e2e.rs" &&
+        cargo test --workspace --locked --test e2e &&
+        step "desktop lane: done"
 ) >"$desktop_log" 2>&1 &
 desktop=$!
 
@@ -48,6 +50,7 @@ engine=0
 step "engine lane: unit and doc tests, and $((${#engine_tests[@]} / 2)) integration suites"
 { cargo test --workspace --locked --lib --bins "${engine_tests[@]}" &&
     cargo test --workspace --locked --doc; } || engine=$?
+step "engine lane: done"
 
 desktop_status=0
 wait "$desktop" || desktop_status=$?
@@ -60,3 +63,4 @@ fi
 
 step "tests/package.rs (alone)"
 cargo test --workspace --locked --test package
+step "all tests passed"

@@ -13,7 +13,7 @@ export MONGOD="${MONGOD:-$(scripts/install-mongod.sh)}"
 export MONGOD_44="${MONGOD_44:-$(scripts/install-mongod.sh 4.4)}"
 export MONGOD_50="${MONGOD_50:-$(scripts/install-mongod.sh 5.0)}"
 
-step() { printf '\n==> %s\n' "$*" >&2; }
+step() { printf '\n==> [%s] %s\n' "$(date -u +%T)" "$*" >&2; }
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
