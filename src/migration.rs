@@ -22,7 +22,9 @@ pub use crate::context::{CommitRequest, CommitVerify, EventSourceChoice, Tuning}
 use crate::context::{Control, Ctx, SourceFacts};
 use crate::error::{Error, MongoContext, Result, Role};
 use crate::load::{LoadSetting, LoadStatus};
-use crate::progress::{Event, Phase, Progress, State, VerificationState, VerificationStatus};
+use crate::progress::{
+    DirectionMapping, Event, Phase, Progress, State, VerificationState, VerificationStatus,
+};
 use crate::scope::Scope;
 use crate::throttle::Limiter;
 use crate::tracker::Tracker;
@@ -58,6 +60,10 @@ pub struct SyncConfig {
     /// leaves them blocked, records where the destination's changes start,
     /// and the run then waits, COMMITTED, for [`MigrationHandle::reverse`].
     pub reversible: bool,
+    /// What progress's `directionMapping` calls the source and the
+    /// destination given here: `cluster0` and `cluster1` unless `serve`
+    /// was asked to start from its `cluster1`.
+    pub cluster_names: [&'static str; 2],
     pub tuning: Tuning,
 }
 
@@ -78,6 +84,7 @@ impl std::fmt::Debug for SyncConfig {
             .field("event_source", &self.event_source)
             .field("load", &self.load)
             .field("reversible", &self.reversible)
+            .field("cluster_names", &self.cluster_names)
             .field("tuning", &self.tuning)
             .finish()
     }
@@ -97,6 +104,7 @@ impl SyncConfig {
             event_source: EventSourceChoice::Auto,
             load: None,
             reversible: false,
+            cluster_names: ["cluster0", "cluster1"],
             tuning: Tuning::default(),
         }
     }
@@ -228,7 +236,7 @@ impl MigrationHandle {
         }
         if !self.reversible.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::NotReversible {
-                reason: "it was started without --reversible, so its commit left the source open to writes and recorded no point to sync back from".into(),
+                reason: "it was started without a way back (--reversible), so its commit left the source open to writes and recorded no point to sync back from".into(),
             });
         }
         tracing::info!("reverse requested");
@@ -474,6 +482,16 @@ impl Migration {
             .resolve(&SourceFacts::of(&src, timeseries));
         let tracker = Tracker::new();
         tracker.set_event_source(event_source);
+        let [given_source, given_destination] = config.cluster_names;
+        let (source_name, destination_name) = if swapped {
+            (given_destination, given_source)
+        } else {
+            (given_source, given_destination)
+        };
+        tracker.set_direction(DirectionMapping::new(
+            (source_name, &src.hosts),
+            (destination_name, &dest.hosts),
+        ));
         let ctx = Arc::new(Ctx {
             src,
             dest,
@@ -900,7 +918,7 @@ impl Migration {
             if self.config.reversible && !m.reversible {
                 if m.phase == StoredPhase::Committed {
                     return Err(Error::NotReversible {
-                        reason: "it was committed without --reversible, so the source was left open to writes and no point to sync back from was recorded".into(),
+                        reason: "it was committed without a way back (--reversible), so the source was left open to writes and no point to sync back from was recorded".into(),
                     });
                 }
                 // Its commit is still ahead: it can keep a way back.

@@ -157,6 +157,44 @@ pub struct Progress {
     /// Boxed: it is large and the copy's hot path clones progress.
     #[serde(default)]
     pub source_impact: Option<Box<SourceImpact>>,
+    /// Whether this migration keeps a way back: its commit blocks the
+    /// source's writes, and a reverse can follow.
+    #[serde(default)]
+    pub reversible: bool,
+    /// Which cluster is the source and which the destination now, in
+    /// mongosync's shape: a reverse swaps them.
+    #[serde(default)]
+    pub direction_mapping: Option<DirectionMapping>,
+}
+
+/// The live direction, as mongosync reports it: `"<name>: <hosts>"`, where
+/// the names are `serve`'s `cluster0` and `cluster1` (for `sync`, its
+/// source and its destination).
+#[cfg_attr(feature = "ts", derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct DirectionMapping {
+    #[serde(rename = "Source")]
+    pub source: String,
+    #[serde(rename = "Destination")]
+    pub destination: String,
+}
+
+impl DirectionMapping {
+    /// From each side's name and hosts.
+    pub fn new(source: (&str, &str), destination: (&str, &str)) -> DirectionMapping {
+        DirectionMapping {
+            source: format!("{}: {}", source.0, source.1),
+            destination: format!("{}: {}", destination.0, destination.1),
+        }
+    }
+
+    /// The other way round.
+    pub fn reversed(&self) -> DirectionMapping {
+        DirectionMapping {
+            source: self.destination.clone(),
+            destination: self.source.clone(),
+        }
+    }
 }
 
 /// Latency percentiles over the last seconds, in milliseconds.

@@ -17,13 +17,16 @@ use crate::catalog::NsKind;
 use crate::checkpoint::{MigrationDoc, NamespaceDoc, PartitionDoc};
 use crate::error::Error;
 use crate::progress::{
-    CollectionProgress, Event, EventSource, Phase, Progress, RateMeter, State, VerificationStatus,
-    VerifyProgress,
+    CollectionProgress, DirectionMapping, Event, EventSource, Phase, Progress, RateMeter, State,
+    VerificationStatus, VerifyProgress,
 };
 
 fn secs_between(later: Timestamp, earlier: Timestamp) -> f64 {
     (later.time as f64 - earlier.time as f64).max(0.0)
 }
+
+/// How far back rates (bytes and events a second) look.
+const RATE_WINDOW: Duration = Duration::from_secs(10);
 
 struct Meters {
     copy_bytes: RateMeter,
@@ -114,7 +117,7 @@ impl Tracker {
     pub(crate) fn new() -> Tracker {
         let (progress, _) = watch::channel(Progress::default());
         let (events, _) = broadcast::channel(1024);
-        let window = Duration::from_secs(10);
+        let window = RATE_WINDOW;
         Tracker {
             inner: Arc::new(TrackerInner {
                 progress,
@@ -207,7 +210,14 @@ impl Tracker {
         meters.applied = m.applied_time();
         meters.commit_target = m.commit_target;
         drop(meters);
-        self.update(|p| p.migration_id = m.migration_id.clone());
+        self.update(|p| {
+            p.migration_id = m.migration_id.clone();
+            p.reversible = m.reversible;
+        });
+    }
+
+    pub(crate) fn set_direction(&self, mapping: DirectionMapping) {
+        self.update(|p| p.direction_mapping = Some(mapping));
     }
 
     pub(crate) fn set_source_time(&self, t: Timestamp) {
@@ -331,14 +341,32 @@ impl Tracker {
     }
 
     /// A reverse begins: the commit's figures belong to the direction
-    /// before; its own lag, commit and verification are ahead.
+    /// before; its own events, lag, commit and verification are ahead, and
+    /// it copies nothing. The figures count per direction, as a resumed
+    /// reverse counts them too.
     pub(crate) fn reversed(&self) {
-        self.meters().commit_target = None;
+        {
+            let mut m = self.meters();
+            m.commit_target = None;
+            m.applied = None;
+            let window = RATE_WINDOW;
+            m.events = RateMeter::new(window);
+            m.copy_bytes = RateMeter::new(window);
+            m.applied_ms = RateMeter::new(window);
+            m.ns_index.clear();
+            m.ranges_left = 0;
+            m.stall = Stall::default();
+        }
         self.update(|p| {
             p.verification = None;
             p.lag_time_seconds = None;
             p.eta_seconds = None;
             p.can_commit = false;
+            p.total_events_applied = 0;
+            p.events_per_second = 0.0;
+            p.documents_failed = 0;
+            p.collection_copy = Default::default();
+            p.direction_mapping = p.direction_mapping.as_ref().map(DirectionMapping::reversed);
         });
         self.set_phase(Phase::Applying);
     }

@@ -196,6 +196,13 @@ async fn a_reversed_migration_brings_every_write_made_on_the_new_cluster_back() 
         .expect("load on the old cluster");
     let forward = commit(&handle).await;
     let forward_id = forward.migration_id.clone();
+    assert!(forward.reversible, "{forward:#?}");
+    let mapping = forward.direction_mapping.clone().expect("a direction");
+    assert!(
+        mapping.source.starts_with("cluster0: ") && mapping.destination.starts_with("cluster1: "),
+        "{mapping:?}"
+    );
+    assert!(forward.collection_copy.copied_docs > 0, "{forward:#?}");
 
     // The old cluster is closed to the applications and equals the new.
     assert_eq!(
@@ -225,6 +232,15 @@ async fn a_reversed_migration_brings_every_write_made_on_the_new_cluster_back() 
     })
     .await;
     assert_eq!(running.phase, Phase::Applying);
+    // The progress is the reverse's own: the other way, nothing copied.
+    assert_eq!(
+        running.direction_mapping,
+        Some(mapping.reversed()),
+        "{running:#?}"
+    );
+    assert!(running.reversible, "{running:#?}");
+    assert_eq!(running.collection_copy.copied_docs, 0, "{running:#?}");
+    assert_eq!(running.documents_failed, 0, "{running:#?}");
     let mut states = Vec::new();
     while let Ok(e) = events.try_recv() {
         if let Event::StateChanged { to, .. } = e {
@@ -248,6 +264,16 @@ async fn a_reversed_migration_brings_every_write_made_on_the_new_cluster_back() 
 
     let back = commit(&handle).await;
     assert_eq!(back.migration_id, running.migration_id);
+    // Its events are the new cluster's writes alone, not added to the
+    // forward's.
+    assert!(
+        back.total_events_applied > 0
+            && back.total_events_applied < forward.total_events_applied + written.total() as u64,
+        "the reverse applied {} events; the forward {}, the applications wrote {}",
+        back.total_events_applied,
+        forward.total_events_applied,
+        written.total()
+    );
     // The old cluster is current again, and the new one blocked: the way
     // back is itself reversible.
     assert_eq!(
@@ -294,7 +320,7 @@ async fn a_migration_started_without_reversible_refuses_to_reverse() {
     assert_eq!(e.code(), "not_reversible");
     assert_eq!(
         e.to_string(),
-        "This migration cannot be reversed: it was started without --reversible, so its commit left the source open to writes and recorded no point to sync back from."
+        "This migration cannot be reversed: it was started without a way back (--reversible), so its commit left the source open to writes and recorded no point to sync back from."
     );
     assert!(e.remedy().contains("--reversible"), "{}", e.remedy());
     assert_eq!(

@@ -257,6 +257,16 @@ async fn serve_keeps_a_way_back_for_a_reversible_start() {
     wait_can_commit(&mut serve, port).await;
     let forward = commit_over_http(&mut serve, port, json!({}), Duration::from_secs(90)).await;
     let forward_id = forward["migrationId"].as_str().expect("an id").to_string();
+    assert_eq!(forward["reversible"], true, "{forward:#}");
+    let (cluster0, cluster1) = (
+        format!("cluster0: {}", old_rs.host()),
+        format!("cluster1: {}", new_rs.host()),
+    );
+    assert_eq!(
+        forward["directionMapping"],
+        json!({"Source": cluster0, "Destination": cluster1}),
+        "{forward:#}"
+    );
     // It waits there, and says how to go back.
     tokio::time::sleep(Duration::from_millis(500)).await;
     serve.assert_running("the reverse");
@@ -265,7 +275,7 @@ async fn serve_keeps_a_way_back_for_a_reversible_start() {
     assert!(stderr.contains(&hint), "{stderr}");
 
     assert_success(api_post(port, "reverse", json!({})).await, &serve);
-    wait_api(
+    let reversing = wait_api(
         &mut serve,
         port,
         "the reverse to run",
@@ -273,6 +283,8 @@ async fn serve_keeps_a_way_back_for_a_reversible_start() {
         |p| p["state"] == "RUNNING" && p["migrationId"] != forward_id.as_str(),
     )
     .await;
+    let back_mapping = json!({"Source": cluster1, "Destination": cluster0});
+    assert_eq!(reversing["directionMapping"], back_mapping, "{reversing:#}");
 
     // The applications write to the new cluster meanwhile.
     let new = client(&new_rs).await;
@@ -304,6 +316,8 @@ async fn serve_keeps_a_way_back_for_a_reversible_start() {
     assert_success(api_post(port, "start", start).await, &serve);
     let resumed = wait_can_commit(&mut serve, port).await;
     assert_ne!(resumed["migrationId"], forward_id.as_str(), "{resumed:#}");
+    assert_eq!(resumed["directionMapping"], back_mapping, "{resumed:#}");
+    assert_eq!(resumed["reversible"], true, "{resumed:#}");
     let back = commit_over_http(&mut serve, port, json!({}), Duration::from_secs(90)).await;
     assert_eq!(back["state"], "COMMITTED", "{back:#}");
     assert_same(&new, &old).await;

@@ -44,7 +44,7 @@ pub fn assess(f: &Facts) -> Vec<Finding> {
                 "reversible_needs_6_0",
                 format!("The {role} ({what}) cannot take part in a reversible migration"),
                 format!("A reversible migration blocks the old cluster's user writes at commit (setUserWriteBlockMode) and makes its unique indexes non-unique while the reverse runs (collMod forceNonUnique); both need MongoDB {min} or newer, binary and feature compatibility version, on both clusters."),
-                format!("Upgrade the {role} to MongoDB {min} or newer (and its FCV), or migrate without --reversible and keep the old cluster's backup as the way back."),
+                format!("Upgrade the {role} to MongoDB {min} or newer (and its FCV), or migrate without a way back (leave out --reversible, or clear \"Keep a way back\" in the wizard) and keep the old cluster's backup instead."),
             ));
         }
     }
@@ -53,7 +53,7 @@ pub fn assess(f: &Facts) -> Vec<Finding> {
             "reversible_sharded",
             "A migration with a sharded cluster cannot be reversible yet",
             "Mongoferry's reverse runs between replica sets: blocking and unblocking user writes on every shard, and relaxing the old cluster's indexes through mongos, are not built.",
-            "Migrate without --reversible and keep the old cluster's backup as the way back.",
+            "Migrate without a way back (leave out --reversible, or clear \"Keep a way back\" in the wizard) and keep the old cluster's backup instead.",
         ));
     }
     out

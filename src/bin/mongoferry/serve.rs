@@ -152,6 +152,7 @@ impl Server {
         config.exclude = request.exclude;
         config.block_source_writes = request.block_source_writes;
         config.reversible = request.reversible;
+        config.cluster_names = [request.source.as_str(), request.destination.as_str()];
         eprintln!(
             "Starting a migration from {} to {}.",
             request.source, request.destination
