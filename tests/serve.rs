@@ -284,6 +284,16 @@ async fn serve_keeps_a_way_back_for_a_reversible_start() {
     )
     .await;
     let back_mapping = json!({"Source": cluster1, "Destination": cluster0});
+    let said = format!("Reversed: syncing from {cluster1} to {cluster0}.");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !serve.stderr().contains(&said) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "serve did not say which way the reverse runs ({said}):\n{}",
+            serve.stderr()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     assert_eq!(reversing["directionMapping"], back_mapping, "{reversing:#}");
 
     // The applications write to the new cluster meanwhile.

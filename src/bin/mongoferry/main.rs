@@ -486,7 +486,6 @@ struct Checked {
     migration: Migration,
     /// Open until the run ends, so that it holds the whole story.
     log: MigrationLog,
-    reversible: bool,
     /// The control API's, for what the run says.
     port: u16,
 }
@@ -503,7 +502,6 @@ impl Checked {
         port: u16,
         cancel: CancellationToken,
     ) -> anyhow::Result<Checked> {
-        let reversible = config.reversible;
         let migration = Migration::connect(config, cancel).await?;
         // Opened before the check, so that the file holds the whole story;
         // on a refusal it is dropped (and flushed) after the clusters close.
@@ -550,7 +548,6 @@ impl Checked {
         Ok(Checked {
             migration,
             log,
-            reversible,
             port,
         })
     }
@@ -567,12 +564,11 @@ impl Checked {
         let Checked {
             migration,
             log,
-            reversible,
             port,
         } = self;
         let clusters = (migration.source().clone(), migration.destination().clone());
         let told = Arc::new(AtomicBool::new(false));
-        let shown = tokio::spawn(follow(migration.handle(), reversible, port, told.clone()));
+        let shown = tokio::spawn(follow(migration.handle(), port, told.clone()));
         let result = migration.run().await;
         shown.abort();
         let _ = shown.await;
@@ -622,11 +618,12 @@ fn committed(p: &Progress) {
 }
 
 /// Shows a migration's progress until aborted. A reversible migration
-/// waits COMMITTED, for `reverse` or Ctrl-C, for as long as it takes:
-/// then it says so once (and sets `told`) instead of a line every few
-/// seconds, and shows progress again when it goes on.
-async fn follow(handle: MigrationHandle, reversible: bool, port: u16, told: Arc<AtomicBool>) {
-    let waiting = move |p: &Progress| reversible && p.state == State::Committed;
+/// (as stored: a resumed one is, whatever the command says) waits
+/// COMMITTED, for `reverse` or Ctrl-C, for as long as it takes: then it
+/// says so once (and sets `told`) instead of a line every few seconds, and
+/// shows progress again, and which way it now runs, when it goes on.
+async fn follow(handle: MigrationHandle, port: u16, told: Arc<AtomicBool>) {
+    let waiting = |p: &Progress| p.reversible && p.state == State::Committed;
     let mut rx = handle.watch_progress();
     loop {
         tokio::select! {
@@ -646,5 +643,12 @@ async fn follow(handle: MigrationHandle, reversible: bool, port: u16, told: Arc<
             return;
         }
         told.store(false, Ordering::Relaxed);
+        // REVERSING prepares the other way; RUNNING runs it.
+        let Ok(p) = rx.wait_for(|p| p.state != State::Reversing).await else {
+            return;
+        };
+        if let (State::Running, Some(d)) = (p.state, &p.direction_mapping) {
+            eprintln!("Reversed: syncing from {} to {}.", d.source, d.destination);
+        }
     }
 }
