@@ -28,6 +28,31 @@ async fn a_destination_restart_during_sync_is_retried_and_the_commit_is_identica
     .await;
 }
 
+/// Starts a migration that copies in small batches, one range at a time,
+/// and returns once the copy is under way: it must still be copying when
+/// a restarted server is back, however fast the copy path is.
+async fn start_slow_copy(
+    pair: &Pair,
+) -> (
+    mongoferry::MigrationHandle,
+    tokio::task::JoinHandle<mongoferry::Result<mongoferry::Progress>>,
+) {
+    let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
+    config.tuning.copy_concurrency = 1;
+    config.tuning.partition_bytes = 4 * 1024 * 1024;
+    config.tuning.batch_docs = 100;
+    config.tuning.read_batch_docs = 100;
+    let (handle, task) = start_migration(config).await;
+    wait_for(
+        &handle,
+        "the copy to be under way",
+        Duration::from_secs(60),
+        |p| p.collection_copy.copied_docs > 0,
+    )
+    .await;
+    (handle, task)
+}
+
 async fn restart_during_copy(side: Side) {
     let mut pair: Pair = pair().await;
     let src = client(&pair.source).await;
@@ -40,22 +65,8 @@ async fn restart_during_copy(side: Side) {
         ],
     )
     .await;
-    let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
-    // Small batches, one range at a time: the copy must still be running
-    // when the restarted server is back, however fast the copy path is.
-    config.tuning.copy_concurrency = 1;
-    config.tuning.partition_bytes = 4 * 1024 * 1024;
-    config.tuning.batch_docs = 100;
-    config.tuning.read_batch_docs = 100;
-    let (handle, task) = start_migration(config).await;
+    let (handle, task) = start_slow_copy(&pair).await;
     let failed = watch_for_failure(&handle);
-    wait_for(
-        &handle,
-        "the copy to be under way",
-        Duration::from_secs(60),
-        |p| p.collection_copy.copied_docs > 0,
-    )
-    .await;
     match side {
         Side::Source => pair.source.restart().await,
         Side::Destination => pair.destination.restart().await,
@@ -99,19 +110,7 @@ async fn a_destination_that_refuses_the_copys_writes_fails_with_the_reason() {
     let src = client(&pair.source).await;
     let dest = client(&pair.destination).await;
     seed_all(&src, &[(Namespace::new("big", "a"), 30_000, 1000)]).await;
-    let mut config = SyncConfig::new(pair.source.uri(), pair.destination.uri());
-    config.tuning.copy_concurrency = 1;
-    config.tuning.partition_bytes = 4 * 1024 * 1024;
-    config.tuning.batch_docs = 100;
-    config.tuning.read_batch_docs = 100;
-    let (handle, task) = start_migration(config).await;
-    wait_for(
-        &handle,
-        "the copy to be under way",
-        Duration::from_secs(60),
-        |p| p.collection_copy.copied_docs > 0,
-    )
-    .await;
+    let (handle, task) = start_slow_copy(&pair).await;
     dest.database("admin")
         .run_command(bson::doc! { "setUserWriteBlockMode": 1, "global": true })
         .await
