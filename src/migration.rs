@@ -303,15 +303,17 @@ async fn holds_timeseries(src: &Cluster, scope: &Scope) -> Result<bool> {
 /// The id of the migration a run will drive: the stored one's, unless
 /// `fresh` is to discard it, else a new one. A store that cannot be read
 /// yet gives a new id: `prepare` meets the same failure and reports it.
-async fn known_id(store: &Store, fresh: bool) -> String {
-    if !fresh {
+/// The stored migration's id and whether it keeps a way back, or a new
+/// id and the config's choice.
+async fn known_id(store: &Store, config: &SyncConfig) -> (String, bool) {
+    if !config.fresh {
         match store.load().await {
-            Ok(Some(m)) => return m.migration_id,
+            Ok(Some(m)) => return (m.migration_id, m.reversible),
             Ok(None) => {}
             Err(e) => tracing::debug!(error = %e, "the stored migration is not readable"),
         }
     }
-    uuid::Uuid::new_v4().to_string()
+    (uuid::Uuid::new_v4().to_string(), config.reversible)
 }
 
 /// The end of a run's story, for the log: how it ended, and why.
@@ -476,12 +478,13 @@ impl Migration {
         };
         let (control_tx, control_rx) = watch::channel(Control::default());
         let store = Store::new(&dest);
-        let id = known_id(&store, config.fresh).await;
+        let (id, reversible) = known_id(&store, &config).await;
         let event_source = config
             .event_source
             .resolve(&SourceFacts::of(&src, timeseries));
         let tracker = Tracker::new();
         tracker.set_event_source(event_source);
+        tracker.set_migration(&id, reversible);
         let [given_source, given_destination] = config.cluster_names;
         let (source_name, destination_name) = if swapped {
             (given_destination, given_source)

@@ -163,8 +163,9 @@ pub struct Progress {
     pub reversible: bool,
     /// Which cluster is the source and which the destination now, in
     /// mongosync's shape: a reverse swaps them.
+    /// Boxed, as `sourceImpact`.
     #[serde(default)]
-    pub direction_mapping: Option<DirectionMapping>,
+    pub direction_mapping: Option<Box<DirectionMapping>>,
 }
 
 /// The live direction, as mongosync reports it: `"<name>: <hosts>"`, where

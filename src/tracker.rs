@@ -210,14 +210,19 @@ impl Tracker {
         meters.applied = m.applied_time();
         meters.commit_target = m.commit_target;
         drop(meters);
+        self.set_migration(&m.migration_id, m.reversible);
+    }
+
+    /// Which migration this is, and whether it keeps a way back.
+    pub(crate) fn set_migration(&self, id: &str, reversible: bool) {
         self.update(|p| {
-            p.migration_id = m.migration_id.clone();
-            p.reversible = m.reversible;
+            p.migration_id = id.to_string();
+            p.reversible = reversible;
         });
     }
 
     pub(crate) fn set_direction(&self, mapping: DirectionMapping) {
-        self.update(|p| p.direction_mapping = Some(mapping));
+        self.update(|p| p.direction_mapping = Some(Box::new(mapping)));
     }
 
     pub(crate) fn set_source_time(&self, t: Timestamp) {
@@ -366,7 +371,7 @@ impl Tracker {
             p.events_per_second = 0.0;
             p.documents_failed = 0;
             p.collection_copy = Default::default();
-            p.direction_mapping = p.direction_mapping.as_ref().map(DirectionMapping::reversed);
+            p.direction_mapping = p.direction_mapping.as_ref().map(|d| Box::new(d.reversed()));
         });
         self.set_phase(Phase::Applying);
     }

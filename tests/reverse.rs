@@ -234,8 +234,8 @@ async fn a_reversed_migration_brings_every_write_made_on_the_new_cluster_back() 
     assert_eq!(running.phase, Phase::Applying);
     // The progress is the reverse's own: the other way, nothing copied.
     assert_eq!(
-        running.direction_mapping,
-        Some(mapping.reversed()),
+        running.direction_mapping.as_deref(),
+        Some(&mapping.reversed()),
         "{running:#?}"
     );
     assert!(running.reversible, "{running:#?}");
