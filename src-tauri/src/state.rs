@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use mongoferry::checkpoint::{Store, StoredPhase};
+use mongoferry::checkpoint::{MigrationDoc, Store, StoredPhase};
 use mongoferry::cluster::Cluster;
 use mongoferry::sandbox::{workload, Pair};
 use mongoferry::scope::Namespace;
@@ -101,6 +101,23 @@ const SANDBOX_WRITES_PER_SECOND: u32 = 40;
 /// Differences kept in memory for the table and the exported report;
 /// the report itself counts them all.
 pub const MAX_KEPT_DIFFERENCES: usize = 1000;
+
+/// What the engine's `directionMapping` calls the two clusters this window
+/// gives it. The window always gives them in the order the migration
+/// started (the wizard's source first, and a resume the remembered ones in
+/// the same order), so a live source named `cluster1` means the migration
+/// runs back. The UI reads the same names (`ui/src/lib/state/direction.ts`).
+pub const CLUSTER_NAMES: [&str; 2] = ["cluster0", "cluster1"];
+
+/// Whether the live direction runs back: the engine reports as its source
+/// the cluster this window gave as the destination.
+pub fn runs_back(progress: &Progress) -> bool {
+    progress
+        .direction_mapping
+        .as_ref()
+        .and_then(|m| m.source.split_once(": "))
+        .is_some_and(|(name, _)| name == CLUSTER_NAMES[1])
+}
 
 /// The verification of this window: the one running, and the last result.
 #[derive(Default)]
@@ -240,23 +257,20 @@ impl AppState {
         config.event_source = request.event_source;
         config.load = crate::ops::load_choice(request.load.as_ref())?;
         config.reversible = request.reversible;
+        config.cluster_names = CLUSTER_NAMES;
         let cancel = CancellationToken::new();
         let migration = Migration::connect(config, cancel.clone())
             .await
             .into_info()?;
         // Before the preflight check, so the log holds the whole story.
         let log = self.open_log(migration.id());
-        let stored = Store::new(migration.destination())
+        // The live direction's store: `connect` has found which way the
+        // stored migration runs now.
+        let resumed = Store::new(migration.destination())
             .load()
             .await
-            .into_info()?;
-        let resumed = stored.is_some();
-        let reversible = request.reversible || stored.is_some_and(|m| m.reversible);
-        // `connect` swaps the clusters when the stored migration has been
-        // reversed, and a cluster keeps the (redacted) string it was
-        // connected with: the source is then the destination given.
-        let reversed =
-            migration.source().display_uri != mongoferry::uri::redact_uri(&request.source_uri);
+            .into_info()?
+            .is_some();
         migration.check().await.into_info()?;
         let clusters = Clusters {
             source: migration.source().clone(),
@@ -314,8 +328,6 @@ impl AppState {
         Ok(SyncStarted {
             resumed,
             remembered,
-            reversible,
-            reversed,
         })
     }
 
@@ -522,9 +534,11 @@ impl AppState {
         })
     }
 
-    /// The remembered migration, if the destination still holds it
-    /// unfinished. Any failure to reach the destination means "nothing to
-    /// offer" (logged), never an error dialog at start-up.
+    /// The remembered migration, if it is still to be resumed: unfinished
+    /// on its destination, or committed with a way back, so that Reverse
+    /// is still to be offered (or its reverse, unfinished or committed in
+    /// turn). Any failure to reach a cluster means "nothing to offer"
+    /// (logged), never an error dialog at start-up.
     pub async fn find_resumable(&self) -> Option<ResumableMigration> {
         {
             let inner = self.inner.lock().await;
@@ -555,23 +569,36 @@ impl AppState {
                 return None;
             }
         };
-        let phase = match stored.phase {
-            StoredPhase::Copying => "copying",
-            StoredPhase::Applying => "syncing",
-            StoredPhase::Committing => "committing",
-            StoredPhase::Committed => return None,
+        // Once reversed, the live direction may run from the destination,
+        // its state on the source: the engine finds which way it runs, as
+        // a resume will.
+        let (live, back) = if stored.phase == StoredPhase::Committed && stored.reversed {
+            live_direction(&remembered, &destination_uri).await?
+        } else {
+            (stored, false)
+        };
+        let (phase, back) = match live.phase {
+            StoredPhase::Copying => ("copying", back),
+            StoredPhase::Applying => ("syncing", back),
+            StoredPhase::Committing => ("committing", back),
+            StoredPhase::Committed if !live.reversible => return None,
+            // Its reverse was asked for but is not stored yet: resuming
+            // starts it, the other way.
+            StoredPhase::Committed if live.reversed => ("syncing", !back),
+            StoredPhase::Committed => ("committed", back),
         };
         Some(ResumableMigration {
-            migration_id: stored.migration_id,
+            migration_id: live.migration_id,
             phase: phase.into(),
+            reversed: back,
             source: match &remembered.source {
                 Endpoint::Uri(u) => mongoferry::uri::redact_uri(u),
                 Endpoint::Profile(p) => format!("profile {p}"),
             },
             destination: dest.display_uri.clone(),
-            include: stored.include,
-            exclude: stored.exclude,
-            started_at: stored.created_at.timestamp_millis() as f64,
+            include: live.include,
+            exclude: live.exclude,
+            started_at: live.created_at.timestamp_millis() as f64,
         })
     }
 
@@ -603,7 +630,7 @@ impl AppState {
             // migration, which a live change has kept up to date.
             load: None,
             // The engine keeps the stored migration's way back, if it has
-            // one; `SyncStarted` says so.
+            // one; its progress says so (`reversible`).
             reversible: false,
         };
         self.start_resolved(request).await
@@ -741,6 +768,47 @@ async fn resolve(endpoint: &Endpoint) -> Result<String, ErrorInfo> {
     match endpoint {
         Endpoint::Uri(u) => Ok(u.clone()),
         Endpoint::Profile(name) => crate::profiles::resolve(name.clone()).await,
+    }
+}
+
+/// The remembered migration's live direction, as the engine finds it when
+/// it connects (nothing runs, nothing is written): the state stored on its
+/// destination, and whether it runs back. `None` (logged) when a cluster
+/// cannot be reached or read.
+async fn live_direction(
+    remembered: &RememberedMigration,
+    destination_uri: &str,
+) -> Option<(MigrationDoc, bool)> {
+    let source_uri = match resolve(&remembered.source).await {
+        Ok(uri) => uri,
+        Err(e) => {
+            tracing::info!(code = %e.code, "the remembered source's profile cannot be read; no resume offer");
+            return None;
+        }
+    };
+    let mut config = SyncConfig::new(source_uri, destination_uri);
+    config.include = remembered.include.clone();
+    config.exclude = remembered.exclude.clone();
+    config.cluster_names = CLUSTER_NAMES;
+    let migration = match Migration::connect(config, CancellationToken::new()).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::info!(error = %e, "the remembered clusters cannot be reached; no resume offer");
+            return None;
+        }
+    };
+    let back = runs_back(&migration.handle().progress());
+    let stored = Store::new(migration.destination()).load().await;
+    // Closed, not dropped: a dropped client ends its sessions in the
+    // background.
+    tokio::join!(migration.source().close(), migration.destination().close());
+    match stored {
+        Ok(Some(m)) => Some((m, back)),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::info!(error = %e, "the live direction's migration cannot be read");
+            None
+        }
     }
 }
 

@@ -2,8 +2,10 @@
 //! the sandbox starts real replica sets with data and a write load, and a
 //! migration started through `AppState` syncs, commits, verifies, and is
 //! offered for resume only while unfinished, its load level set at the
-//! start and changed live; a reversible migration is committed, reversed
-//! and committed back, and then verified the other way round; and the
+//! start and changed live; a reversible migration is committed, reopened
+//! in a new window still waiting for its reverse, reversed, reopened
+//! mid-reverse, committed back, and then verified the other way round;
+//! and the
 //! wizard's scope tree shows a time-series collection as one node,
 //! counted in measurements, with its buckets folded into it rather than
 //! listed on their own.
@@ -16,11 +18,12 @@ use mongoferry::preflight::inventory::Measurements;
 use mongoferry::sandbox::{ReplicaSet, SandboxAuth, SandboxOptions};
 use mongoferry::{CommitRequest, CommitVerify, Event, LoadLevel, LoadSetting, Progress, State};
 use mongoferry_desktop::commands::types::StartSyncRequest;
-use mongoferry_desktop::commands::types::{PreflightRequest, ScopeRequest};
+use mongoferry_desktop::commands::types::{PreflightRequest, SaveProfileRequest, ScopeRequest};
 use mongoferry_desktop::ops;
+use mongoferry_desktop::profiles;
 use mongoferry_desktop::progress::Sink;
 use mongoferry_desktop::session::SessionFile;
-use mongoferry_desktop::state::AppState;
+use mongoferry_desktop::state::{runs_back, AppState};
 
 #[derive(Clone, Default)]
 struct Events(std::sync::Arc<std::sync::Mutex<Vec<Event>>>);
@@ -132,9 +135,12 @@ async fn sandbox_migration_through_the_shell_state() {
         .await
         .expect("start");
     assert!(!started.resumed && started.remembered);
-    assert!(!started.reversible && !started.reversed);
     let events = Events::default();
-    state.watch(events.clone()).await.expect("watch");
+    let first = state.watch(events.clone()).await.expect("watch");
+    // The engine names the clusters as the window gave them: forward.
+    let mapping = first.direction_mapping.as_ref().expect("a direction");
+    assert!(mapping.source.starts_with("cluster0: "), "{mapping:?}");
+    assert!(!runs_back(&first) && !first.reversible, "{first:#?}");
     let level = |p: &Progress| p.load.as_ref().map(|l| l.setting.level);
     let gentle = wait_for(&state, "the gentle level", |p| {
         level(p) == Some(LoadLevel::Gentle)
@@ -322,6 +328,38 @@ fn start_request(source: &ReplicaSet, destination: &ReplicaSet) -> StartSyncRequ
     }
 }
 
+/// This test's profile names: one per side, unique to the process.
+fn profile_names() -> [String; 2] {
+    let id = std::process::id();
+    [format!("shell-old-{id}"), format!("shell-new-{id}")]
+}
+
+/// The request as the wizard sends it for two saved profiles: each
+/// connection string redacted, and the profile it came from.
+async fn from_profiles(mut request: StartSyncRequest) -> StartSyncRequest {
+    let [old, new] = profile_names();
+    for (name, uri, profile) in [
+        (old, &mut request.source_uri, &mut request.source_profile),
+        (
+            new,
+            &mut request.destination_uri,
+            &mut request.destination_profile,
+        ),
+    ] {
+        let saved = profiles::save(SaveProfileRequest {
+            name: name.clone(),
+            uri: uri.clone(),
+            replace: true,
+            profile: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{} {}", e.message, e.remedy));
+        *uri = saved.display_uri;
+        *profile = Some(name);
+    }
+    request
+}
+
 /// Commits once the engine can, and waits for COMMITTED.
 async fn commit(state: &AppState) -> Progress {
     wait_for(state, "canCommit", |p| p.can_commit).await;
@@ -337,6 +375,12 @@ async fn commit(state: &AppState) -> Progress {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reversible_migration_through_the_shell_state() {
+    // Its clusters come from saved profiles, as a resumable migration's
+    // credentials must (a typed-in password is never remembered). The
+    // profile store reads its directory from the environment, set first,
+    // before any thread of this test reads it; no other test here does.
+    let profile_dir = tempfile::tempdir().expect("temp dir");
+    std::env::set_var("MONGOFERRY_CONFIG_DIR", profile_dir.path());
     let dir = tempfile::tempdir().expect("temp dir");
     let state = AppState::new(SessionFile::new(dir.path())).with_log_dir(dir.path().join("logs"));
     let old_rs = replica_set("shellold", Some("0ld-pw")).await;
@@ -389,14 +433,49 @@ async fn a_reversible_migration_through_the_shell_state() {
 
     let new_rs = replica_set("shellnew", Some("n3w-pw")).await;
     let new = new_rs.client().await.expect("new client");
+    let request = from_profiles(start_request(&old_rs, &new_rs)).await;
     let started = state
-        .start_sync(start_request(&old_rs, &new_rs))
+        .start_sync(request)
         .await
         .unwrap_or_else(|e| panic!("{} {}", e.message, e.remedy));
-    assert!(started.reversible && !started.reversed, "{started:?}");
+    assert!(started.remembered, "{started:?}");
     let events = Events::default();
     state.watch(events.clone()).await.expect("watch");
+    wait_for(&state, "the engine to say it keeps a way back", |p| {
+        p.reversible
+    })
+    .await;
     let forward = commit(&state).await;
+    assert!(forward.reversible && !runs_back(&forward), "{forward:#?}");
+
+    // The window closes while the migration waits for a reverse: a new
+    // one offers it again, and reopens it COMMITTED, Reverse available.
+    state.shutdown().await;
+    let state = AppState::new(SessionFile::new(dir.path())).with_log_dir(dir.path().join("logs"));
+    let offer = state
+        .find_resumable()
+        .await
+        .expect("the way back is offered");
+    assert_eq!(
+        (offer.phase.as_str(), offer.reversed),
+        ("committed", false),
+        "{offer:?}"
+    );
+    assert_eq!(offer.migration_id, forward.migration_id);
+    state
+        .resume_remembered()
+        .await
+        .unwrap_or_else(|e| panic!("{} {}", e.message, e.remedy));
+    let reopened = wait_for(&state, "the reopened migration", |p| {
+        p.state == State::Committed
+    })
+    .await;
+    assert!(
+        reopened.reversible && !runs_back(&reopened),
+        "{reopened:#?}"
+    );
+    let events = Events::default();
+    state.watch(events.clone()).await.expect("watch");
 
     // The applications move to the new cluster, then change their minds.
     new.database("shop")
@@ -424,6 +503,43 @@ async fn a_reversible_migration_through_the_shell_state() {
         )),
         "REVERSING was pushed to the window"
     );
+    assert!(back.reversible && runs_back(&back), "{back:#?}");
+    let mapping = back.direction_mapping.as_ref().expect("a direction");
+    assert_eq!(
+        mapping.source,
+        format!("cluster1: {}", new_rs.host()),
+        "{mapping:?}"
+    );
+    wait_for(&state, "the reverse to catch up", |p| p.can_commit).await;
+
+    // The window closes mid-reverse, and the new cluster changes on: a new
+    // window offers the reverse, and resumes it the same way round.
+    state.shutdown().await;
+    new.database("shop")
+        .collection::<Document>("orders")
+        .insert_many((600..650).map(|i| doc! { "_id": i, "n": i }))
+        .await
+        .expect("write to the new cluster");
+    let state = AppState::new(SessionFile::new(dir.path())).with_log_dir(dir.path().join("logs"));
+    let offer = state
+        .find_resumable()
+        .await
+        .expect("the reverse is offered");
+    assert_eq!(
+        (offer.phase.as_str(), offer.reversed),
+        ("syncing", true),
+        "{offer:?}"
+    );
+    assert_eq!(offer.migration_id, back.migration_id);
+    state
+        .resume_remembered()
+        .await
+        .unwrap_or_else(|e| panic!("{} {}", e.message, e.remedy));
+    let resumed = wait_for(&state, "the resumed reverse", |p| {
+        p.state == State::Running && p.reversible
+    })
+    .await;
+    assert!(runs_back(&resumed), "{resumed:#?}");
     let committed = commit(&state).await;
     assert_eq!(committed.migration_id, back.migration_id);
     let count = old
@@ -433,7 +549,7 @@ async fn a_reversible_migration_through_the_shell_state() {
         .await
         .expect("count");
     assert_eq!(
-        count, 600,
+        count, 650,
         "the new cluster's writes are back on the old one"
     );
 
@@ -452,9 +568,14 @@ async fn a_reversible_migration_through_the_shell_state() {
     // And the way back is itself reversible.
     let again = state.reverse().await.expect("reverse the reverse");
     assert_eq!(again.state, State::Reversing);
-    wait_for(&state, "the second reverse to run", |p| {
+    let forth = wait_for(&state, "the second reverse to run", |p| {
         p.state == State::Running && p.migration_id != back.migration_id
     })
     .await;
+    assert!(!runs_back(&forth), "{forth:#?}");
     state.shutdown().await;
+    let store = mongoferry::connection::ProfileStore::open_default().expect("profile store");
+    for name in profile_names() {
+        let _ = store.remove(&name);
+    }
 }

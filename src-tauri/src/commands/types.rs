@@ -152,27 +152,30 @@ pub struct SyncStarted {
     /// when a connection string holds a password and came from no saved
     /// profile: a password is never stored outside the keyring).
     pub remembered: bool,
-    /// The migration keeps a way back: asked for now, or stored so on the
-    /// destination by an earlier start. The Done step offers Reverse.
-    pub reversible: bool,
-    /// The stored migration has been reversed: the live direction runs
-    /// from the destination given to the source given.
-    pub reversed: bool,
 }
 
-/// A migration found unfinished on the remembered destination.
+/// A migration of the remembered clusters still to be resumed: unfinished,
+/// or committed with a way back, whose Reverse is still to be offered.
 #[derive(Debug, Clone, Serialize, TS)]
 #[serde(rename_all = "camelCase")]
 pub struct ResumableMigration {
+    /// The live direction's migration (a reverse has its own id).
     pub migration_id: String,
-    /// "copying", "syncing" or "committing".
+    /// "copying", "syncing", "committing", or "committed": committed with
+    /// a way back, and waiting for a reverse.
     pub phase: String,
-    /// Redacted connection strings.
+    /// The live direction runs back, from `destination` to `source`: a
+    /// reverse, whose state is stored on `source`.
+    pub reversed: bool,
+    /// The remembered clusters, in the order the migration started (the
+    /// destination's connection string redacted, the source's too or the
+    /// name of its profile).
     pub source: String,
     pub destination: String,
     pub include: Vec<String>,
     pub exclude: Vec<String>,
-    /// When the migration started, in milliseconds since the Unix epoch.
+    /// When the live direction's migration started (a reverse's, when the
+    /// reverse began), in milliseconds since the Unix epoch.
     pub started_at: f64,
 }
 

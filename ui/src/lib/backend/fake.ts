@@ -3,6 +3,7 @@
 // the Rust shell's channel would. It holds no migration logic of its own.
 import type { AppInfo } from '$lib/bindings/AppInfo';
 import type { CommitRequest } from '$lib/bindings/CommitRequest';
+import type { DirectionMapping } from '$lib/bindings/DirectionMapping';
 import type { DocumentPair } from '$lib/bindings/DocumentPair';
 import type { DocumentRequest } from '$lib/bindings/DocumentRequest';
 import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
@@ -28,6 +29,7 @@ import type { TestConnectionRequest } from '$lib/bindings/TestConnectionRequest'
 import type { VerificationOutcome } from '$lib/bindings/VerificationOutcome';
 import type { VerifyMode } from '$lib/bindings/VerifyMode';
 import type { VerifyProgress } from '$lib/bindings/VerifyProgress';
+import { clusterName } from '$lib/state/direction';
 import { BackendError, type Backend } from './index';
 
 export function progress(overrides: Partial<Progress> = {}): Progress {
@@ -57,8 +59,16 @@ export function progress(overrides: Partial<Progress> = {}): Progress {
     verification: null,
     load: null,
     sourceImpact: null,
+    reversible: false,
+    directionMapping: null,
     ...overrides,
   };
+}
+
+/** What the engine reports of clusters given as `source` and `destination` (hosts), running forward or back. */
+export function mapping(source: string, destination: string, back = false): DirectionMapping {
+  const given = { Source: `cluster0: ${source}`, Destination: `cluster1: ${destination}` };
+  return back ? { Source: given.Destination, Destination: given.Source } : given;
 }
 
 /** The source's health with nothing measured yet: every figure missing. */
@@ -252,12 +262,14 @@ export class FakeBackend implements Backend {
     destination: '{\n  "_id": 1,\n  "n": 2\n}',
   });
   tree: (request: ScopeRequest) => Promise<ScopeTree> = async () => sampleTree;
-  start: (request: StartSyncRequest) => Promise<SyncStarted> = async (request) => ({
-    resumed: false,
-    remembered: true,
-    reversible: request.reversible,
-    reversed: false,
-  });
+  /** What a start answers; by default the engine reports the direction of the clusters given, forward. */
+  start: (request: StartSyncRequest) => Promise<SyncStarted> = async (request) => {
+    this.current = {
+      ...this.current,
+      directionMapping: mapping(clusterName(request.sourceUri), clusterName(request.destinationUri)),
+    };
+    return { resumed: false, remembered: true };
+  };
   /** The answer to a load change; by default the engine's limits for the setting. */
   loadAnswer: (setting: LoadSetting) => Promise<LoadStatus> = async (setting) => loadStatus(setting);
   /** The migration's log, once a sync has started; null before. */
@@ -391,7 +403,7 @@ export class FakeBackend implements Backend {
   async resumeRemembered(): Promise<SyncStarted> {
     this.log('resumeRemembered');
     this.logPath = this.logOf(this.current.migrationId);
-    return { resumed: true, remembered: true, reversible: false, reversed: false };
+    return { resumed: true, remembered: true };
   }
   async forgetRemembered(): Promise<void> {
     this.log('forgetRemembered');

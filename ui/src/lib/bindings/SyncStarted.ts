@@ -10,14 +10,4 @@ resumed: boolean,
  * when a connection string holds a password and came from no saved
  * profile: a password is never stored outside the keyring).
  */
-remembered: boolean, 
-/**
- * The migration keeps a way back: asked for now, or stored so on the
- * destination by an earlier start. The Done step offers Reverse.
- */
-reversible: boolean, 
-/**
- * The stored migration has been reversed: the live direction runs
- * from the destination given to the source given.
- */
-reversed: boolean, };
+remembered: boolean, };

@@ -1,17 +1,21 @@
 // The running migration as the UI sees it: the latest progress snapshot
 // (pushed by the backend's channel, never polled), a per-second history
-// of lag and events/s for the charts, which way it runs, and the control
+// of lag and events/s for the charts, which way it runs and whether it
+// keeps a way back (both as the engine reports them), and the control
 // actions, the load on the source and the reverse among them.
 import type { Backend } from '$lib/backend';
 import { toErrorInfo } from '$lib/backend';
 import type { CommitRequest } from '$lib/bindings/CommitRequest';
+import type { DirectionMapping } from '$lib/bindings/DirectionMapping';
 import type { ErrorInfo } from '$lib/bindings/ErrorInfo';
 import type { Event } from '$lib/bindings/Event';
 import type { EventSource } from '$lib/bindings/EventSource';
 import type { EventSourceChoice } from '$lib/bindings/EventSourceChoice';
 import type { LoadStatus } from '$lib/bindings/LoadStatus';
 import type { Progress } from '$lib/bindings/Progress';
+import type { ResumableMigration } from '$lib/bindings/ResumableMigration';
 import type { StartSyncRequest } from '$lib/bindings/StartSyncRequest';
+import { mappedDirection, turned } from './direction';
 import { LoadControl, LoadForm } from './load.svelte';
 import { MigrationLogState } from './log.svelte';
 
@@ -66,15 +70,18 @@ export class SyncState {
    */
   eventSource: EventSourceChoice = $state('auto');
   /**
-   * Keep a way back: chosen before the start (sent with the compatibility
-   * check and the start); once started, whether the migration keeps one,
-   * as the shell answered (a resumed migration keeps its stored choice).
+   * Keep a way back, as chosen before the start: sent with the
+   * compatibility check and the start. Once started, `reversible` says
+   * whether the migration keeps one.
    */
-  reversible = $state(false);
-  /** The live direction runs back, from the destination the wizard migrated to, to its source. */
-  reversed = $state(false);
-  /** Events the migration had applied when the live direction began, so its figures count its own. */
-  private eventsBefore = $state(0);
+  keepWayBack = $state(false);
+  /**
+   * Reopened after a restart already committed: this window saw none of
+   * its copy and sync, so the Done step has no figures of them to show.
+   */
+  reopenedCommitted = $state(false);
+  /** The direction a reverse being prepared turns from, as the engine reported it then. */
+  private turningFrom: DirectionMapping | null = $state(null);
   /** The load the sync starts at, as chosen before it starts. */
   readonly startLoad = new LoadForm();
   /** The live load control of the running sync. */
@@ -109,33 +116,64 @@ export class SyncState {
     return this.progress?.state === 'COMMITTED';
   }
 
+  /**
+   * Whether the migration keeps a way back, as the engine says once its
+   * run has read the stored migration (a resumed one keeps its stored
+   * choice, whatever was asked).
+   */
+  get reversible(): boolean {
+    return this.progress?.reversible ?? false;
+  }
+
   /** A committed migration that keeps a way back, which may now be reversed. */
   get canReverse(): boolean {
     return this.committed && this.reversible;
   }
 
-  /** Events applied in the live direction (a reverse counts from its start). */
+  /**
+   * Which way the migration runs, as the engine reports it; while a
+   * reverse is being prepared (REVERSING), the way it turns to, which the
+   * engine reports only once the reverse has begun. `null` before the
+   * engine says.
+   */
+  get mapping(): DirectionMapping | null {
+    const p = this.progress;
+    const live = p?.directionMapping ?? null;
+    if (!live || p?.state !== 'REVERSING') return live;
+    const from = this.turningFrom ?? live;
+    return live.Source === from.Source ? turned(live) : live;
+  }
+
+  /** The live direction runs back, from the cluster the wizard migrated to (a reverse). */
+  get reversed(): boolean {
+    const mapping = this.mapping;
+    return mapping !== null && mappedDirection(mapping).reverse;
+  }
+
+  /** Events applied in the live direction: the engine counts each direction from its start. */
   get eventsApplied(): number {
-    return Math.max(0, (this.progress?.totalEventsApplied ?? 0) - this.eventsBefore);
+    return this.progress?.totalEventsApplied ?? 0;
   }
 
   async start(request: StartSyncRequest): Promise<boolean> {
     return this.act(async () => {
-      const started = await this.backend.startSync(request);
-      this.reversible = started.reversible;
-      this.reversed = started.reversed;
+      await this.backend.startSync(request);
       this.startedAt = this.now();
       await this.attach();
     });
   }
 
-  /** Resumes the migration the app remembered from an earlier run. */
-  async resumeEarlier(startedAt: number): Promise<boolean> {
+  /**
+   * Resumes the migration the app remembered from an earlier run: one
+   * stopped midway, or one committed with a way back, to be reversed.
+   */
+  async resumeEarlier(offer: ResumableMigration): Promise<boolean> {
     return this.act(async () => {
-      const started = await this.backend.resumeRemembered();
-      this.reversible = started.reversible;
-      this.reversed = started.reversed;
-      this.startedAt = startedAt;
+      await this.backend.resumeRemembered();
+      const committed = offer.phase === 'committed';
+      this.reopenedCommitted = committed;
+      // A committed one's time was taken before this window opened.
+      this.startedAt = committed ? null : offer.startedAt;
       await this.attach();
     });
   }
@@ -143,14 +181,14 @@ export class SyncState {
   /**
    * Turns the committed migration round: the new cluster's writes since
    * the cutover flow back to the old one. The dashboard starts afresh for
-   * the reverse: its own time, charts and events.
+   * the reverse: its own time and charts (the engine counts its events
+   * and failures from zero).
    */
   reverse(): Promise<boolean> {
     return this.act(async () => {
-      const before = this.progress?.totalEventsApplied ?? 0;
+      this.turningFrom = this.progress?.directionMapping ?? null;
       const progress = await this.backend.reverseMigration();
-      this.reversed = !this.reversed;
-      this.eventsBefore = before;
+      this.reopenedCommitted = false;
       this.history = [];
       this.startedAt = this.now();
       this.finishedAt = null;
@@ -202,6 +240,9 @@ export class SyncState {
   }
 
   private apply(progress: Progress): void {
+    // Where a reverse turns from: the direction before it, until it runs.
+    if (progress.state !== 'REVERSING') this.turningFrom = null;
+    else this.turningFrom ??= progress.directionMapping;
     this.progress = progress;
     this.load.follow();
     if (progress.error) this.error = progress.error;

@@ -15,7 +15,7 @@ import { PreflightState } from './preflight.svelte';
 import { ScopeState } from './scope.svelte';
 import { SyncState } from './sync.svelte';
 import { ValidateState } from './validate.svelte';
-import { direction, type Direction } from './direction';
+import { direction, mappedDirection, type Direction } from './direction';
 
 export type StepId = 'source' | 'destination' | 'compatibility' | 'scope' | 'sync' | 'cutover' | 'validate' | 'done';
 
@@ -34,6 +34,14 @@ export const STEPS: readonly Step[] = [
   { id: 'validate', title: 'Validate' },
   { id: 'done', title: 'Done' },
 ];
+
+/** The step a resumed migration opens on, by the phase it was found in. */
+const RESUMED_AT: Record<string, StepId> = {
+  copying: 'sync',
+  syncing: 'sync',
+  committing: 'cutover',
+  committed: 'done',
+};
 
 export type SandboxStatus =
   | { kind: 'none' }
@@ -100,9 +108,20 @@ export class Wizard {
     }
   }
 
-  /** The clusters the live direction runs between, named by their hosts. */
+  /**
+   * The clusters the live direction runs between, named by their hosts:
+   * as the engine reports them once the migration runs (after a restart
+   * too, when the connection steps are empty), else from the wizard's
+   * connection strings.
+   */
   get direction(): Direction {
-    return direction(this.source.effectiveUri, this.destination.effectiveUri, this.sync.reversed);
+    const mapping = this.sync.mapping;
+    return mapping ? mappedDirection(mapping) : direction(this.source.effectiveUri, this.destination.effectiveUri);
+  }
+
+  /** Whether the direction names clusters: the engine reported them, or the wizard has a connection string. */
+  get directionKnown(): boolean {
+    return this.sync.mapping !== null || this.source.effectiveUri !== '';
   }
 
   /** Steps before the sync can be revisited until the migration starts. */
@@ -150,7 +169,7 @@ export class Wizard {
         eventSource: this.sync.eventSource,
         sourceProfile: this.source.profileName,
         destinationProfile: this.destination.profileName,
-        reversible: this.sync.reversible,
+        reversible: this.sync.keepWayBack,
       },
       force,
     );
@@ -215,12 +234,17 @@ export class Wizard {
     }
   }
 
+  /**
+   * Resumes the offered migration on the step it stopped at: the Sync
+   * step's dashboard (a reverse's too), the Cutover step mid-commit, or
+   * the Done step, Reverse offered, when it was committed with a way back.
+   */
   async resumeEarlier(): Promise<void> {
     const offer = this.resumable;
     if (!offer) return;
-    if (await this.sync.resumeEarlier(offer.startedAt)) {
+    if (await this.sync.resumeEarlier(offer)) {
       this.resumable = null;
-      this.goTo(offer.phase === 'committing' ? 'cutover' : 'sync');
+      this.goTo(RESUMED_AT[offer.phase] ?? 'sync');
     }
   }
 
@@ -297,7 +321,7 @@ export class Wizard {
       sourceProfile: this.source.profileName,
       destinationProfile: this.destination.profileName,
       load: this.sync.startLoad.startSetting,
-      reversible: this.sync.reversible,
+      reversible: this.sync.keepWayBack,
     });
   }
 

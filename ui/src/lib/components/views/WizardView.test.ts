@@ -6,6 +6,7 @@ import {
   FakeBackend,
   fail,
   loadStatus,
+  mapping,
   preflightReport,
   progress,
   sampleTree,
@@ -144,6 +145,7 @@ describe('WizardView', () => {
     backend.resumable = {
       migrationId: 'm-9',
       phase: 'syncing',
+      reversed: false,
       source: 'mongodb://127.0.0.1:1/?replicaSet=s',
       destination: 'mongodb://127.0.0.1:2/?replicaSet=d',
       include: [],
@@ -485,18 +487,25 @@ describe('WizardView', () => {
 });
 
 describe('the way back', () => {
+  const forward = mapping('127.0.0.1:1', '127.0.0.1:2');
+  const back = mapping('127.0.0.1:1', '127.0.0.1:2', true);
+  /** A snapshot of a migration that keeps a way back, as the engine reports it (forward unless told). */
+  const kept = (overrides: Parameters<typeof progress>[0] = {}) =>
+    progress({ reversible: true, directionMapping: forward, ...overrides });
+
   /** From the Sync step: a migration started (with a way back, if asked) that has committed, validated, on the Done step. */
   async function committedToDone(backend: FakeBackend, reversible: boolean) {
     if (reversible) await fireEvent.click(byTestId('reversible'));
     await fireEvent.click(byTestId('start-sync'));
-    backend.emit({ kind: 'progress', ...progress({ phase: 'applying', lagTimeSeconds: 0.5, canCommit: true }) });
+    const snapshot = reversible ? kept : progress;
+    backend.emit({ kind: 'progress', ...snapshot({ phase: 'applying', lagTimeSeconds: 0.5, canCommit: true }) });
     await waitFor(() => expect(button('next').disabled).toBe(false));
     await fireEvent.click(button('next'));
     await waitFor(() => expect(button('commit').disabled).toBe(false));
     await fireEvent.click(button('commit'));
     backend.emit({
       kind: 'progress',
-      ...progress({ state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0, totalEventsApplied: 100 }),
+      ...snapshot({ state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0, totalEventsApplied: 100 }),
     });
     await screen.findByTestId('committed');
     await fireEvent.click(button('next'));
@@ -574,10 +583,11 @@ describe('the way back', () => {
     expect(byTestId('direction').textContent).toBe('Reverse: 127.0.0.1:2 → 127.0.0.1:1');
     expect(button('next').disabled).toBe(true);
 
-    // Then RUNNING the other way: no copy, its own events, canCommit.
+    // Then RUNNING the other way: no copy, its own events (the engine
+    // counts them from zero), canCommit.
     backend.emit({
       kind: 'progress',
-      ...progress({ migrationId: 'm-2', phase: 'applying', lagTimeSeconds: 0.4, canCommit: true, totalEventsApplied: 112 }),
+      ...kept({ migrationId: 'm-2', phase: 'applying', lagTimeSeconds: 0.4, canCommit: true, totalEventsApplied: 12, directionMapping: back }),
     });
     await waitFor(() => expect(byTestId('sync-back').textContent).toContain('It has caught up'));
     expect(byTestId('sync-back').textContent).toContain('writes made on 127.0.0.1:2 since the cutover back to 127.0.0.1:1');
@@ -591,7 +601,10 @@ describe('the way back', () => {
     await waitFor(() => expect(button('commit').disabled).toBe(false));
     await fireEvent.click(button('commit'));
     expect(backend.called('commitMigration')[1]).toEqual([{ blockSourceWrites: true, verify: 'auto' }]);
-    backend.emit({ kind: 'progress', ...progress({ migrationId: 'm-2', state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0 }) });
+    backend.emit({
+      kind: 'progress',
+      ...kept({ migrationId: 'm-2', state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0, totalEventsApplied: 12, directionMapping: back }),
+    });
     const committed = await screen.findByTestId('committed');
     expect(committed.textContent).toContain('127.0.0.1:1 is committed');
     await fireEvent.click(button('next'));
@@ -603,7 +616,11 @@ describe('the way back', () => {
     await screen.findByTestId('verify-result');
     await fireEvent.click(button('next'));
     expect(screen.getByRole('heading', { level: 2 }).textContent).toBe('Reverse complete');
-    expect(byTestId('summary').textContent).toContain('Changes synced back');
+    const summary = byTestId('summary').textContent ?? '';
+    expect(summary).toContain('Changes synced back12');
+    // A reverse copies nothing: no copy figures, not even zeros.
+    expect(summary).not.toContain('Collections');
+    expect(summary).not.toContain('copied');
     expect(byTestId('done-next').textContent).toContain('Applications may now write to 127.0.0.1:1');
     // And the way back is itself reversible: forward again.
     await fireEvent.click(byTestId('reverse'));
@@ -630,6 +647,75 @@ describe('the way back', () => {
     expect(screen.getByRole('heading', { level: 2 }).textContent).toBe('Migration complete');
     expect(screen.getByText('Applications may now write to the destination. The source is unchanged.')).toBeTruthy();
     expect(screen.queryByTestId('reverse')).toBeNull();
+  });
+
+  /** An offer of the remembered clusters' migration, as the shell finds it at start-up. */
+  function offer(phase: string, reversed: boolean) {
+    return {
+      migrationId: reversed ? 'm-2' : 'm-1',
+      phase,
+      reversed,
+      source: 'profile old',
+      destination: 'mongodb://root:****@127.0.0.1:2/?replicaSet=d',
+      include: [],
+      exclude: [],
+      startedAt: 0,
+    };
+  }
+
+  it('reopens a committed migration with a way back after a restart, on the Done step with Reverse', async () => {
+    const backend = new FakeBackend();
+    backend.resumable = offer('committed', false);
+    // The engine picks it up first (its lease, the stored migration)…
+    backend.current = progress({ phase: 'applying', directionMapping: forward });
+    renderWizard(backend);
+    const shown = await screen.findByTestId('resume-offer');
+    expect(shown.textContent).toContain('A committed migration keeps its way back');
+    expect(shown.textContent).toContain(
+      'The migration from profile old to mongodb://root:****@127.0.0.1:2/?replicaSet=d is committed, and profile old keeps its user writes blocked',
+    );
+    expect(button('resume').textContent?.trim()).toBe('Reopen it');
+    await fireEvent.click(byTestId('resume'));
+    await waitFor(() => expect(screen.getByRole('heading', { level: 2 }).textContent).toBe('Migration complete'));
+    expect(byTestId('reopening').textContent).toContain('Reopening the committed migration');
+    expect(screen.queryByTestId('reverse')).toBeNull();
+    // …then says it is COMMITTED and keeps a way back: Reverse is offered.
+    backend.emit({ kind: 'progress', ...kept({ state: 'COMMITTED', phase: 'done', lagTimeSeconds: 0 }) });
+    await screen.findByTestId('reverse');
+    expect(screen.queryByTestId('reopening')).toBeNull();
+    // This window saw none of its copy: no figures of zero.
+    expect(screen.queryByTestId('summary')).toBeNull();
+    expect(byTestId('reopened').textContent).toContain('Committed before the app was reopened');
+    expect(byTestId('done-next').textContent).toContain('127.0.0.1:1 keeps its user writes blocked');
+    expect(byTestId('direction').textContent).toBe('127.0.0.1:1 → 127.0.0.1:2');
+    await fireEvent.click(byTestId('reverse'));
+    expect(byTestId('reverse-confirm').textContent).toContain('Reverse: 127.0.0.1:2 → 127.0.0.1:1?');
+    await fireEvent.click(byTestId('reverse-start'));
+    expect(backend.called('reverseMigration')).toHaveLength(1);
+    await waitFor(() => expect(screen.getByRole('heading', { level: 2 }).textContent).toBe('Sync back'));
+    expect(byTestId('reversing').textContent).toContain('Preparing the old cluster (127.0.0.1:1)…');
+  });
+
+  it('resumes a reverse stopped midway after a restart into the way back\'s dashboard', async () => {
+    const backend = new FakeBackend();
+    backend.resumable = offer('syncing', true);
+    backend.current = kept({ migrationId: 'm-2', phase: 'applying', lagTimeSeconds: 2, directionMapping: back });
+    renderWizard(backend);
+    const shown = await screen.findByTestId('resume-offer');
+    expect(shown.textContent).toContain('A reverse is waiting to be resumed');
+    expect(shown.textContent).toContain(
+      'The reverse from mongodb://root:****@127.0.0.1:2/?replicaSet=d back to profile old stopped while syncing',
+    );
+    await fireEvent.click(byTestId('resume'));
+    await waitFor(() => expect(screen.getByRole('heading', { level: 2 }).textContent).toBe('Sync back'));
+    expect(byTestId('sync-back').textContent).toContain('writes made on 127.0.0.1:2 since the cutover back to 127.0.0.1:1');
+    expect(byTestId('direction').textContent).toBe('Reverse: 127.0.0.1:2 → 127.0.0.1:1');
+    expect(screen.queryByTestId('copy-progress')).toBeNull();
+    // Its commit makes the old cluster current again, and Done says so.
+    backend.emit({ kind: 'progress', ...kept({ migrationId: 'm-2', phase: 'applying', lagTimeSeconds: 0.2, canCommit: true, directionMapping: back }) });
+    await waitFor(() => expect(button('next').disabled).toBe(false));
+    await fireEvent.click(button('next'));
+    expect(byTestId('writes-blocked-note').textContent).toContain('blocks user writes on 127.0.0.1:2');
   });
 
   it('shows a refused reverse on the Done step and stays there', async () => {
