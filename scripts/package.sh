@@ -43,7 +43,6 @@ case "$target_dir" in /*) ;; *) target_dir="$root/$target_dir" ;; esac
 if [[ $mode == debug ]]; then
     cargo_profile=(--profile dev)
     out_dir="$target_dir/debug"
-    tauri_args=(--debug -- --locked)
     # The debug binaries are large and only tested: compress them fast.
     xz_level=1
 else
@@ -56,11 +55,24 @@ fi
 
 step() { printf '\n==> %s\n' "$*" >&2; }
 
-# 1. The command line. `--workspace` resolves the engine's features as the
-# desktop build does (and as `cargo test --workspace` did), so that both
-# binaries share one build of the engine.
-step "building the mongoferry CLI ($mode)"
-"$cargo" build --locked --workspace --bin mongoferry "${cargo_profile[@]}"
+# 1. The command line (and, for --debug, the app). `--workspace` resolves
+# the engine's features as the desktop build does, so that both binaries
+# share one build of the engine. --debug builds both with a test target
+# in the selection, so that features resolve as `cargo test --workspace
+# --features mongoferry-desktop/custom-protocol` resolved them
+# (scripts/run-tests.sh): its build is reused, not made again for the
+# package test (a plain build leaves out the dev-dependencies' features,
+# tokio's test-util among them, and rebuilds every crate above tokio).
+if [[ $mode == debug ]]; then
+    step "building the front end, the mongoferry CLI and the desktop app ($mode)"
+    # scripts/test.sh has just built ui/dist from this tree, and says so.
+    [[ -n ${MONGOFERRY_UI_BUILT:-} ]] || (cd ui && npm run --silent build)
+    "$cargo" build --locked --workspace --bin mongoferry --bin mongoferry-desktop --test package \
+        --features mongoferry-desktop/custom-protocol "${cargo_profile[@]}"
+else
+    step "building the mongoferry CLI ($mode)"
+    "$cargo" build --locked --workspace --bin mongoferry "${cargo_profile[@]}"
+fi
 cli="$out_dir/mongoferry"
 [[ -x $cli ]] || die "cargo built no $cli: check the cargo output above."
 
@@ -102,14 +114,21 @@ for f in "$stage/usr/share/bash-completion/completions/mongoferry" \
 done
 
 # 3. The desktop app and the package. The Tauri CLI runs the front end's
-# build (beforeBuildCommand), builds mongoferry-desktop, and bundles the
-# .deb with the staged files (bundle.linux.deb.files, merged in here).
+# build (beforeBuildCommand), builds mongoferry-desktop (for --debug, step
+# 1 did both), and bundles the .deb with the staged files
+# (bundle.linux.deb.files, merged in here).
 overlay="$target_dir/package/tauri-files-$mode.json"
 printf '{"bundle":{"linux":{"deb":{"files":{"/usr":"%s"}}}}}\n' "$stage/usr" >"$overlay"
 bundle_dir="$out_dir/bundle/deb"
 rm -f "$bundle_dir"/*.deb
-step "building the desktop app and the .deb ($mode)"
-(cd ui && npm run --silent tauri -- build --ci --bundles deb --config "$overlay" "${tauri_args[@]}")
+if [[ $mode == debug ]]; then
+    # The app is built (step 1): the Tauri CLI only bundles it.
+    step "bundling the .deb ($mode)"
+    (cd ui && npm run --silent tauri -- bundle --ci --debug --bundles deb --config "$overlay")
+else
+    step "building the desktop app and the .deb ($mode)"
+    (cd ui && npm run --silent tauri -- build --ci --bundles deb --config "$overlay" "${tauri_args[@]}")
+fi
 
 shopt -s nullglob
 debs=("$bundle_dir"/*.deb)

@@ -28,10 +28,14 @@ if [[ -f ui/package.json ]]; then
     (cd ui && npm test --silent)
     step "front end: build"
     (cd ui && npm run --silent build)
+    # ui/dist is built from this tree: tests/e2e.rs and scripts/package.sh
+    # --debug need not build it again (the app embeds it, and a rebuilt
+    # dist, newer, would make cargo compile the app again under the tests).
+    export MONGOFERRY_UI_BUILT=1
 fi
 
 step "cargo test --no-run (workspace: build every test)"
-cargo test --workspace --locked --no-run
+scripts/run-tests.sh --build
 
 step "cargo test (integration tests start real mongod replica sets)"
 # The keyring tests need real keyrings: a kernel session keyring

@@ -111,21 +111,31 @@ fn app_binary() -> &'static Path {
             ui.join("node_modules").is_dir(),
             "the front end's npm packages are missing: run `npm ci` in ui/ (scripts/setup-deps.sh does)"
         );
-        run(
-            "npm run build (in ui/)",
-            Command::new("npm").args(["run", "--silent", "build"]).current_dir(&ui),
-        );
+        // scripts/test.sh has just built it from this tree, and says so.
+        if std::env::var_os("MONGOFERRY_UI_BUILT").is_none() {
+            run(
+                "npm run build (in ui/)",
+                Command::new("npm").args(["run", "--silent", "build"]).current_dir(&ui),
+            );
+        }
         // The tests' own cargo has finished building by now and holds no
-        // lock on the target directory.
+        // lock on the target directory. A test target in the selection
+        // resolves features as `cargo test` does (with the dev-dependencies),
+        // so that after scripts/run-tests.sh's build only the front end's
+        // new assets are compiled in; a plain build of the app would build
+        // every crate above tokio again.
         run(
-            "cargo build -p mongoferry-desktop --features custom-protocol",
-            Command::new(env!("CARGO"))
+            "cargo build --workspace --bin mongoferry-desktop --test e2e --features mongoferry-desktop/custom-protocol",
+            support::clean_cargo_env(&mut Command::new(env!("CARGO")))
                 .args([
                     "build",
-                    "-p",
+                    "--workspace",
+                    "--bin",
                     "mongoferry-desktop",
+                    "--test",
+                    "e2e",
                     "--features",
-                    "custom-protocol",
+                    "mongoferry-desktop/custom-protocol",
                 ])
                 .current_dir(workspace()),
         );

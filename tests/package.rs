@@ -1,5 +1,6 @@
 //! The Debian package (issue 17). `scripts/package.sh --debug` builds it from
-//! the dev profile, whose build `cargo test --workspace` has just made (the
+//! the dev profile, whose build `cargo test --workspace --features
+//! mongoferry-desktop/custom-protocol` (scripts/run-tests.sh) has just made (the
 //! lean `dist` build is for the package shipped, and too slow for CI); this
 //! test then reads the package's control data and file list, unpacks it with
 //! `dpkg-deb -x` into a scratch folder and runs the unpacked `mongoferry`.
@@ -72,7 +73,7 @@ fn the_package_holds_the_app_and_the_cli_with_man_pages_and_completions() {
     // on the target directory.
     let built = run(
         "scripts/package.sh --debug",
-        Command::new("bash")
+        mongoferry_test_support::clean_cargo_env(&mut Command::new("bash"))
             .arg(root.join("scripts/package.sh"))
             .arg("--debug")
             .env("CARGO", env!("CARGO"))

@@ -291,6 +291,30 @@ pub fn mongoferry_bin() -> std::path::PathBuf {
     bin
 }
 
+/// A command that runs cargo (itself, or through a script) from a test:
+/// without the variables cargo sets for the running test
+/// (`CARGO_MANIFEST_DIR`, `CARGO_PKG_*`, ...). Build scripts (ring's, through
+/// cc) rerun when those change, so a nested build would otherwise rebuild
+/// ring and every crate above it that the test run's build had made.
+pub fn clean_cargo_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    const SET_FOR_TESTS: &[&str] = &[
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "OUT_DIR",
+    ];
+    for (key, _) in std::env::vars_os() {
+        let Some(k) = key.to_str() else { continue };
+        if SET_FOR_TESTS.iter().any(|p| k.starts_with(p)) {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd
+}
+
 /// A port nobody listens on yet, for a sync's control API.
 pub fn api_port() -> u16 {
     mongoferry::sandbox::free_port().expect("free port")
