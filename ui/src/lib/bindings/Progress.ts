@@ -57,5 +57,6 @@ reversible: boolean,
 /**
  * Which cluster is the source and which the destination now, in
  * mongosync's shape: a reverse swaps them.
+ * Boxed, as `sourceImpact`.
  */
 directionMapping: DirectionMapping | null, };
