@@ -451,21 +451,7 @@ async fn a_reversible_migration_through_the_shell_state() {
     // The window closes while the migration waits for a reverse: a new
     // one offers it again, and reopens it COMMITTED, Reverse available.
     state.shutdown().await;
-    let state = AppState::new(SessionFile::new(dir.path())).with_log_dir(dir.path().join("logs"));
-    let offer = state
-        .find_resumable()
-        .await
-        .expect("the way back is offered");
-    assert_eq!(
-        (offer.phase.as_str(), offer.reversed),
-        ("committed", false),
-        "{offer:?}"
-    );
-    assert_eq!(offer.migration_id, forward.migration_id);
-    state
-        .resume_remembered()
-        .await
-        .unwrap_or_else(|e| panic!("{} {}", e.message, e.remedy));
+    let state = reopen_and_resume(dir.path(), ("committed", false), &forward.migration_id).await;
     let reopened = wait_for(&state, "the reopened migration", |p| {
         p.state == State::Committed
     })
@@ -520,21 +506,7 @@ async fn a_reversible_migration_through_the_shell_state() {
         .insert_many((600..650).map(|i| doc! { "_id": i, "n": i }))
         .await
         .expect("write to the new cluster");
-    let state = AppState::new(SessionFile::new(dir.path())).with_log_dir(dir.path().join("logs"));
-    let offer = state
-        .find_resumable()
-        .await
-        .expect("the reverse is offered");
-    assert_eq!(
-        (offer.phase.as_str(), offer.reversed),
-        ("syncing", true),
-        "{offer:?}"
-    );
-    assert_eq!(offer.migration_id, back.migration_id);
-    state
-        .resume_remembered()
-        .await
-        .unwrap_or_else(|e| panic!("{} {}", e.message, e.remedy));
+    let state = reopen_and_resume(dir.path(), ("syncing", true), &back.migration_id).await;
     let resumed = wait_for(&state, "the resumed reverse", |p| {
         p.state == State::Running && p.reversible
     })
@@ -578,4 +550,21 @@ async fn a_reversible_migration_through_the_shell_state() {
     for name in profile_names() {
         let _ = store.remove(&name);
     }
+}
+
+/// A new window, the last one closed: it offers the remembered migration
+/// `id` in `phase`, the way back or not (`offer`), and resumes it.
+async fn reopen_and_resume(dir: &std::path::Path, offer: (&str, bool), id: &str) -> AppState {
+    let state = AppState::new(SessionFile::new(dir)).with_log_dir(dir.join("logs"));
+    let found = state
+        .find_resumable()
+        .await
+        .unwrap_or_else(|| panic!("no resume offer; expected {offer:?}"));
+    assert_eq!((found.phase.as_str(), found.reversed), offer, "{found:?}");
+    assert_eq!(found.migration_id, id);
+    state
+        .resume_remembered()
+        .await
+        .unwrap_or_else(|e| panic!("{} {}", e.message, e.remedy));
+    state
 }
