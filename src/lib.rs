@@ -79,7 +79,10 @@ pub use context::{CommitRequest, CommitVerify, EventSourceChoice, Tuning};
 pub use error::{Error, ErrorInfo, Result, Role};
 pub use load::{LoadLevel, LoadSetting, LoadStatus};
 pub use migration::{Migration, MigrationHandle, SyncConfig};
-pub use progress::{Event, EventSource, Phase, Progress, State, VerificationState, VerifyProgress};
+pub use progress::{
+    DirectionMapping, Event, EventSource, Phase, Progress, State, VerificationState,
+    VerifyProgress, CLUSTER_NAMES,
+};
 pub use scope::{Namespace, Scope};
 
 /// The engine's version.

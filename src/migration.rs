@@ -104,7 +104,7 @@ impl SyncConfig {
             event_source: EventSourceChoice::Auto,
             load: None,
             reversible: false,
-            cluster_names: ["cluster0", "cluster1"],
+            cluster_names: crate::progress::CLUSTER_NAMES,
             tuning: Tuning::default(),
         }
     }
@@ -300,11 +300,10 @@ async fn holds_timeseries(src: &Cluster, scope: &Scope) -> Result<bool> {
     Ok(namespaces.iter().any(|n| n.kind == NsKind::Timeseries))
 }
 
-/// The id of the migration a run will drive: the stored one's, unless
-/// `fresh` is to discard it, else a new one. A store that cannot be read
-/// yet gives a new id: `prepare` meets the same failure and reports it.
-/// The stored migration's id and whether it keeps a way back, or a new
-/// id and the config's choice.
+/// The id of the migration a run will drive, and whether it keeps a way
+/// back: the stored one's, unless `fresh` is to discard it, else a new id
+/// and the config's choice. A store that cannot be read yet gives a new
+/// id: `prepare` meets the same failure and reports it.
 async fn known_id(store: &Store, config: &SyncConfig) -> (String, bool) {
     if !config.fresh {
         match store.load().await {

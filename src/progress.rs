@@ -162,11 +162,15 @@ pub struct Progress {
     #[serde(default)]
     pub reversible: bool,
     /// Which cluster is the source and which the destination now, in
-    /// mongosync's shape: a reverse swaps them.
-    /// Boxed, as `sourceImpact`.
+    /// mongosync's shape: a reverse swaps them. Boxed, as `sourceImpact`.
     #[serde(default)]
     pub direction_mapping: Option<Box<DirectionMapping>>,
 }
+
+/// What `directionMapping` calls the two clusters by default: the source
+/// and the destination a migration is started with (`serve` may start
+/// from its `cluster1`: `SyncConfig::cluster_names`).
+pub const CLUSTER_NAMES: [&str; 2] = ["cluster0", "cluster1"];
 
 /// The live direction, as mongosync reports it: `"<name>: <hosts>"`, where
 /// the names are `serve`'s `cluster0` and `cluster1` (for `sync`, its
@@ -187,6 +191,11 @@ impl DirectionMapping {
             source: format!("{}: {}", source.0, source.1),
             destination: format!("{}: {}", destination.0, destination.1),
         }
+    }
+
+    /// The source's name (`cluster0` or `cluster1`).
+    pub fn source_name(&self) -> &str {
+        self.source.split_once(": ").map_or("", |(name, _)| name)
     }
 
     /// The other way round.

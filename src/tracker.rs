@@ -42,6 +42,23 @@ struct Meters {
     stall: Stall,
 }
 
+impl Meters {
+    fn new() -> Meters {
+        Meters {
+            copy_bytes: RateMeter::new(RATE_WINDOW),
+            events: RateMeter::new(RATE_WINDOW),
+            applied_ms: RateMeter::new(RATE_WINDOW),
+            start_at: None,
+            applied: None,
+            source_time: None,
+            commit_target: None,
+            ns_index: HashMap::new(),
+            ranges_left: 0,
+            stall: Stall::default(),
+        }
+    }
+}
+
 /// Notices a copy that has stopped moving: a destination that no longer
 /// takes writes (a full disk, `fsyncLock`) or a source that no longer
 /// answers makes the copy wait without an error, which the user must hear
@@ -117,23 +134,11 @@ impl Tracker {
     pub(crate) fn new() -> Tracker {
         let (progress, _) = watch::channel(Progress::default());
         let (events, _) = broadcast::channel(1024);
-        let window = RATE_WINDOW;
         Tracker {
             inner: Arc::new(TrackerInner {
                 progress,
                 events,
-                meters: Mutex::new(Meters {
-                    copy_bytes: RateMeter::new(window),
-                    events: RateMeter::new(window),
-                    applied_ms: RateMeter::new(window),
-                    start_at: None,
-                    applied: None,
-                    source_time: None,
-                    commit_target: None,
-                    ns_index: HashMap::new(),
-                    ranges_left: 0,
-                    stall: Stall::default(),
-                }),
+                meters: Mutex::new(Meters::new()),
             }),
         }
     }
@@ -351,16 +356,14 @@ impl Tracker {
     /// reverse counts them too.
     pub(crate) fn reversed(&self) {
         {
+            // The clocks go on until the reverse's own start is set; every
+            // other meter starts afresh.
             let mut m = self.meters();
-            m.commit_target = None;
-            m.applied = None;
-            let window = RATE_WINDOW;
-            m.events = RateMeter::new(window);
-            m.copy_bytes = RateMeter::new(window);
-            m.applied_ms = RateMeter::new(window);
-            m.ns_index.clear();
-            m.ranges_left = 0;
-            m.stall = Stall::default();
+            *m = Meters {
+                start_at: m.start_at,
+                source_time: m.source_time,
+                ..Meters::new()
+            };
         }
         self.update(|p| {
             p.verification = None;

@@ -102,21 +102,17 @@ const SANDBOX_WRITES_PER_SECOND: u32 = 40;
 /// the report itself counts them all.
 pub const MAX_KEPT_DIFFERENCES: usize = 1000;
 
-/// What the engine's `directionMapping` calls the two clusters this window
-/// gives it. The window always gives them in the order the migration
-/// started (the wizard's source first, and a resume the remembered ones in
-/// the same order), so a live source named `cluster1` means the migration
-/// runs back. The UI reads the same names (`ui/src/lib/state/direction.ts`).
-pub const CLUSTER_NAMES: [&str; 2] = ["cluster0", "cluster1"];
-
 /// Whether the live direction runs back: the engine reports as its source
-/// the cluster this window gave as the destination.
+/// the cluster this window gave as the destination. The window always
+/// gives the clusters in the order the migration started (the wizard's
+/// source first, and a resume the remembered ones in the same order), and
+/// the engine names them `mongoferry::CLUSTER_NAMES` in that order. The UI
+/// reads the same names (`ui/src/lib/state/direction.ts`).
 pub fn runs_back(progress: &Progress) -> bool {
     progress
         .direction_mapping
         .as_ref()
-        .and_then(|m| m.source.split_once(": "))
-        .is_some_and(|(name, _)| name == CLUSTER_NAMES[1])
+        .is_some_and(|m| m.source_name() == mongoferry::CLUSTER_NAMES[1])
 }
 
 /// The verification of this window: the one running, and the last result.
@@ -257,7 +253,6 @@ impl AppState {
         config.event_source = request.event_source;
         config.load = crate::ops::load_choice(request.load.as_ref())?;
         config.reversible = request.reversible;
-        config.cluster_names = CLUSTER_NAMES;
         let cancel = CancellationToken::new();
         let migration = Migration::connect(config, cancel.clone())
             .await
@@ -789,7 +784,6 @@ async fn live_direction(
     let mut config = SyncConfig::new(source_uri, destination_uri);
     config.include = remembered.include.clone();
     config.exclude = remembered.exclude.clone();
-    config.cluster_names = CLUSTER_NAMES;
     let migration = match Migration::connect(config, CancellationToken::new()).await {
         Ok(m) => m,
         Err(e) => {

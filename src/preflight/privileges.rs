@@ -537,7 +537,7 @@ pub fn assess(side: Role, auth: &Auth, needs: &Needs, events: EventSource) -> Ve
             "reversible_needs_access_control",
             format!("The {side} does not enforce access control, so a reversible migration cannot write back to it"),
             "A reversible migration blocks user writes (setUserWriteBlockMode) on the cluster the applications left, and its reverse writes there past the block; the server lets only an authenticated user with bypassWriteBlockingMode (the restore role) do that, and without access control every connection, Mongoferry's included, is refused with UserWritesBlocked.",
-            format!("Enable authentication on the {side} (security.authorization: enabled) and connect as a user with the restore and readWriteAnyDatabase roles, or migrate without a way back (leave out --reversible, or clear \"Keep a way back\" in the wizard)."),
+            format!("Enable authentication on the {side} (security.authorization: enabled) and connect as a user with the restore and readWriteAnyDatabase roles, or {}.", super::reverse::WITHOUT_A_WAY_BACK),
         )],
         Auth::Off => vec![Finding::info(
             "access_control_off",

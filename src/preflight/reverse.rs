@@ -13,6 +13,11 @@ use super::versions::{feature_level, Version, WRITE_BLOCKING_VERSION};
 use crate::error::Role;
 
 /// What the checks of a reversible migration look at.
+/// The other choice every refusal of a reversible migration offers, in
+/// words that read right in the CLI and the wizard alike.
+pub(crate) const WITHOUT_A_WAY_BACK: &str =
+    "migrate without a way back (leave out --reversible, or clear \"Keep a way back\" in the wizard)";
+
 pub struct Facts<'a> {
     pub source_version: &'a str,
     pub source_fcv: Option<&'a str>,
@@ -44,7 +49,7 @@ pub fn assess(f: &Facts) -> Vec<Finding> {
                 "reversible_needs_6_0",
                 format!("The {role} ({what}) cannot take part in a reversible migration"),
                 format!("A reversible migration blocks the old cluster's user writes at commit (setUserWriteBlockMode) and makes its unique indexes non-unique while the reverse runs (collMod forceNonUnique); both need MongoDB {min} or newer, binary and feature compatibility version, on both clusters."),
-                format!("Upgrade the {role} to MongoDB {min} or newer (and its FCV), or migrate without a way back (leave out --reversible, or clear \"Keep a way back\" in the wizard) and keep the old cluster's backup instead."),
+                format!("Upgrade the {role} to MongoDB {min} or newer (and its FCV), or {WITHOUT_A_WAY_BACK} and keep the old cluster's backup instead."),
             ));
         }
     }
@@ -53,7 +58,7 @@ pub fn assess(f: &Facts) -> Vec<Finding> {
             "reversible_sharded",
             "A migration with a sharded cluster cannot be reversible yet",
             "Mongoferry's reverse runs between replica sets: blocking and unblocking user writes on every shard, and relaxing the old cluster's indexes through mongos, are not built.",
-            "Migrate without a way back (leave out --reversible, or clear \"Keep a way back\" in the wizard) and keep the old cluster's backup instead.",
+            format!("Keep the old cluster's backup as the way back, and {WITHOUT_A_WAY_BACK}."),
         ));
     }
     out

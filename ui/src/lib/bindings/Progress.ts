@@ -56,7 +56,6 @@ sourceImpact: SourceImpact | null,
 reversible: boolean, 
 /**
  * Which cluster is the source and which the destination now, in
- * mongosync's shape: a reverse swaps them.
- * Boxed, as `sourceImpact`.
+ * mongosync's shape: a reverse swaps them. Boxed, as `sourceImpact`.
  */
 directionMapping: DirectionMapping | null, };

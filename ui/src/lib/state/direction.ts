@@ -26,7 +26,7 @@ export interface Direction {
  * started (the wizard's source first, and a resumed migration's
  * remembered clusters in that order too), so a live source named
  * `cluster1` means the migration runs back. The shell reads the same
- * names (`CLUSTER_NAMES` in src-tauri/src/state.rs).
+ * names (`CLUSTER_NAMES` in src/progress.rs; `runs_back` in src-tauri/src/state.rs).
  */
 export const CLUSTER_NAMES = ['cluster0', 'cluster1'] as const;
 
